@@ -1,0 +1,103 @@
+#include "autograd/engine.h"
+
+#include <queue>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "autograd/grad_mode.h"
+#include "core/factory.h"
+#include "ops/elementwise.h"
+
+namespace phalanx::autograd {
+
+namespace {
+
+struct LaterFirst {
+  bool operator()(const Node* a, const Node* b) const { return a->sequence_nr < b->sequence_nr; }
+};
+
+// Counts, for every node reachable from the roots, how many edges point at it.
+std::unordered_map<Node*, int> count_dependencies(const std::vector<Node*>& roots) {
+  std::unordered_map<Node*, int> deps;
+  std::unordered_set<Node*> seen(roots.begin(), roots.end());
+  std::vector<Node*> stack(roots.begin(), roots.end());
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const Edge& e : n->next_edges) {
+      if (!e.fn) continue;
+      ++deps[e.fn.get()];
+      if (seen.insert(e.fn.get()).second) stack.push_back(e.fn.get());
+    }
+  }
+  return deps;
+}
+
+void accumulate(Tensor& slot, const Tensor& g) {
+  if (!g.defined()) return;
+  slot = slot.defined() ? ops::binary(ops::BinaryOp::Add, slot, g) : g;
+}
+
+}  // namespace
+
+void backward(const TensorList& roots, const TensorList& grads, bool retain_graph) {
+  GradModeGuard no_grad(false);  // backward itself records no history
+  std::unordered_map<Node*, TensorList> buffers;
+  std::vector<std::shared_ptr<Node>> root_nodes;  // keeps the graph alive while we run it
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const Tensor& r = roots[i];
+    PHX_CHECK(r.requires_grad(), Error,
+              "element ", i, " of tensors does not require grad and does not have a grad_fn");
+    Tensor g = grads[i];
+    if (!g.defined()) {
+      PHX_CHECK(r.numel() == 1, Error, "grad can be implicitly created only for scalar outputs (got ",
+                r.describe(), "); pass gradient=");
+      g = ones(r.sizes());
+    } else {
+      PHX_CHECK(g.sizes() == r.sizes(), ValueError, "backward: gradient ", g.describe(),
+                " does not match the shape of the output ", r.describe());
+      g = g.to(DType::Float32);
+    }
+    Edge e = gradient_edge(r);
+    auto& buf = buffers[e.fn.get()];
+    buf.resize(e.fn->output_shapes.size());
+    accumulate(buf[e.input_nr], g);
+    root_nodes.push_back(e.fn);
+  }
+  std::vector<Node*> raw;
+  for (auto& n : root_nodes) raw.push_back(n.get());
+  auto deps = count_dependencies(raw);
+
+  std::priority_queue<Node*, std::vector<Node*>, LaterFirst> ready;
+  std::unordered_set<Node*> queued;
+  for (Node* n : raw)
+    if (deps[n] == 0 && queued.insert(n).second) ready.push(n);
+
+  while (!ready.empty()) {
+    Node* node = ready.top();
+    ready.pop();
+    TensorList inputs = std::move(buffers[node]);
+    buffers.erase(node);
+    inputs.resize(node->output_shapes.size());
+    for (size_t i = 0; i < inputs.size(); ++i)
+      if (!inputs[i].defined()) inputs[i] = zeros(node->output_shapes[i]);
+    for (auto& [idx, hook] : node->pre_hooks) {
+      Tensor r = hook(inputs[idx]);
+      if (r.defined()) inputs[idx] = r;
+    }
+    std::shared_ptr<Node> keep = node->shared_from_this();
+    TensorList outputs = node->apply(std::move(inputs));
+    if (!retain_graph) node->release_saved();
+    for (size_t i = 0; i < node->next_edges.size(); ++i) {
+      const Edge& e = node->next_edges[i];
+      if (!e.fn) continue;
+      Node* next = e.fn.get();
+      auto& buf = buffers[next];
+      buf.resize(next->output_shapes.size());
+      if (i < outputs.size()) accumulate(buf[e.input_nr], outputs[i]);
+      if (--deps[next] == 0 && queued.insert(next).second) ready.push(next);
+    }
+  }
+}
+
+}  // namespace phalanx::autograd

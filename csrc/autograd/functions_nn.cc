@@ -1,0 +1,112 @@
+#include "autograd/functions.h"
+#include "ops/batch_norm.h"
+#include "ops/linear.h"
+#include "ops/softmax.h"
+
+namespace phalanx::autograd {
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const ops::Conv2dParams& p) {
+  Tensor out = ops::conv2d_forward(x, w, bias, p);
+  const bool has_bias = bias.defined();
+  record("ConvolutionBackward", {out}, {x, w, bias}, {x, w}, [p, has_bias](const BackwardContext& c) {
+    auto g = ops::conv2d_backward(c.grad(), c.saved[0], c.saved[1], has_bias, p,
+                                  {c.need(0), c.need(1), c.need(2)});
+    return TensorList{g.dx, g.dw, g.db};
+  });
+  return out;
+}
+
+static Tensor linear2d(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  Tensor out = ops::linear_forward(x, w, bias);
+  const bool has_bias = bias.defined();
+  record("AddmmBackward", {out}, {x, w, bias}, {x, w}, [has_bias](const BackwardContext& c) {
+    auto g = ops::linear_backward(c.grad(), c.saved[0], c.saved[1], has_bias, {c.need(0), c.need(1), c.need(2)});
+    return TensorList{g.dx, g.dw, g.db};
+  });
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  PHX_CHECK(x.dim() >= 1, ValueError, "linear: input must have at least 1 dimension, got ", x.describe());
+  PHX_CHECK(w.dim() == 2, ValueError, "linear: expected a 2-D weight (out_features, in_features), got ",
+            w.describe());
+  PHX_CHECK(x.size(-1) == w.size(1), ValueError, "linear: input ", x.describe(), " and weight ",
+            w.describe(), " cannot be multiplied (", x.size(-1), " vs ", w.size(1), " in_features)");
+  if (x.dim() == 2) return linear2d(x, w, bias);
+  // leading dims fold into the batch, as in PyTorch
+  Shape out_shape(x.sizes().begin(), x.sizes().end() - 1);
+  out_shape.push_back(w.size(0));
+  Tensor y = linear2d(reshape(x, {-1, x.size(-1)}), w, bias);
+  return reshape(y, out_shape);
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps) {
+  auto r = ops::batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps);
+  record("NativeBatchNormBackward", {r.y}, {x, weight, bias}, {x, weight, r.mean, r.var},
+         [training, eps](const BackwardContext& c) {
+           auto g = ops::batch_norm_backward(c.grad(), c.saved[0], c.saved[2], c.saved[3], c.saved[1],
+                                             training, eps, {c.need(0), c.need(1), c.need(2)});
+           return TensorList{g.dx, g.dweight, g.dbias};
+         });
+  return r.y;
+}
+
+Tensor activation(ops::Activation kind, const Tensor& x, float alpha) {
+  Tensor out = ops::activation_forward(kind, x, alpha);
+  static const char* names[] = {"ReluBackward",    "HardtanhBackward", "LeakyReluBackward", "GeluBackward",
+                                "GeluBackward",    "SigmoidBackward",  "TanhBackward"};
+  record(names[static_cast<int>(kind)], {out}, {x}, {x}, [kind, alpha](const BackwardContext& c) {
+    return TensorList{ops::activation_backward(kind, c.grad(), c.saved[0], alpha)};
+  });
+  return out;
+}
+
+Tensor max_pool2d(const Tensor& x, const ops::Pool2dParams& p) {
+  auto r = ops::max_pool2d_forward(x, p);
+  Tensor ws = r.workspace;
+  record("MaxPool2DBackward", {r.y}, {x}, {x}, [p, ws](const BackwardContext& c) {
+    return TensorList{ops::max_pool2d_backward(c.grad(), c.saved[0], ws, p)};
+  });
+  return r.y;
+}
+
+Tensor avg_pool2d(const Tensor& x, const ops::Pool2dParams& p) {
+  Tensor out = ops::avg_pool2d_forward(x, p);
+  Tensor shape_of = x.alias();  // only its shape is used
+  record("AvgPool2DBackward", {out}, {x}, {}, [p, shape_of](const BackwardContext& c) {
+    return TensorList{ops::avg_pool2d_backward(c.grad(), shape_of, p)};
+  });
+  return out;
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> size) {
+  Tensor out = ops::adaptive_avg_pool2d_forward(x, size);
+  Tensor shape_of = x.alias();
+  record("AdaptiveAvgPool2DBackward", {out}, {x}, {}, [shape_of](const BackwardContext& c) {
+    return TensorList{ops::adaptive_avg_pool2d_backward(c.grad(), shape_of)};
+  });
+  return out;
+}
+
+Tensor softmax(const Tensor& x, int64_t dim, bool log) {
+  Tensor out = ops::softmax_forward(x, dim, log);
+  record(log ? "LogSoftmaxBackward" : "SoftmaxBackward", {out}, {x}, {out}, [dim, log](const BackwardContext& c) {
+    return TensorList{ops::softmax_backward(c.grad(), c.saved[0], dim, log)};
+  });
+  return out;
+}
+
+Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
+                ops::Reduction reduction, int64_t ignore_index) {
+  auto r = ops::nll_loss_forward(input, target, weight, reduction, ignore_index);
+  Tensor total = r.total_weight, shape_of = input.alias();
+  record("NllLossBackward", {r.loss}, {input}, {target, weight},
+         [reduction, ignore_index, total, shape_of](const BackwardContext& c) {
+           return TensorList{ops::nll_loss_backward(c.grad(), shape_of, c.saved[0], c.saved[1], reduction,
+                                                    ignore_index, total)};
+         });
+  return r.loss;
+}
+
+}  // namespace phalanx::autograd

@@ -1,0 +1,27 @@
+// Conversions between Python values and phalanx C++ types, shared by the binding files.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "core/tensor.h"
+
+namespace phalanx::bindings {
+
+namespace py = pybind11;
+
+// A Tensor, or a Python number turned into a 0-d tensor that mixes with `like` as PyTorch's
+// scalars do (an int keeps an integer tensor's dtype, a float makes float32).
+Tensor as_tensor_operand(py::handle v, const Tensor& like);
+// Sizes given either as varargs (2, 3) or as one sequence ((2, 3) or [2, 3]).
+Shape sizes_from_args(const py::args& args, const char* op);
+Shape int_list(py::handle v, size_t n_expected, const char* what);  // int or sequence -> n values
+
+py::array to_numpy(const Tensor& t);
+Tensor from_numpy(const py::array& a);
+
+void init_tensor(py::module_& m);
+void init_functions(py::module_& m);
+void init_nn(py::module_& m);
+
+}  // namespace phalanx::bindings

@@ -1,0 +1,85 @@
+// The extension module phalanx._C: error mapping, dtypes, grad mode, threads, generators.
+#include <dnnl.hpp>
+
+#include "autograd/grad_mode.h"
+#include "bindings/convert.h"
+#include "core/generator.h"
+#include "dnnl/engine.h"
+#include "dnnl/primitive_cache.h"
+
+namespace phalanx::bindings {
+
+static void register_errors() {
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const IndexError& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    } catch (const TimeoutError& e) {
+      PyErr_SetString(PyExc_TimeoutError, e.what());
+    } catch (const Error& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    } catch (const dnnl::error& e) {
+      PyErr_SetString(PyExc_RuntimeError, (std::string("oneDNN: ") + e.what()).c_str());
+    }
+  });
+}
+
+}  // namespace phalanx::bindings
+
+PYBIND11_MODULE(_C, m) {
+  using namespace phalanx;
+  using namespace phalanx::bindings;
+  m.doc() = "phalanx C++ core";
+  register_errors();
+
+  py::enum_<DType>(m, "dtype")
+      .value("float32", DType::Float32)
+      .value("float16", DType::Float16)
+      .value("bfloat16", DType::BFloat16)
+      .value("int64", DType::Int64)
+      .value("int32", DType::Int32)
+      .value("uint8", DType::UInt8)
+      .value("bool", DType::Bool)
+      .def("__repr__", [](DType t) { return std::string("phalanx.") + dtype_name(t); })
+      .def("__str__", [](DType t) { return std::string("phalanx.") + dtype_name(t); })
+      .def_property_readonly("is_floating_point", [](DType t) { return is_floating(t); })
+      .def_property_readonly("itemsize", [](DType t) { return itemsize(t); });
+
+  m.def("is_grad_enabled", &autograd::grad_enabled);
+  m.def("_set_grad_enabled", &autograd::set_grad_enabled);
+  m.def("set_num_threads", &dnnl_util::set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &dnnl_util::get_num_threads);
+  m.def("_primitive_cache_stats", [] {
+    auto& c = dnnl_util::PrimitiveCache::global();
+    return py::dict(py::arg("hits") = c.hits(), py::arg("created") = c.misses(), py::arg("size") = c.size());
+  });
+  m.def("_onednn_version", [] {
+    auto v = dnnl::version();
+    return py::make_tuple(v->major, v->minor, v->patch);
+  });
+
+  py::class_<Generator, std::shared_ptr<Generator>>(m, "Generator")
+      .def(py::init([](uint64_t seed) { return std::make_shared<Generator>(seed); }),
+           py::arg("seed") = 67280421310721ULL)
+      .def("manual_seed", [](const std::shared_ptr<Generator>& g, int64_t seed) {
+        g->manual_seed(static_cast<uint64_t>(seed));
+        return g;
+      })
+      .def("initial_seed", &Generator::initial_seed)
+      .def("get_state", [](const Generator& g) { return py::bytes(g.get_state()); })
+      .def("set_state", [](Generator& g, const py::bytes& s) { g.set_state(std::string(s)); });
+  m.def("default_generator", [] { return Generator::default_generator(); });
+  m.def("manual_seed", [](int64_t seed) {
+    Generator::default_generator()->manual_seed(static_cast<uint64_t>(seed));
+    return Generator::default_generator();
+  }, py::arg("seed"));
+
+  init_tensor(m);
+  init_functions(m);
+  init_nn(m);
+}

@@ -1,0 +1,409 @@
+// The Tensor class: properties, views, indexing, operators and autograd entry points.
+#include "autograd/engine.h"
+#include "autograd/functions.h"
+#include "autograd/grad_mode.h"
+#include "bindings/convert.h"
+#include "ops/reduce.h"
+
+namespace phalanx::bindings {
+
+namespace ag = phalanx::autograd;
+using ops::BinaryOp;
+using ops::UnaryOp;
+
+Tensor as_tensor_operand(py::handle v, const Tensor& like) {
+  if (py::isinstance<Tensor>(v)) return v.cast<Tensor>();
+  if (py::isinstance<py::bool_>(v)) return ops::scalar_tensor(v.cast<bool>(), DType::Bool);
+  if (py::isinstance<py::int_>(v)) {
+    DType dt = like.dtype() == DType::Bool ? DType::Int64 : like.dtype();
+    if (is_reduced_float(dt)) dt = DType::Float32;
+    return ops::scalar_tensor(static_cast<double>(v.cast<int64_t>()), dt);
+  }
+  if (py::isinstance<py::float_>(v)) return ops::scalar_tensor(v.cast<double>(), DType::Float32);
+  if (py::isinstance<py::array>(v)) return from_numpy(v.cast<py::array>());
+  throw TypeError("expected a Tensor or a number, got " + std::string(py::str(py::type::of(v))));
+}
+
+Shape int_list(py::handle v, size_t n, const char* what) {
+  if (py::isinstance<py::int_>(v)) return Shape(n, v.cast<int64_t>());
+  PHX_CHECK(py::isinstance<py::sequence>(v), TypeError, what, " must be an int or a sequence of ints");
+  Shape s = v.cast<Shape>();
+  PHX_CHECK(s.size() == n, ValueError, what, " must have ", n, " values, got ", shape_str(s));
+  return s;
+}
+
+Shape sizes_from_args(const py::args& args, const char* op) {
+  if (args.size() == 1 && !py::isinstance<py::int_>(args[0])) {
+    PHX_CHECK(py::isinstance<py::sequence>(args[0]), TypeError, op,
+              "(): size must be ints or a sequence of ints");
+    return args[0].cast<Shape>();
+  }
+  Shape s;
+  for (auto a : args) {
+    PHX_CHECK(py::isinstance<py::int_>(a), TypeError, op, "(): size must be ints, got ",
+              std::string(py::str(py::type::of(a))));
+    s.push_back(a.cast<int64_t>());
+  }
+  return s;
+}
+
+// ---- indexing --------------------------------------------------------------------------------
+
+static Tensor index_tensor(const Tensor& self, py::handle index) {
+  py::tuple items = py::isinstance<py::tuple>(index) ? py::reinterpret_borrow<py::tuple>(index)
+                                                     : py::make_tuple(index);
+  int64_t consumed = 0;  // how many of self's dims the index list addresses
+  for (auto it : items)
+    if (!it.is_none() && !py::isinstance<py::ellipsis>(it)) ++consumed;
+  PHX_CHECK(consumed <= self.dim(), IndexError, "too many indices for tensor of dimension ", self.dim());
+  Tensor t = self;
+  int64_t d = 0;  // current dim of t
+  for (auto it : items) {
+    if (it.is_none()) {
+      t = ag::unsqueeze(t, d++);
+    } else if (py::isinstance<py::ellipsis>(it)) {
+      d += self.dim() - consumed;
+      consumed = self.dim();
+    } else if (py::isinstance<py::bool_>(it)) {
+      throw TypeError("indexing with a Python bool is not supported");
+    } else if (py::isinstance<py::int_>(it)) {
+      t = ag::select(t, d, it.cast<int64_t>());
+    } else if (py::isinstance<py::slice>(it)) {
+      auto sl = py::reinterpret_borrow<py::slice>(it);
+      PHX_CHECK(sl.attr("step").is_none() || sl.attr("step").cast<int64_t>() > 0, ValueError,
+                "step must be greater than zero");
+      py::ssize_t start, stop, step, len;
+      sl.compute(static_cast<py::ssize_t>(t.size(d)), &start, &stop, &step, &len);
+      t = ag::narrow(t, d++, start, len, step);
+    } else if (py::isinstance<Tensor>(it) || py::isinstance<py::list>(it)) {
+      Tensor idx = py::isinstance<Tensor>(it) ? it.cast<Tensor>()
+                                              : from_numpy(py::module_::import("numpy").attr("asarray")(it));
+      PHX_CHECK(idx.dtype() == DType::Int64 || idx.dtype() == DType::Int32, TypeError,
+                "tensor indices must be int64 (boolean masks are not supported), got ", idx.describe());
+      PHX_CHECK(idx.dim() <= 1, IndexError, "only 0-d or 1-d integer index tensors are supported, got ",
+                idx.describe());
+      // negative indices count from the end
+      int64_t n = t.size(d);
+      Tensor wrapped = ops::where(ops::binary(BinaryOp::Lt, idx, ops::scalar_tensor(0, DType::Int64)),
+                                  ops::binary(BinaryOp::Add, idx, ops::scalar_tensor(static_cast<double>(n), DType::Int64)),
+                                  idx.to(DType::Int64));
+      t = ag::index_select(t, d, wrapped.reshape({-1}));
+      if (idx.dim() == 0) t = ag::select(t, d, 0); else ++d;
+    } else {
+      throw TypeError("invalid index of type " + std::string(py::str(py::type::of(it))) +
+                      ": use ints, slices, None, Ellipsis or an integer tensor");
+    }
+  }
+  return t;
+}
+
+static void setitem(const Tensor& self, py::handle index, py::handle value) {
+  Tensor target;
+  {
+    ag::GradModeGuard no_history(false);  // the view only addresses memory
+    target = index_tensor(self, index);
+  }
+  PHX_CHECK(target.storage() == self.storage(), TypeError,
+            "assignment through an integer-tensor index is not supported; use slices");
+  if (!target.same(self) && target.impl()->view_base == nullptr) target = self;
+  // keep the view (it shares memory) but let autograd see self's state
+  if (py::isinstance<Tensor>(value))
+    ag::copy_(target, value.cast<Tensor>());
+  else
+    ag::fill_(target, value.cast<double>());
+}
+
+// ---- hooks ------------------------------------------------------------------------------------
+
+struct HookHandle {
+  std::shared_ptr<bool> active;
+  void remove() { *active = false; }
+};
+
+static TensorHook python_hook(py::function fn, std::shared_ptr<bool> active) {
+  return [fn, active](const Tensor& g) -> Tensor {
+    if (!*active) return Tensor();
+    py::gil_scoped_acquire gil;
+    py::object r = fn(g);
+    return r.is_none() ? Tensor() : r.cast<Tensor>();
+  };
+}
+
+static HookHandle register_hook(const Tensor& t, py::function fn) {
+  PHX_CHECK(t.requires_grad(), Error, "cannot register a hook on a tensor that doesn't require gradient");
+  auto active = std::make_shared<bool>(true);
+  if (t.is_leaf())
+    t.autograd_meta().leaf_hooks.push_back(python_hook(fn, active));
+  else
+    t.grad_fn()->pre_hooks.emplace_back(t.autograd_meta().output_nr, python_hook(fn, active));
+  return {active};
+}
+
+static HookHandle register_post_accumulate_grad_hook(const Tensor& t, py::function fn) {
+  PHX_CHECK(t.is_leaf() && t.requires_grad(), Error,
+            "post accumulate grad hooks can only be registered on leaf tensors that require grad");
+  auto active = std::make_shared<bool>(true);
+  t.autograd_meta().post_accumulate_hooks.push_back([fn, active](const Tensor& var) {
+    if (!*active) return;
+    py::gil_scoped_acquire gil;
+    fn(var);
+  });
+  return {active};
+}
+
+static void retain_grad(const Tensor& t) {
+  PHX_CHECK(t.requires_grad(), Error, "can't retain_grad on Tensor that has requires_grad=False");
+  if (t.is_leaf() || t.autograd_meta().retains_grad) return;
+  t.autograd_meta().retains_grad = true;
+  std::weak_ptr<TensorImpl> weak = t.impl_ptr();
+  t.grad_fn()->pre_hooks.emplace_back(t.autograd_meta().output_nr, [weak](const Tensor& g) -> Tensor {
+    if (auto impl = weak.lock()) {
+      Tensor self(impl);
+      auto& meta = self.autograd_meta();
+      meta.grad = meta.grad ? ops::binary(BinaryOp::Add, Tensor(meta.grad), g).impl_ptr() : g.clone().impl_ptr();
+    }
+    return Tensor();
+  });
+}
+
+// ---- reductions with PyTorch's optional-dim signatures -----------------------------------------
+
+static std::vector<int64_t> dims_arg(py::handle dim) {
+  if (dim.is_none()) return {};
+  if (py::isinstance<py::int_>(dim)) return {dim.cast<int64_t>()};
+  return dim.cast<std::vector<int64_t>>();
+}
+
+py::object max_or_min(const Tensor& t, py::handle dim, bool keepdim, bool is_max) {
+  if (dim.is_none()) return py::cast(ag::amax_all(t, is_max));
+  if (py::isinstance<Tensor>(dim))  // torch.max(a, b) is maximum
+    return py::cast(ag::binary(is_max ? BinaryOp::Maximum : BinaryOp::Minimum, t, dim.cast<Tensor>()));
+  auto [values, indices] = ag::max_dim(t, dim.cast<int64_t>(), keepdim, is_max);
+  py::object result_type = py::module_::import("phalanx._tensor").attr(is_max ? "_max_result" : "_min_result");
+  return result_type(values, indices);
+}
+
+static Tensor backward_gradient(py::handle g) {
+  return g.is_none() ? Tensor() : g.cast<Tensor>();
+}
+
+void init_tensor(py::module_& m) {
+  py::class_<HookHandle>(m, "RemovableHandle").def("remove", &HookHandle::remove);
+  py::class_<autograd::Node, std::shared_ptr<autograd::Node>>(m, "Node")
+      .def("name", &autograd::Node::name)
+      .def("__repr__", [](const autograd::Node& n) { return "<" + n.name() + " object>"; })
+      .def_property_readonly("next_functions", [](const autograd::Node& n) {
+        py::list out;
+        for (const auto& e : n.next_edges)
+          out.append(py::make_tuple(e.fn ? py::cast(e.fn) : py::none(), e.input_nr));
+        return py::tuple(out);
+      });
+
+  py::class_<Tensor> cls(m, "Tensor", py::dynamic_attr());
+  cls.def(py::init<>())
+      .def_property_readonly("shape", [](const Tensor& t) { return py::module_::import("phalanx._tensor").attr("Size")(py::cast(t.sizes())); })
+      .def("size", [](const Tensor& t, py::object dim) -> py::object {
+        if (dim.is_none()) return py::module_::import("phalanx._tensor").attr("Size")(py::cast(t.sizes()));
+        return py::cast(t.size(dim.cast<int64_t>()));
+      }, py::arg("dim") = py::none())
+      .def("stride", [](const Tensor& t, py::object dim) -> py::object {
+        if (dim.is_none()) return py::tuple(py::cast(t.strides()));
+        return py::cast(t.stride(dim.cast<int64_t>()));
+      }, py::arg("dim") = py::none())
+      .def("dim", &Tensor::dim)
+      .def_property_readonly("ndim", &Tensor::dim)
+      .def("numel", &Tensor::numel)
+      .def("element_size", [](const Tensor& t) { return itemsize(t.dtype()); })
+      .def("storage_offset", &Tensor::offset)
+      .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw_data()); })
+      .def_property_readonly("dtype", &Tensor::dtype)
+      .def("is_contiguous", &Tensor::is_contiguous)
+      .def("is_floating_point", [](const Tensor& t) { return is_floating(t.dtype()); })
+      .def_property_readonly("_version", &Tensor::version)
+      .def_property_readonly("_is_blocked", &Tensor::is_blocked)
+      // views
+      .def("view", [](const Tensor& t, py::args a) { return ag::view(t, sizes_from_args(a, "view")); })
+      .def("reshape", [](const Tensor& t, py::args a) { return ag::reshape(t, sizes_from_args(a, "reshape")); })
+      .def("expand", [](const Tensor& t, py::args a) { return ag::expand(t, sizes_from_args(a, "expand")); })
+      .def("permute", [](const Tensor& t, py::args a) { return ag::permute(t, sizes_from_args(a, "permute")); })
+      .def("transpose", &ag::transpose, py::arg("dim0"), py::arg("dim1"))
+      .def("t", [](const Tensor& t) {
+        PHX_CHECK(t.dim() <= 2, ValueError, "t() expects a tensor with <= 2 dimensions, but self is ", t.dim(), "D");
+        return t.dim() < 2 ? t : ag::transpose(t, 0, 1);
+      })
+      .def_property_readonly("T", [](const Tensor& t) {
+        Shape perm;
+        for (int64_t i = t.dim() - 1; i >= 0; --i) perm.push_back(i);
+        return ag::permute(t, perm);
+      })
+      .def("flatten", &ag::flatten, py::arg("start_dim") = 0, py::arg("end_dim") = -1)
+      .def("unsqueeze", &ag::unsqueeze, py::arg("dim"))
+      .def("squeeze", [](const Tensor& t, std::optional<int64_t> d) { return ag::squeeze(t, d); },
+           py::arg("dim") = py::none())
+      .def("narrow", [](const Tensor& t, int64_t d, int64_t s, int64_t l) { return ag::narrow(t, d, s, l); })
+      .def("select", &ag::select)
+      .def("contiguous", &ag::contiguous)
+      .def("clone", &ag::clone)
+      .def("detach", &ag::detach)
+      .def("detach_", [](Tensor& t) {
+        if (auto* meta = t.autograd_meta_if_any()) {
+          meta->grad_fn.reset();
+          meta->requires_grad = false;
+        }
+        return t;
+      })
+      .def("index_select", &ag::index_select)
+      .def("__getitem__", &index_tensor)
+      .def("__setitem__", &setitem)
+      .def("to", [](const Tensor& t, DType dt) { return ag::to_dtype(t, dt); })
+      .def("float", [](const Tensor& t) { return ag::to_dtype(t, DType::Float32); })
+      .def("half", [](const Tensor& t) { return ag::to_dtype(t, DType::Float16); })
+      .def("bfloat16", [](const Tensor& t) { return ag::to_dtype(t, DType::BFloat16); })
+      .def("long", [](const Tensor& t) { return ag::to_dtype(t, DType::Int64); })
+      .def("int", [](const Tensor& t) { return ag::to_dtype(t, DType::Int32); })
+      .def("bool", [](const Tensor& t) { return ag::to_dtype(t, DType::Bool); })
+      .def("byte", [](const Tensor& t) { return ag::to_dtype(t, DType::UInt8); })
+      .def("item", [](const Tensor& t) -> py::object {
+        double v = t.item();
+        if (is_floating(t.dtype())) return py::float_(v);
+        if (t.dtype() == DType::Bool) return py::bool_(v != 0);
+        return py::int_(static_cast<int64_t>(v));
+      })
+      .def("numpy", [](const Tensor& t) {
+        PHX_CHECK(!t.requires_grad(), Error,
+                  "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.");
+        return to_numpy(t);
+      })
+      .def("_numpy_unchecked", &to_numpy)
+      // autograd
+      .def_property("requires_grad", &Tensor::requires_grad, [](const Tensor& t, bool on) {
+        PHX_CHECK(t.is_leaf() || on, Error,
+                  "you can only change requires_grad flags of leaf variables. If you want to use a "
+                  "computed variable in a subgraph that doesn't require differentiation use "
+                  "var_no_grad = var.detach().");
+        PHX_CHECK(!on || is_floating(t.dtype()), Error,
+                  "only Tensors of floating point dtype can require gradients, got ", t.describe());
+        t.autograd_meta().requires_grad = on;
+      })
+      .def("requires_grad_", [](const Tensor& t, bool on) {
+        PHX_CHECK(t.is_leaf() || on, Error, "you can only change requires_grad flags of leaf variables.");
+        PHX_CHECK(!on || is_floating(t.dtype()), Error,
+                  "only Tensors of floating point dtype can require gradients, got ", t.describe());
+        t.autograd_meta().requires_grad = on;
+        return t;
+      }, py::arg("requires_grad") = true)
+      .def_property("grad", [](const Tensor& t) -> py::object {
+        auto* meta = t.autograd_meta_if_any();
+        if (!meta || !meta->grad) return py::none();
+        return py::cast(Tensor(meta->grad));
+      }, [](const Tensor& t, py::object g) {
+        if (g.is_none()) {
+          if (auto* meta = t.autograd_meta_if_any()) meta->grad.reset();
+          return;
+        }
+        Tensor gt = g.cast<Tensor>();
+        PHX_CHECK(gt.sizes() == t.sizes(), ValueError, "assigned grad has data of a different size: ",
+                  gt.describe(), " vs tensor ", t.describe());
+        t.autograd_meta().grad = gt.impl_ptr();
+      })
+      .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {
+        if (!t.grad_fn()) return py::none();
+        return py::cast(t.grad_fn());
+      })
+      .def_property_readonly("is_leaf", &Tensor::is_leaf)
+      .def("backward", [](const Tensor& t, py::object gradient, std::optional<bool> retain_graph, bool create_graph) {
+        PHX_CHECK(!create_graph, ValueError, "backward: create_graph=True (higher-order gradients) is not supported");
+        ag::backward({t}, {backward_gradient(gradient)}, retain_graph.value_or(false));
+      }, py::arg("gradient") = py::none(), py::arg("retain_graph") = py::none(), py::arg("create_graph") = false)
+      .def("register_hook", &register_hook)
+      .def("register_post_accumulate_grad_hook", &register_post_accumulate_grad_hook)
+      .def("retain_grad", &retain_grad)
+      .def_property_readonly("retains_grad", [](const Tensor& t) {
+        auto* meta = t.autograd_meta_if_any();
+        return meta && meta->retains_grad;
+      })
+      // in place
+      .def("zero_", [](const Tensor& t) { ag::fill_(t, 0); return t; })
+      .def("fill_", [](const Tensor& t, double v) { ag::fill_(t, v); return t; })
+      .def("copy_", [](const Tensor& t, const Tensor& src) { ag::copy_(t, src); return t; })
+      .def("clamp_", [](const Tensor& t, std::optional<double> lo, std::optional<double> hi) {
+        ag::assign_(t, ag::clamp(t.requires_grad() && !t.is_leaf() ? ag::clone(t) : t, lo, hi), "clamp_");
+        return t;
+      }, py::arg("min") = py::none(), py::arg("max") = py::none())
+      // reductions
+      .def("sum", [](const Tensor& t, py::object dim, bool keepdim) { return ag::sum(t, dims_arg(dim), keepdim); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("mean", [](const Tensor& t, py::object dim, bool keepdim) { return ag::mean(t, dims_arg(dim), keepdim); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("max", [](const Tensor& t, py::object dim, bool keepdim) { return max_or_min(t, dim, keepdim, true); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("min", [](const Tensor& t, py::object dim, bool keepdim) { return max_or_min(t, dim, keepdim, false); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("argmax", [](const Tensor& t, std::optional<int64_t> dim, bool keepdim) { return ops::argmax(t, dim, keepdim, true); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("argmin", [](const Tensor& t, std::optional<int64_t> dim, bool keepdim) { return ops::argmax(t, dim, keepdim, false); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("matmul", &ag::matmul)
+      .def("__matmul__", &ag::matmul)
+      .def("clamp", [](const Tensor& t, std::optional<double> lo, std::optional<double> hi) { return ag::clamp(t, lo, hi); },
+           py::arg("min") = py::none(), py::arg("max") = py::none());
+
+  // Arithmetic and comparison operators, with Python numbers on either side.
+  struct Op {
+    const char *name, *rname, *iname, *method;
+    BinaryOp op;
+  };
+  static const Op binops[] = {
+      {"__add__", "__radd__", "__iadd__", "add", BinaryOp::Add},
+      {"__sub__", "__rsub__", "__isub__", "sub", BinaryOp::Sub},
+      {"__mul__", "__rmul__", "__imul__", "mul", BinaryOp::Mul},
+      {"__truediv__", "__rtruediv__", "__itruediv__", "div", BinaryOp::Div},
+      {"__pow__", "__rpow__", "__ipow__", "pow", BinaryOp::Pow},
+  };
+  for (const Op& o : binops) {
+    BinaryOp op = o.op;
+    cls.def(o.name, [op](const Tensor& a, py::handle b) { return ag::binary(op, a, as_tensor_operand(b, a)); }, py::is_operator());
+    cls.def(o.rname, [op](const Tensor& a, py::handle b) { return ag::binary(op, as_tensor_operand(b, a), a); }, py::is_operator());
+    cls.def(o.iname, [op](const Tensor& a, py::handle b) { ag::binary_(op, a, as_tensor_operand(b, a)); return a; }, py::is_operator());
+    cls.def(o.method, [op](const Tensor& a, py::handle b) { return ag::binary(op, a, as_tensor_operand(b, a)); });
+    cls.def((std::string(o.method) + "_").c_str(), [op](const Tensor& a, py::handle b) {
+      ag::binary_(op, a, as_tensor_operand(b, a));
+      return a;
+    });
+  }
+  cls.def("maximum", [](const Tensor& a, const Tensor& b) { return ag::binary(BinaryOp::Maximum, a, b); });
+  cls.def("minimum", [](const Tensor& a, const Tensor& b) { return ag::binary(BinaryOp::Minimum, a, b); });
+  static const std::pair<const char*, BinaryOp> cmps[] = {
+      {"eq", BinaryOp::Eq}, {"ne", BinaryOp::Ne}, {"lt", BinaryOp::Lt},
+      {"le", BinaryOp::Le}, {"gt", BinaryOp::Gt}, {"ge", BinaryOp::Ge}};
+  for (const auto& [name, op_] : cmps) {
+    BinaryOp op = op_;
+    auto fn = [op](const Tensor& a, py::handle b) { return ops::binary(op, a, as_tensor_operand(b, a)); };
+    cls.def(name, fn);
+    cls.def(("__" + std::string(name) + "__").c_str(), fn, py::is_operator());
+  }
+  // == is elementwise, so hashing goes by object identity, as in PyTorch
+  cls.def("__hash__", [](py::handle self) { return reinterpret_cast<uintptr_t>(self.ptr()); });
+
+  static const std::pair<const char*, UnaryOp> unops[] = {
+      {"exp", UnaryOp::Exp},   {"log", UnaryOp::Log}, {"sqrt", UnaryOp::Sqrt},
+      {"abs", UnaryOp::Abs},   {"neg", UnaryOp::Neg}, {"sign", UnaryOp::Sign},
+      {"reciprocal", UnaryOp::Reciprocal}, {"sin", UnaryOp::Sin}, {"cos", UnaryOp::Cos},
+      {"logical_not", UnaryOp::LogicalNot}};
+  for (const auto& [name, op_] : unops) {
+    UnaryOp op = op_;
+    cls.def(name, [op](const Tensor& a) { return ag::unary(op, a); });
+  }
+  cls.def("__neg__", [](const Tensor& a) { return ag::unary(UnaryOp::Neg, a); });
+  cls.def("__abs__", [](const Tensor& a) { return ag::unary(UnaryOp::Abs, a); });
+  cls.def("__invert__", [](const Tensor& a) { return ops::unary(UnaryOp::LogicalNot, a); });
+
+  m.def("_from_numpy", &from_numpy);
+  m.def("_backward", [](const std::vector<Tensor>& roots, py::list grads, bool retain_graph) {
+    std::vector<Tensor> g;
+    for (auto x : grads) g.push_back(backward_gradient(x));
+    ag::backward(roots, g, retain_graph);
+  });
+}
+
+}  // namespace phalanx::bindings

@@ -1,0 +1,233 @@
+// The one place where oneDNN 2.x (Debian) and 3.x (built on phones) differ for phalanx.
+// 2.x builds primitive descriptors from operation descriptors; 3.x builds them directly.
+// Each function here returns a primitive descriptor with the same arguments on both.
+#pragma once
+#include <dnnl.hpp>
+
+#if DNNL_VERSION_MAJOR >= 3
+#define PHX_DNNL_V3 1
+#else
+#define PHX_DNNL_V3 0
+#endif
+
+namespace phalanx::dnnl_compat {
+
+using dnnl::algorithm;
+using dnnl::engine;
+using dnnl::memory;
+using dnnl::prop_kind;
+
+inline memory::dims md_dims(const memory::desc& md) {
+#if PHX_DNNL_V3
+  return md.get_dims();
+#else
+  return md.dims();
+#endif
+}
+
+inline dnnl::convolution_forward::primitive_desc conv_fwd(
+    const engine& e, prop_kind prop, const memory::desc& src, const memory::desc& wei,
+    const memory::desc* bias, const memory::desc& dst, const memory::dims& strides,
+    const memory::dims& dilates, const memory::dims& pl, const memory::dims& pr) {
+  const memory::desc no_bias;
+#if PHX_DNNL_V3
+  return {e, prop, algorithm::convolution_direct, src, wei, bias ? *bias : no_bias, dst, strides,
+          dilates, pl, pr};
+#else
+  dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, src, wei,
+                                    bias ? *bias : no_bias, dst, strides, dilates, pl, pr);
+  return {d, e};
+#endif
+}
+
+inline dnnl::convolution_backward_data::primitive_desc conv_bwd_data(
+    const engine& e, const memory::desc& diff_src, const memory::desc& wei,
+    const memory::desc& diff_dst, const memory::dims& strides, const memory::dims& dilates,
+    const memory::dims& pl, const memory::dims& pr,
+    const dnnl::convolution_forward::primitive_desc& hint) {
+#if PHX_DNNL_V3
+  return {e, algorithm::convolution_direct, diff_src, wei, diff_dst, strides, dilates, pl, pr, hint};
+#else
+  dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, diff_src, wei, diff_dst,
+                                          strides, dilates, pl, pr);
+  return {d, e, hint};
+#endif
+}
+
+inline dnnl::convolution_backward_weights::primitive_desc conv_bwd_weights(
+    const engine& e, const memory::desc& src, const memory::desc& diff_wei,
+    const memory::desc* diff_bias, const memory::desc& diff_dst, const memory::dims& strides,
+    const memory::dims& dilates, const memory::dims& pl, const memory::dims& pr,
+    const dnnl::convolution_forward::primitive_desc& hint) {
+  const memory::desc no_bias;
+#if PHX_DNNL_V3
+  return {e, algorithm::convolution_direct, src, diff_wei, diff_bias ? *diff_bias : no_bias,
+          diff_dst, strides, dilates, pl, pr, hint};
+#else
+  dnnl::convolution_backward_weights::desc d(algorithm::convolution_direct, src, diff_wei,
+                                             diff_bias ? *diff_bias : no_bias, diff_dst, strides,
+                                             dilates, pl, pr);
+  return {d, e, hint};
+#endif
+}
+
+inline dnnl::inner_product_forward::primitive_desc ip_fwd(const engine& e, prop_kind prop,
+                                                         const memory::desc& src,
+                                                         const memory::desc& wei,
+                                                         const memory::desc* bias,
+                                                         const memory::desc& dst) {
+  const memory::desc no_bias;
+#if PHX_DNNL_V3
+  return {e, prop, src, wei, bias ? *bias : no_bias, dst};
+#else
+  dnnl::inner_product_forward::desc d(prop, src, wei, bias ? *bias : no_bias, dst);
+  return {d, e};
+#endif
+}
+
+inline dnnl::inner_product_backward_data::primitive_desc ip_bwd_data(
+    const engine& e, const memory::desc& diff_src, const memory::desc& wei,
+    const memory::desc& diff_dst, const dnnl::inner_product_forward::primitive_desc& hint) {
+#if PHX_DNNL_V3
+  return {e, diff_src, wei, diff_dst, hint};
+#else
+  dnnl::inner_product_backward_data::desc d(diff_src, wei, diff_dst);
+  return {d, e, hint};
+#endif
+}
+
+inline dnnl::inner_product_backward_weights::primitive_desc ip_bwd_weights(
+    const engine& e, const memory::desc& src, const memory::desc& diff_wei,
+    const memory::desc* diff_bias, const memory::desc& diff_dst,
+    const dnnl::inner_product_forward::primitive_desc& hint) {
+  const memory::desc no_bias;
+#if PHX_DNNL_V3
+  return {e, src, diff_wei, diff_bias ? *diff_bias : no_bias, diff_dst, hint};
+#else
+  dnnl::inner_product_backward_weights::desc d(src, diff_wei, diff_bias ? *diff_bias : no_bias,
+                                               diff_dst);
+  return {d, e, hint};
+#endif
+}
+
+inline dnnl::batch_normalization_forward::primitive_desc bn_fwd(const engine& e, prop_kind prop,
+                                                                const memory::desc& data,
+                                                                float eps,
+                                                                dnnl::normalization_flags flags) {
+#if PHX_DNNL_V3
+  return {e, prop, data, data, eps, flags};
+#else
+  dnnl::batch_normalization_forward::desc d(prop, data, eps, flags);
+  return {d, e};
+#endif
+}
+
+inline dnnl::batch_normalization_backward::primitive_desc bn_bwd(
+    const engine& e, prop_kind prop, const memory::desc& data, float eps,
+    dnnl::normalization_flags flags, const dnnl::batch_normalization_forward::primitive_desc& hint) {
+#if PHX_DNNL_V3
+  return {e, prop, data, data, data, eps, flags, hint};
+#else
+  dnnl::batch_normalization_backward::desc d(prop, data, data, eps, flags);
+  return {d, e, hint};
+#endif
+}
+
+inline dnnl::eltwise_forward::primitive_desc eltwise_fwd(const engine& e, prop_kind prop,
+                                                         algorithm alg, const memory::desc& data,
+                                                         float alpha, float beta) {
+#if PHX_DNNL_V3
+  return {e, prop, alg, data, data, alpha, beta};
+#else
+  dnnl::eltwise_forward::desc d(prop, alg, data, alpha, beta);
+  return {d, e};
+#endif
+}
+
+inline dnnl::eltwise_backward::primitive_desc eltwise_bwd(
+    const engine& e, algorithm alg, const memory::desc& data, float alpha, float beta,
+    const dnnl::eltwise_forward::primitive_desc& hint) {
+#if PHX_DNNL_V3
+  return {e, alg, data, data, data, alpha, beta, hint};
+#else
+  dnnl::eltwise_backward::desc d(alg, data, data, alpha, beta);
+  return {d, e, hint};
+#endif
+}
+
+#if PHX_DNNL_V3
+using pooling_forward = dnnl::pooling_forward;
+using pooling_backward = dnnl::pooling_backward;
+using softmax_forward = dnnl::softmax_forward;
+using softmax_backward = dnnl::softmax_backward;
+#else
+using pooling_forward = dnnl::pooling_v2_forward;
+using pooling_backward = dnnl::pooling_v2_backward;
+using softmax_forward = dnnl::softmax_v2_forward;
+using softmax_backward = dnnl::softmax_v2_backward;
+#endif
+
+inline pooling_forward::primitive_desc pool_fwd(const engine& e, prop_kind prop, algorithm alg,
+                                                const memory::desc& src, const memory::desc& dst,
+                                                const memory::dims& strides,
+                                                const memory::dims& kernel,
+                                                const memory::dims& dilation,
+                                                const memory::dims& pl, const memory::dims& pr) {
+#if PHX_DNNL_V3
+  return {e, prop, alg, src, dst, strides, kernel, dilation, pl, pr};
+#else
+  pooling_forward::desc d(prop, alg, src, dst, strides, kernel, dilation, pl, pr);
+  return {d, e};
+#endif
+}
+
+inline pooling_backward::primitive_desc pool_bwd(const engine& e, algorithm alg,
+                                                 const memory::desc& diff_src,
+                                                 const memory::desc& diff_dst,
+                                                 const memory::dims& strides,
+                                                 const memory::dims& kernel,
+                                                 const memory::dims& dilation,
+                                                 const memory::dims& pl, const memory::dims& pr,
+                                                 const pooling_forward::primitive_desc& hint) {
+#if PHX_DNNL_V3
+  return {e, alg, diff_src, diff_dst, strides, kernel, dilation, pl, pr, hint};
+#else
+  pooling_backward::desc d(alg, diff_src, diff_dst, strides, kernel, dilation, pl, pr);
+  return {d, e, hint};
+#endif
+}
+
+inline softmax_forward::primitive_desc softmax_fwd(const engine& e, prop_kind prop, bool log,
+                                                   const memory::desc& data, int axis) {
+  const algorithm alg = log ? algorithm::softmax_log : algorithm::softmax_accurate;
+#if PHX_DNNL_V3
+  return {e, prop, alg, data, data, axis};
+#else
+  softmax_forward::desc d(prop, alg, data, data, axis);
+  return {d, e};
+#endif
+}
+
+inline softmax_backward::primitive_desc softmax_bwd(const engine& e, bool log,
+                                                    const memory::desc& data, int axis,
+                                                    const softmax_forward::primitive_desc& hint) {
+  const algorithm alg = log ? algorithm::softmax_log : algorithm::softmax_accurate;
+#if PHX_DNNL_V3
+  return {e, alg, data, data, data, axis, hint};
+#else
+  softmax_backward::desc d(alg, data, data, data, axis);
+  return {d, e, hint};
+#endif
+}
+
+inline dnnl::matmul::primitive_desc matmul_pd(const engine& e, const memory::desc& a,
+                                              const memory::desc& b, const memory::desc& c) {
+#if PHX_DNNL_V3
+  return {e, a, b, c};
+#else
+  dnnl::matmul::desc d(a, b, c);
+  return {d, e};
+#endif
+}
+
+}  // namespace phalanx::dnnl_compat

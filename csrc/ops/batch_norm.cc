@@ -1,0 +1,154 @@
+#include "ops/batch_norm.h"
+
+#include "core/factory.h"
+#include "dnnl/compat.h"
+#include "dnnl/engine.h"
+#include "dnnl/primitive_cache.h"
+
+namespace phalanx::ops {
+
+using dnnl::memory;
+using dnnl::normalization_flags;
+using namespace phalanx::dnnl_util;
+namespace compat = phalanx::dnnl_compat;
+
+namespace {
+
+// oneDNN wants 4-D NCHW here; (N, C) and (N, C, L) become (N, C, L, 1).
+Shape as_4d(const Tensor& x) {
+  PHX_CHECK(x.dim() >= 2 && x.dim() <= 5, ValueError,
+            "batch_norm: expected a 2-D to 5-D input (N, C, ...), got ", x.describe());
+  Shape s{x.size(0), x.size(1), 1, 1};
+  int64_t rest = 1;
+  for (int64_t d = 2; d < x.dim(); ++d) rest *= x.size(d);
+  s[2] = rest;
+  return s;
+}
+
+normalization_flags flags_for(bool affine, bool training) {
+  auto f = normalization_flags::none;
+  if (affine) f = f | normalization_flags::use_scale | normalization_flags::use_shift;
+  if (!training) f = f | normalization_flags::use_global_stats;
+  return f;
+}
+
+struct FwdEntry {
+  dnnl::batch_normalization_forward::primitive_desc pd;
+  dnnl::batch_normalization_forward prim;
+};
+
+std::shared_ptr<FwdEntry> forward_entry(const Shape& s, bool affine, bool training, double eps) {
+  return PrimitiveCache::global().get_or_create<FwdEntry>(cache_key("bn_fwd", s, affine, training, eps), [&] {
+    auto pd = compat::bn_fwd(cpu_engine(), dnnl::prop_kind::forward_training, plain_desc(s),
+                             static_cast<float>(eps), flags_for(affine, training));
+    return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::batch_normalization_forward(pd)});
+  });
+}
+
+Tensor channel_param(const Tensor& t, int64_t C, const char* name) {
+  Tensor c = float_input(t, "batch_norm", name);
+  PHX_CHECK(c.dim() == 1 && c.size(0) == C, ValueError, "batch_norm: ", name, " must have shape [", C,
+            "], got ", c.describe());
+  return c;
+}
+
+}  // namespace
+
+BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mean,
+                                   const Tensor& running_var, const Tensor& weight,
+                                   const Tensor& bias, bool training, double momentum, double eps) {
+  Tensor x = float_input(x_in, "batch_norm", "input");
+  Shape s = as_4d(x);
+  const int64_t C = s[1];
+  PHX_CHECK(eps > 0, ValueError, "batch_norm: eps must be positive, got ", eps);
+  PHX_CHECK(weight.defined() == bias.defined(), ValueError,
+            "batch_norm: weight and bias must be given together");
+  const bool affine = weight.defined();
+  PHX_CHECK(!training || s[0] * s[2] > 1, ValueError,
+            "batch_norm: expected more than 1 value per channel when training, got input ", x.describe());
+  PHX_CHECK(training || (running_mean.defined() && running_var.defined()), ValueError,
+            "batch_norm: running_mean and running_var are required in eval mode");
+  BatchNormResult r;
+  r.y = Tensor::empty(x.sizes());
+  if (x.numel() == 0) return r;
+  auto e = forward_entry(s, affine, training, eps);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, plain_memory(x, plain_desc(s))},
+                                       {DNNL_ARG_DST, plain_memory(r.y, plain_desc(s))}};
+  Tensor w, b;  // held here: oneDNN memory objects only point at the data
+  if (affine) {
+    w = channel_param(weight, C, "weight");
+    b = channel_param(bias, C, "bias");
+    args[DNNL_ARG_SCALE] = plain_memory(w);
+    args[DNNL_ARG_SHIFT] = plain_memory(b);
+  }
+  if (training) {
+    r.mean = Tensor::empty({C});
+    r.var = Tensor::empty({C});
+  } else {
+    r.mean = channel_param(running_mean, C, "running_mean");
+    r.var = channel_param(running_var, C, "running_var");
+  }
+  args[DNNL_ARG_MEAN] = plain_memory(r.mean);
+  args[DNNL_ARG_VARIANCE] = plain_memory(r.var);
+  execute(e->prim, args);
+  if (training && running_mean.defined()) {
+    channel_param(running_mean, C, "running_mean");
+    PHX_CHECK(running_mean.is_contiguous(), ValueError, "batch_norm: running_mean must be contiguous");
+    float* pm = running_mean.data<float>();
+    const float* bm = r.mean.data<float>();
+    for (int64_t c = 0; c < C; ++c) pm[c] = static_cast<float>((1 - momentum) * pm[c] + momentum * bm[c]);
+    running_mean.bump_version();
+  }
+  if (training && running_var.defined()) {
+    channel_param(running_var, C, "running_var");
+    PHX_CHECK(running_var.is_contiguous(), ValueError, "batch_norm: running_var must be contiguous");
+    const double n = static_cast<double>(s[0] * s[2]);
+    float* pv = running_var.data<float>();
+    const float* bv = r.var.data<float>();
+    for (int64_t c = 0; c < C; ++c)
+      pv[c] = static_cast<float>((1 - momentum) * pv[c] + momentum * bv[c] * n / (n - 1));
+    running_var.bump_version();
+  }
+  return r;
+}
+
+BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& mean,
+                                   const Tensor& var, const Tensor& weight, bool training, double eps,
+                                   std::array<bool, 3> need) {
+  Tensor x = float_input(x_in, "batch_norm_backward", "input");
+  Tensor dy = float_input(dy_in, "batch_norm_backward", "grad_output");
+  Shape s = as_4d(x);
+  const int64_t C = s[1];
+  const bool affine = weight.defined();
+  auto fwd = forward_entry(s, affine, training, eps);
+  struct Entry {
+    dnnl::batch_normalization_backward::primitive_desc pd;
+    dnnl::batch_normalization_backward prim;
+  };
+  auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("bn_bwd", s, affine, training, eps), [&] {
+    auto pd = compat::bn_bwd(cpu_engine(), affine ? dnnl::prop_kind::backward : dnnl::prop_kind::backward_data,
+                             plain_desc(s), static_cast<float>(eps), flags_for(affine, training), fwd->pd);
+    return std::make_shared<Entry>(Entry{pd, dnnl::batch_normalization_backward(pd)});
+  });
+  BatchNormGrads g;
+  g.dx = Tensor::empty(x.sizes());
+  Tensor m = mean.contiguous(), v = var.contiguous(), w;
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, plain_memory(x, plain_desc(s))},
+                                       {DNNL_ARG_DIFF_DST, plain_memory(dy, plain_desc(s))},
+                                       {DNNL_ARG_MEAN, plain_memory(m)},
+                                       {DNNL_ARG_VARIANCE, plain_memory(v)},
+                                       {DNNL_ARG_DIFF_SRC, plain_memory(g.dx, plain_desc(s))}};
+  if (affine) {
+    g.dweight = Tensor::empty({C});
+    g.dbias = Tensor::empty({C});
+    w = weight.contiguous();
+    args[DNNL_ARG_SCALE] = plain_memory(w);
+    args[DNNL_ARG_DIFF_SCALE] = plain_memory(g.dweight);
+    args[DNNL_ARG_DIFF_SHIFT] = plain_memory(g.dbias);
+  }
+  execute(e->prim, args);
+  if (!need[0]) g.dx = Tensor();
+  return g;
+}
+
+}  // namespace phalanx::ops

@@ -1,0 +1,161 @@
+#include "ops/conv.h"
+
+#include "core/factory.h"
+#include "dnnl/compat.h"
+#include "dnnl/engine.h"
+#include "dnnl/primitive_cache.h"
+#include "ops/window.h"
+
+namespace phalanx::ops {
+
+using dnnl::memory;
+using namespace phalanx::dnnl_util;
+namespace compat = phalanx::dnnl_compat;
+
+namespace {
+
+struct ConvSetup {
+  int64_t N, C, H, W, OC, KH, KW;
+  WindowAxis h, w;
+  memory::desc src, wei, bias, dst;
+  memory::dims strides, dilates, pl, pr;
+  std::string key;
+};
+
+ConvSetup setup(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
+  PHX_CHECK(x.dim() == 4, ValueError, "conv2d: expected a 4-D input (N, C, H, W), got ", x.describe());
+  PHX_CHECK(w.dim() == 4, ValueError, "conv2d: expected a 4-D weight (out_channels, in_channels/groups, kH, kW), got ",
+            w.describe());
+  PHX_CHECK(p.groups > 0, ValueError, "conv2d: groups must be positive, got ", p.groups);
+  for (int i = 0; i < 2; ++i) {
+    PHX_CHECK(p.stride[i] > 0, ValueError, "conv2d: stride must be positive, got ", p.stride[i]);
+    PHX_CHECK(p.dilation[i] > 0, ValueError, "conv2d: dilation must be positive, got ", p.dilation[i]);
+    PHX_CHECK(p.padding[i] >= 0, ValueError, "conv2d: padding must be non-negative, got ", p.padding[i]);
+  }
+  ConvSetup s{};
+  s.N = x.size(0), s.C = x.size(1), s.H = x.size(2), s.W = x.size(3);
+  s.OC = w.size(0), s.KH = w.size(2), s.KW = w.size(3);
+  const int64_t g = p.groups;
+  PHX_CHECK(s.C % g == 0, ValueError, "conv2d: in_channels (", s.C, ") must be divisible by groups (", g, ")");
+  PHX_CHECK(s.OC % g == 0, ValueError, "conv2d: out_channels (", s.OC, ") must be divisible by groups (", g, ")");
+  PHX_CHECK(w.size(1) * g == s.C, ValueError, "conv2d: weight ", w.describe(), " with groups=", g,
+            " expects input with ", w.size(1) * g, " channels, but got ", s.C, " channels (input ",
+            x.describe(), ")");
+  PHX_CHECK(s.N > 0 && s.C > 0 && s.OC > 0, ValueError, "conv2d: empty input or weight: input ",
+            x.describe(), ", weight ", w.describe());
+  int64_t oh = window_out_size(s.H, s.KH, p.stride[0], p.padding[0], p.dilation[0], false, "conv2d");
+  int64_t ow = window_out_size(s.W, s.KW, p.stride[1], p.padding[1], p.dilation[1], false, "conv2d");
+  s.h = window_axis(s.H, s.KH, p.stride[0], p.padding[0], p.dilation[0], oh);
+  s.w = window_axis(s.W, s.KW, p.stride[1], p.padding[1], p.dilation[1], ow);
+  s.src = plain_desc({s.N, s.C, s.h.used, s.w.used});
+  s.wei = g == 1 ? plain_desc({s.OC, s.C, s.KH, s.KW}) : plain_desc({g, s.OC / g, s.C / g, s.KH, s.KW});
+  s.bias = plain_desc({s.OC});
+  s.dst = plain_desc({s.N, s.OC, oh, ow});
+  s.strides = {p.stride[0], p.stride[1]};
+  s.dilates = {p.dilation[0] - 1, p.dilation[1] - 1};  // oneDNN counts dilation from 0
+  s.pl = {s.h.pad_l, s.w.pad_l};
+  s.pr = {s.h.pad_r, s.w.pad_r};
+  s.key = cache_key(s.N, s.C, s.h.used, s.w.used, s.OC, s.KH, s.KW, g, s.strides, s.dilates, s.pl, s.pr);
+  return s;
+}
+
+// The input with the unused tail cropped (see window_axis), contiguous.
+Tensor cropped(const Tensor& x, const ConvSetup& s) {
+  Tensor t = x;
+  if (s.h.used != s.H) t = t.narrow(2, 0, s.h.used);
+  if (s.w.used != s.W) t = t.narrow(3, 0, s.w.used);
+  return t.contiguous();
+}
+
+struct FwdEntry {
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward prim;
+};
+
+std::shared_ptr<FwdEntry> forward_entry(const ConvSetup& s, bool bias, dnnl::prop_kind prop) {
+  return PrimitiveCache::global().get_or_create<FwdEntry>(
+      cache_key("conv_fwd", s.key, bias, static_cast<int>(prop)), [&] {
+        auto pd = compat::conv_fwd(cpu_engine(), prop, s.src, s.wei, bias ? &s.bias : nullptr, s.dst,
+                                   s.strides, s.dilates, s.pl, s.pr);
+        return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::convolution_forward(pd)});
+      });
+}
+
+}  // namespace
+
+Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
+                      const Conv2dParams& p) {
+  Tensor x = float_input(x_in, "conv2d", "input");
+  Tensor w = float_input(w_in, "conv2d", "weight");
+  ConvSetup s = setup(x, w, p);
+  Tensor bias;
+  if (bias_in.defined()) {
+    bias = float_input(bias_in, "conv2d", "bias");
+    PHX_CHECK(bias.dim() == 1 && bias.size(0) == s.OC, ValueError, "conv2d: bias must have shape [",
+              s.OC, "], got ", bias.describe());
+  }
+  x = cropped(x, s);
+  auto e = forward_entry(s, bias.defined(), dnnl::prop_kind::forward_training);
+  Tensor y = Tensor::empty({s.N, s.OC, s.h.out, s.w.out});
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, plain_memory(x, s.src)},
+                                       {DNNL_ARG_WEIGHTS, plain_memory(w, s.wei)},
+                                       {DNNL_ARG_DST, plain_memory(y, s.dst)}};
+  if (bias.defined()) args[DNNL_ARG_BIAS] = plain_memory(bias, s.bias);
+  execute(e->prim, args);
+  return y;
+}
+
+Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w_in,
+                            bool has_bias, const Conv2dParams& p, std::array<bool, 3> need) {
+  Tensor x = float_input(x_in, "conv2d_backward", "input");
+  Tensor w = float_input(w_in, "conv2d_backward", "weight");
+  Tensor dy = float_input(dy_in, "conv2d_backward", "grad_output");
+  ConvSetup s = setup(x, w, p);
+  auto fwd = forward_entry(s, has_bias, dnnl::prop_kind::forward_training);
+  Conv2dGrads g;
+  if (need[0]) {
+    struct Entry {
+      dnnl::convolution_backward_data::primitive_desc pd;
+      dnnl::convolution_backward_data prim;
+    };
+    auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("conv_bwd_data", s.key), [&] {
+      auto pd = compat::conv_bwd_data(cpu_engine(), s.src, s.wei, s.dst, s.strides, s.dilates, s.pl,
+                                      s.pr, fwd->pd);
+      return std::make_shared<Entry>(Entry{pd, dnnl::convolution_backward_data(pd)});
+    });
+    Tensor dx_used = Tensor::empty({s.N, s.C, s.h.used, s.w.used});
+    execute(e->prim, {{DNNL_ARG_DIFF_DST, plain_memory(dy, s.dst)},
+                      {DNNL_ARG_WEIGHTS, plain_memory(w, s.wei)},
+                      {DNNL_ARG_DIFF_SRC, plain_memory(dx_used, s.src)}});
+    if (s.h.used == s.H && s.w.used == s.W) {
+      g.dx = dx_used;
+    } else {  // the cropped tail got no gradient
+      g.dx = zeros({s.N, s.C, s.H, s.W});
+      g.dx.narrow(2, 0, s.h.used).narrow(3, 0, s.w.used).copy_from(dx_used);
+    }
+  }
+  if (need[1] || (need[2] && has_bias)) {
+    struct Entry {
+      dnnl::convolution_backward_weights::primitive_desc pd;
+      dnnl::convolution_backward_weights prim;
+    };
+    auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("conv_bwd_w", s.key, has_bias), [&] {
+      auto pd = compat::conv_bwd_weights(cpu_engine(), s.src, s.wei, has_bias ? &s.bias : nullptr, s.dst,
+                                         s.strides, s.dilates, s.pl, s.pr, fwd->pd);
+      return std::make_shared<Entry>(Entry{pd, dnnl::convolution_backward_weights(pd)});
+    });
+    Tensor xc = cropped(x, s);
+    g.dw = Tensor::empty(w.sizes());
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, plain_memory(xc, s.src)},
+                                         {DNNL_ARG_DIFF_DST, plain_memory(dy, s.dst)},
+                                         {DNNL_ARG_DIFF_WEIGHTS, plain_memory(g.dw, s.wei)}};
+    if (has_bias) {
+      g.db = Tensor::empty({s.OC});
+      args[DNNL_ARG_DIFF_BIAS] = plain_memory(g.db, s.bias);
+    }
+    execute(e->prim, args);
+  }
+  return g;
+}
+
+}  // namespace phalanx::ops

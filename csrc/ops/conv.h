@@ -1,0 +1,22 @@
+// 2-D convolution (NCHW), forward and backward, on oneDNN.
+#pragma once
+#include <array>
+
+#include "core/tensor.h"
+
+namespace phalanx::ops {
+
+struct Conv2dParams {
+  std::array<int64_t, 2> stride{1, 1}, padding{0, 0}, dilation{1, 1};
+  int64_t groups = 1;
+};
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);
+
+struct Conv2dGrads {
+  Tensor dx, dw, db;
+};
+Conv2dGrads conv2d_backward(const Tensor& dy, const Tensor& x, const Tensor& w, bool has_bias,
+                            const Conv2dParams& p, std::array<bool, 3> need);
+
+}  // namespace phalanx::ops

@@ -1,0 +1,232 @@
+#include "ops/pool.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/factory.h"
+#include "dnnl/compat.h"
+#include "dnnl/engine.h"
+#include "dnnl/primitive_cache.h"
+#include "ops/window.h"
+
+namespace phalanx::ops {
+
+using dnnl::memory;
+using namespace phalanx::dnnl_util;
+namespace compat = phalanx::dnnl_compat;
+
+namespace {
+
+void check_input(const Tensor& x, const char* op) {
+  PHX_CHECK(x.dim() == 4, ValueError, op, ": expected a 4-D input (N, C, H, W), got ", x.describe());
+  PHX_CHECK(x.size(0) > 0 && x.size(1) > 0, ValueError, op, ": empty input ", x.describe());
+}
+
+void check_params(const Pool2dParams& p, const char* op, bool dilated) {
+  for (int i = 0; i < 2; ++i) {
+    PHX_CHECK(p.kernel[i] > 0, ValueError, op, ": kernel_size must be positive, got ", p.kernel[i]);
+    PHX_CHECK(p.stride[i] > 0, ValueError, op, ": stride must be positive, got ", p.stride[i]);
+    PHX_CHECK(p.dilation[i] > 0, ValueError, op, ": dilation must be positive, got ", p.dilation[i]);
+    int64_t eff = dilated ? p.dilation[i] * (p.kernel[i] - 1) + 1 : p.kernel[i];
+    PHX_CHECK(p.padding[i] >= 0 && p.padding[i] <= eff / 2, ValueError, op,
+              ": padding should be at most half of effective kernel size, but got pad=", p.padding[i],
+              " and kernel_size=", p.kernel[i]);
+  }
+}
+
+struct MaxSetup {
+  int64_t N, C;
+  WindowAxis h, w;
+  memory::desc src, dst;
+  memory::dims strides, kernel, dilation, pl, pr;
+  std::string key;
+};
+
+MaxSetup max_setup(const Tensor& x, const Pool2dParams& p) {
+  check_input(x, "max_pool2d");
+  check_params(p, "max_pool2d", true);
+  MaxSetup s{};
+  s.N = x.size(0), s.C = x.size(1);
+  WindowAxis* axes[2] = {&s.h, &s.w};
+  for (int i = 0; i < 2; ++i) {
+    int64_t in = x.size(2 + i);
+    int64_t out = window_out_size(in, p.kernel[i], p.stride[i], p.padding[i], p.dilation[i], p.ceil_mode,
+                                  "max_pool2d");
+    *axes[i] = window_axis(in, p.kernel[i], p.stride[i], p.padding[i], p.dilation[i], out);
+  }
+  s.src = plain_desc({s.N, s.C, s.h.used, s.w.used});
+  s.dst = plain_desc({s.N, s.C, s.h.out, s.w.out});
+  s.strides = {p.stride[0], p.stride[1]};
+  s.kernel = {p.kernel[0], p.kernel[1]};
+  s.dilation = {p.dilation[0] - 1, p.dilation[1] - 1};
+  s.pl = {s.h.pad_l, s.w.pad_l};
+  s.pr = {s.h.pad_r, s.w.pad_r};
+  s.key = cache_key(s.N, s.C, s.h.used, s.w.used, s.strides, s.kernel, s.dilation, s.pl, s.pr);
+  return s;
+}
+
+struct MaxFwdEntry {
+  compat::pooling_forward::primitive_desc pd;
+  compat::pooling_forward prim;
+};
+
+std::shared_ptr<MaxFwdEntry> max_forward_entry(const MaxSetup& s) {
+  return PrimitiveCache::global().get_or_create<MaxFwdEntry>(cache_key("maxpool_fwd", s.key), [&] {
+    auto pd = compat::pool_fwd(cpu_engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max,
+                               s.src, s.dst, s.strides, s.kernel, s.dilation, s.pl, s.pr);
+    return std::make_shared<MaxFwdEntry>(MaxFwdEntry{pd, compat::pooling_forward(pd)});
+  });
+}
+
+}  // namespace
+
+MaxPoolResult max_pool2d_forward(const Tensor& x_in, const Pool2dParams& p) {
+  Tensor x = float_input(x_in, "max_pool2d", "input");
+  MaxSetup s = max_setup(x, p);
+  if (s.h.used != x.size(2) || s.w.used != x.size(3))
+    x = x.narrow(2, 0, s.h.used).narrow(3, 0, s.w.used).contiguous();
+  auto e = max_forward_entry(s);
+  MaxPoolResult r;
+  r.y = Tensor::empty({s.N, s.C, s.h.out, s.w.out});
+  auto ws_md = e->pd.workspace_desc();
+  r.workspace = Tensor::empty({static_cast<int64_t>(ws_md.get_size())}, DType::UInt8);
+  execute(e->prim, {{DNNL_ARG_SRC, plain_memory(x, s.src)},
+                    {DNNL_ARG_DST, plain_memory(r.y, s.dst)},
+                    {DNNL_ARG_WORKSPACE, memory(ws_md, cpu_engine(), r.workspace.raw_data())}});
+  return r;
+}
+
+Tensor max_pool2d_backward(const Tensor& dy_in, const Tensor& x, const Tensor& workspace,
+                           const Pool2dParams& p) {
+  Tensor dy = float_input(dy_in, "max_pool2d_backward", "grad_output");
+  MaxSetup s = max_setup(x, p);
+  auto fwd = max_forward_entry(s);
+  struct Entry {
+    compat::pooling_backward::primitive_desc pd;
+    compat::pooling_backward prim;
+  };
+  auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("maxpool_bwd", s.key), [&] {
+    auto pd = compat::pool_bwd(cpu_engine(), dnnl::algorithm::pooling_max, s.src, s.dst, s.strides,
+                               s.kernel, s.dilation, s.pl, s.pr, fwd->pd);
+    return std::make_shared<Entry>(Entry{pd, compat::pooling_backward(pd)});
+  });
+  Tensor dx_used = Tensor::empty({s.N, s.C, s.h.used, s.w.used});
+  execute(e->prim, {{DNNL_ARG_DIFF_DST, plain_memory(dy, s.dst)},
+                    {DNNL_ARG_DIFF_SRC, plain_memory(dx_used, s.src)},
+                    {DNNL_ARG_WORKSPACE, memory(fwd->pd.workspace_desc(), cpu_engine(), workspace.raw_data())}});
+  if (s.h.used == x.size(2) && s.w.used == x.size(3)) return dx_used;
+  Tensor dx = zeros(x.sizes());
+  dx.narrow(2, 0, s.h.used).narrow(3, 0, s.w.used).copy_from(dx_used);
+  return dx;
+}
+
+// ---- average pooling ----------------------------------------------------------------------
+
+namespace {
+
+// One output position's window along one axis: input rows [start, end) and the count the
+// average divides by (PyTorch's: padding counts when count_include_pad, the ceil_mode
+// overhang never does).
+struct Window {
+  int64_t start, end, count;
+};
+using Windows = std::vector<Window>;
+
+Windows avg_windows(int64_t in, int64_t k, int64_t s, int64_t pad, bool ceil_mode, bool include_pad) {
+  int64_t out = window_out_size(in, k, s, pad, 1, ceil_mode, "avg_pool2d");
+  Windows w(out);
+  for (int64_t o = 0; o < out; ++o) {
+    int64_t start = o * s - pad, end = std::min(start + k, in + pad);
+    int64_t padded = end - start;
+    start = std::max<int64_t>(start, 0);
+    end = std::min(end, in);
+    w[o] = {start, end, include_pad ? padded : end - start};
+  }
+  return w;
+}
+
+Windows adaptive_windows(int64_t in, int64_t out) {
+  Windows w(out);
+  for (int64_t o = 0; o < out; ++o) {
+    int64_t start = (o * in) / out;
+    int64_t end = ((o + 1) * in + out - 1) / out;
+    w[o] = {start, end, end - start};
+  }
+  return w;
+}
+
+Tensor window_avg_forward(const Tensor& x, const Windows& wh, const Windows& ww) {
+  const int64_t NC = x.size(0) * x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t OH = static_cast<int64_t>(wh.size()), OW = static_cast<int64_t>(ww.size());
+  Tensor y = Tensor::empty({x.size(0), x.size(1), OH, OW});
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+#pragma omp parallel for
+  for (int64_t nc = 0; nc < NC; ++nc) {
+    const float* plane = px + nc * H * W;
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        float acc = 0;
+        for (int64_t h = wh[oh].start; h < wh[oh].end; ++h)
+          for (int64_t w = ww[ow].start; w < ww[ow].end; ++w) acc += plane[h * W + w];
+        py[(nc * OH + oh) * OW + ow] = acc / static_cast<float>(wh[oh].count * ww[ow].count);
+      }
+  }
+  return y;
+}
+
+Tensor window_avg_backward(const Tensor& dy_in, const Tensor& x, const Windows& wh, const Windows& ww) {
+  Tensor dy = float_input(dy_in, "avg_pool2d_backward", "grad_output");
+  const int64_t NC = x.size(0) * x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t OH = static_cast<int64_t>(wh.size()), OW = static_cast<int64_t>(ww.size());
+  PHX_CHECK(dy.numel() == NC * OH * OW, ValueError, "avg_pool2d_backward: grad_output ", dy.describe(),
+            " does not match the pooled shape");
+  Tensor dx = zeros(x.sizes());
+  const float* pdy = dy.data<float>();
+  float* pdx = dx.data<float>();
+#pragma omp parallel for
+  for (int64_t nc = 0; nc < NC; ++nc) {
+    float* plane = pdx + nc * H * W;
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        float g = pdy[(nc * OH + oh) * OW + ow] / static_cast<float>(wh[oh].count * ww[ow].count);
+        for (int64_t h = wh[oh].start; h < wh[oh].end; ++h)
+          for (int64_t w = ww[ow].start; w < ww[ow].end; ++w) plane[h * W + w] += g;
+      }
+  }
+  return dx;
+}
+
+}  // namespace
+
+Tensor avg_pool2d_forward(const Tensor& x_in, const Pool2dParams& p) {
+  Tensor x = float_input(x_in, "avg_pool2d", "input");
+  check_input(x, "avg_pool2d");
+  check_params(p, "avg_pool2d", false);
+  return window_avg_forward(
+      x, avg_windows(x.size(2), p.kernel[0], p.stride[0], p.padding[0], p.ceil_mode, p.count_include_pad),
+      avg_windows(x.size(3), p.kernel[1], p.stride[1], p.padding[1], p.ceil_mode, p.count_include_pad));
+}
+
+Tensor avg_pool2d_backward(const Tensor& dy, const Tensor& x, const Pool2dParams& p) {
+  return window_avg_backward(
+      dy, x, avg_windows(x.size(2), p.kernel[0], p.stride[0], p.padding[0], p.ceil_mode, p.count_include_pad),
+      avg_windows(x.size(3), p.kernel[1], p.stride[1], p.padding[1], p.ceil_mode, p.count_include_pad));
+}
+
+Tensor adaptive_avg_pool2d_forward(const Tensor& x_in, std::array<int64_t, 2> out) {
+  Tensor x = float_input(x_in, "adaptive_avg_pool2d", "input");
+  check_input(x, "adaptive_avg_pool2d");
+  PHX_CHECK(out[0] > 0 && out[1] > 0, ValueError, "adaptive_avg_pool2d: output_size must be positive, got (",
+            out[0], ", ", out[1], ")");
+  PHX_CHECK(x.size(2) > 0 && x.size(3) > 0, ValueError, "adaptive_avg_pool2d: empty spatial input ",
+            x.describe());
+  return window_avg_forward(x, adaptive_windows(x.size(2), out[0]), adaptive_windows(x.size(3), out[1]));
+}
+
+Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Tensor& x) {
+  return window_avg_backward(dy, x, adaptive_windows(x.size(2), dy.size(2)),
+                             adaptive_windows(x.size(3), dy.size(3)));
+}
+
+}  // namespace phalanx::ops

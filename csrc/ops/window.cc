@@ -1,0 +1,28 @@
+#include "ops/window.h"
+
+#include "core/error.h"
+
+namespace phalanx::ops {
+
+int64_t window_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode,
+                        const char* op) {
+  int64_t span = in + 2 * p - d * (k - 1) - 1;
+  int64_t out = (span < 0 ? -1 : (span + (ceil_mode ? s - 1 : 0)) / s) + 1;
+  if (ceil_mode && out > 0 && (out - 1) * s >= in + p) --out;  // last window must start inside
+  PHX_CHECK(out > 0, ValueError, op, ": input size ", in, " with padding ", p,
+            " is smaller than the (dilated) kernel size ", d * (k - 1) + 1);
+  return out;
+}
+
+WindowAxis window_axis(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int64_t out) {
+  int64_t end = (out - 1) * s + d * (k - 1) + 1;  // in padded coordinates
+  int64_t pad_r = end - in - p;
+  WindowAxis a{in, out, p, pad_r, in};
+  if (pad_r < 0) {
+    a.used = in + pad_r;
+    a.pad_r = 0;
+  }
+  return a;
+}
+
+}  // namespace phalanx::ops
