@@ -53,3 +53,30 @@ lint:
 
 clean:
 	rm -rf build
+
+# oneDNN 3.x check (phones build 3.x, Debian ships 2.6): the same sources built against
+# oneDNN 3.2 from PyPI wheels (GNU OpenMP runtime, like the phone builds) in a private prefix
+# under build/onednn3, then the GoogleTests and the Python tests run against that build. The
+# Python run drops the editable install's import hook so `phalanx` comes from build/onednn3/pkg.
+ONEDNN3_DIR := build/onednn3
+ONEDNN3_PREFIX := $(CURDIR)/$(ONEDNN3_DIR)/prefix
+ONEDNN3_WHEELS := onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0
+.PHONY: test-onednn3
+test-onednn3: $(STAMP)
+	test -f $(ONEDNN3_PREFIX)/lib/cmake/dnnl/dnnl-config.cmake || \
+	  $(PYTHON) -m pip install -q --no-deps --prefix $(ONEDNN3_PREFIX) $(ONEDNN3_WHEELS)
+	cmake -S . -B $(ONEDNN3_DIR)/build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DPHALANX_BUILD_PYTHON=ON -DPHALANX_BUILD_TESTS=ON \
+	  -Ddnnl_DIR=$(ONEDNN3_PREFIX)/lib/cmake/dnnl -DPython_EXECUTABLE=$$(which $(PYTHON))
+	cmake --build $(ONEDNN3_DIR)/build -j $(JOBS)
+	rm -rf $(ONEDNN3_DIR)/pkg && mkdir -p $(ONEDNN3_DIR)/pkg
+	cp -r python/phalanx $(ONEDNN3_DIR)/pkg/ && cp $(ONEDNN3_DIR)/build/_C*.so $(ONEDNN3_DIR)/pkg/phalanx/
+	ctest --test-dir $(ONEDNN3_DIR)/build --output-on-failure --timeout 300; cpp=$$?; \
+	$(PYTHON) -c 'import sys; \
+	  sys.meta_path[:] = [f for f in sys.meta_path if "ScikitBuild" not in type(f).__name__]; \
+	  sys.path.insert(0, "$(CURDIR)/$(ONEDNN3_DIR)/pkg"); import phalanx; \
+	  v = phalanx._C._onednn_version(); print("phalanx._C:", phalanx._C.__file__, "oneDNN", v); \
+	  assert phalanx._C.__file__.startswith("$(CURDIR)/$(ONEDNN3_DIR)/pkg/") and v[0] == 3; \
+	  import pytest; sys.exit(pytest.main(["tests/python", "-p", "no:cacheprovider"]))'; \
+	py=$$?; echo "test-onednn3: GoogleTests exit $$cpp, Python tests exit $$py"; \
+	test $$cpp -eq 0 -a $$py -eq 0

@@ -1,4 +1,5 @@
 #include "autograd/functions.h"
+#include "core/factory.h"
 #include "ops/batch_norm.h"
 #include "ops/linear.h"
 #include "ops/softmax.h"
@@ -42,8 +43,14 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps) {
-  auto r = ops::batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps);
-  record("NativeBatchNormBackward", {r.y}, {x, weight, bias}, {x, weight, r.mean, r.var},
+  // PyTorch allows a scale without a shift (or the reverse): the missing one is constant
+  Tensor w = weight, b = bias;
+  if (w.defined() != b.defined() && x.dim() >= 2) {
+    if (!w.defined()) w = full({x.size(1)}, 1.0);
+    if (!b.defined()) b = full({x.size(1)}, 0.0);
+  }
+  auto r = ops::batch_norm_forward(x, running_mean, running_var, w, b, training, momentum, eps);
+  record("NativeBatchNormBackward", {r.y}, {x, weight, bias}, {x, w, r.mean, r.var},
          [training, eps](const BackwardContext& c) {
            auto g = ops::batch_norm_backward(c.grad(), c.saved[0], c.saved[2], c.saved[3], c.saved[1],
                                              training, eps, {c.need(0), c.need(1), c.need(2)});

@@ -140,28 +140,69 @@ Tensor to_dtype(const Tensor& a, DType dtype) {
 
 // ---- in place ------------------------------------------------------------------------------
 
+// Writing `result` into `view`, a view of `base` that takes part in autograd: base gets a new
+// node that routes the gradient of the written region to `result` and the rest to what base
+// was; the view gets a node that reads its region from base's new gradient (PyTorch's
+// CopySlices). The region is addressed through base's strides, which must be row-major.
+static void copy_into_view(const Tensor& base, const Tensor& view, const Tensor& result, const char* op) {
+  PHX_CHECK(!(base.is_leaf() && base.requires_grad()), Error, op,
+            ": a view of a leaf Variable that requires grad is being used in an in-place operation.");
+  PHX_CHECK(base.is_contiguous(), Error, op,
+            ": in-place modification of a view of a non-contiguous tensor is not differentiable; "
+            "clone() the tensor first");
+  const Shape vs = view.sizes(), vst = view.strides(), bs = base.sizes();
+  const int64_t voff = view.offset() - base.offset();
+  const Shape rs = result.sizes();
+  view.copy_from(result);
+  auto region = [vs, vst, voff](const Tensor& g) { return g.contiguous().as_strided(vs, vst, voff); };
+  record("CopySlices", {base}, {base, result}, {}, [region, rs](const BackwardContext& c) {
+    TensorList r(2);
+    if (c.need(1)) r[1] = ops::sum_to(region(c.grad()).contiguous(), rs);
+    if (c.need(0)) {
+      r[0] = c.grad().clone();
+      region(r[0]).fill(0);
+    }
+    return r;
+  });
+  record("AsStridedBackward", {view}, {base}, {}, [region, bs](const BackwardContext& c) {
+    Tensor g = zeros(bs);
+    region(g).copy_from(c.grad());
+    return TensorList{g};
+  });
+}
+
 void assign_(const Tensor& self, const Tensor& result, const char* op) {
-  bool history = grad_enabled() && (self.requires_grad() || result.requires_grad());
-  if (history) {
-    PHX_CHECK(!(self.is_leaf() && self.requires_grad()), Error, op,
-              ": a leaf Variable that requires grad is being used in an in-place operation.");
-    const auto& base = self.impl()->view_base;
-    bool base_tracked = base && base->autograd && base->autograd->requires_grad;
-    PHX_CHECK(!base_tracked && !(base && result.requires_grad()), Error, op,
-              ": in-place modification of a view is not differentiable in phalanx; clone() the "
-              "tensor first, or do it under no_grad()");
-  }
   PHX_CHECK(is_floating(self.dtype()) || !is_floating(result.dtype()), TypeError, op,
             ": result type ", dtype_name(result.dtype()), " can't be cast to the desired output type ",
             dtype_name(self.dtype()));
   PHX_CHECK(ops::broadcast_shapes(self.sizes(), result.sizes(), op) == self.sizes(), ValueError, op,
             ": output with shape ", shape_str(self.sizes()), " doesn't match the broadcast shape ",
             shape_str(result.sizes()));
+  if (grad_enabled() && self.impl()->view_base) {
+    Tensor base(self.impl()->view_base);
+    if (base.requires_grad() || result.requires_grad()) {
+      Tensor r = result.sizes() == self.sizes() ? result : expand(result, self.sizes());
+      copy_into_view(base, self, to_dtype(r, self.dtype()), op);
+      return;
+    }
+  }
+  bool history = grad_enabled() && (self.requires_grad() || result.requires_grad());
+  if (!history) {
+    self.copy_from(result);
+    return;
+  }
+  PHX_CHECK(!(self.is_leaf() && self.requires_grad()), Error, op,
+            ": a leaf Variable that requires grad is being used in an in-place operation.");
+  // self will stand for `r` in the graph. A constant result still needs a node: one that
+  // sends a zero gradient to what self was (as PyTorch's FillBackward does).
+  Tensor r = result;
+  if (!r.requires_grad())
+    r = autograd::binary(ops::BinaryOp::Add,
+                         autograd::binary(ops::BinaryOp::Mul, clone(self), ops::scalar_tensor(0, DType::Float32)), r);
+  if (r.sizes() != self.sizes()) r = expand(r, self.sizes());
+  if (!r.grad_fn()) r = clone(r);  // a leaf result: self needs a node of its own
   self.copy_from(result);
-  if (history) {
-    // self now stands for `result` in the graph
-    Tensor r = result.sizes() == self.sizes() ? result : expand(result, self.sizes());
-    if (!r.grad_fn()) r = clone(r);  // a leaf result: self needs a node of its own
+  {
     AutogradMeta& meta = self.autograd_meta();
     meta.requires_grad = true;
     meta.grad_fn = r.grad_fn();
@@ -183,13 +224,13 @@ void copy_(const Tensor& self, const Tensor& src) {
 }
 
 void fill_(const Tensor& self, double value) {
-  if (!(grad_enabled() && self.requires_grad())) {
+  const auto& base = self.impl()->view_base;
+  bool tracked = grad_enabled() && (self.requires_grad() || (base && base->autograd && base->autograd->requires_grad));
+  if (!tracked) {
     self.fill(value);
     return;
   }
-  // a constant: the history carries a zero gradient to what self was
-  Tensor zero = autograd::binary(ops::BinaryOp::Mul, clone(self), ops::scalar_tensor(0, DType::Float32));
-  assign_(self, autograd::binary(ops::BinaryOp::Add, zero, ops::scalar_tensor(value, DType::Float32)), "fill_");
+  assign_(self, full(self.sizes(), value, self.dtype()), "fill_");
 }
 
 }  // namespace phalanx::autograd

@@ -28,27 +28,33 @@ static std::vector<int64_t> dims_of(py::handle dim) {
 }
 
 void init_functions(py::module_& m) {
-  m.def("zeros", [](py::args size, DType dtype, bool rg) { return with_grad(zeros(sizes_from_args(size, "zeros"), dtype), rg); },
-        py::kw_only(), py::arg("dtype") = DType::Float32, py::arg("requires_grad") = false);
-  m.def("ones", [](py::args size, DType dtype, bool rg) { return with_grad(ones(sizes_from_args(size, "ones"), dtype), rg); },
-        py::kw_only(), py::arg("dtype") = DType::Float32, py::arg("requires_grad") = false);
-  m.def("empty", [](py::args size, DType dtype, bool rg) {
+  m.def("zeros", [](py::args size, std::optional<DType> dt, bool rg) { return with_grad(zeros(sizes_from_args(size, "zeros"), dt.value_or(DType::Float32)), rg); },
+        py::arg("dtype") = py::none(), py::arg("requires_grad") = false);
+  m.def("ones", [](py::args size, std::optional<DType> dt, bool rg) { return with_grad(ones(sizes_from_args(size, "ones"), dt.value_or(DType::Float32)), rg); },
+        py::arg("dtype") = py::none(), py::arg("requires_grad") = false);
+  m.def("empty", [](py::args size, std::optional<DType> dt, bool rg) {
     Shape s = sizes_from_args(size, "empty");
     for (int64_t v : s) PHX_CHECK(v >= 0, ValueError, "empty: negative dimension ", v, " in size ", shape_str(s));
-    return with_grad(Tensor::empty(s, dtype), rg);
-  }, py::kw_only(), py::arg("dtype") = DType::Float32, py::arg("requires_grad") = false);
-  m.def("full", [](const Shape& size, double value, DType dtype, bool rg) { return with_grad(full(size, value, dtype), rg); },
-        py::arg("size"), py::arg("fill_value"), py::kw_only(), py::arg("dtype") = DType::Float32,
+    return with_grad(Tensor::empty(s, dt.value_or(DType::Float32)), rg);
+  }, py::arg("dtype") = py::none(), py::arg("requires_grad") = false);
+  m.def("full", [](const Shape& size, py::handle value, std::optional<DType> dtype, bool rg) {
+    // like PyTorch, the fill value's Python type chooses the dtype when none is given
+    DType dt = dtype ? *dtype
+                     : py::isinstance<py::bool_>(value) ? DType::Bool
+                     : py::isinstance<py::int_>(value)  ? DType::Int64
+                                                        : DType::Float32;
+    return with_grad(full(size, value.cast<double>(), dt), rg);
+  }, py::arg("size"), py::arg("fill_value"), py::kw_only(), py::arg("dtype") = py::none(),
         py::arg("requires_grad") = false);
   m.def("_arange", [](double start, double end, double step, DType dtype, bool rg) {
     return with_grad(arange(start, end, step, dtype), rg);
   });
-  m.def("rand", [](py::args size, std::shared_ptr<Generator> gen, DType dtype, bool rg) {
-    return with_grad(rand(sizes_from_args(size, "rand"), gen, dtype), rg);
-  }, py::kw_only(), py::arg("generator") = nullptr, py::arg("dtype") = DType::Float32, py::arg("requires_grad") = false);
-  m.def("randn", [](py::args size, std::shared_ptr<Generator> gen, DType dtype, bool rg) {
-    return with_grad(randn(sizes_from_args(size, "randn"), gen, dtype), rg);
-  }, py::kw_only(), py::arg("generator") = nullptr, py::arg("dtype") = DType::Float32, py::arg("requires_grad") = false);
+  m.def("rand", [](py::args size, std::shared_ptr<Generator> gen, std::optional<DType> dt, bool rg) {
+    return with_grad(rand(sizes_from_args(size, "rand"), gen, dt.value_or(DType::Float32)), rg);
+  }, py::arg("generator") = nullptr, py::arg("dtype") = py::none(), py::arg("requires_grad") = false);
+  m.def("randn", [](py::args size, std::shared_ptr<Generator> gen, std::optional<DType> dt, bool rg) {
+    return with_grad(randn(sizes_from_args(size, "randn"), gen, dt.value_or(DType::Float32)), rg);
+  }, py::arg("generator") = nullptr, py::arg("dtype") = py::none(), py::arg("requires_grad") = false);
   m.def("_randint", [](int64_t low, int64_t high, const Shape& size, std::shared_ptr<Generator> gen, DType dtype) {
     return randint(low, high, size, gen, dtype);
   });

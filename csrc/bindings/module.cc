@@ -5,6 +5,7 @@
 #include "bindings/convert.h"
 #include "core/generator.h"
 #include "dnnl/engine.h"
+#include "dnnl/layout.h"
 #include "dnnl/primitive_cache.h"
 
 namespace phalanx::bindings {
@@ -57,6 +58,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("_primitive_cache_stats", [] {
     auto& c = dnnl_util::PrimitiveCache::global();
     return py::dict(py::arg("hits") = c.hits(), py::arg("created") = c.misses(), py::arg("size") = c.size());
+  });
+  m.def("_reorder_counts", [] {
+    auto c = dnnl_util::reorder_counts();
+    return py::dict(py::arg("data") = c.data, py::arg("weights") = c.weights, py::arg("to_plain") = c.to_plain);
   });
   m.def("_onednn_version", [] {
     auto v = dnnl::version();

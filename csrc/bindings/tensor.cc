@@ -14,12 +14,13 @@ using ops::UnaryOp;
 Tensor as_tensor_operand(py::handle v, const Tensor& like) {
   if (py::isinstance<Tensor>(v)) return v.cast<Tensor>();
   if (py::isinstance<py::bool_>(v)) return ops::scalar_tensor(v.cast<bool>(), DType::Bool);
+  // Python numbers take the tensor's type where it can hold them (as PyTorch's scalars do)
   if (py::isinstance<py::int_>(v)) {
     DType dt = like.dtype() == DType::Bool ? DType::Int64 : like.dtype();
-    if (is_reduced_float(dt)) dt = DType::Float32;
     return ops::scalar_tensor(static_cast<double>(v.cast<int64_t>()), dt);
   }
-  if (py::isinstance<py::float_>(v)) return ops::scalar_tensor(v.cast<double>(), DType::Float32);
+  if (py::isinstance<py::float_>(v))
+    return ops::scalar_tensor(v.cast<double>(), is_floating(like.dtype()) ? like.dtype() : DType::Float32);
   if (py::isinstance<py::array>(v)) return from_numpy(v.cast<py::array>());
   throw TypeError("expected a Tensor or a number, got " + std::string(py::str(py::type::of(v))));
 }
@@ -105,8 +106,6 @@ static void setitem(const Tensor& self, py::handle index, py::handle value) {
   }
   PHX_CHECK(target.storage() == self.storage(), TypeError,
             "assignment through an integer-tensor index is not supported; use slices");
-  if (!target.same(self) && target.impl()->view_base == nullptr) target = self;
-  // keep the view (it shares memory) but let autograd see self's state
   if (py::isinstance<Tensor>(value))
     ag::copy_(target, value.cast<Tensor>());
   else

@@ -43,8 +43,9 @@ inline bool is_floating(DType t) {
 }
 inline bool is_reduced_float(DType t) { return t == DType::Float16 || t == DType::BFloat16; }
 
-// Type promotion for mixed-dtype arithmetic: bool < uint8 < int32 < int64 < float32.
-// The reduced floats promote to float32: phalanx computes only in float32.
+// Type promotion for mixed-dtype arithmetic, PyTorch's: bool < uint8 < int32 < int64 < floats;
+// a float type wins over integers, two different float types give float32. (Arithmetic on
+// float16/bfloat16 is computed in float32 and rounded back.)
 inline int promotion_rank(DType t) {
   switch (t) {
     case DType::Bool: return 0;
@@ -55,9 +56,14 @@ inline int promotion_rank(DType t) {
   }
 }
 inline DType promote(DType a, DType b) {
-  if (is_floating(a) || is_floating(b)) return DType::Float32;
+  if (a == b) return a;
+  if (is_floating(a) && is_floating(b)) return DType::Float32;
+  if (is_floating(a)) return a;
+  if (is_floating(b)) return b;
   return promotion_rank(a) >= promotion_rank(b) ? a : b;
 }
+// The type arithmetic runs in: float32 stands in for the reduced floats.
+inline DType compute_type(DType t) { return is_reduced_float(t) ? DType::Float32 : t; }
 
 // IEEE half and bfloat16 conversions, portable (no intrinsics), round to nearest even.
 inline float half_to_float(uint16_t h) {

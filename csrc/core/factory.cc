@@ -13,6 +13,7 @@ Tensor full(const Shape& sizes, double value, DType dtype) {
   check_sizes(sizes, "full");
   Tensor t = Tensor::empty(sizes, dtype);
   t.fill(value);
+  t.storage()->version = 0;  // a new tensor: filling it is not a modification
   return t;
 }
 
@@ -74,6 +75,7 @@ Tensor rand(const Shape& sizes, const GeneratorPtr& gen, DType dtype) {
   PHX_CHECK(dtype == DType::Float32, TypeError, "rand: only float32 is supported, got ", dtype_name(dtype));
   Tensor t = Tensor::empty(sizes, dtype);
   uniform_(t, 0, 1, gen);
+  t.storage()->version = 0;
   return t;
 }
 
@@ -82,6 +84,7 @@ Tensor randn(const Shape& sizes, const GeneratorPtr& gen, DType dtype) {
   PHX_CHECK(dtype == DType::Float32, TypeError, "randn: only float32 is supported, got ", dtype_name(dtype));
   Tensor t = Tensor::empty(sizes, dtype);
   normal_(t, 0, 1, gen);
+  t.storage()->version = 0;
   return t;
 }
 

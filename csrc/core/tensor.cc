@@ -64,6 +64,7 @@ Tensor Tensor::from_blob(std::shared_ptr<Storage> storage, const Shape& sizes, c
 
 bool Tensor::is_contiguous() const {
   if (is_blocked()) return false;
+  if (numel() == 0) return true;
   int64_t expected = 1;
   for (int64_t i = dim() - 1; i >= 0; --i) {
     if (impl_->sizes[i] == 1) continue;
@@ -93,8 +94,19 @@ std::string Tensor::describe() const {
 
 // ---- views -------------------------------------------------------------------------------
 
+void Tensor::materialize_plain() const {
+  if (!is_blocked()) return;
+  auto plain = Storage::allocate(static_cast<size_t>(numel()) * itemsize(dtype()));
+  impl_->layout->to_plain(raw_data(), plain->data);
+  plain->version = impl_->storage->version;  // same values: saved tensors stay valid
+  impl_->storage = std::move(plain);
+  impl_->offset = 0;
+  impl_->strides = contiguous_strides(impl_->sizes);
+  impl_->layout.reset();
+}
+
 Tensor Tensor::as_strided(const Shape& sizes, const Shape& strides, int64_t offset) const {
-  PHX_CHECK(!is_blocked(), Error, "internal: view of a blocked-layout tensor");
+  materialize_plain();  // views address plain memory
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = impl_->storage;
   impl->sizes = sizes;
@@ -159,9 +171,10 @@ static Shape infer_size(const Shape& sizes, int64_t numel) {
 }
 
 Tensor Tensor::view(const Shape& sizes) const {
+  materialize_plain();
   Shape target = infer_size(sizes, numel());
   Shape st;
-  PHX_CHECK(!is_blocked() && view_strides(this->sizes(), strides(), target, st), ValueError,
+  PHX_CHECK(view_strides(this->sizes(), strides(), target, st), ValueError,
             "view size ", shape_str(target), " is not compatible with input size ",
             shape_str(this->sizes()), " and strides ", shape_str(strides()),
             "; use .reshape(...) instead");
@@ -171,7 +184,8 @@ Tensor Tensor::view(const Shape& sizes) const {
 Tensor Tensor::reshape(const Shape& sizes) const {
   Shape target = infer_size(sizes, numel());
   Shape st;
-  if (!is_blocked() && view_strides(this->sizes(), strides(), target, st))
+  materialize_plain();
+  if (view_strides(this->sizes(), strides(), target, st))
     return as_strided(target, st, offset());
   return contiguous().view(target);
 }
@@ -323,8 +337,9 @@ static void copy_rows(const Tensor& dst, const Tensor& src_expanded) {
 }
 
 void Tensor::copy_from(const Tensor& src_in) const {
-  Tensor src = src_in.is_blocked() ? src_in.contiguous() : src_in;
-  PHX_CHECK(!is_blocked(), Error, "internal: copy into a blocked-layout tensor");
+  materialize_plain();
+  src_in.materialize_plain();  // strided sources are fine; blocked ones become plain first
+  Tensor src = src_in;
   src = src.dim() > dim() ? src.reshape(Shape(sizes())) : src.expand(sizes());
   DType dt = dtype(), st = src.dtype();
   if (dt == st && (dt == DType::Float16 || dt == DType::BFloat16)) {
@@ -353,17 +368,16 @@ void Tensor::copy_from(const Tensor& src_in) const {
 }
 
 Tensor Tensor::contiguous() const {
+  materialize_plain();
   if (is_contiguous()) return *this;
   return clone();
 }
 
 Tensor Tensor::clone() const {
+  materialize_plain();
   Tensor out = Tensor::empty(sizes(), dtype());
-  if (is_blocked()) {
-    impl_->layout->to_plain(raw_data(), out.raw_data());
-    return out;
-  }
   out.copy_from(*this);
+  out.storage()->version = 0;  // a new tensor: filling it is not a modification
   return out;
 }
 
@@ -371,6 +385,7 @@ Tensor Tensor::to(DType t) const {
   if (t == dtype()) return *this;
   Tensor out = Tensor::empty(sizes(), t);
   out.copy_from(*this);
+  out.storage()->version = 0;
   return out;
 }
 
@@ -387,7 +402,7 @@ Tensor Tensor::alias() const {
 }
 
 void Tensor::fill(double value) const {
-  PHX_CHECK(!is_blocked(), Error, "internal: fill of a blocked-layout tensor");
+  materialize_plain();
   char* base = static_cast<char*>(storage()->data);
   size_t is = itemsize(dtype());
   // write one element, then replicate its bytes

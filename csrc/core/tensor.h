@@ -107,7 +107,11 @@ class Tensor {
   Tensor squeeze(int64_t dim) const;
   Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
 
-  Tensor contiguous() const;  // self if already plain row-major, else a copy
+  Tensor contiguous() const;  // self if already plain row-major (converting a blocked layout
+                             // in place), else a copy
+  // Converts a tensor stored in a oneDNN blocked layout to plain row-major, in place: every
+  // handle of this TensorImpl sees the plain data afterwards. No-op for plain tensors.
+  void materialize_plain() const;
   Tensor clone() const;       // always a fresh row-major copy
   Tensor to(DType dtype) const;  // self if same dtype
   Tensor alias() const;       // same storage and version, no autograd state

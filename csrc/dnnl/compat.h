@@ -3,6 +3,9 @@
 // Each function here returns a primitive descriptor with the same arguments on both.
 #pragma once
 #include <dnnl.hpp>
+#include <sstream>
+#include <string>
+#include <unordered_map>
 
 #if DNNL_VERSION_MAJOR >= 3
 #define PHX_DNNL_V3 1
@@ -23,6 +26,39 @@ inline memory::dims md_dims(const memory::desc& md) {
 #else
   return md.dims();
 #endif
+}
+
+// A string that identifies a memory descriptor's layout, for primitive-cache keys.
+inline std::string md_key(const memory::desc& md) {
+  std::ostringstream os;
+#if PHX_DNNL_V3
+  os << static_cast<int>(md.get_format_kind()) << ':';
+  for (auto d : md.get_dims()) os << d << ',';
+  os << ':';
+  for (auto d : md.get_padded_dims()) os << d << ',';
+  os << ':';
+  if (md.get_format_kind() == memory::format_kind::blocked) {
+    for (auto s : md.get_strides()) os << s << ',';
+    os << ':';
+    auto blks = md.get_inner_blks();
+    auto idxs = md.get_inner_idxs();
+    for (int i = 0; i < md.get_inner_nblks(); ++i) os << idxs[i] << 'x' << blks[i] << ',';
+  }
+#else
+  const auto& d = md.data;
+  os << static_cast<int>(d.format_kind) << ':';
+  for (int i = 0; i < d.ndims; ++i) os << d.dims[i] << ',';
+  os << ':';
+  for (int i = 0; i < d.ndims; ++i) os << d.padded_dims[i] << ',';
+  os << ':';
+  if (d.format_kind == dnnl_blocked) {
+    const auto& b = d.format_desc.blocking;
+    for (int i = 0; i < d.ndims; ++i) os << b.strides[i] << ',';
+    os << ':';
+    for (int i = 0; i < b.inner_nblks; ++i) os << b.inner_idxs[i] << 'x' << b.inner_blks[i] << ',';
+  }
+#endif
+  return os.str();
 }
 
 inline dnnl::convolution_forward::primitive_desc conv_fwd(
@@ -130,6 +166,17 @@ inline dnnl::batch_normalization_backward::primitive_desc bn_bwd(
 #else
   dnnl::batch_normalization_backward::desc d(prop, data, data, eps, flags);
   return {d, e, hint};
+#endif
+}
+
+// Batch norm backward with use_shift: oneDNN 2.x counts the shift among the inputs (it does
+// not read it) and refuses to run without it; 3.x refuses it ("bad number of inputs").
+inline void bn_bwd_add_shift(std::unordered_map<int, memory>& args, const memory& shift) {
+#if PHX_DNNL_V3
+  (void)args;
+  (void)shift;
+#else
+  args[DNNL_ARG_SHIFT] = shift;
 #endif
 }
 

@@ -2,6 +2,7 @@
 
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
+#include "dnnl/layout.h"
 #include "dnnl/primitive_cache.h"
 
 namespace phalanx::ops {
@@ -36,51 +37,58 @@ struct FwdEntry {
   dnnl::eltwise_forward prim;
 };
 
-std::shared_ptr<FwdEntry> forward_entry(const Spec& sp, int64_t n) {
+// Eltwise ops do not care about shape, so a plain tensor is described as a flat vector (one
+// primitive serves every shape of that size); a blocked one keeps its layout.
+dnnl::memory::desc eltwise_desc(const Tensor& x) {
+  return x.is_blocked() ? desc_of(x) : plain_desc({x.numel()});
+}
+
+std::shared_ptr<FwdEntry> forward_entry(const Spec& sp, const dnnl::memory::desc& md, const std::string& key) {
   return PrimitiveCache::global().get_or_create<FwdEntry>(
-      cache_key("eltwise_fwd", static_cast<int>(sp.alg), sp.alpha, sp.beta, n), [&] {
-        auto pd = compat::eltwise_fwd(cpu_engine(), dnnl::prop_kind::forward_training, sp.alg,
-                                      plain_desc({n}), sp.alpha, sp.beta);
+      cache_key("eltwise_fwd", static_cast<int>(sp.alg), sp.alpha, sp.beta, key), [&] {
+        auto pd = compat::eltwise_fwd(cpu_engine(), dnnl::prop_kind::forward_training, sp.alg, md, sp.alpha, sp.beta);
         return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::eltwise_forward(pd)});
       });
 }
 
+std::string eltwise_key(const Tensor& x) {
+  return x.is_blocked() ? layout_key(x) : std::to_string(x.numel());
+}
+
 }  // namespace
 
-// Eltwise ops do not care about shape, so tensors are described as flat vectors: one cached
-// primitive serves every shape with the same element count.
 Tensor activation_forward(Activation kind, const Tensor& x_in, float alpha) {
   Spec sp = spec(kind, alpha);
-  Tensor x = float_input(x_in, sp.name, "input");
-  Tensor y = Tensor::empty(x.sizes());
-  const int64_t n = x.numel();
-  if (n == 0) return y;
-  auto e = forward_entry(sp, n);
-  execute(e->prim, {{DNNL_ARG_SRC, plain_memory(x, plain_desc({n}))},
-                    {DNNL_ARG_DST, plain_memory(y, plain_desc({n}))}});
+  Tensor x = dnnl_input(x_in, sp.name, "input");
+  if (x.numel() == 0) return Tensor::empty(x.sizes());
+  auto md = eltwise_desc(x);
+  auto e = forward_entry(sp, md, eltwise_key(x));
+  Tensor y = empty_like_desc(x.sizes(), x.is_blocked() ? md : plain_desc(x.sizes()));
+  execute(e->prim, {{DNNL_ARG_SRC, memory_of(x, md)}, {DNNL_ARG_DST, memory_of(y, md)}});
   return y;
 }
 
 Tensor activation_backward(Activation kind, const Tensor& dy_in, const Tensor& x_in, float alpha) {
   Spec sp = spec(kind, alpha);
-  Tensor x = float_input(x_in, sp.name, "input");
-  Tensor dy = float_input(dy_in, sp.name, "grad_output");
-  Tensor dx = Tensor::empty(x.sizes());
-  const int64_t n = x.numel();
-  if (n == 0) return dx;
-  auto fwd = forward_entry(sp, n);
+  Tensor x = dnnl_input(x_in, sp.name, "input");
+  if (x.numel() == 0) return Tensor::empty(x.sizes());
+  auto md = eltwise_desc(x);
+  Tensor dy = dnnl_input(dy_in, sp.name, "grad_output");
+  dy = x.is_blocked() ? reorder_to(dy, md, ReorderKind::Data) : dy.contiguous();
+  auto fwd = forward_entry(sp, md, eltwise_key(x));
   struct Entry {
     dnnl::eltwise_backward::primitive_desc pd;
     dnnl::eltwise_backward prim;
   };
   auto e = PrimitiveCache::global().get_or_create<Entry>(
-      cache_key("eltwise_bwd", static_cast<int>(sp.alg), sp.alpha, sp.beta, n), [&] {
-        auto pd = compat::eltwise_bwd(cpu_engine(), sp.alg, plain_desc({n}), sp.alpha, sp.beta, fwd->pd);
+      cache_key("eltwise_bwd", static_cast<int>(sp.alg), sp.alpha, sp.beta, eltwise_key(x)), [&] {
+        auto pd = compat::eltwise_bwd(cpu_engine(), sp.alg, md, sp.alpha, sp.beta, fwd->pd);
         return std::make_shared<Entry>(Entry{pd, dnnl::eltwise_backward(pd)});
       });
-  execute(e->prim, {{DNNL_ARG_SRC, plain_memory(x, plain_desc({n}))},
-                    {DNNL_ARG_DIFF_DST, plain_memory(dy, plain_desc({n}))},
-                    {DNNL_ARG_DIFF_SRC, plain_memory(dx, plain_desc({n}))}});
+  Tensor dx = empty_like_desc(x.sizes(), x.is_blocked() ? md : plain_desc(x.sizes()));
+  execute(e->prim, {{DNNL_ARG_SRC, memory_of(x, md)},
+                    {DNNL_ARG_DIFF_DST, memory_of(dy, md)},
+                    {DNNL_ARG_DIFF_SRC, memory_of(dx, md)}});
   return dx;
 }
 

@@ -3,6 +3,7 @@
 #include "core/factory.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
+#include "dnnl/layout.h"
 #include "dnnl/primitive_cache.h"
 
 namespace phalanx::ops {
@@ -18,10 +19,10 @@ namespace {
 Shape as_4d(const Tensor& x) {
   PHX_CHECK(x.dim() >= 2 && x.dim() <= 5, ValueError,
             "batch_norm: expected a 2-D to 5-D input (N, C, ...), got ", x.describe());
+  if (x.dim() == 4) return x.sizes();  // keeps the real shape: blocked layouts refer to it
   Shape s{x.size(0), x.size(1), 1, 1};
-  int64_t rest = 1;
-  for (int64_t d = 2; d < x.dim(); ++d) rest *= x.size(d);
-  s[2] = rest;
+  if (x.dim() == 3) s[2] = x.size(2);
+  if (x.dim() == 5) s = {x.size(0), x.size(1), x.size(2) * x.size(3), x.size(4)};
   return s;
 }
 
@@ -37,9 +38,13 @@ struct FwdEntry {
   dnnl::batch_normalization_forward prim;
 };
 
-std::shared_ptr<FwdEntry> forward_entry(const Shape& s, bool affine, bool training, double eps) {
-  return PrimitiveCache::global().get_or_create<FwdEntry>(cache_key("bn_fwd", s, affine, training, eps), [&] {
-    auto pd = compat::bn_fwd(cpu_engine(), dnnl::prop_kind::forward_training, plain_desc(s),
+// The data descriptor: the input's blocked layout, or plain 4-D.
+memory::desc data_desc(const Tensor& x, const Shape& s) { return desc_of(x, s); }
+
+std::shared_ptr<FwdEntry> forward_entry(const memory::desc& md, const std::string& layout, const Shape& s,
+                                        bool affine, bool training, double eps) {
+  return PrimitiveCache::global().get_or_create<FwdEntry>(cache_key("bn_fwd", s, layout, affine, training, eps), [&] {
+    auto pd = compat::bn_fwd(cpu_engine(), dnnl::prop_kind::forward_training, md,
                              static_cast<float>(eps), flags_for(affine, training));
     return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::batch_normalization_forward(pd)});
   });
@@ -57,7 +62,7 @@ Tensor channel_param(const Tensor& t, int64_t C, const char* name) {
 BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mean,
                                    const Tensor& running_var, const Tensor& weight,
                                    const Tensor& bias, bool training, double momentum, double eps) {
-  Tensor x = float_input(x_in, "batch_norm", "input");
+  Tensor x = dnnl_input(x_in, "batch_norm", "input");
   Shape s = as_4d(x);
   const int64_t C = s[1];
   PHX_CHECK(eps > 0, ValueError, "batch_norm: eps must be positive, got ", eps);
@@ -69,11 +74,14 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
   PHX_CHECK(training || (running_mean.defined() && running_var.defined()), ValueError,
             "batch_norm: running_mean and running_var are required in eval mode");
   BatchNormResult r;
-  r.y = Tensor::empty(x.sizes());
-  if (x.numel() == 0) return r;
-  auto e = forward_entry(s, affine, training, eps);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, plain_memory(x, plain_desc(s))},
-                                       {DNNL_ARG_DST, plain_memory(r.y, plain_desc(s))}};
+  if (x.numel() == 0) {
+    r.y = Tensor::empty(x.sizes());
+    return r;
+  }
+  const memory::desc md = data_desc(x, s);
+  auto e = forward_entry(md, layout_key(x), s, affine, training, eps);
+  r.y = empty_like_desc(x.sizes(), md);  // the output keeps the input's layout
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory_of(x, md)}, {DNNL_ARG_DST, memory_of(r.y, md)}};
   Tensor w, b;  // held here: oneDNN memory objects only point at the data
   if (affine) {
     w = channel_param(weight, C, "weight");
@@ -102,7 +110,7 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
   if (training && running_var.defined()) {
     channel_param(running_var, C, "running_var");
     PHX_CHECK(running_var.is_contiguous(), ValueError, "batch_norm: running_var must be contiguous");
-    const double n = static_cast<double>(s[0] * s[2]);
+    const double n = static_cast<double>(x.numel() / C);
     float* pv = running_var.data<float>();
     const float* bv = r.var.data<float>();
     for (int64_t c = 0; c < C; ++c)
@@ -115,34 +123,38 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
 BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& mean,
                                    const Tensor& var, const Tensor& weight, bool training, double eps,
                                    std::array<bool, 3> need) {
-  Tensor x = float_input(x_in, "batch_norm_backward", "input");
-  Tensor dy = float_input(dy_in, "batch_norm_backward", "grad_output");
+  Tensor x = dnnl_input(x_in, "batch_norm_backward", "input");
   Shape s = as_4d(x);
+  const memory::desc md = data_desc(x, s);
+  Tensor dy = reorder_to(dnnl_input(dy_in, "batch_norm_backward", "grad_output"), s, md, ReorderKind::Data);
   const int64_t C = s[1];
   const bool affine = weight.defined();
-  auto fwd = forward_entry(s, affine, training, eps);
+  const std::string layout = layout_key(x);
+  auto fwd = forward_entry(md, layout, s, affine, training, eps);
   struct Entry {
     dnnl::batch_normalization_backward::primitive_desc pd;
     dnnl::batch_normalization_backward prim;
   };
-  auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("bn_bwd", s, affine, training, eps), [&] {
+  auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("bn_bwd", s, layout, affine, training, eps), [&] {
     auto pd = compat::bn_bwd(cpu_engine(), affine ? dnnl::prop_kind::backward : dnnl::prop_kind::backward_data,
-                             plain_desc(s), static_cast<float>(eps), flags_for(affine, training), fwd->pd);
+                             md, static_cast<float>(eps), flags_for(affine, training), fwd->pd);
     return std::make_shared<Entry>(Entry{pd, dnnl::batch_normalization_backward(pd)});
   });
   BatchNormGrads g;
-  g.dx = Tensor::empty(x.sizes());
+  g.dx = empty_like_desc(x.sizes(), md);
   Tensor m = mean.contiguous(), v = var.contiguous(), w;
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, plain_memory(x, plain_desc(s))},
-                                       {DNNL_ARG_DIFF_DST, plain_memory(dy, plain_desc(s))},
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory_of(x, md)},
+                                       {DNNL_ARG_DIFF_DST, memory_of(dy, md)},
                                        {DNNL_ARG_MEAN, plain_memory(m)},
                                        {DNNL_ARG_VARIANCE, plain_memory(v)},
-                                       {DNNL_ARG_DIFF_SRC, plain_memory(g.dx, plain_desc(s))}};
+                                       {DNNL_ARG_DIFF_SRC, memory_of(g.dx, md)}};
   if (affine) {
     g.dweight = Tensor::empty({C});
     g.dbias = Tensor::empty({C});
     w = weight.contiguous();
     args[DNNL_ARG_SCALE] = plain_memory(w);
+    // oneDNN 2.x counts the shift among a backward pass's inputs although it does not read it
+    args[DNNL_ARG_SHIFT] = plain_memory(w);
     args[DNNL_ARG_DIFF_SCALE] = plain_memory(g.dweight);
     args[DNNL_ARG_DIFF_SHIFT] = plain_memory(g.dbias);
   }

@@ -3,6 +3,7 @@
 #include "core/factory.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
+#include "dnnl/layout.h"
 #include "dnnl/primitive_cache.h"
 #include "ops/window.h"
 
@@ -17,6 +18,7 @@ namespace {
 struct ConvSetup {
   int64_t N, C, H, W, OC, KH, KW;
   WindowAxis h, w;
+  Shape src_shape, wei_shape;
   memory::desc src, wei, bias, dst;
   memory::dims strides, dilates, pl, pr;
   std::string key;
@@ -47,24 +49,20 @@ ConvSetup setup(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
   int64_t ow = window_out_size(s.W, s.KW, p.stride[1], p.padding[1], p.dilation[1], false, "conv2d");
   s.h = window_axis(s.H, s.KH, p.stride[0], p.padding[0], p.dilation[0], oh);
   s.w = window_axis(s.W, s.KW, p.stride[1], p.padding[1], p.dilation[1], ow);
-  s.src = plain_desc({s.N, s.C, s.h.used, s.w.used});
-  s.wei = g == 1 ? plain_desc({s.OC, s.C, s.KH, s.KW}) : plain_desc({g, s.OC / g, s.C / g, s.KH, s.KW});
+  // Activations and weights in whatever layout the primitive prefers (blocked on most CPUs);
+  // tensors arrive and leave in those layouts, and only plain ones get reordered.
+  s.src_shape = {s.N, s.C, s.H, s.W};
+  s.wei_shape = g == 1 ? Shape{s.OC, s.C, s.KH, s.KW} : Shape{g, s.OC / g, s.C / g, s.KH, s.KW};
+  s.src = any_desc(s.src_shape);
+  s.wei = any_desc(s.wei_shape);
   s.bias = plain_desc({s.OC});
-  s.dst = plain_desc({s.N, s.OC, oh, ow});
+  s.dst = any_desc({s.N, s.OC, oh, ow});
   s.strides = {p.stride[0], p.stride[1]};
   s.dilates = {p.dilation[0] - 1, p.dilation[1] - 1};  // oneDNN counts dilation from 0
   s.pl = {s.h.pad_l, s.w.pad_l};
   s.pr = {s.h.pad_r, s.w.pad_r};
-  s.key = cache_key(s.N, s.C, s.h.used, s.w.used, s.OC, s.KH, s.KW, g, s.strides, s.dilates, s.pl, s.pr);
+  s.key = cache_key(s.N, s.C, s.H, s.W, s.OC, s.KH, s.KW, g, s.strides, s.dilates, s.pl, s.pr);
   return s;
-}
-
-// The input with the unused tail cropped (see window_axis), contiguous.
-Tensor cropped(const Tensor& x, const ConvSetup& s) {
-  Tensor t = x;
-  if (s.h.used != s.H) t = t.narrow(2, 0, s.h.used);
-  if (s.w.used != s.W) t = t.narrow(3, 0, s.w.used);
-  return t.contiguous();
 }
 
 struct FwdEntry {
@@ -85,7 +83,7 @@ std::shared_ptr<FwdEntry> forward_entry(const ConvSetup& s, bool bias, dnnl::pro
 
 Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
                       const Conv2dParams& p) {
-  Tensor x = float_input(x_in, "conv2d", "input");
+  Tensor x = dnnl_input(x_in, "conv2d", "input");
   Tensor w = float_input(w_in, "conv2d", "weight");
   ConvSetup s = setup(x, w, p);
   Tensor bias;
@@ -94,12 +92,13 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
     PHX_CHECK(bias.dim() == 1 && bias.size(0) == s.OC, ValueError, "conv2d: bias must have shape [",
               s.OC, "], got ", bias.describe());
   }
-  x = cropped(x, s);
   auto e = forward_entry(s, bias.defined(), dnnl::prop_kind::forward_training);
-  Tensor y = Tensor::empty({s.N, s.OC, s.h.out, s.w.out});
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, plain_memory(x, s.src)},
-                                       {DNNL_ARG_WEIGHTS, plain_memory(w, s.wei)},
-                                       {DNNL_ARG_DST, plain_memory(y, s.dst)}};
+  x = reorder_to(x, e->pd.src_desc(), ReorderKind::Data);
+  Tensor wb = reorder_to(w, s.wei_shape, e->pd.weights_desc(), ReorderKind::Weights);
+  Tensor y = empty_like_desc({s.N, s.OC, s.h.out, s.w.out}, e->pd.dst_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory_of(x, e->pd.src_desc())},
+                                       {DNNL_ARG_WEIGHTS, memory_of(wb, e->pd.weights_desc())},
+                                       {DNNL_ARG_DST, memory_of(y, e->pd.dst_desc())}};
   if (bias.defined()) args[DNNL_ARG_BIAS] = plain_memory(bias, s.bias);
   execute(e->prim, args);
   return y;
@@ -107,9 +106,9 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
 
 Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w_in,
                             bool has_bias, const Conv2dParams& p, std::array<bool, 3> need) {
-  Tensor x = float_input(x_in, "conv2d_backward", "input");
+  Tensor x = dnnl_input(x_in, "conv2d_backward", "input");
   Tensor w = float_input(w_in, "conv2d_backward", "weight");
-  Tensor dy = float_input(dy_in, "conv2d_backward", "grad_output");
+  Tensor dy = dnnl_input(dy_in, "conv2d_backward", "grad_output");
   ConvSetup s = setup(x, w, p);
   auto fwd = forward_entry(s, has_bias, dnnl::prop_kind::forward_training);
   Conv2dGrads g;
@@ -123,16 +122,12 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
                                       s.pr, fwd->pd);
       return std::make_shared<Entry>(Entry{pd, dnnl::convolution_backward_data(pd)});
     });
-    Tensor dx_used = Tensor::empty({s.N, s.C, s.h.used, s.w.used});
-    execute(e->prim, {{DNNL_ARG_DIFF_DST, plain_memory(dy, s.dst)},
-                      {DNNL_ARG_WEIGHTS, plain_memory(w, s.wei)},
-                      {DNNL_ARG_DIFF_SRC, plain_memory(dx_used, s.src)}});
-    if (s.h.used == s.H && s.w.used == s.W) {
-      g.dx = dx_used;
-    } else {  // the cropped tail got no gradient
-      g.dx = zeros({s.N, s.C, s.H, s.W});
-      g.dx.narrow(2, 0, s.h.used).narrow(3, 0, s.w.used).copy_from(dx_used);
-    }
+    Tensor dyb = reorder_to(dy, e->pd.diff_dst_desc(), ReorderKind::Data);
+    Tensor wb = reorder_to(w, s.wei_shape, e->pd.weights_desc(), ReorderKind::Weights);
+    g.dx = empty_like_desc(s.src_shape, e->pd.diff_src_desc());
+    execute(e->prim, {{DNNL_ARG_DIFF_DST, memory_of(dyb, e->pd.diff_dst_desc())},
+                      {DNNL_ARG_WEIGHTS, memory_of(wb, e->pd.weights_desc())},
+                      {DNNL_ARG_DIFF_SRC, memory_of(g.dx, e->pd.diff_src_desc())}});
   }
   if (need[1] || (need[2] && has_bias)) {
     struct Entry {
@@ -144,16 +139,24 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
                                          s.strides, s.dilates, s.pl, s.pr, fwd->pd);
       return std::make_shared<Entry>(Entry{pd, dnnl::convolution_backward_weights(pd)});
     });
-    Tensor xc = cropped(x, s);
+    Tensor xb = reorder_to(x, e->pd.src_desc(), ReorderKind::Data);
+    Tensor dyb = reorder_to(dy, e->pd.diff_dst_desc(), ReorderKind::Data);
+    // Parameters and their gradients stay plain: the optimizer and numpy read them.
     g.dw = Tensor::empty(w.sizes());
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, plain_memory(xc, s.src)},
-                                         {DNNL_ARG_DIFF_DST, plain_memory(dy, s.dst)},
-                                         {DNNL_ARG_DIFF_WEIGHTS, plain_memory(g.dw, s.wei)}};
+    Tensor dwb = empty_like_desc(w.sizes(), e->pd.diff_weights_desc());
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory_of(xb, e->pd.src_desc())},
+                                         {DNNL_ARG_DIFF_DST, memory_of(dyb, e->pd.diff_dst_desc())},
+                                         {DNNL_ARG_DIFF_WEIGHTS, memory_of(dwb, e->pd.diff_weights_desc())}};
     if (has_bias) {
       g.db = Tensor::empty({s.OC});
       args[DNNL_ARG_DIFF_BIAS] = plain_memory(g.db, s.bias);
     }
     execute(e->prim, args);
+    if (dwb.is_blocked())
+      reorder_into(memory_of(dwb, e->pd.diff_weights_desc()), plain_memory(g.dw, plain_desc(s.wei_shape)),
+                   ReorderKind::Weights);
+    else
+      g.dw = dwb;
   }
   return g;
 }

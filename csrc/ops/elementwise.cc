@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/factory.h"
 #include "core/strided_loop.h"
 #include "ops/reduce.h"
 
@@ -30,14 +31,13 @@ static bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
 
 DType binary_result_dtype(BinaryOp op, DType a, DType b) {
   if (is_comparison(op)) return DType::Bool;
-  if (op == BinaryOp::Div) return DType::Float32;
-  return promote(a, b);
+  DType p = promote(a, b);
+  if (op == BinaryOp::Div && !is_floating(p)) return DType::Float32;  // true division
+  return p;
 }
 
 Tensor scalar_tensor(double v, DType dtype) {
-  Tensor t = Tensor::empty({}, dtype);
-  t.fill(v);
-  return t;
+  return full({}, v, dtype);
 }
 
 // Runs out[i] = f(a[i], b[i]) with a and b already of type T and expanded to out's shape.
@@ -89,14 +89,14 @@ static void run_binary(BinaryOp op, const Tensor& out, const Tensor& a, const Te
 Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
   const char* name = binary_name(op);
   Shape shape = broadcast_shapes(a_in.sizes(), b_in.sizes(), name);
-  DType compute = promote(a_in.dtype(), b_in.dtype());
+  DType compute = compute_type(promote(a_in.dtype(), b_in.dtype()));
   if (op == BinaryOp::Div) compute = DType::Float32;
   PHX_CHECK(!(compute == DType::Bool && (op == BinaryOp::Sub || op == BinaryOp::Pow)), TypeError, name,
             ": not supported on bool tensors; use logical operators or convert first");
   DType result = binary_result_dtype(op, a_in.dtype(), b_in.dtype());
   Tensor a = a_in.contiguous().to(compute).expand(shape);
   Tensor b = b_in.contiguous().to(compute).expand(shape);
-  Tensor out = Tensor::empty(shape, result);
+  Tensor out = Tensor::empty(shape, compute_type(result));
   dispatch_compute(compute, name, [&](auto tag) {
     using T = decltype(tag);
     if (result == DType::Bool)
@@ -104,7 +104,7 @@ Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
     else
       run_binary<T, T>(op, out, a, b);
   });
-  return out;
+  return out.to(result);
 }
 
 template <typename T, typename R, typename F>
@@ -119,9 +119,11 @@ static Tensor unary_loop(const Tensor& a_in, DType result, F f) {
   return out;
 }
 
+// Float functions keep a float16/bfloat16 input's type; integers give float32.
 template <typename F>
 static Tensor float_unary(const Tensor& a, F f) {
-  return unary_loop<float, float>(a.to(DType::Float32), DType::Float32, f);
+  Tensor out = unary_loop<float, float>(a.to(DType::Float32), DType::Float32, f);
+  return is_reduced_float(a.dtype()) ? out.to(a.dtype()) : out;
 }
 
 Tensor unary(UnaryOp op, const Tensor& a) {
@@ -131,6 +133,7 @@ Tensor unary(UnaryOp op, const Tensor& a) {
     case UnaryOp::Neg:
     case UnaryOp::Abs:
     case UnaryOp::Sign:
+      if (is_reduced_float(a.dtype())) return unary(op, a.to(DType::Float32)).to(a.dtype());
       // These keep the dtype; transcendental functions of integers give float32, as in PyTorch.
       PHX_CHECK(!(a.dtype() == DType::Bool && op == UnaryOp::Neg), TypeError,
                 "neg: not supported on bool tensors; use logical_not");
@@ -155,6 +158,7 @@ Tensor clamp(const Tensor& a_in, std::optional<double> lo, std::optional<double>
   PHX_CHECK(lo || hi, ValueError, "clamp: at least one of 'min' or 'max' must not be None");
   DType dt = a_in.dtype();
   if ((lo && std::floor(*lo) != *lo) || (hi && std::floor(*hi) != *hi)) dt = promote(dt, DType::Float32);
+  if (is_reduced_float(dt)) return clamp(a_in.to(DType::Float32), lo, hi).to(dt);
   Tensor a = a_in.to(dt);
   return dispatch_compute(dt, "clamp", [&](auto tag) {
     using T = decltype(tag);
@@ -173,6 +177,7 @@ Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
   Shape shape = broadcast_shapes(broadcast_shapes(cond_in.sizes(), a_in.sizes(), "where"),
                                  b_in.sizes(), "where");
   DType dt = promote(a_in.dtype(), b_in.dtype());
+  if (is_reduced_float(dt)) return where(cond_in, a_in.to(DType::Float32), b_in.to(DType::Float32)).to(dt);
   Tensor c = cond_in.to(DType::Bool).expand(shape);
   Tensor a = a_in.to(dt).expand(shape);
   Tensor b = b_in.to(dt).expand(shape);

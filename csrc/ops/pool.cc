@@ -6,6 +6,7 @@
 #include "core/factory.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
+#include "dnnl/layout.h"
 #include "dnnl/primitive_cache.h"
 #include "ops/window.h"
 
@@ -54,14 +55,15 @@ MaxSetup max_setup(const Tensor& x, const Pool2dParams& p) {
                                   "max_pool2d");
     *axes[i] = window_axis(in, p.kernel[i], p.stride[i], p.padding[i], p.dilation[i], out);
   }
-  s.src = plain_desc({s.N, s.C, s.h.used, s.w.used});
-  s.dst = plain_desc({s.N, s.C, s.h.out, s.w.out});
+  // The source keeps its layout (blocked after a convolution); the output follows it.
+  s.src = desc_of(x);
+  s.dst = any_desc({s.N, s.C, s.h.out, s.w.out});
   s.strides = {p.stride[0], p.stride[1]};
   s.kernel = {p.kernel[0], p.kernel[1]};
   s.dilation = {p.dilation[0] - 1, p.dilation[1] - 1};
   s.pl = {s.h.pad_l, s.w.pad_l};
   s.pr = {s.h.pad_r, s.w.pad_r};
-  s.key = cache_key(s.N, s.C, s.h.used, s.w.used, s.strides, s.kernel, s.dilation, s.pl, s.pr);
+  s.key = cache_key(s.N, s.C, x.size(2), x.size(3), s.strides, s.kernel, s.dilation, s.pl, s.pr, layout_key(x));
   return s;
 }
 
@@ -81,24 +83,22 @@ std::shared_ptr<MaxFwdEntry> max_forward_entry(const MaxSetup& s) {
 }  // namespace
 
 MaxPoolResult max_pool2d_forward(const Tensor& x_in, const Pool2dParams& p) {
-  Tensor x = float_input(x_in, "max_pool2d", "input");
+  Tensor x = dnnl_input(x_in, "max_pool2d", "input");
   MaxSetup s = max_setup(x, p);
-  if (s.h.used != x.size(2) || s.w.used != x.size(3))
-    x = x.narrow(2, 0, s.h.used).narrow(3, 0, s.w.used).contiguous();
   auto e = max_forward_entry(s);
   MaxPoolResult r;
-  r.y = Tensor::empty({s.N, s.C, s.h.out, s.w.out});
+  r.y = empty_like_desc({s.N, s.C, s.h.out, s.w.out}, e->pd.dst_desc());
   auto ws_md = e->pd.workspace_desc();
   r.workspace = Tensor::empty({static_cast<int64_t>(ws_md.get_size())}, DType::UInt8);
-  execute(e->prim, {{DNNL_ARG_SRC, plain_memory(x, s.src)},
-                    {DNNL_ARG_DST, plain_memory(r.y, s.dst)},
+  execute(e->prim, {{DNNL_ARG_SRC, memory_of(x, s.src)},
+                    {DNNL_ARG_DST, memory_of(r.y, e->pd.dst_desc())},
                     {DNNL_ARG_WORKSPACE, memory(ws_md, cpu_engine(), r.workspace.raw_data())}});
   return r;
 }
 
-Tensor max_pool2d_backward(const Tensor& dy_in, const Tensor& x, const Tensor& workspace,
+Tensor max_pool2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& workspace,
                            const Pool2dParams& p) {
-  Tensor dy = float_input(dy_in, "max_pool2d_backward", "grad_output");
+  Tensor x = dnnl_input(x_in, "max_pool2d_backward", "input");
   MaxSetup s = max_setup(x, p);
   auto fwd = max_forward_entry(s);
   struct Entry {
@@ -106,17 +106,16 @@ Tensor max_pool2d_backward(const Tensor& dy_in, const Tensor& x, const Tensor& w
     compat::pooling_backward prim;
   };
   auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("maxpool_bwd", s.key), [&] {
-    auto pd = compat::pool_bwd(cpu_engine(), dnnl::algorithm::pooling_max, s.src, s.dst, s.strides,
+    auto pd = compat::pool_bwd(cpu_engine(), dnnl::algorithm::pooling_max, s.src, fwd->pd.dst_desc(), s.strides,
                                s.kernel, s.dilation, s.pl, s.pr, fwd->pd);
     return std::make_shared<Entry>(Entry{pd, compat::pooling_backward(pd)});
   });
-  Tensor dx_used = Tensor::empty({s.N, s.C, s.h.used, s.w.used});
-  execute(e->prim, {{DNNL_ARG_DIFF_DST, plain_memory(dy, s.dst)},
-                    {DNNL_ARG_DIFF_SRC, plain_memory(dx_used, s.src)},
+  Tensor dy = reorder_to(dnnl_input(dy_in, "max_pool2d_backward", "grad_output"), e->pd.diff_dst_desc(),
+                         ReorderKind::Data);
+  Tensor dx = empty_like_desc(x.sizes(), e->pd.diff_src_desc());
+  execute(e->prim, {{DNNL_ARG_DIFF_DST, memory_of(dy, e->pd.diff_dst_desc())},
+                    {DNNL_ARG_DIFF_SRC, memory_of(dx, e->pd.diff_src_desc())},
                     {DNNL_ARG_WORKSPACE, memory(fwd->pd.workspace_desc(), cpu_engine(), workspace.raw_data())}});
-  if (s.h.used == x.size(2) && s.w.used == x.size(3)) return dx_used;
-  Tensor dx = zeros(x.sizes());
-  dx.narrow(2, 0, s.h.used).narrow(3, 0, s.w.used).copy_from(dx_used);
   return dx;
 }
 

@@ -1,5 +1,7 @@
 #include "ops/window.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace phalanx::ops {
@@ -16,13 +18,7 @@ int64_t window_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, 
 
 WindowAxis window_axis(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int64_t out) {
   int64_t end = (out - 1) * s + d * (k - 1) + 1;  // in padded coordinates
-  int64_t pad_r = end - in - p;
-  WindowAxis a{in, out, p, pad_r, in};
-  if (pad_r < 0) {
-    a.used = in + pad_r;
-    a.pad_r = 0;
-  }
-  return a;
+  return {in, out, p, std::max<int64_t>(end - in - p, 0)};
 }
 
 }  // namespace phalanx::ops

@@ -3,8 +3,8 @@
 Inputs are seeded numpy arrays fed identically to both frameworks; outputs and
 gradients are compared with numpy.testing.assert_allclose.
 """
+
 import numpy as np
-import pytest
 
 import phalanx
 
@@ -24,6 +24,7 @@ def to_numpy(t):
         t = t.detach()
         if _is_torch(t):
             import torch
+
             if t.dtype == torch.bfloat16:
                 t = t.float()
         else:
@@ -40,8 +41,9 @@ def assert_close(actual, expected, rtol=RTOL, atol=ATOL, msg=""):
     if a.dtype == np.bool_ or e.dtype == np.bool_:
         np.testing.assert_array_equal(a, e, err_msg=msg)
     else:
-        np.testing.assert_allclose(a.astype(np.float64), e.astype(np.float64),
-                                   rtol=rtol, atol=atol, err_msg=msg)
+        np.testing.assert_allclose(
+            a.astype(np.float64), e.astype(np.float64), rtol=rtol, atol=atol, err_msg=msg
+        )
 
 
 def rng(seed=0):
@@ -70,9 +72,12 @@ def away_from_zero(shape, seed=0, margin=0.1):
 def pair(arr, requires_grad=True):
     """Same data as (phalanx tensor, torch tensor)."""
     import torch
+
     arr = np.ascontiguousarray(arr)
-    return (phalanx.tensor(arr.copy(), requires_grad=requires_grad),
-            torch.tensor(arr.copy(), requires_grad=requires_grad))
+    return (
+        phalanx.tensor(arr.copy(), requires_grad=requires_grad),
+        torch.tensor(arr.copy(), requires_grad=requires_grad),
+    )
 
 
 DTYPE_PAIRS = [
@@ -92,6 +97,7 @@ def px_dtype(name):
 
 def th_dtype(name):
     import torch
+
     return getattr(torch, name)
 
 
@@ -103,16 +109,27 @@ def same_dtype(px_dt, th_dt):
 
 
 def upstream_grad(shape, seed=1234):
-    return np.asarray(np.random.default_rng(seed).standard_normal(tuple(shape)),
-                      dtype=np.float32)
+    return np.asarray(np.random.default_rng(seed).standard_normal(tuple(shape)), dtype=np.float32)
 
 
-def check_op(px_fn, th_fn, arrays, *, grad=True, requires_grad=None,
-             rtol=RTOL, atol=ATOL, grad_rtol=None, grad_atol=None, seed=1234,
-             check_dtype=True):
+def check_op(
+    px_fn,
+    th_fn,
+    arrays,
+    *,
+    grad=True,
+    requires_grad=None,
+    rtol=RTOL,
+    atol=ATOL,
+    grad_rtol=None,
+    grad_atol=None,
+    seed=1234,
+    check_dtype=True,
+):
     """Run px_fn / th_fn on the same inputs, compare the outputs and, with a random
     upstream gradient, the gradient of every input that requires grad."""
     import torch
+
     if requires_grad is None:
         requires_grad = [grad and np.asarray(a).dtype.kind == "f" for a in arrays]
     px_in = [phalanx.tensor(np.array(a), requires_grad=r) for a, r in zip(arrays, requires_grad)]
@@ -167,5 +184,10 @@ def numeric_gradcheck(fn, arrays, eps=1e-2, rtol=3e-2, atol=3e-3, seed=7):
             fm = scalar(arrays)
             flat[i] = orig
             num.reshape(-1)[i] = (fp - fm) / (2 * eps)
-        np.testing.assert_allclose(analytic[k], num, rtol=rtol, atol=atol,
-                                   err_msg=f"finite-difference mismatch for input {k}")
+        np.testing.assert_allclose(
+            analytic[k],
+            num,
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"finite-difference mismatch for input {k}",
+        )

@@ -1,11 +1,22 @@
 """Elementwise ops (functional, method and operator forms), broadcasting with
 gradients reduced to each input's shape, comparisons, in-place ops."""
+
 import numpy as np
 import pytest
+from conftest import (
+    assert_close,
+    away_from_zero,
+    check_op,
+    pair,
+    positive,
+    randn,
+    same_dtype,
+    to_numpy,
+    uniform,
+    upstream_grad,
+)
 
 import phalanx
-from conftest import (assert_close, check_op, randn, uniform, positive, away_from_zero,
-                      pair, same_dtype, to_numpy, upstream_grad)
 
 torch = pytest.importorskip("torch")
 
@@ -59,12 +70,14 @@ OPERATORS = {
     "sub": lambda x, y: x - y,
     "mul": lambda x, y: x * y,
     "div": lambda x, y: x / y,
-    "pow": lambda x, y: x ** y,
+    "pow": lambda x, y: x**y,
 }
 
 
 @pytest.mark.parametrize("op", list(OPERATORS))
-@pytest.mark.parametrize("sa,sb", BROADCAST_SHAPES[:6], ids=[f"{a}-{b}" for a, b in BROADCAST_SHAPES[:6]])
+@pytest.mark.parametrize(
+    "sa,sb", BROADCAST_SHAPES[:6], ids=[f"{a}-{b}" for a, b in BROADCAST_SHAPES[:6]]
+)
 def test_binary_operators(op, sa, sb):
     a, b = _inputs(op, sa, sb, seed=3)
     f = OPERATORS[op]
@@ -88,10 +101,10 @@ SCALAR_CASES = [
     ("rmul_s", lambda x: -0.5 * x),
     ("div_s", lambda x: x / 4.0),
     ("rdiv_s", lambda x: 2.0 / x),
-    ("pow_s", lambda x: x ** 2),
+    ("pow_s", lambda x: x**2),
     ("pow_frac", lambda x: x.abs() ** 1.5),
-    ("pow_neg", lambda x: x ** -1),
-    ("rpow_s", lambda x: 2.0 ** x),
+    ("pow_neg", lambda x: x**-1),
+    ("rpow_s", lambda x: 2.0**x),
     ("neg_op", lambda x: -x),
     ("fn_add_s", lambda x: (phalanx if isinstance(x, phalanx.Tensor) else torch).add(x, 3.0)),
     ("fn_mul_s", lambda x: (phalanx if isinstance(x, phalanx.Tensor) else torch).mul(x, -2.0)),
@@ -99,8 +112,12 @@ SCALAR_CASES = [
     ("fn_div_s", lambda x: (phalanx if isinstance(x, phalanx.Tensor) else torch).div(x, 0.25)),
     ("fn_sub_s", lambda x: (phalanx if isinstance(x, phalanx.Tensor) else torch).sub(x, 1)),
     ("method_pow", lambda x: x.abs().pow(0.5)),
-    ("max_scalar_tensor", lambda x: (phalanx if isinstance(x, phalanx.Tensor) else torch).maximum(
-        x, (phalanx if isinstance(x, phalanx.Tensor) else torch).zeros(1))),
+    (
+        "max_scalar_tensor",
+        lambda x: (phalanx if isinstance(x, phalanx.Tensor) else torch).maximum(
+            x, (phalanx if isinstance(x, phalanx.Tensor) else torch).zeros(1)
+        ),
+    ),
 ]
 
 
@@ -142,12 +159,16 @@ def test_unary(name, fn, dom, shape):
 
 def test_unary_on_noncontiguous_view():
     x = randn((4, 6), seed=9)
-    f = lambda t: t.t()[1:, ::2].exp() * t[::2].t().sum()
+
+    def f(t):
+        return t.t()[1:, ::2].exp() * t[::2].t().sum()
+
     check_op(f, f, [x])
 
 
-@pytest.mark.parametrize("kw", [{"min": -0.3}, {"max": 0.4}, {"min": -0.5, "max": 0.25},
-                                {"min": 0.1, "max": 0.1}])
+@pytest.mark.parametrize(
+    "kw", [{"min": -0.3}, {"max": 0.4}, {"min": -0.5, "max": 0.25}, {"min": 0.1, "max": 0.1}]
+)
 @pytest.mark.parametrize("positional", [False, True])
 def test_clamp(kw, positional):
     x = np.round(randn((4, 5), seed=10), 2) + 0.005  # avoid exact boundary values
@@ -161,15 +182,20 @@ def test_clamp(kw, positional):
 
 def test_clamp_method():
     x = randn((6,), seed=11)
-    check_op(lambda t: (t * 2).clamp(min=-1.0, max=1.0), lambda t: (t * 2).clamp(min=-1.0, max=1.0), [x])
+    check_op(
+        lambda t: (t * 2).clamp(min=-1.0, max=1.0), lambda t: (t * 2).clamp(min=-1.0, max=1.0), [x]
+    )
 
 
-@pytest.mark.parametrize("sc,sa,sb", [
-    ((3, 4), (3, 4), (3, 4)),
-    ((3, 1), (1, 4), (3, 4)),
-    ((4,), (3, 4), ()),
-    ((2, 3, 4), (4,), (3, 1)),
-])
+@pytest.mark.parametrize(
+    "sc,sa,sb",
+    [
+        ((3, 4), (3, 4), (3, 4)),
+        ((3, 1), (1, 4), (3, 4)),
+        ((4,), (3, 4), ()),
+        ((2, 3, 4), (4,), (3, 1)),
+    ],
+)
 def test_where(sc, sa, sb):
     cond = np.random.default_rng(12).random(sc) < 0.5
     a, b = randn(sa, seed=13), randn(sb, seed=14)
@@ -179,18 +205,28 @@ def test_where(sc, sa, sb):
 
     def tf(x, y):
         return torch.where(torch.tensor(cond), x, y)
+
     check_op(pf, tf, [a, b])
 
 
 def test_where_with_comparison_condition():
     a = randn((5, 3), seed=15)
-    f = lambda x: _m(x).where(x > 0, x * 2, x.exp())
+
+    def f(x):
+        return _m(x).where(x > 0, x * 2, x.exp())
+
     check_op(f, f, [a])
 
 
 CMP = ["eq", "ne", "lt", "le", "gt", "ge"]
-CMP_OPS = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a, b: a < b,
-           "le": lambda a, b: a <= b, "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b}
+CMP_OPS = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+}
 
 
 @pytest.mark.parametrize("op", CMP)
@@ -200,10 +236,12 @@ def test_comparisons(op, sa, sb):
     a = g.integers(-2, 3, sa).astype(np.float32)
     b = g.integers(-2, 3, sb).astype(np.float32)
     pa, pb, ta, tb = phalanx.tensor(a), phalanx.tensor(b), torch.tensor(a), torch.tensor(b)
-    for po, to in [(getattr(phalanx, op)(pa, pb), getattr(torch, op)(ta, tb)),
-                   (CMP_OPS[op](pa, pb), CMP_OPS[op](ta, tb)),
-                   (CMP_OPS[op](pa, 1.0), CMP_OPS[op](ta, 1.0)),
-                   (CMP_OPS[op](pa, 0), CMP_OPS[op](ta, 0))]:
+    for po, to in [
+        (getattr(phalanx, op)(pa, pb), getattr(torch, op)(ta, tb)),
+        (CMP_OPS[op](pa, pb), CMP_OPS[op](ta, tb)),
+        (CMP_OPS[op](pa, 1.0), CMP_OPS[op](ta, 1.0)),
+        (CMP_OPS[op](pa, 0), CMP_OPS[op](ta, 0)),
+    ]:
         assert po.dtype == phalanx.bool
         assert not po.requires_grad
         np.testing.assert_array_equal(to_numpy(po), to.numpy())
@@ -213,8 +251,9 @@ def test_comparison_int_float_mix():
     pi, ti = phalanx.tensor([1, 2, 3]), torch.tensor([1, 2, 3])
     pf, tf = phalanx.tensor([1.0, 2.5, 2.9]), torch.tensor([1.0, 2.5, 2.9])
     for op in CMP:
-        np.testing.assert_array_equal(to_numpy(getattr(phalanx, op)(pi, pf)),
-                                      getattr(torch, op)(ti, tf).numpy())
+        np.testing.assert_array_equal(
+            to_numpy(getattr(phalanx, op)(pi, pf)), getattr(torch, op)(ti, tf).numpy()
+        )
 
 
 def test_comparison_of_requires_grad_tensor():
@@ -225,11 +264,22 @@ def test_comparison_of_requires_grad_tensor():
 
 # ---------------------------------------------------------------- dtypes & promotion
 
-@pytest.mark.parametrize("expr", [
-    lambda m, a, b: a + b, lambda m, a, b: a * b, lambda m, a, b: a - b, lambda m, a, b: a / b,
-    lambda m, a, b: a + 1, lambda m, a, b: a * 2.5, lambda m, a, b: a / 2, lambda m, a, b: -a,
-    lambda m, a, b: m.maximum(a, b), lambda m, a, b: a.abs(),
-])
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        lambda m, a, b: a + b,
+        lambda m, a, b: a * b,
+        lambda m, a, b: a - b,
+        lambda m, a, b: a / b,
+        lambda m, a, b: a + 1,
+        lambda m, a, b: a * 2.5,
+        lambda m, a, b: a / 2,
+        lambda m, a, b: -a,
+        lambda m, a, b: m.maximum(a, b),
+        lambda m, a, b: a.abs(),
+    ],
+)
 def test_integer_arithmetic_and_promotion(expr):
     ia = np.array([[1, -2, 3], [4, 5, -6]], dtype=np.int64)
     ib = np.array([2, 3, -4], dtype=np.int64)
@@ -284,8 +334,11 @@ INPLACE = [
 @pytest.mark.parametrize("other", ["scalar", "same", "broadcast"])
 def test_inplace_values_and_version(name, fn, other):
     x = randn((3, 4), seed=40)
-    o = {"scalar": 1.75, "same": away_from_zero((3, 4), seed=41, margin=0.5),
-         "broadcast": away_from_zero((4,), seed=42, margin=0.5)}[other]
+    o = {
+        "scalar": 1.75,
+        "same": away_from_zero((3, 4), seed=41, margin=0.5),
+        "broadcast": away_from_zero((4,), seed=42, margin=0.5),
+    }[other]
     p, t = phalanx.tensor(x), torch.tensor(x)
     po = phalanx.tensor(o) if isinstance(o, np.ndarray) else o
     to = torch.tensor(o) if isinstance(o, np.ndarray) else o

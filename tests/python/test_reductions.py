@@ -1,9 +1,10 @@
 """Reductions (sum/mean/max/min/argmax), matmul, cat/stack: forward and gradients."""
+
 import numpy as np
 import pytest
+from conftest import assert_close, check_op, pair, randn, same_dtype, to_numpy, upstream_grad
 
 import phalanx
-from conftest import assert_close, check_op, randn, pair, same_dtype, to_numpy, upstream_grad
 
 torch = pytest.importorskip("torch")
 
@@ -25,23 +26,29 @@ def _dims_for(shape):
     return dims
 
 
-SUM_CASES = [(s, d, k) for s in SHAPES for d in _dims_for(s) for k in (False, True)
-             if not (d is None and k)]
+SUM_CASES = [
+    (s, d, k) for s in SHAPES for d in _dims_for(s) for k in (False, True) if not (d is None and k)
+]
 
 
 @pytest.mark.parametrize("op", ["sum", "mean"])
-@pytest.mark.parametrize("shape,dim,keepdim", SUM_CASES,
-                         ids=[f"{s}-{d}-{k}" for s, d, k in SUM_CASES])
+@pytest.mark.parametrize(
+    "shape,dim,keepdim", SUM_CASES, ids=[f"{s}-{d}-{k}" for s, d, k in SUM_CASES]
+)
 def test_sum_mean(op, shape, dim, keepdim):
     x = randn(shape, seed=len(shape))
     if dim is None:
         check_op(lambda t: getattr(_m(t), op)(t), lambda t: getattr(torch, op)(t), [x])
         check_op(lambda t: getattr(t, op)(), lambda t: getattr(t, op)(), [x])
     else:
-        check_op(lambda t: getattr(_m(t), op)(t, dim=dim, keepdim=keepdim),
-                 lambda t: getattr(torch, op)(t, dim=dim, keepdim=keepdim), [x])
-        check_op(lambda t: getattr(t, op)(dim, keepdim),
-                 lambda t: getattr(t, op)(dim, keepdim), [x])
+        check_op(
+            lambda t: getattr(_m(t), op)(t, dim=dim, keepdim=keepdim),
+            lambda t: getattr(torch, op)(t, dim=dim, keepdim=keepdim),
+            [x],
+        )
+        check_op(
+            lambda t: getattr(t, op)(dim, keepdim), lambda t: getattr(t, op)(dim, keepdim), [x]
+        )
 
 
 def test_sum_positional_dim_list():
@@ -52,9 +59,15 @@ def test_sum_positional_dim_list():
 
 def test_sum_of_noncontiguous():
     x = randn((4, 6), seed=4)
-    f = lambda t: t.t()[::2].sum(1)
+
+    def f(t):
+        return t.t()[::2].sum(1)
+
     check_op(f, f, [x])
-    g = lambda t: t[:, :1].expand(4, 5).mean(0)
+
+    def g(t):
+        return t[:, :1].expand(4, 5).mean(0)
+
     check_op(g, g, [x])
 
 
@@ -75,13 +88,19 @@ def test_mean_large_accumulation():
     check_op(lambda t: t.sum(0), lambda t: t.sum(0), [x], rtol=1e-5, atol=1e-4)
 
 
-MAX_CASES = [(s, d, k) for s in SHAPES for d in [None] + list(range(len(s))) + [-1]
-             for k in (False, True) if not (d is None and k)]
+MAX_CASES = [
+    (s, d, k)
+    for s in SHAPES
+    for d in [None] + list(range(len(s))) + [-1]
+    for k in (False, True)
+    if not (d is None and k)
+]
 
 
 @pytest.mark.parametrize("op", ["max", "min"])
-@pytest.mark.parametrize("shape,dim,keepdim", MAX_CASES,
-                         ids=[f"{s}-{d}-{k}" for s, d, k in MAX_CASES])
+@pytest.mark.parametrize(
+    "shape,dim,keepdim", MAX_CASES, ids=[f"{s}-{d}-{k}" for s, d, k in MAX_CASES]
+)
 def test_max_min(op, shape, dim, keepdim):
     x = randn(shape, seed=10 + len(shape))  # continuous values: no ties
     if dim is None:
@@ -116,12 +135,14 @@ def test_max_int_tensor():
     assert v.tolist() == t.max(1).values.tolist() and i.tolist() == t.max(1).indices.tolist()
 
 
-ARGMAX_CASES = [(s, d, k) for s in SHAPES for d in [None] + list(range(len(s))) + [-1]
-                for k in (False, True)]
+ARGMAX_CASES = [
+    (s, d, k) for s in SHAPES for d in [None] + list(range(len(s))) + [-1] for k in (False, True)
+]
 
 
-@pytest.mark.parametrize("shape,dim,keepdim", ARGMAX_CASES,
-                         ids=[f"{s}-{d}-{k}" for s, d, k in ARGMAX_CASES])
+@pytest.mark.parametrize(
+    "shape,dim,keepdim", ARGMAX_CASES, ids=[f"{s}-{d}-{k}" for s, d, k in ARGMAX_CASES]
+)
 def test_argmax(shape, dim, keepdim):
     x = randn(shape, seed=20 + len(shape))
     po = phalanx.argmax(phalanx.tensor(x), dim=dim, keepdim=keepdim)
@@ -144,7 +165,10 @@ def test_argmax_noncontiguous_and_default():
 
 def test_reductions_on_view_gradient():
     x = randn((3, 4, 5), seed=31)
-    f = lambda t: t.permute(2, 0, 1)[1:4].max(-1)[0].sum(0) + t.mean((0, 2))[:1]
+
+    def f(t):
+        return t.permute(2, 0, 1)[1:4].max(-1)[0].sum(0) + t.mean((0, 2))[:1]
+
     check_op(f, f, [x])
 
 
@@ -178,10 +202,16 @@ def test_matmul(sa, sb):
 
 def test_matmul_transposed_views():
     a, b = randn((4, 3), seed=42), randn((5, 4), seed=43)
-    f = lambda x, y: x.t() @ y.t()
+
+    def f(x, y):
+        return x.t() @ y.t()
+
     check_op(f, f, [a, b], rtol=1e-4, atol=1e-4)
     c = randn((2, 4, 3), seed=44)
-    g = lambda x, y: x.transpose(1, 2) @ y[:, :3].t()
+
+    def g(x, y):
+        return x.transpose(1, 2) @ y[1:].t()
+
     check_op(g, g, [c, b], rtol=1e-4, atol=1e-4)
 
 
@@ -207,24 +237,41 @@ CAT_CASES = [
 @pytest.mark.parametrize("shapes,dim", CAT_CASES, ids=[f"{s}-{d}" for s, d in CAT_CASES])
 def test_cat(shapes, dim):
     arrs = [randn(s, seed=50 + i) for i, s in enumerate(shapes)]
-    check_op(lambda *ts: phalanx.cat(list(ts), dim=dim), lambda *ts: torch.cat(list(ts), dim=dim), arrs)
+    check_op(
+        lambda *ts: phalanx.cat(list(ts), dim=dim), lambda *ts: torch.cat(list(ts), dim=dim), arrs
+    )
     check_op(lambda *ts: phalanx.cat(tuple(ts), dim), lambda *ts: torch.cat(tuple(ts), dim), arrs)
 
 
 def test_cat_default_dim_and_views():
-    a, b = randn((4, 3), seed=60), randn((3, 3), seed=61)
-    f = lambda x, y: _m(x).cat([x.t()[::2].t(), y[1:]])
+    a, b = randn((4, 6), seed=60), randn((3, 3), seed=61)
+
+    def f(x, y):
+        return _m(x).cat([x.t()[::2].t(), y[1:]])
+
     check_op(f, f, [a, b])
 
 
-STACK_CASES = [((3,), 0), ((3,), 1), ((3,), -1), ((2, 3), 0), ((2, 3), 1), ((2, 3), 2), ((2, 3), -2)]
+STACK_CASES = [
+    ((3,), 0),
+    ((3,), 1),
+    ((3,), -1),
+    ((2, 3), 0),
+    ((2, 3), 1),
+    ((2, 3), 2),
+    ((2, 3), -2),
+]
 
 
 @pytest.mark.parametrize("shape,dim", STACK_CASES, ids=[f"{s}-{d}" for s, d in STACK_CASES])
 @pytest.mark.parametrize("n", [1, 3])
 def test_stack(shape, dim, n):
     arrs = [randn(shape, seed=70 + i) for i in range(n)]
-    check_op(lambda *ts: phalanx.stack(list(ts), dim=dim), lambda *ts: torch.stack(list(ts), dim=dim), arrs)
+    check_op(
+        lambda *ts: phalanx.stack(list(ts), dim=dim),
+        lambda *ts: torch.stack(list(ts), dim=dim),
+        arrs,
+    )
 
 
 def test_stack_default_dim():

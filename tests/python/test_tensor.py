@@ -1,37 +1,49 @@
 """Tensor basics: factories, metadata, views/strides, indexing, numpy interop,
 dtype conversion, RNG determinism."""
+
 import numpy as np
 import pytest
+from conftest import DTYPE_PAIRS, assert_close, pair, randn, same_dtype, to_numpy
 
 import phalanx
-from conftest import assert_close, randn, uniform, pair, same_dtype, to_numpy, DTYPE_PAIRS
 
 torch = pytest.importorskip("torch")
 
 
 # ---------------------------------------------------------------- dtypes
 
+
 def test_dtype_aliases():
     assert phalanx.float == phalanx.float32
     assert phalanx.half == phalanx.float16
     assert phalanx.long == phalanx.int64
     assert phalanx.int == phalanx.int32
-    names = [phalanx.float32, phalanx.float16, phalanx.bfloat16, phalanx.int64,
-             phalanx.int32, phalanx.uint8, phalanx.bool]
+    names = [
+        phalanx.float32,
+        phalanx.float16,
+        phalanx.bfloat16,
+        phalanx.int64,
+        phalanx.int32,
+        phalanx.uint8,
+        phalanx.bool,
+    ]
     for i, a in enumerate(names):
         for j, b in enumerate(names):
             assert (a == b) == (i == j)
 
 
-@pytest.mark.parametrize("data", [
-    [1, 2, 3],
-    [1.5, -2.0],
-    [[1, 2], [3, 4]],
-    [True, False, True],
-    3.25,
-    7,
-    [[1.0, 2.0, 3.0]],
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        [1, 2, 3],
+        [1.5, -2.0],
+        [[1, 2], [3, 4]],
+        [True, False, True],
+        3.25,
+        7,
+        [[1.0, 2.0, 3.0]],
+    ],
+)
 def test_tensor_from_python_infers_dtype(data):
     p = phalanx.tensor(data)
     t = torch.tensor(data)
@@ -49,7 +61,9 @@ def test_tensor_from_numpy_array_keeps_dtype(name):
     np.testing.assert_array_equal(to_numpy(p), arr)
 
 
-@pytest.mark.parametrize("name", ["float32", "float16", "bfloat16", "int64", "int32", "uint8", "bool"])
+@pytest.mark.parametrize(
+    "name", ["float32", "float16", "bfloat16", "int64", "int32", "uint8", "bool"]
+)
 def test_tensor_explicit_dtype(name):
     data = [[0, 1, 2], [3, 0, 5]]
     p = phalanx.tensor(data, dtype=getattr(phalanx, name))
@@ -67,12 +81,13 @@ def test_tensor_copies_input():
 
 # ---------------------------------------------------------------- factories
 
+
 @pytest.mark.parametrize("fn", ["zeros", "ones", "empty"])
 @pytest.mark.parametrize("size", [(3,), (2, 3), (1, 4, 1), (0, 2), ()])
 def test_zeros_ones_empty(fn, size):
     p1 = getattr(phalanx, fn)(*size)
     p2 = getattr(phalanx, fn)(size)
-    t = getattr(torch, fn)(*size)
+    t = getattr(torch, fn)(size)  # torch needs the tuple form for 0-d
     for p in (p1, p2):
         assert tuple(p.shape) == tuple(t.shape)
         assert p.dtype == phalanx.float32
@@ -90,6 +105,11 @@ def test_zeros_ones_dtype(dt):
     assert z.tolist() == torch.zeros(2, dtype=getattr(torch, dt)).tolist()
 
 
+def test_full_dtype_none_keyword():
+    p = phalanx.full((2,), 1.5, dtype=None)
+    assert p.dtype == phalanx.float32 and p.tolist() == [1.5, 1.5]
+
+
 def test_factory_requires_grad():
     for fn in (phalanx.zeros, phalanx.ones):
         p = fn(2, 2, requires_grad=True)
@@ -97,21 +117,40 @@ def test_factory_requires_grad():
     assert phalanx.full((2,), 1.0, requires_grad=True).requires_grad
 
 
-@pytest.mark.parametrize("size,val,dtype", [
-    ((2, 3), 1.5, None), ((4,), 7, None), ((2, 2), True, None), ((3,), 2, "float32"),
-    ((1, 2), -3.0, "int64"),
-])
+@pytest.mark.parametrize(
+    "size,val,dtype",
+    [
+        ((2, 3), 1.5, None),
+        ((4,), 7, None),
+        ((2, 2), True, None),
+        ((3,), 2, "float32"),
+        ((1, 2), -3.0, "int64"),
+    ],
+)
 def test_full(size, val, dtype):
-    p = phalanx.full(size, val, dtype=getattr(phalanx, dtype) if dtype else None)
-    t = torch.full(size, val, dtype=getattr(torch, dtype) if dtype else None)
+    if dtype is None:  # dtype inferred from the fill value, as torch does
+        p, t = phalanx.full(size, val), torch.full(size, val)
+    else:
+        p = phalanx.full(size, val, dtype=getattr(phalanx, dtype))
+        t = torch.full(size, val, dtype=getattr(torch, dtype))
     assert same_dtype(p.dtype, t.dtype), (p.dtype, t.dtype)
     assert p.tolist() == t.tolist()
 
 
-@pytest.mark.parametrize("args,kw", [
-    ((5,), {}), ((2, 9), {}), ((1, 10, 3), {}), ((10, 0, -2), {}), ((0.0, 1.0, 0.25), {}),
-    ((0, 2.5, 0.5), {}), ((5,), {"dtype": "float32"}), ((-3, 3), {}), ((0, 1, 0.1), {}),
-])
+@pytest.mark.parametrize(
+    "args,kw",
+    [
+        ((5,), {}),
+        ((2, 9), {}),
+        ((1, 10, 3), {}),
+        ((10, 0, -2), {}),
+        ((0.0, 1.0, 0.25), {}),
+        ((0, 2.5, 0.5), {}),
+        ((5,), {"dtype": "float32"}),
+        ((-3, 3), {}),
+        ((0, 1, 0.1), {}),
+    ],
+)
 def test_arange(args, kw):
     pkw = {k: getattr(phalanx, v) for k, v in kw.items()}
     tkw = {k: getattr(torch, v) for k, v in kw.items()}
@@ -210,12 +249,13 @@ def test_like_factories_dtype():
 
 # ---------------------------------------------------------------- metadata
 
+
 def test_metadata():
     arr = randn((2, 3, 5))
     p, t = phalanx.tensor(arr), torch.tensor(arr)
     assert tuple(p.shape) == (2, 3, 5)
     assert tuple(p.size()) == (2, 3, 5)
-    assert p.size(1) == 3 and p.size(-1) == 5
+    assert p.size(1) == 3 and p.size(-1) == 5 and p.size(dim=0) == 2
     assert p.dim() == 3 and p.ndim == 3
     assert p.numel() == 30
     assert tuple(p.stride()) == tuple(t.stride())
@@ -224,6 +264,9 @@ def test_metadata():
     s = phalanx.tensor(np.float32(2.0))
     assert tuple(s.shape) == () and s.dim() == 0 and s.numel() == 1
     assert tuple(p.shape) == tuple(t.shape)
+    assert p.shape == (2, 3, 5) and p.size() == (2, 3, 5)  # Size compares equal to a tuple
+    assert p.shape[1] == 3 and len(p.shape) == 3 and list(p.shape) == [2, 3, 5]
+    assert isinstance(p, phalanx.Tensor)
 
 
 # ---------------------------------------------------------------- views & strides
@@ -241,6 +284,10 @@ VIEW_CASES = [
     ("flatten", lambda x: x.flatten()),
     ("flatten_1", lambda x: x.flatten(1)),
     ("flatten_0_1", lambda x: x.flatten(0, 1)),
+    ("flatten_kw", lambda x: x.flatten(start_dim=1, end_dim=2)),
+    ("expand_tuple", lambda x: x[:1].expand((4, 3, 4))),
+    ("t_1d", lambda x: x[0, 0].t()),
+    ("transpose_t_chain", lambda x: x.permute(1, 2, 0)[1].t().transpose(0, 1)),
     ("unsqueeze0", lambda x: x.unsqueeze(0)),
     ("unsqueeze_neg", lambda x: x.unsqueeze(-1)),
     ("unsqueeze_mid", lambda x: x.unsqueeze(2)),
@@ -274,9 +321,11 @@ def test_view_ops_values_shapes_strides(name, fn):
     po, to = fn(p), fn(t)
     assert tuple(po.shape) == tuple(to.shape)
     assert_close(po, to, rtol=0, atol=0)
-    if name.startswith(("reshape",)):
-        return
-    assert tuple(po.stride()) == tuple(to.stride()), (po.stride(), to.stride())
+    if not name.startswith("reshape"):  # reshape may copy or view; values/shape checked above
+        # the stride of a size-1 dimension is never used for addressing; compare the others
+        ps = [s for s, n in zip(po.stride(), po.shape) if n != 1]
+        ts = [s for s, n in zip(to.stride(), to.shape) if n != 1]
+        assert ps == ts, (po.stride(), to.stride())
     assert po.is_contiguous() == to.is_contiguous()
 
 
@@ -375,11 +424,20 @@ SETITEM_CASES = [
     ("scalar_elem", lambda x, T: x.__setitem__((0, 2), -1.5)),
     ("scalar_slice", lambda x, T: x.__setitem__((slice(None), slice(1, 3)), 2.0)),
     ("scalar_step", lambda x, T: x.__setitem__((slice(None, None, 2), slice(None, None, 3)), 9.0)),
-    ("tensor_block", lambda x, T: x.__setitem__((slice(0, 2), slice(1, 3)),
-                                              T(np.arange(4, dtype=np.float32).reshape(2, 2)))),
-    ("tensor_broadcast_row", lambda x, T: x.__setitem__((slice(None), slice(0, 4)),
-                                                      T(np.arange(4, dtype=np.float32)))),
-    ("tensor_broadcast_col", lambda x, T: x.__setitem__(slice(None), T(np.ones((3, 1), np.float32) * 3))),
+    (
+        "tensor_block",
+        lambda x, T: x.__setitem__(
+            (slice(0, 2), slice(1, 3)), T(np.arange(4, dtype=np.float32).reshape(2, 2))
+        ),
+    ),
+    (
+        "tensor_broadcast_row",
+        lambda x, T: x.__setitem__((slice(None), slice(0, 4)), T(np.arange(4, dtype=np.float32))),
+    ),
+    (
+        "tensor_broadcast_col",
+        lambda x, T: x.__setitem__(slice(None), T(np.ones((3, 1), np.float32) * 3)),
+    ),
     ("ellipsis", lambda x, T: x.__setitem__((Ellipsis, 0), 4.0)),
     ("int_value", lambda x, T: x.__setitem__((2, 4), 3)),
 ]
@@ -440,6 +498,7 @@ def test_integer_tensor_index_other_dim():
 
 # ---------------------------------------------------------------- scalars, lists, repr
 
+
 def test_item_and_tolist():
     f = phalanx.tensor([[1.5, 2.0], [3.0, -4.25]])
     assert f.tolist() == [[1.5, 2.0], [3.0, -4.25]]
@@ -469,6 +528,7 @@ def test_repr():
 
 
 # ---------------------------------------------------------------- numpy interop
+
 
 @pytest.mark.parametrize("npdt", [np.float32, np.float16, np.int64, np.int32, np.uint8, np.bool_])
 def test_from_numpy_zero_copy(npdt):
@@ -525,9 +585,15 @@ def test_numpy_0d():
 
 # ---------------------------------------------------------------- dtype conversion
 
+
 def test_float16_rounding_matches_torch():
-    arr = np.concatenate([randn((200,), seed=21) * 1000, randn((200,), seed=22) * 1e-3,
-                          np.array([65504.0, 70000.0, 1e-8, -3.14159265, 2049.0, 2051.0], np.float32)]).astype(np.float32)
+    arr = np.concatenate(
+        [
+            randn((200,), seed=21) * 1000,
+            randn((200,), seed=22) * 1e-3,
+            np.array([65504.0, 70000.0, 1e-8, -3.14159265, 2049.0, 2051.0], np.float32),
+        ]
+    ).astype(np.float32)
     p = phalanx.tensor(arr).half()
     t = torch.tensor(arr).half()
     assert p.dtype == phalanx.float16
@@ -537,8 +603,12 @@ def test_float16_rounding_matches_torch():
 
 
 def test_bfloat16_rounding_matches_torch():
-    arr = np.concatenate([randn((300,), seed=23) * 100,
-                          np.array([1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8, 3e38, -1e-30, 0.1], np.float32)]).astype(np.float32)
+    arr = np.concatenate(
+        [
+            randn((300,), seed=23) * 100,
+            np.array([1.0 + 2**-8, 1.0 + 3 * 2**-8, 3e38, -1e-30, 0.1], np.float32),
+        ]
+    ).astype(np.float32)
     p = phalanx.tensor(arr).bfloat16()
     t = torch.tensor(arr).bfloat16()
     assert p.dtype == phalanx.bfloat16
@@ -548,12 +618,24 @@ def test_bfloat16_rounding_matches_torch():
     np.testing.assert_array_equal(to_numpy(p2.float()), t.float().numpy())
 
 
-@pytest.mark.parametrize("src,dst", [
-    ("float32", "int64"), ("float32", "int32"), ("float32", "bool"), ("float32", "uint8"),
-    ("int64", "float32"), ("int64", "float16"), ("bool", "float32"), ("int32", "int64"),
-    ("uint8", "float32"), ("float16", "float32"), ("bfloat16", "float32"), ("int64", "bool"),
-    ("float32", "float32"),
-])
+@pytest.mark.parametrize(
+    "src,dst",
+    [
+        ("float32", "int64"),
+        ("float32", "int32"),
+        ("float32", "bool"),
+        ("float32", "uint8"),
+        ("int64", "float32"),
+        ("int64", "float16"),
+        ("bool", "float32"),
+        ("int32", "int64"),
+        ("uint8", "float32"),
+        ("float16", "float32"),
+        ("bfloat16", "float32"),
+        ("int64", "bool"),
+        ("float32", "float32"),
+    ],
+)
 def test_to_dtype(src, dst):
     vals = np.array([-2.7, -1.2, 0.0, 0.4, 1.6, 3.5, 7.9, 100.25], dtype=np.float32)
     if src in ("uint8",):

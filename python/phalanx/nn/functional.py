@@ -161,8 +161,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             kept = _C.where(ignored, 0, target).reshape(-1)
             w_target = _C.where(ignored.reshape(-1), 0.0, weight.index_select(0, kept))
             smooth = smooth.sum() / w_target.sum()
-        else:
-            smooth = smooth.mean()
+        else:  # the mean over the targets that count, as PyTorch takes it
+            smooth = smooth.sum() / (~ignored).sum()
     elif reduction == "sum":
         smooth = smooth.sum()
     return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / n_classes)
