@@ -87,4 +87,6 @@ PYBIND11_MODULE(_C, m) {
   init_tensor(m);
   init_functions(m);
   init_nn(m);
+  init_optim(m);
+  init_io(m);
 }

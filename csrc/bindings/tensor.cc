@@ -199,7 +199,9 @@ void init_tensor(py::module_& m) {
       });
 
   py::class_<Tensor> cls(m, "Tensor", py::dynamic_attr());
+  // Tensor(t) shares t's TensorImpl: how Python subclasses (nn.Parameter) wrap a tensor.
   cls.def(py::init<>())
+      .def(py::init([](const Tensor& t) { return t; }), py::arg("data"))
       .def_property_readonly("shape", [](const Tensor& t) { return py::module_::import("phalanx._tensor").attr("Size")(py::cast(t.sizes())); })
       .def("size", [](const Tensor& t, py::object dim) -> py::object {
         if (dim.is_none()) return py::module_::import("phalanx._tensor").attr("Size")(py::cast(t.sizes()));

@@ -153,8 +153,7 @@ BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
     g.dbias = Tensor::empty({C});
     w = weight.contiguous();
     args[DNNL_ARG_SCALE] = plain_memory(w);
-    // oneDNN 2.x counts the shift among a backward pass's inputs although it does not read it
-    args[DNNL_ARG_SHIFT] = plain_memory(w);
+    compat::bn_bwd_add_shift(args, plain_memory(w));  // 2.x only, see compat.h
     args[DNNL_ARG_DIFF_SCALE] = plain_memory(g.dweight);
     args[DNNL_ARG_DIFF_SHIFT] = plain_memory(g.dbias);
   }
