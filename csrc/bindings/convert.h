@@ -24,6 +24,7 @@ void init_tensor(py::module_& m);
 void init_functions(py::module_& m);
 void init_nn(py::module_& m);
 void init_optim(py::module_& m);  // fused optimizer updates (csrc/optim)
-void init_io(py::module_& m);     // checkpoints and dataset readers (csrc/io)
+void init_io(py::module_& m);     // checkpoints (csrc/io)
+void init_data(py::module_& m);   // dataset readers and batch transforms (csrc/io)
 
 }  // namespace phalanx::bindings

@@ -89,4 +89,5 @@ PYBIND11_MODULE(_C, m) {
   init_nn(m);
   init_optim(m);
   init_io(m);
+  init_data(m);
 }
