@@ -28,16 +28,18 @@ test-cpp: build
 test-python: build
 	$(PYTHON) -m pytest tests/python
 
-# ASan + UBSan build of the core and its GoogleTests, and the Python tests against it.
+# ASan + UBSan build of the core, its GoogleTests, and the Python tests run against it (the
+# sanitizer runtimes preloaded into the interpreter). Run before landing memory-touching changes.
 ASAN_DIR := build/asan
+ASAN_RT := $$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)
 test-asan: $(STAMP)
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHALANX_SANITIZE=ON \
 	  -DPHALANX_BUILD_TESTS=ON -DPython_EXECUTABLE=$$(which $(PYTHON))
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=0 ctest --test-dir $(ASAN_DIR) --output-on-failure
-	PHALANX_EXTENSION_DIR=$(ASAN_DIR) ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 \
-	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	  $(PYTHON) -m pytest tests/python -x -q -p no:cacheprovider
+	ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  LD_PRELOAD="$(ASAN_RT)" scripts/run_with_extension.sh $(ASAN_DIR) -m pytest tests/python -x -q \
+	  -p no:cacheprovider $(ASAN_PYTEST_ARGS)
 
 demo: build
 	$(PYTHON) examples/fashion_mnist.py --epochs 1

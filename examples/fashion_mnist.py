@@ -127,12 +127,7 @@ class SmallCNN:
         return sum(p.numel() for p in self.parameters())
 
     def _bn(self, x, mean, var, w, b):
-        if _FUSED_AFFINE_BN:
-            return F.batch_norm(x, mean, var, w, b, training=self.training)
-        # Same result, with the affine part as broadcast ops (see _fused_affine_bn_works).
-        y = F.batch_norm(x, mean, var, training=self.training)
-        c = x.shape[1]
-        return y * w.reshape(1, c, 1, 1) + b.reshape(1, c, 1, 1)
+        return F.batch_norm(x, mean, var, w, b, training=self.training)
 
     def __call__(self, x):
         x = F.conv2d(x, self.conv1_w, padding=1)
@@ -145,21 +140,6 @@ class SmallCNN:
         x = F.relu(F.linear(x, self.fc1_w, self.fc1_b))
         x = F.dropout(x, self.dropout, training=self.training)
         return F.linear(x, self.fc2_w, self.fc2_b)
-
-
-def _fused_affine_bn_works() -> bool:
-    """Whether batch_norm's backward accepts weight and bias (it fails with "oneDNN: could not
-    execute a primitive" on some builds); if not, the model applies them as separate ops."""
-    x = phalanx.randn(2, 3, 2, 2).requires_grad_(True)
-    w, b = ones(3), zeros(3)
-    try:
-        F.batch_norm(x, phalanx.zeros(3), phalanx.ones(3), w, b, training=True).sum().backward()
-    except RuntimeError:
-        return False
-    return True
-
-
-_FUSED_AFFINE_BN = True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -224,7 +204,6 @@ def fmt_seconds(s: float) -> str:
 
 
 def main(argv=None) -> int:
-    global _FUSED_AFFINE_BN
     args = parse_args(argv)
     if args.threads is not None:
         phalanx.set_num_threads(args.threads)
@@ -238,7 +217,6 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    _FUSED_AFFINE_BN = _fused_affine_bn_works()
     model = SmallCNN(rng, *args.channels, dropout=args.dropout)
     opt = SGD(model.named_parameters(), args.lr, args.momentum, args.weight_decay)
 
@@ -251,9 +229,6 @@ def main(argv=None) -> int:
           f"{model.num_parameters():,} parameters; SGD lr {args.lr} ({args.schedule}), "
           f"momentum {args.momentum}, weight decay {args.weight_decay}; batch {args.batch_size}; "
           f"{phalanx.get_num_threads()} threads")
-    if not _FUSED_AFFINE_BN:
-        print("note: batch_norm backward with weight/bias fails in this build; applying the "
-              "affine part as separate ops")
 
     use_bar = tqdm is not None and not args.no_progress
     step = 0
