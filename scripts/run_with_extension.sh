@@ -4,6 +4,8 @@
 # directory from python/phalanx plus that build's _C module, and starts Python without the
 # site hooks that would redirect `import phalanx` to the editable install.
 # Usage: scripts/run_with_extension.sh BUILD_DIR python-args...
+# PHX_WRAP="gdb -batch -ex run -ex bt --args" runs Python under a debugger (PYTHON must then
+# name the real interpreter, not a pyenv shim).
 set -euo pipefail
 build_dir=$(realpath "$1"); shift
 root=$(realpath "$(dirname "$0")/..")
