@@ -1,6 +1,7 @@
 // Module-level tensor functions: creation and math, with PyTorch's names and signatures.
 #include "autograd/functions.h"
 #include "bindings/convert.h"
+#include "bindings/op_tables.h"
 #include "core/factory.h"
 #include "ops/reduce.h"
 
@@ -77,19 +78,11 @@ void init_functions(py::module_& m) {
       return ag::binary(op, as_tensor_operand(a, tb), tb);
     }, py::arg("input"), py::arg("other"));
   }
-  static const std::pair<const char*, BinaryOp> cmps[] = {
-      {"eq", BinaryOp::Eq}, {"ne", BinaryOp::Ne}, {"lt", BinaryOp::Lt},
-      {"le", BinaryOp::Le}, {"gt", BinaryOp::Gt}, {"ge", BinaryOp::Ge}};
-  for (const auto& [name, op_] : cmps) {
+  for (const auto& [name, op_] : kComparisons) {
     BinaryOp op = op_;
     m.def(name, [op](const Tensor& a, py::handle b) { return ops::binary(op, a, as_tensor_operand(b, a)); });
   }
-  static const std::pair<const char*, UnaryOp> unops[] = {
-      {"exp", UnaryOp::Exp},   {"log", UnaryOp::Log}, {"sqrt", UnaryOp::Sqrt},
-      {"abs", UnaryOp::Abs},   {"neg", UnaryOp::Neg}, {"sign", UnaryOp::Sign},
-      {"reciprocal", UnaryOp::Reciprocal}, {"sin", UnaryOp::Sin}, {"cos", UnaryOp::Cos},
-      {"logical_not", UnaryOp::LogicalNot}};
-  for (const auto& [name, op_] : unops) {
+  for (const auto& [name, op_] : kUnaryOps) {
     UnaryOp op = op_;
     m.def(name, [op](const Tensor& a) { return ag::unary(op, a); });
   }

@@ -22,6 +22,10 @@ static void register_errors() {
       PyErr_SetString(PyExc_IndexError, e.what());
     } catch (const TimeoutError& e) {
       PyErr_SetString(PyExc_TimeoutError, e.what());
+    } catch (const IOError& e) {
+      // OSError(errno, message) is a FileNotFoundError, PermissionError... as Python's own are.
+      py::object err = py::reinterpret_borrow<py::object>(PyExc_OSError)(e.errno_value, e.what());
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(err.ptr())), err.ptr());
     } catch (const Error& e) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     } catch (const dnnl::error& e) {

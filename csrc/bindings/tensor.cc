@@ -3,6 +3,7 @@
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
 #include "bindings/convert.h"
+#include "bindings/op_tables.h"
 #include "ops/reduce.h"
 
 namespace phalanx::bindings {
@@ -200,7 +201,7 @@ void init_tensor(py::module_& m) {
 
   py::class_<Tensor> cls(m, "Tensor", py::dynamic_attr());
   // Tensor(t) shares t's TensorImpl: how Python subclasses (nn.Parameter) wrap a tensor.
-  cls.def(py::init<>())
+  cls.def(py::init([] { return Tensor::empty({0}); }))  // as torch.Tensor(): empty, never undefined
       .def(py::init([](const Tensor& t) { return t; }), py::arg("data"))
       .def_property_readonly("shape", [](const Tensor& t) { return py::module_::import("phalanx._tensor").attr("Size")(py::cast(t.sizes())); })
       .def("size", [](const Tensor& t, py::object dim) -> py::object {
@@ -374,10 +375,7 @@ void init_tensor(py::module_& m) {
   }
   cls.def("maximum", [](const Tensor& a, const Tensor& b) { return ag::binary(BinaryOp::Maximum, a, b); });
   cls.def("minimum", [](const Tensor& a, const Tensor& b) { return ag::binary(BinaryOp::Minimum, a, b); });
-  static const std::pair<const char*, BinaryOp> cmps[] = {
-      {"eq", BinaryOp::Eq}, {"ne", BinaryOp::Ne}, {"lt", BinaryOp::Lt},
-      {"le", BinaryOp::Le}, {"gt", BinaryOp::Gt}, {"ge", BinaryOp::Ge}};
-  for (const auto& [name, op_] : cmps) {
+  for (const auto& [name, op_] : kComparisons) {
     BinaryOp op = op_;
     auto fn = [op](const Tensor& a, py::handle b) { return ops::binary(op, a, as_tensor_operand(b, a)); };
     cls.def(name, fn);
@@ -386,12 +384,7 @@ void init_tensor(py::module_& m) {
   // == is elementwise, so hashing goes by object identity, as in PyTorch
   cls.def("__hash__", [](py::handle self) { return reinterpret_cast<uintptr_t>(self.ptr()); });
 
-  static const std::pair<const char*, UnaryOp> unops[] = {
-      {"exp", UnaryOp::Exp},   {"log", UnaryOp::Log}, {"sqrt", UnaryOp::Sqrt},
-      {"abs", UnaryOp::Abs},   {"neg", UnaryOp::Neg}, {"sign", UnaryOp::Sign},
-      {"reciprocal", UnaryOp::Reciprocal}, {"sin", UnaryOp::Sin}, {"cos", UnaryOp::Cos},
-      {"logical_not", UnaryOp::LogicalNot}};
-  for (const auto& [name, op_] : unops) {
+  for (const auto& [name, op_] : kUnaryOps) {
     UnaryOp op = op_;
     cls.def(name, [op](const Tensor& a) { return ag::unary(op, a); });
   }

@@ -21,6 +21,10 @@ struct IndexError : Error {  // index or class label out of range
 struct TimeoutError : Error {
   using Error::Error;
 };
+struct IOError : Error {  // a file that can't be opened, read or written; errno says why
+  IOError(int errno_value, const std::string& what) : Error(what), errno_value(errno_value) {}
+  int errno_value;
+};
 
 namespace detail {
 template <typename... Args>

@@ -36,19 +36,6 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   return out;
 }
 
-Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
-  PHX_CHECK(!tensors.empty(), ValueError, "stack(): expected a non-empty list of tensors");
-  int64_t d = wrap_dim(dim, tensors[0].dim() + 1);
-  std::vector<Tensor> parts;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    PHX_CHECK(tensors[i].sizes() == tensors[0].sizes(), ValueError, "stack(): expects each tensor "
-              "to be equal size, but got ", tensors[0].describe(), " at entry 0 and ",
-              tensors[i].describe(), " at entry ", i);
-    parts.push_back(tensors[i].unsqueeze(d));
-  }
-  return cat(parts, d);
-}
-
 static void check_index(const Tensor& index, int64_t size, const char* op) {
   PHX_CHECK(index.dtype() == DType::Int64 || index.dtype() == DType::Int32, TypeError, op,
             "(): index must be an integer tensor, got ", dtype_name(index.dtype()));

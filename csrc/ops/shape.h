@@ -1,4 +1,4 @@
-// Joining and indexing: cat, stack, index_select and its adjoint index_add.
+// Joining and indexing: cat, index_select and its adjoint index_add.
 #pragma once
 #include <vector>
 
@@ -7,7 +7,6 @@
 namespace phalanx::ops {
 
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
-Tensor stack(const std::vector<Tensor>& tensors, int64_t dim);
 // out = a.select along dim at each of the int64 indices (IndexError names a bad index).
 Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index);
 // A zero tensor of `shape` with src's slices added at the indices along dim.

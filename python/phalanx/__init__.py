@@ -190,4 +190,5 @@ def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
 
 
-from . import autograd, nn  # noqa: E402  (submodules that use the names above)
+from . import autograd, nn, optim, utils  # noqa: E402  (submodules that use the names above)
+from .serialization import load, save  # noqa: E402

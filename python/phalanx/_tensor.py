@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import namedtuple
 
 import numpy as np
@@ -40,7 +41,7 @@ def _repr(self: _C.Tensor) -> str:
     else:
         body = np.array2string(arr, separator=", ", prefix=prefix)
     extras = []
-    if self.dtype not in (_C.dtype.float32, _C.dtype.int64, _C.dtype.bool) or self.numel() == 0:
+    if self.dtype not in (_C.dtype.float32, _C.dtype.int64, _C.dtype.bool):
         extras.append(f"dtype={self.dtype!r}")
     if self.numel() == 0 and self.dim() != 1:
         extras.append(f"size={tuple(self.shape)}")
@@ -100,6 +101,31 @@ def _type_as(self: _C.Tensor, other: _C.Tensor) -> _C.Tensor:
 
 
 
+def _deepcopy(self: _C.Tensor, memo: dict) -> _C.Tensor:
+    """A copy with its own storage; leaves keep requires_grad and a copy of .grad, and
+    subclasses (nn.Parameter) stay subclasses, as copy.deepcopy of a torch tensor does."""
+    if id(self) in memo:
+        return memo[id(self)]
+    data = self.detach().clone()
+    cls = type(self)
+    if cls is _C.Tensor:
+        new = data
+    else:
+        new = cls.__new__(cls)
+        _C.Tensor.__init__(new, data)
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+    if self.requires_grad and self.is_leaf:
+        new.requires_grad_(True)
+    if self.grad is not None:
+        new.grad = self.grad.clone()
+    memo[id(self)] = new
+    return new
+
+
+def _dtype_repr(self: _C.dtype) -> str:
+    return f"phalanx.{self.name}"
+
+
 def _install() -> None:
     T = _C.Tensor
     T.__repr__ = _repr
@@ -114,3 +140,6 @@ def _install() -> None:
     T.__index__ = _index
     T.type_as = _type_as
     T.__array_priority__ = 1000  # numpy defers to our reflected operators
+    T.__deepcopy__ = _deepcopy
+    _C.dtype.__repr__ = _dtype_repr
+    _C.dtype.__str__ = _dtype_repr

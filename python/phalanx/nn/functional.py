@@ -20,7 +20,9 @@ def _batched(input: Tensor, op: str, dims: int = 4) -> tuple[Tensor, bool]:
     if input.dim() == dims - 1:
         return input.unsqueeze(0), True
     if input.dim() != dims:
-        raise ValueError(f"{op}: expected a {dims - 1}-D or {dims}-D input, got shape {list(input.shape)}")
+        raise ValueError(
+            f"{op}: expected a {dims - 1}-D or {dims}-D input, got shape {list(input.shape)}"
+        )
     return input, False
 
 
@@ -172,7 +174,8 @@ def mse_loss(input, target, reduction="mean"):
     _check_reduction(reduction)
     if input.shape != target.shape:
         raise ValueError(
-            f"mse_loss: input shape {list(input.shape)} and target shape {list(target.shape)} differ"
+            f"mse_loss: input shape {list(input.shape)} and target shape "
+            f"{list(target.shape)} differ"
         )
     sq = (input - target) ** 2
     if reduction == "mean":

@@ -1,0 +1,13 @@
+"""phalanx.optim: PyTorch's optimizers (SGD, Adam, AdamW) plus LARS for large batches.
+
+Each optimizer updates a whole param group with one fused C++ call (phalanx._C.optim);
+this package keeps the param groups, per-parameter state and state_dicts.
+"""
+
+from . import lr_scheduler
+from .adam import Adam, AdamW
+from .lars import LARS
+from .optimizer import Optimizer
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LARS", "lr_scheduler"]

@@ -1,0 +1,55 @@
+"""phalanx.save / phalanx.load: torch.save's everyday use, without pickle.
+
+What can be saved: tensors (every dtype, any shape; strided or oneDNN-blocked ones are stored
+contiguous), dict (str or int keys; OrderedDict and other subclasses keep their order and load
+as dict), list, tuple, str, bytes, int (any size), float (nan, inf and -0.0 exactly), bool,
+None, and numpy scalars (loaded as Python numbers). Anything else raises TypeError naming its
+type and where it sits (``obj['optim']['state'][0]``). Loading builds data and never runs code.
+
+Tensors are stored as raw bytes with their dtype, shape and requires_grad. The same tensor
+object appearing twice is stored once and loads as one object; different tensors that share
+storage (views, tied weights made with views) are stored as separate copies and load
+unshared. nn.Parameter (or any Tensor subclass) loads as a plain Tensor.
+
+A save is atomic: it writes ``<path>.tmp.<pid>`` beside the target, syncs it and renames it
+over the target, so an interrupted save leaves the previous file intact. The format (one
+stream of length-prefixed protobuf records, checksummed) is described in
+csrc/io/checkpoint.proto; files may exceed protobuf's 2 GiB message limit.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import _C
+
+__all__ = ["save", "load"]
+
+_DEFAULT_CHUNK_BYTES = 32 << 20
+
+
+def save(obj, f, *, _chunk_bytes: int = _DEFAULT_CHUNK_BYTES) -> None:
+    """Saves `obj` to the file path `f` (str or os.PathLike), replacing it atomically.
+
+    `_chunk_bytes` (testing only) caps the bytes of one tensor record; larger tensors are split.
+    """
+    _C.io.save(obj, _fs_path(f, "save"), _chunk_bytes)
+
+
+def load(f, map_location=None, *, weights_only: bool | None = None):
+    """Loads what `save` wrote. Dicts come back as plain (insertion-ordered) dicts.
+
+    `map_location` may be None or "cpu" (phalanx tensors live on the CPU). `weights_only` is
+    accepted for torch.load compatibility: loading never unpickles, so it is always safe.
+    """
+    if map_location not in (None, "cpu"):
+        raise ValueError(f"phalanx.load: map_location must be None or 'cpu', got {map_location!r}")
+    return _C.io.load(_fs_path(f, "load"))
+
+
+def _fs_path(f, op: str) -> bytes:
+    # Bytes, not str: any path the OS accepts (undecodable names included) reaches C++ intact.
+    if not isinstance(f, (str, bytes, os.PathLike)):
+        raise TypeError(f"phalanx.{op}: expected a file path (str or os.PathLike), "
+                        f"got {type(f).__name__}; file objects are not supported")
+    return os.fsencode(f)
