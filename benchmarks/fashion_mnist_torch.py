@@ -27,11 +27,20 @@ MEAN, STD = 0.2860, 0.3530
 def small_cnn(c1=32, c2=64, hidden=128, dropout=0.25):
     return nn.Sequential(
         nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, c1, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         ),
         nn.Sequential(
-            nn.Flatten(), nn.Linear(c2 * 7 * 7, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Flatten(),
+            nn.Linear(c2 * 7 * 7, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
             nn.Linear(hidden, 10),
         ),
     )
@@ -59,8 +68,12 @@ def main(argv=None) -> int:
     model = small_cnn()
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0.0}],
-                          lr=args.lr, momentum=0.9, nesterov=True)
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        momentum=0.9,
+        nesterov=True,
+    )
     steps_per_epoch = (len(train_x) + args.batch_size - 1) // args.batch_size
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * steps_per_epoch)
     print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -84,16 +97,31 @@ def main(argv=None) -> int:
         t1 = time.perf_counter()
         model.eval()
         with torch.no_grad():
-            correct = sum((model(test_x[i : i + 1000]).argmax(1) == test_y[i : i + 1000]).sum().item()
-                          for i in range(0, len(test_x), 1000))
+            correct = sum(
+                (model(test_x[i : i + 1000]).argmax(1) == test_y[i : i + 1000]).sum().item()
+                for i in range(0, len(test_x), 1000)
+            )
         acc = correct / len(test_x)
         t2 = time.perf_counter()
-        print(f"epoch {epoch}: train loss {total / len(train_x):.4f}, test accuracy {100 * acc:.2f}%; "
-              f"train {t1 - t0:.1f}s ({len(train_x) / (t1 - t0):.0f} img/s), eval {t2 - t1:.1f}s", flush=True)
+        print(
+            f"epoch {epoch}: train loss {total / len(train_x):.4f}, "
+            f"test accuracy {100 * acc:.2f}%; "
+            f"train {t1 - t0:.1f}s ({len(train_x) / (t1 - t0):.0f} img/s), eval {t2 - t1:.1f}s",
+            flush=True,
+        )
         if args.metrics:
             with open(args.metrics, "a") as f:
-                f.write(json.dumps({"epoch": epoch, "train_loss": total / len(train_x), "test_acc": acc,
-                                    "seconds": t2 - t0}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "epoch": epoch,
+                            "train_loss": total / len(train_x),
+                            "test_acc": acc,
+                            "seconds": t2 - t0,
+                        }
+                    )
+                    + "\n"
+                )
     print(f"test accuracy: {100 * acc:.2f}% ({len(test_x)} images)")
     return 0
 

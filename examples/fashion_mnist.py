@@ -66,14 +66,20 @@ def parse_args(argv=None):
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--channels", type=int, nargs=2, default=(32, 64), metavar=("C1", "C2"))
-    p.add_argument("--limit-train", type=int, default=None, metavar="N",
-                   help="train on a random subset of N images (quick runs)")
+    p.add_argument(
+        "--limit-train",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on a random subset of N images (quick runs)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="compute threads")
     p.add_argument("--workers", type=int, default=1, help="data-loading threads")
     p.add_argument("--data", default=None, help="directory of the IDX files")
-    p.add_argument("--metrics", default=None, metavar="FILE.jsonl",
-                   help="append one JSON line per epoch")
+    p.add_argument(
+        "--metrics", default=None, metavar="FILE.jsonl", help="append one JSON line per epoch"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -117,9 +123,14 @@ def main(argv=None) -> int:
 
     normalize = T.Normalize((MEAN,), (STD,))
     try:
-        train_set = FashionMNIST(args.data, train=True,
-                                 transform=T.Compose([T.RandomHorizontalFlip(), T.ToTensor(), normalize]))
-        test_set = FashionMNIST(args.data, train=False, transform=T.Compose([T.ToTensor(), normalize]))
+        train_set = FashionMNIST(
+            args.data,
+            train=True,
+            transform=T.Compose([T.RandomHorizontalFlip(), T.ToTensor(), normalize]),
+        )
+        test_set = FashionMNIST(
+            args.data, train=False, transform=T.Compose([T.ToTensor(), normalize])
+        )
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -128,23 +139,36 @@ def main(argv=None) -> int:
         train_set = phalanx.utils.data.Subset(train_set, perm[: args.limit_train].tolist())
 
     loader_gen = phalanx.Generator(args.seed)
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
-                              num_workers=args.workers, generator=loader_gen)
+    train_loader = DataLoader(
+        train_set,
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
+        generator=loader_gen,
+    )
     test_loader = DataLoader(test_set, batch_size=1000, num_workers=args.workers)
 
     model = SmallCNN(*args.channels)
     # Weight decay on conv and linear weights only, not on batch-norm scales or biases.
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
     no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
-    opt = phalanx.optim.SGD([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, momentum=args.momentum, nesterov=True)
+    opt = phalanx.optim.SGD(
+        [
+            {"params": decay, "weight_decay": args.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=args.lr,
+        momentum=args.momentum,
+        nesterov=True,
+    )
     sched = phalanx.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * len(train_loader))
 
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"Fashion-MNIST: {len(train_set)} training / {len(test_set)} test images; "
-          f"model {n_params:,} parameters; SGD lr {args.lr} (cosine), batch {args.batch_size}; "
-          f"{phalanx.get_num_threads()} threads")
+    print(
+        f"Fashion-MNIST: {len(train_set)} training / {len(test_set)} test images; "
+        f"model {n_params:,} parameters; SGD lr {args.lr} (cosine), batch {args.batch_size}; "
+        f"{phalanx.get_num_threads()} threads"
+    )
     progress = tqdm is not None and not args.no_progress
     acc = 0.0
     for epoch in range(1, args.epochs + 1):
@@ -153,13 +177,26 @@ def main(argv=None) -> int:
         t1 = time.perf_counter()
         acc, test_loss, n_test = evaluate(model, test_loader)
         t2 = time.perf_counter()
-        print(f"epoch {epoch}: train loss {train_loss:.4f}, test loss {test_loss:.4f}, "
-              f"test accuracy {100 * acc:.2f}%; train {t1 - t0:.1f}s "
-              f"({len(train_set) / (t1 - t0):.0f} img/s), eval {t2 - t1:.1f}s", flush=True)
+        print(
+            f"epoch {epoch}: train loss {train_loss:.4f}, test loss {test_loss:.4f}, "
+            f"test accuracy {100 * acc:.2f}%; train {t1 - t0:.1f}s "
+            f"({len(train_set) / (t1 - t0):.0f} img/s), eval {t2 - t1:.1f}s",
+            flush=True,
+        )
         if args.metrics:
             with open(args.metrics, "a") as f:
-                f.write(json.dumps({"epoch": epoch, "train_loss": train_loss, "test_loss": test_loss,
-                                    "test_acc": acc, "seconds": t2 - t0}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "epoch": epoch,
+                            "train_loss": train_loss,
+                            "test_loss": test_loss,
+                            "test_acc": acc,
+                            "seconds": t2 - t0,
+                        }
+                    )
+                    + "\n"
+                )
     print(f"test accuracy: {100 * acc:.2f}% ({n_test} images)")
     return 0
 

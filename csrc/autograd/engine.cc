@@ -46,12 +46,13 @@ void backward(const TensorList& roots, const TensorList& grads, bool retain_grap
   std::vector<std::shared_ptr<Node>> root_nodes;  // keeps the graph alive while we run it
   for (size_t i = 0; i < roots.size(); ++i) {
     const Tensor& r = roots[i];
-    PHX_CHECK(r.requires_grad(), Error,
-              "element ", i, " of tensors does not require grad and does not have a grad_fn");
+    PHX_CHECK(r.requires_grad(), Error, "element ", i,
+              " of tensors does not require grad and does not have a grad_fn");
     Tensor g = grads[i];
     if (!g.defined()) {
-      PHX_CHECK(r.numel() == 1, Error, "grad can be implicitly created only for scalar outputs (got ",
-                r.describe(), "); pass gradient=");
+      PHX_CHECK(r.numel() == 1, Error,
+                "grad can be implicitly created only for scalar outputs (got ", r.describe(),
+                "); pass gradient=");
       g = ones(r.sizes());
     } else {
       PHX_CHECK(g.sizes() == r.sizes(), ValueError, "backward: gradient ", g.describe(),

@@ -6,8 +6,8 @@
 #include <utility>
 
 #include "autograd/node.h"
-#include "ops/conv.h"
 #include "ops/activation.h"
+#include "ops/conv.h"
 #include "ops/elementwise.h"
 #include "ops/loss.h"
 #include "ops/pool.h"
@@ -55,7 +55,8 @@ void fill_(const Tensor& self, double value);
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const ops::Conv2dParams& p);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
-                  const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps);
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                  double eps);
 Tensor activation(ops::Activation kind, const Tensor& x, float alpha = 0.f);
 Tensor max_pool2d(const Tensor& x, const ops::Pool2dParams& p);
 Tensor avg_pool2d(const Tensor& x, const ops::Pool2dParams& p);

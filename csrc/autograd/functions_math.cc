@@ -24,15 +24,29 @@ void record(const char* name, const TensorList& outputs, const TensorList& input
 namespace {
 
 // Plain (history-free) helpers for use inside backward functions.
-Tensor mul(const Tensor& a, const Tensor& b) { return ops::binary(BinaryOp::Mul, a, b); }
-Tensor div(const Tensor& a, const Tensor& b) { return ops::binary(BinaryOp::Div, a, b); }
-Tensor add(const Tensor& a, const Tensor& b) { return ops::binary(BinaryOp::Add, a, b); }
-Tensor neg(const Tensor& a) { return ops::unary(UnaryOp::Neg, a); }
-Tensor scalar(double v) { return ops::scalar_tensor(v, DType::Float32); }
-Tensor as_float(const Tensor& a) { return a.to(DType::Float32); }
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return ops::binary(BinaryOp::Mul, a, b);
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return ops::binary(BinaryOp::Div, a, b);
+}
+Tensor add(const Tensor& a, const Tensor& b) {
+  return ops::binary(BinaryOp::Add, a, b);
+}
+Tensor neg(const Tensor& a) {
+  return ops::unary(UnaryOp::Neg, a);
+}
+Tensor scalar(double v) {
+  return ops::scalar_tensor(v, DType::Float32);
+}
+Tensor as_float(const Tensor& a) {
+  return a.to(DType::Float32);
+}
 
 // Differentiable only in floating inputs: integer operands get no edge.
-bool differentiable(const Tensor& t) { return is_floating(t.dtype()); }
+bool differentiable(const Tensor& t) {
+  return is_floating(t.dtype());
+}
 
 }  // namespace
 
@@ -45,12 +59,13 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     case BinaryOp::Add:
     case BinaryOp::Sub: {
       bool sub = op == BinaryOp::Sub;
-      record(sub ? "SubBackward" : "AddBackward", {out}, inputs, {}, [sa, sb, sub](const BackwardContext& c) {
-        TensorList r(2);
-        if (c.need(0)) r[0] = ops::sum_to(c.grad(), sa);
-        if (c.need(1)) r[1] = ops::sum_to(sub ? neg(c.grad()) : c.grad(), sb);
-        return r;
-      });
+      record(sub ? "SubBackward" : "AddBackward", {out}, inputs, {},
+             [sa, sb, sub](const BackwardContext& c) {
+               TensorList r(2);
+               if (c.need(0)) r[0] = ops::sum_to(c.grad(), sa);
+               if (c.need(1)) r[1] = ops::sum_to(sub ? neg(c.grad()) : c.grad(), sb);
+               return r;
+             });
       break;
     }
     case BinaryOp::Mul:
@@ -76,7 +91,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
         TensorList r(2);
         Tensor x = as_float(c.saved[0]), e = as_float(c.saved[1]), y = c.saved[2];
         if (c.need(0)) {
-          Tensor d = mul(e, ops::binary(BinaryOp::Pow, x, ops::binary(BinaryOp::Sub, e, scalar(1))));
+          Tensor d =
+              mul(e, ops::binary(BinaryOp::Pow, x, ops::binary(BinaryOp::Sub, e, scalar(1))));
           // d/dx x^0 is 0 everywhere, including x = 0 where the formula gives 0 * inf
           d = ops::where(ops::binary(BinaryOp::Eq, e, scalar(0)), scalar(0), d);
           r[0] = ops::sum_to(mul(c.grad(), d), sa);
@@ -101,12 +117,14 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
                TensorList r(2);
                if (c.need(0)) r[0] = ops::sum_to(mul(c.grad(), share_a), sa);
                if (c.need(1))
-                 r[1] = ops::sum_to(mul(c.grad(), ops::binary(BinaryOp::Sub, scalar(1), share_a)), sb);
+                 r[1] =
+                     ops::sum_to(mul(c.grad(), ops::binary(BinaryOp::Sub, scalar(1), share_a)), sb);
                return r;
              });
       break;
     }
-    default: break;
+    default:
+      break;
   }
   return out;
 }
@@ -114,32 +132,49 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
 Tensor unary(UnaryOp op, const Tensor& a) {
   Tensor out = ops::unary(op, a);
   if (out.dtype() != DType::Float32 || !differentiable(a)) return out;
-  auto one = [&](const char* name, TensorList saved, std::function<Tensor(const Tensor&, const TensorList&)> d) {
-    record(name, {out}, {a}, saved, [d](const BackwardContext& c) { return TensorList{d(c.grad(), c.saved)}; });
+  auto one = [&](const char* name, TensorList saved,
+                 std::function<Tensor(const Tensor&, const TensorList&)> d) {
+    record(name, {out}, {a}, saved,
+           [d](const BackwardContext& c) { return TensorList{d(c.grad(), c.saved)}; });
   };
   switch (op) {
-    case UnaryOp::Neg: one("NegBackward", {}, [](const Tensor& g, const TensorList&) { return neg(g); }); break;
-    case UnaryOp::Exp: one("ExpBackward", {out}, [](const Tensor& g, const TensorList& s) { return mul(g, s[0]); }); break;
-    case UnaryOp::Log: one("LogBackward", {a}, [](const Tensor& g, const TensorList& s) { return div(g, s[0]); }); break;
+    case UnaryOp::Neg:
+      one("NegBackward", {}, [](const Tensor& g, const TensorList&) { return neg(g); });
+      break;
+    case UnaryOp::Exp:
+      one("ExpBackward", {out}, [](const Tensor& g, const TensorList& s) { return mul(g, s[0]); });
+      break;
+    case UnaryOp::Log:
+      one("LogBackward", {a}, [](const Tensor& g, const TensorList& s) { return div(g, s[0]); });
+      break;
     case UnaryOp::Sqrt:
-      one("SqrtBackward", {out}, [](const Tensor& g, const TensorList& s) { return div(g, mul(s[0], scalar(2))); });
+      one("SqrtBackward", {out},
+          [](const Tensor& g, const TensorList& s) { return div(g, mul(s[0], scalar(2))); });
       break;
     case UnaryOp::Abs:
-      one("AbsBackward", {a}, [](const Tensor& g, const TensorList& s) { return mul(g, ops::unary(UnaryOp::Sign, s[0])); });
+      one("AbsBackward", {a}, [](const Tensor& g, const TensorList& s) {
+        return mul(g, ops::unary(UnaryOp::Sign, s[0]));
+      });
       break;
     case UnaryOp::Reciprocal:
-      one("ReciprocalBackward", {out}, [](const Tensor& g, const TensorList& s) { return neg(mul(g, mul(s[0], s[0]))); });
+      one("ReciprocalBackward", {out},
+          [](const Tensor& g, const TensorList& s) { return neg(mul(g, mul(s[0], s[0]))); });
       break;
     case UnaryOp::Sin:
-      one("SinBackward", {a}, [](const Tensor& g, const TensorList& s) { return mul(g, ops::unary(UnaryOp::Cos, s[0])); });
+      one("SinBackward", {a}, [](const Tensor& g, const TensorList& s) {
+        return mul(g, ops::unary(UnaryOp::Cos, s[0]));
+      });
       break;
     case UnaryOp::Cos:
-      one("CosBackward", {a}, [](const Tensor& g, const TensorList& s) { return neg(mul(g, ops::unary(UnaryOp::Sin, s[0]))); });
+      one("CosBackward", {a}, [](const Tensor& g, const TensorList& s) {
+        return neg(mul(g, ops::unary(UnaryOp::Sin, s[0])));
+      });
       break;
     case UnaryOp::Sign:
       one("SignBackward", {}, [](const Tensor& g, const TensorList&) { return zeros(g.sizes()); });
       break;
-    default: break;
+    default:
+      break;
   }
   return out;
 }
@@ -161,8 +196,9 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Tensor out = ops::where(cond, a, b);
   if (out.dtype() != DType::Float32) return out;
   const Shape sa = a.sizes(), sb = b.sizes();
-  record("WhereBackward", {out}, {Tensor(), differentiable(a) ? a : Tensor(), differentiable(b) ? b : Tensor()},
-         {cond}, [sa, sb](const BackwardContext& c) {
+  record("WhereBackward", {out},
+         {Tensor(), differentiable(a) ? a : Tensor(), differentiable(b) ? b : Tensor()}, {cond},
+         [sa, sb](const BackwardContext& c) {
            TensorList r(3);
            if (c.need(1)) r[1] = ops::sum_to(ops::where(c.saved[0], c.grad(), scalar(0)), sa);
            if (c.need(2)) r[2] = ops::sum_to(ops::where(c.saved[0], scalar(0), c.grad()), sb);
@@ -172,8 +208,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 }
 
 // The gradient of a reduction, broadcast back over the reduced dims.
-static Tensor expand_reduced(const Tensor& g, const Shape& in_shape, const std::vector<int64_t>& dims,
-                             bool keepdim) {
+static Tensor expand_reduced(const Tensor& g, const Shape& in_shape,
+                             const std::vector<int64_t>& dims, bool keepdim) {
   auto nd = ops::normalize_dims(dims, static_cast<int64_t>(in_shape.size()));
   Shape kept = ops::reduced_shape(in_shape, nd, true);
   Tensor gk = keepdim ? g : g.reshape(kept);
@@ -203,12 +239,13 @@ Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
 Tensor amax_all(const Tensor& a, bool is_max) {
   Tensor out = ops::amax_all(a, is_max);
   if (!differentiable(a)) return out;
-  record(is_max ? "MaxBackward" : "MinBackward", {out}, {a}, {a, out}, [](const BackwardContext& c) {
-    // the gradient is shared evenly among all elements equal to the extreme, as in PyTorch
-    Tensor hit = as_float(ops::binary(BinaryOp::Eq, c.saved[0], c.saved[1]));
-    Tensor n = ops::sum(hit, {}, false);
-    return TensorList{mul(hit, div(c.grad(), n))};
-  });
+  record(is_max ? "MaxBackward" : "MinBackward", {out}, {a}, {a, out},
+         [](const BackwardContext& c) {
+           // the gradient is shared evenly among all elements equal to the extreme, as in PyTorch
+           Tensor hit = as_float(ops::binary(BinaryOp::Eq, c.saved[0], c.saved[1]));
+           Tensor n = ops::sum(hit, {}, false);
+           return TensorList{mul(hit, div(c.grad(), n))};
+         });
   return out;
 }
 
@@ -227,7 +264,8 @@ std::pair<Tensor, Tensor> max_dim(const Tensor& a, int64_t dim, bool keepdim, bo
            // one-hot of the index along d, times the gradient
            Shape pos_shape(sa.size(), 1);
            if (!sa.empty()) pos_shape[d] = sa[d];
-           Tensor pos = arange(0, sa.empty() ? 1 : static_cast<double>(sa[d]), 1, DType::Int64).reshape(pos_shape);
+           Tensor pos = arange(0, sa.empty() ? 1 : static_cast<double>(sa[d]), 1, DType::Int64)
+                            .reshape(pos_shape);
            Tensor hit = as_float(ops::binary(BinaryOp::Eq, pos, idx));
            return TensorList{mul(hit, g).reshape(sa)};
          });
@@ -248,15 +286,17 @@ static Tensor bmm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  PHX_CHECK(a.dim() >= 1 && b.dim() >= 1, ValueError, "matmul: both arguments need at least 1 "
-            "dimension, got ", a.describe(), " and ", b.describe());
+  PHX_CHECK(a.dim() >= 1 && b.dim() >= 1, ValueError,
+            "matmul: both arguments need at least 1 "
+            "dimension, got ",
+            a.describe(), " and ", b.describe());
   PHX_CHECK(a.dtype() == DType::Float32 && b.dtype() == DType::Float32, TypeError,
             "matmul: expected float32 tensors, got ", a.describe(), " and ", b.describe());
   Tensor a2 = a.dim() == 1 ? unsqueeze(a, 0) : a;
   Tensor b2 = b.dim() == 1 ? unsqueeze(b, -1) : b;
   const int64_t M = a2.size(-2), K = a2.size(-1), K2 = b2.size(-2), N = b2.size(-1);
-  PHX_CHECK(K == K2, ValueError, "matmul: shapes ", shape_str(a.sizes()), " and ", shape_str(b.sizes()),
-            " cannot be multiplied (", K, " != ", K2, ")");
+  PHX_CHECK(K == K2, ValueError, "matmul: shapes ", shape_str(a.sizes()), " and ",
+            shape_str(b.sizes()), " cannot be multiplied (", K, " != ", K2, ")");
   Shape ba(a2.sizes().begin(), a2.sizes().end() - 2), bb(b2.sizes().begin(), b2.sizes().end() - 2);
   Shape batch = ops::broadcast_shapes(ba, bb, "matmul");
   auto batched = [&](const Tensor& t, const Shape& own, int64_t r, int64_t c) {
@@ -301,9 +341,10 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   int64_t d = wrap_dim(dim, tensors[0].dim() + 1);
   std::vector<Tensor> parts;
   for (size_t i = 0; i < tensors.size(); ++i) {
-    PHX_CHECK(tensors[i].sizes() == tensors[0].sizes(), ValueError, "stack(): expects each tensor "
-              "to be equal size, but got ", tensors[0].describe(), " at entry 0 and ",
-              tensors[i].describe(), " at entry ", i);
+    PHX_CHECK(tensors[i].sizes() == tensors[0].sizes(), ValueError,
+              "stack(): expects each tensor "
+              "to be equal size, but got ",
+              tensors[0].describe(), " at entry 0 and ", tensors[i].describe(), " at entry ", i);
     parts.push_back(unsqueeze(tensors[i], d));
   }
   return cat(parts, d);

@@ -9,11 +9,12 @@ namespace phalanx::autograd {
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const ops::Conv2dParams& p) {
   Tensor out = ops::conv2d_forward(x, w, bias, p);
   const bool has_bias = bias.defined();
-  record("ConvolutionBackward", {out}, {x, w, bias}, {x, w}, [p, has_bias](const BackwardContext& c) {
-    auto g = ops::conv2d_backward(c.grad(), c.saved[0], c.saved[1], has_bias, p,
-                                  {c.need(0), c.need(1), c.need(2)});
-    return TensorList{g.dx, g.dw, g.db};
-  });
+  record("ConvolutionBackward", {out}, {x, w, bias}, {x, w},
+         [p, has_bias](const BackwardContext& c) {
+           auto g = ops::conv2d_backward(c.grad(), c.saved[0], c.saved[1], has_bias, p,
+                                         {c.need(0), c.need(1), c.need(2)});
+           return TensorList{g.dx, g.dw, g.db};
+         });
   return out;
 }
 
@@ -21,18 +22,21 @@ static Tensor linear2d(const Tensor& x, const Tensor& w, const Tensor& bias) {
   Tensor out = ops::linear_forward(x, w, bias);
   const bool has_bias = bias.defined();
   record("AddmmBackward", {out}, {x, w, bias}, {x, w}, [has_bias](const BackwardContext& c) {
-    auto g = ops::linear_backward(c.grad(), c.saved[0], c.saved[1], has_bias, {c.need(0), c.need(1), c.need(2)});
+    auto g = ops::linear_backward(c.grad(), c.saved[0], c.saved[1], has_bias,
+                                  {c.need(0), c.need(1), c.need(2)});
     return TensorList{g.dx, g.dw, g.db};
   });
   return out;
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
-  PHX_CHECK(x.dim() >= 1, ValueError, "linear: input must have at least 1 dimension, got ", x.describe());
-  PHX_CHECK(w.dim() == 2, ValueError, "linear: expected a 2-D weight (out_features, in_features), got ",
-            w.describe());
+  PHX_CHECK(x.dim() >= 1, ValueError, "linear: input must have at least 1 dimension, got ",
+            x.describe());
+  PHX_CHECK(w.dim() == 2, ValueError,
+            "linear: expected a 2-D weight (out_features, in_features), got ", w.describe());
   PHX_CHECK(x.size(-1) == w.size(1), ValueError, "linear: input ", x.describe(), " and weight ",
-            w.describe(), " cannot be multiplied (", x.size(-1), " vs ", w.size(1), " in_features)");
+            w.describe(), " cannot be multiplied (", x.size(-1), " vs ", w.size(1),
+            " in_features)");
   if (x.dim() == 2) return linear2d(x, w, bias);
   // leading dims fold into the batch, as in PyTorch
   Shape out_shape(x.sizes().begin(), x.sizes().end() - 1);
@@ -42,7 +46,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
 }
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
-                  const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps) {
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                  double eps) {
   // PyTorch allows a scale without a shift (or the reverse): the missing one is constant
   Tensor w = weight, b = bias;
   if (w.defined() != b.defined() && x.dim() >= 2) {
@@ -52,8 +57,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   auto r = ops::batch_norm_forward(x, running_mean, running_var, w, b, training, momentum, eps);
   record("NativeBatchNormBackward", {r.y}, {x, weight, bias}, {x, w, r.mean, r.var},
          [training, eps](const BackwardContext& c) {
-           auto g = ops::batch_norm_backward(c.grad(), c.saved[0], c.saved[2], c.saved[3], c.saved[1],
-                                             training, eps, {c.need(0), c.need(1), c.need(2)});
+           auto g =
+               ops::batch_norm_backward(c.grad(), c.saved[0], c.saved[2], c.saved[3], c.saved[1],
+                                        training, eps, {c.need(0), c.need(1), c.need(2)});
            return TensorList{g.dx, g.dweight, g.dbias};
          });
   return r.y;
@@ -61,8 +67,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 
 Tensor activation(ops::Activation kind, const Tensor& x, float alpha) {
   Tensor out = ops::activation_forward(kind, x, alpha);
-  static const char* names[] = {"ReluBackward",    "HardtanhBackward", "LeakyReluBackward", "GeluBackward",
-                                "GeluBackward",    "SigmoidBackward",  "TanhBackward"};
+  static const char* names[] = {"ReluBackward", "HardtanhBackward", "LeakyReluBackward",
+                                "GeluBackward", "GeluBackward",     "SigmoidBackward",
+                                "TanhBackward"};
   record(names[static_cast<int>(kind)], {out}, {x}, {x}, [kind, alpha](const BackwardContext& c) {
     return TensorList{ops::activation_backward(kind, c.grad(), c.saved[0], alpha)};
   });
@@ -98,9 +105,10 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> size) {
 
 Tensor softmax(const Tensor& x, int64_t dim, bool log) {
   Tensor out = ops::softmax_forward(x, dim, log);
-  record(log ? "LogSoftmaxBackward" : "SoftmaxBackward", {out}, {x}, {out}, [dim, log](const BackwardContext& c) {
-    return TensorList{ops::softmax_backward(c.grad(), c.saved[0], dim, log)};
-  });
+  record(log ? "LogSoftmaxBackward" : "SoftmaxBackward", {out}, {x}, {out},
+         [dim, log](const BackwardContext& c) {
+           return TensorList{ops::softmax_backward(c.grad(), c.saved[0], dim, log)};
+         });
   return out;
 }
 
@@ -110,8 +118,8 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
   Tensor total = r.total_weight, shape_of = input.alias();
   record("NllLossBackward", {r.loss}, {input}, {target, weight},
          [reduction, ignore_index, total, shape_of](const BackwardContext& c) {
-           return TensorList{ops::nll_loss_backward(c.grad(), shape_of, c.saved[0], c.saved[1], reduction,
-                                                    ignore_index, total)};
+           return TensorList{ops::nll_loss_backward(c.grad(), shape_of, c.saved[0], c.saved[1],
+                                                    reduction, ignore_index, total)};
          });
   return r.loss;
 }

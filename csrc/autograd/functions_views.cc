@@ -8,16 +8,17 @@ namespace phalanx::autograd {
 
 namespace {
 // Gradients are float32 even when a view of an integer tensor passes through.
-bool tracks(const Tensor& a) { return is_floating(a.dtype()); }
+bool tracks(const Tensor& a) {
+  return is_floating(a.dtype());
+}
 }  // namespace
 
 Tensor reshape(const Tensor& a, const Shape& shape) {
   Tensor out = a.reshape(shape);
   if (!tracks(a)) return out;
   const Shape sa = a.sizes();
-  record("ReshapeBackward", {out}, {a}, {}, [sa](const BackwardContext& c) {
-    return TensorList{c.grad().reshape(sa)};
-  });
+  record("ReshapeBackward", {out}, {a}, {},
+         [sa](const BackwardContext& c) { return TensorList{c.grad().reshape(sa)}; });
   return out;
 }
 
@@ -25,9 +26,8 @@ Tensor view(const Tensor& a, const Shape& shape) {
   Tensor out = a.view(shape);
   if (!tracks(a)) return out;
   const Shape sa = a.sizes();
-  record("ViewBackward", {out}, {a}, {}, [sa](const BackwardContext& c) {
-    return TensorList{c.grad().reshape(sa)};
-  });
+  record("ViewBackward", {out}, {a}, {},
+         [sa](const BackwardContext& c) { return TensorList{c.grad().reshape(sa)}; });
   return out;
 }
 
@@ -35,10 +35,10 @@ Tensor permute(const Tensor& a, const Shape& dims) {
   Tensor out = a.permute(dims);
   if (!tracks(a)) return out;
   Shape inverse(dims.size());
-  for (size_t i = 0; i < dims.size(); ++i) inverse[wrap_dim(dims[i], a.dim())] = static_cast<int64_t>(i);
-  record("PermuteBackward", {out}, {a}, {}, [inverse](const BackwardContext& c) {
-    return TensorList{c.grad().permute(inverse)};
-  });
+  for (size_t i = 0; i < dims.size(); ++i)
+    inverse[wrap_dim(dims[i], a.dim())] = static_cast<int64_t>(i);
+  record("PermuteBackward", {out}, {a}, {},
+         [inverse](const BackwardContext& c) { return TensorList{c.grad().permute(inverse)}; });
   return out;
 }
 
@@ -54,9 +54,8 @@ Tensor expand(const Tensor& a, const Shape& shape) {
   Tensor out = a.expand(shape);
   if (!tracks(a)) return out;
   const Shape sa = a.sizes();
-  record("ExpandBackward", {out}, {a}, {}, [sa](const BackwardContext& c) {
-    return TensorList{ops::sum_to(c.grad(), sa)};
-  });
+  record("ExpandBackward", {out}, {a}, {},
+         [sa](const BackwardContext& c) { return TensorList{ops::sum_to(c.grad(), sa)}; });
   return out;
 }
 
@@ -107,7 +106,8 @@ Tensor squeeze(const Tensor& a, std::optional<int64_t> dim) {
 Tensor flatten(const Tensor& a, int64_t start_dim, int64_t end_dim) {
   if (a.dim() == 0) return reshape(a, {1});
   int64_t s = wrap_dim(start_dim, a.dim()), e = wrap_dim(end_dim, a.dim());
-  PHX_CHECK(s <= e, ValueError, "flatten: start_dim ", start_dim, " cannot come after end_dim ", end_dim);
+  PHX_CHECK(s <= e, ValueError, "flatten: start_dim ", start_dim, " cannot come after end_dim ",
+            end_dim);
   Shape shape(a.sizes().begin(), a.sizes().begin() + s);
   int64_t m = 1;
   for (int64_t i = s; i <= e; ++i) m *= a.size(i);
@@ -119,13 +119,18 @@ Tensor flatten(const Tensor& a, int64_t start_dim, int64_t end_dim) {
 Tensor clone(const Tensor& a) {
   Tensor out = a.clone();
   if (!tracks(a)) return out;
-  record("CloneBackward", {out}, {a}, {}, [](const BackwardContext& c) { return TensorList{c.grad()}; });
+  record("CloneBackward", {out}, {a}, {},
+         [](const BackwardContext& c) { return TensorList{c.grad()}; });
   return out;
 }
 
-Tensor contiguous(const Tensor& a) { return a.is_contiguous() ? a : clone(a); }
+Tensor contiguous(const Tensor& a) {
+  return a.is_contiguous() ? a : clone(a);
+}
 
-Tensor detach(const Tensor& a) { return a.alias(); }
+Tensor detach(const Tensor& a) {
+  return a.alias();
+}
 
 Tensor to_dtype(const Tensor& a, DType dtype) {
   if (a.dtype() == dtype) return a;
@@ -144,9 +149,11 @@ Tensor to_dtype(const Tensor& a, DType dtype) {
 // node that routes the gradient of the written region to `result` and the rest to what base
 // was; the view gets a node that reads its region from base's new gradient (PyTorch's
 // CopySlices). The region is addressed through base's strides, which must be row-major.
-static void copy_into_view(const Tensor& base, const Tensor& view, const Tensor& result, const char* op) {
-  PHX_CHECK(!(base.is_leaf() && base.requires_grad()), Error, op,
-            ": a view of a leaf Variable that requires grad is being used in an in-place operation.");
+static void copy_into_view(const Tensor& base, const Tensor& view, const Tensor& result,
+                           const char* op) {
+  PHX_CHECK(
+      !(base.is_leaf() && base.requires_grad()), Error, op,
+      ": a view of a leaf Variable that requires grad is being used in an in-place operation.");
   PHX_CHECK(base.is_contiguous(), Error, op,
             ": in-place modification of a view of a non-contiguous tensor is not differentiable; "
             "clone() the tensor first");
@@ -154,7 +161,9 @@ static void copy_into_view(const Tensor& base, const Tensor& view, const Tensor&
   const int64_t voff = view.offset() - base.offset();
   const Shape rs = result.sizes();
   view.copy_from(result);
-  auto region = [vs, vst, voff](const Tensor& g) { return g.contiguous().as_strided(vs, vst, voff); };
+  auto region = [vs, vst, voff](const Tensor& g) {
+    return g.contiguous().as_strided(vs, vst, voff);
+  };
   record("CopySlices", {base}, {base, result}, {}, [region, rs](const BackwardContext& c) {
     TensorList r(2);
     if (c.need(1)) r[1] = ops::sum_to(region(c.grad()).contiguous(), rs);
@@ -173,8 +182,8 @@ static void copy_into_view(const Tensor& base, const Tensor& view, const Tensor&
 
 void assign_(const Tensor& self, const Tensor& result, const char* op) {
   PHX_CHECK(is_floating(self.dtype()) || !is_floating(result.dtype()), TypeError, op,
-            ": result type ", dtype_name(result.dtype()), " can't be cast to the desired output type ",
-            dtype_name(self.dtype()));
+            ": result type ", dtype_name(result.dtype()),
+            " can't be cast to the desired output type ", dtype_name(self.dtype()));
   PHX_CHECK(ops::broadcast_shapes(self.sizes(), result.sizes(), op) == self.sizes(), ValueError, op,
             ": output with shape ", shape_str(self.sizes()), " doesn't match the broadcast shape ",
             shape_str(result.sizes()));
@@ -197,8 +206,10 @@ void assign_(const Tensor& self, const Tensor& result, const char* op) {
   // sends a zero gradient to what self was (as PyTorch's FillBackward does).
   Tensor r = result;
   if (!r.requires_grad())
-    r = autograd::binary(ops::BinaryOp::Add,
-                         autograd::binary(ops::BinaryOp::Mul, clone(self), ops::scalar_tensor(0, DType::Float32)), r);
+    r = autograd::binary(
+        ops::BinaryOp::Add,
+        autograd::binary(ops::BinaryOp::Mul, clone(self), ops::scalar_tensor(0, DType::Float32)),
+        r);
   if (r.sizes() != self.sizes()) r = expand(r, self.sizes());
   if (!r.grad_fn()) r = clone(r);  // a leaf result: self needs a node of its own
   self.copy_from(result);
@@ -225,7 +236,8 @@ void copy_(const Tensor& self, const Tensor& src) {
 
 void fill_(const Tensor& self, double value) {
   const auto& base = self.impl()->view_base;
-  bool tracked = grad_enabled() && (self.requires_grad() || (base && base->autograd && base->autograd->requires_grad));
+  bool tracked = grad_enabled() && (self.requires_grad() ||
+                                    (base && base->autograd && base->autograd->requires_grad));
   if (!tracked) {
     self.fill(value);
     return;

@@ -12,8 +12,12 @@ thread_local bool g_grad_enabled = true;
 std::atomic<uint64_t> g_next_sequence_nr{0};
 }  // namespace
 
-bool grad_enabled() { return g_grad_enabled; }
-void set_grad_enabled(bool on) { g_grad_enabled = on; }
+bool grad_enabled() {
+  return g_grad_enabled;
+}
+void set_grad_enabled(bool on) {
+  g_grad_enabled = on;
+}
 
 Node::Node() : sequence_nr(g_next_sequence_nr++) {}
 
@@ -25,19 +29,23 @@ SavedTensor::SavedTensor(const Tensor& t) {
 
 Tensor SavedTensor::unpack(const std::string& node_name) const {
   if (data.defined() && data.version() != version)
-    throw Error(detail::cat("one of the variables needed for gradient computation has been modified "
-                            "by an inplace operation: [", data.describe(), "], saved by ", node_name,
-                            ", is at version ", data.version(), "; expected version ", version,
-                            " instead. Hint: clone the tensor before modifying it in place."));
+    throw Error(
+        detail::cat("one of the variables needed for gradient computation has been modified "
+                    "by an inplace operation: [",
+                    data.describe(), "], saved by ", node_name, ", is at version ", data.version(),
+                    "; expected version ", version,
+                    " instead. Hint: clone the tensor before modifying it in place."));
   return data;
 }
 
 TensorList FunctionNode::apply(TensorList&& grads) {
   if (released_)
-    throw Error("Trying to backward through the graph a second time (or directly access saved "
-                "tensors after they have already been freed). Saved intermediate values of the "
-                "graph are freed when you call .backward(); specify retain_graph=True if you need "
-                "to backward through the graph a second time. (at " + name_ + ")");
+    throw Error(
+        "Trying to backward through the graph a second time (or directly access saved "
+        "tensors after they have already been freed). Saved intermediate values of the "
+        "graph are freed when you call .backward(); specify retain_graph=True if you need "
+        "to backward through the graph a second time. (at " +
+        name_ + ")");
   TensorList saved;
   saved.reserve(saved_.size());
   for (const auto& s : saved_) saved.push_back(s.unpack(name_));
@@ -52,7 +60,8 @@ void FunctionNode::release_saved() {
   released_ = true;
 }
 
-AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> variable) : variable_(std::move(variable)) {
+AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> variable)
+    : variable_(std::move(variable)) {
   output_shapes.push_back(variable_->sizes);
 }
 
@@ -100,7 +109,8 @@ bool needs_history(const TensorList& inputs) {
   return false;
 }
 
-void set_history(const TensorList& outputs, const TensorList& inputs, const std::shared_ptr<Node>& node) {
+void set_history(const TensorList& outputs, const TensorList& inputs,
+                 const std::shared_ptr<Node>& node) {
   node->next_edges.clear();
   for (const auto& t : inputs) node->next_edges.push_back(gradient_edge(t));
   node->output_shapes.clear();

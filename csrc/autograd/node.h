@@ -90,6 +90,7 @@ std::shared_ptr<Node> grad_accumulator(const Tensor& t);
 // Records `node` as the history of `outputs` (which then require grad) with edges to `inputs`.
 // Does nothing when grad mode is off or no input requires grad.
 bool needs_history(const TensorList& inputs);
-void set_history(const TensorList& outputs, const TensorList& inputs, const std::shared_ptr<Node>& node);
+void set_history(const TensorList& outputs, const TensorList& inputs,
+                 const std::shared_ptr<Node>& node);
 
 }  // namespace phalanx::autograd

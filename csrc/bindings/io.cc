@@ -85,8 +85,8 @@ class TreeEncoder {
     const bool is_int = PyLong_Check(key.ptr()) && !PyBool_Check(key.ptr());
     int overflow = 0;
     long long v = is_int ? PyLong_AsLongLongAndOverflow(key.ptr(), &overflow) : 0;
-    PHX_CHECK(is_int && !overflow, TypeError, "phalanx.save: dict key ", py::repr(key).cast<std::string>(),
-              " of type '", type_name(key), "' at ", where(),
+    PHX_CHECK(is_int && !overflow, TypeError, "phalanx.save: dict key ",
+              py::repr(key).cast<std::string>(), " of type '", type_name(key), "' at ", where(),
               " is not supported; keys must be str or int (within int64)");
     entry->set_int_key(v);
   }
@@ -97,7 +97,8 @@ class TreeEncoder {
     throw TypeError(detail::cat(
         "phalanx.save: can't save a value of type '", type_name(obj), "' at ", where(),
         ": supported are tensors, dict, list, tuple, str, bytes, int, float, bool and None "
-        "(phalanx never pickles)", hint));
+        "(phalanx never pickles)",
+        hint));
   }
 
   static std::string type_name(py::handle obj) {
@@ -133,12 +134,18 @@ class TreeEncoder {
 
 py::object decode(const proto::Value& v, const std::vector<py::object>& tensors) {
   switch (v.kind_case()) {
-    case proto::Value::kBoolValue: return py::bool_(v.bool_value());
-    case proto::Value::kIntValue: return py::int_(v.int_value());
-    case proto::Value::kFloatValue: return py::float_(v.float_value());
-    case proto::Value::kStrValue: return py::str(v.str_value());
-    case proto::Value::kBytesValue: return py::bytes(v.bytes_value());
-    case proto::Value::kTensorId: return tensors[v.tensor_id()];
+    case proto::Value::kBoolValue:
+      return py::bool_(v.bool_value());
+    case proto::Value::kIntValue:
+      return py::int_(v.int_value());
+    case proto::Value::kFloatValue:
+      return py::float_(v.float_value());
+    case proto::Value::kStrValue:
+      return py::str(v.str_value());
+    case proto::Value::kBytesValue:
+      return py::bytes(v.bytes_value());
+    case proto::Value::kTensorId:
+      return tensors[v.tensor_id()];
     case proto::Value::kBigInt:
       return py::reinterpret_steal<py::object>(PyLong_FromString(v.big_int().c_str(), nullptr, 10));
     case proto::Value::kListValue: {
@@ -155,12 +162,14 @@ py::object decode(const proto::Value& v, const std::vector<py::object>& tensors)
     case proto::Value::kDictValue: {
       py::dict out;
       for (const auto& e : v.dict_value().entries()) {
-        py::object key = e.has_str_key() ? py::object(py::str(e.str_key())) : py::object(py::int_(e.int_key()));
+        py::object key =
+            e.has_str_key() ? py::object(py::str(e.str_key())) : py::object(py::int_(e.int_key()));
         out[key] = decode(e.value(), tensors);
       }
       return std::move(out);
     }
-    default: return py::none();
+    default:
+      return py::none();
   }
 }
 
@@ -168,24 +177,30 @@ py::object decode(const proto::Value& v, const std::vector<py::object>& tensors)
 
 void init_io(py::module_& m) {
   py::module_ sub = m.def_submodule("io", "Checkpoint files (csrc/io)");
-  sub.def("save", [](py::handle obj, const std::string& path, uint64_t chunk_bytes) {
-    io::CheckpointWriter writer(path, chunk_bytes);
-    proto::Value tree;
-    TreeEncoder(writer).encode(obj, &tree);
-    py::gil_scoped_release no_gil;
-    writer.commit(tree);
-  }, py::arg("obj"), py::arg("path"), py::arg("chunk_bytes") = io::kDefaultChunkBytes);
+  sub.def(
+      "save",
+      [](py::handle obj, const std::string& path, uint64_t chunk_bytes) {
+        io::CheckpointWriter writer(path, chunk_bytes);
+        proto::Value tree;
+        TreeEncoder(writer).encode(obj, &tree);
+        py::gil_scoped_release no_gil;
+        writer.commit(tree);
+      },
+      py::arg("obj"), py::arg("path"), py::arg("chunk_bytes") = io::kDefaultChunkBytes);
 
-  sub.def("load", [](const std::string& path) {
-    io::LoadedCheckpoint ckpt;
-    {
-      py::gil_scoped_release no_gil;
-      ckpt = io::read_checkpoint(path);
-    }
-    std::vector<py::object> tensors;  // one Python object per id: shared tensors stay shared
-    for (const Tensor& t : ckpt.tensors) tensors.push_back(py::cast(t));
-    return decode(ckpt.tree, tensors);
-  }, py::arg("path"));
+  sub.def(
+      "load",
+      [](const std::string& path) {
+        io::LoadedCheckpoint ckpt;
+        {
+          py::gil_scoped_release no_gil;
+          ckpt = io::read_checkpoint(path);
+        }
+        std::vector<py::object> tensors;  // one Python object per id: shared tensors stay shared
+        for (const Tensor& t : ckpt.tensors) tensors.push_back(py::cast(t));
+        return decode(ckpt.tree, tensors);
+      },
+      py::arg("path"));
 }
 
 }  // namespace phalanx::bindings

@@ -61,11 +61,13 @@ PYBIND11_MODULE(_C, m) {
   m.def("get_num_threads", &dnnl_util::get_num_threads);
   m.def("_primitive_cache_stats", [] {
     auto& c = dnnl_util::PrimitiveCache::global();
-    return py::dict(py::arg("hits") = c.hits(), py::arg("created") = c.misses(), py::arg("size") = c.size());
+    return py::dict(py::arg("hits") = c.hits(), py::arg("created") = c.misses(),
+                    py::arg("size") = c.size());
   });
   m.def("_reorder_counts", [] {
     auto c = dnnl_util::reorder_counts();
-    return py::dict(py::arg("data") = c.data, py::arg("weights") = c.weights, py::arg("to_plain") = c.to_plain);
+    return py::dict(py::arg("data") = c.data, py::arg("weights") = c.weights,
+                    py::arg("to_plain") = c.to_plain);
   });
   m.def("_onednn_version", [] {
     auto v = dnnl::version();
@@ -75,18 +77,22 @@ PYBIND11_MODULE(_C, m) {
   py::class_<Generator, std::shared_ptr<Generator>>(m, "Generator")
       .def(py::init([](uint64_t seed) { return std::make_shared<Generator>(seed); }),
            py::arg("seed") = 67280421310721ULL)
-      .def("manual_seed", [](const std::shared_ptr<Generator>& g, int64_t seed) {
-        g->manual_seed(static_cast<uint64_t>(seed));
-        return g;
-      })
+      .def("manual_seed",
+           [](const std::shared_ptr<Generator>& g, int64_t seed) {
+             g->manual_seed(static_cast<uint64_t>(seed));
+             return g;
+           })
       .def("initial_seed", &Generator::initial_seed)
       .def("get_state", [](const Generator& g) { return py::bytes(g.get_state()); })
       .def("set_state", [](Generator& g, const py::bytes& s) { g.set_state(std::string(s)); });
   m.def("default_generator", [] { return Generator::default_generator(); });
-  m.def("manual_seed", [](int64_t seed) {
-    Generator::default_generator()->manual_seed(static_cast<uint64_t>(seed));
-    return Generator::default_generator();
-  }, py::arg("seed"));
+  m.def(
+      "manual_seed",
+      [](int64_t seed) {
+        Generator::default_generator()->manual_seed(static_cast<uint64_t>(seed));
+        return Generator::default_generator();
+      },
+      py::arg("seed"));
 
   init_tensor(m);
   init_functions(m);

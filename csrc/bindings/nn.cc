@@ -11,12 +11,14 @@ static std::array<int64_t, 2> pair(py::handle v, const char* what) {
   return {s[0], s[1]};
 }
 
-static Tensor opt(py::handle t) { return t.is_none() ? Tensor() : t.cast<Tensor>(); }
+static Tensor opt(py::handle t) {
+  return t.is_none() ? Tensor() : t.cast<Tensor>();
+}
 
 void init_nn(py::module_& parent) {
   py::module_ m = parent.def_submodule("nn", "neural-network ops");
-  m.def("conv2d", [](const Tensor& x, const Tensor& w, py::object bias, py::object stride, py::object padding,
-                     py::object dilation, int64_t groups) {
+  m.def("conv2d", [](const Tensor& x, const Tensor& w, py::object bias, py::object stride,
+                     py::object padding, py::object dilation, int64_t groups) {
     ops::Conv2dParams p;
     p.stride = pair(stride, "stride");
     p.padding = pair(padding, "padding");
@@ -24,9 +26,11 @@ void init_nn(py::module_& parent) {
     p.groups = groups;
     return ag::conv2d(x, w, opt(bias), p);
   });
-  m.def("linear", [](const Tensor& x, const Tensor& w, py::object bias) { return ag::linear(x, w, opt(bias)); });
-  m.def("batch_norm", [](const Tensor& x, py::object rm, py::object rv, py::object w, py::object b, bool training,
-                         double momentum, double eps) {
+  m.def("linear", [](const Tensor& x, const Tensor& w, py::object bias) {
+    return ag::linear(x, w, opt(bias));
+  });
+  m.def("batch_norm", [](const Tensor& x, py::object rm, py::object rv, py::object w, py::object b,
+                         bool training, double momentum, double eps) {
     return ag::batch_norm(x, opt(rm), opt(rv), opt(w), opt(b), training, momentum, eps);
   });
   py::enum_<ops::Activation>(m, "Activation")
@@ -38,7 +42,8 @@ void init_nn(py::module_& parent) {
       .value("sigmoid", ops::Activation::Sigmoid)
       .value("tanh", ops::Activation::Tanh);
   m.def("activation", &ag::activation, py::arg("kind"), py::arg("input"), py::arg("alpha") = 0.f);
-  m.def("max_pool2d", [](const Tensor& x, py::object k, py::object s, py::object p, py::object d, bool ceil_mode) {
+  m.def("max_pool2d", [](const Tensor& x, py::object k, py::object s, py::object p, py::object d,
+                         bool ceil_mode) {
     ops::Pool2dParams pp;
     pp.kernel = pair(k, "kernel_size");
     pp.stride = s.is_none() ? pp.kernel : pair(s, "stride");
@@ -47,7 +52,8 @@ void init_nn(py::module_& parent) {
     pp.ceil_mode = ceil_mode;
     return ag::max_pool2d(x, pp);
   });
-  m.def("avg_pool2d", [](const Tensor& x, py::object k, py::object s, py::object p, bool ceil_mode, bool include_pad) {
+  m.def("avg_pool2d", [](const Tensor& x, py::object k, py::object s, py::object p, bool ceil_mode,
+                         bool include_pad) {
     ops::Pool2dParams pp;
     pp.kernel = pair(k, "kernel_size");
     pp.stride = s.is_none() ? pp.kernel : pair(s, "stride");
@@ -60,8 +66,8 @@ void init_nn(py::module_& parent) {
     return ag::adaptive_avg_pool2d(x, pair(size, "output_size"));
   });
   m.def("softmax", &ag::softmax, py::arg("input"), py::arg("dim"), py::arg("log"));
-  m.def("nll_loss", [](const Tensor& input, const Tensor& target, py::object weight, const std::string& reduction,
-                       int64_t ignore_index) {
+  m.def("nll_loss", [](const Tensor& input, const Tensor& target, py::object weight,
+                       const std::string& reduction, int64_t ignore_index) {
     return ag::nll_loss(input, target, opt(weight), ops::parse_reduction(reduction), ignore_index);
   });
 }

@@ -20,13 +20,20 @@ static DType dtype_from_numpy(const py::dtype& dt) {
 
 static py::dtype numpy_dtype(DType t) {
   switch (t) {
-    case DType::Float32: return py::dtype("float32");
-    case DType::Float16: return py::dtype("float16");
-    case DType::Int64: return py::dtype("int64");
-    case DType::Int32: return py::dtype("int32");
-    case DType::UInt8: return py::dtype("uint8");
-    case DType::Bool: return py::dtype("bool");
-    case DType::BFloat16: break;
+    case DType::Float32:
+      return py::dtype("float32");
+    case DType::Float16:
+      return py::dtype("float16");
+    case DType::Int64:
+      return py::dtype("int64");
+    case DType::Int32:
+      return py::dtype("int32");
+    case DType::UInt8:
+      return py::dtype("uint8");
+    case DType::Bool:
+      return py::dtype("bool");
+    case DType::BFloat16:
+      break;
   }
   throw TypeError("numpy has no bfloat16: convert with .float() first");
 }
@@ -38,10 +45,12 @@ Tensor from_numpy(const py::array& a) {
   int64_t lo = 0, hi = 0;  // extent of the array in elements, relative to its data pointer
   for (py::ssize_t d = 0; d < a.ndim(); ++d) {
     int64_t stride_bytes = a.strides(d);
-    PHX_CHECK(stride_bytes >= 0, ValueError, "from_numpy: the array has a negative stride (", stride_bytes,
-              " bytes in dim ", d, "); phalanx tensors need non-negative strides: use arr.copy()");
-    PHX_CHECK(stride_bytes % item == 0, ValueError, "from_numpy: stride ", stride_bytes, " bytes in dim ", d,
-              " is not a multiple of the element size ", item, "; use np.ascontiguousarray(arr)");
+    PHX_CHECK(stride_bytes >= 0, ValueError, "from_numpy: the array has a negative stride (",
+              stride_bytes, " bytes in dim ", d,
+              "); phalanx tensors need non-negative strides: use arr.copy()");
+    PHX_CHECK(stride_bytes % item == 0, ValueError, "from_numpy: stride ", stride_bytes,
+              " bytes in dim ", d, " is not a multiple of the element size ", item,
+              "; use np.ascontiguousarray(arr)");
     sizes.push_back(a.shape(d));
     strides.push_back(stride_bytes / item);
     if (a.shape(d) > 0) hi += (a.shape(d) - 1) * (stride_bytes / item);

@@ -28,46 +28,62 @@ static OptionalTensors to_optional(const std::vector<Tensor>& in) {
 void init_optim(py::module_& m) {
   auto o = m.def_submodule("optim", "fused optimizer updates over the tensors of a param group");
 
-  o.def("sgd_step", [](const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
-                       const OptionalTensors& buffers, double lr, double momentum, double dampening,
-                       double weight_decay, bool nesterov, bool maximize) {
-    std::vector<Tensor> bufs = from_optional(buffers);
-    optim::sgd_step(params, grads, bufs, {lr, momentum, dampening, weight_decay, nesterov, maximize});
-    return to_optional(bufs);
-  }, py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::kw_only(),
-     py::arg("lr"), py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"),
-     py::arg("nesterov"), py::arg("maximize"),
-     "Updates params in place; returns the momentum buffers (created on the first step).");
+  o.def(
+      "sgd_step",
+      [](const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+         const OptionalTensors& buffers, double lr, double momentum, double dampening,
+         double weight_decay, bool nesterov, bool maximize) {
+        std::vector<Tensor> bufs = from_optional(buffers);
+        optim::sgd_step(params, grads, bufs,
+                        {lr, momentum, dampening, weight_decay, nesterov, maximize});
+        return to_optional(bufs);
+      },
+      py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::kw_only(),
+      py::arg("lr"), py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"),
+      py::arg("nesterov"), py::arg("maximize"),
+      "Updates params in place; returns the momentum buffers (created on the first step).");
 
-  o.def("adam_step", [](const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
-                        const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
-                        const std::vector<Tensor>& max_exp_avg_sqs, const std::vector<Tensor>& steps,
-                        double lr, double beta1, double beta2, double eps, double weight_decay,
-                        bool amsgrad, bool maximize, bool decoupled_weight_decay) {
-    optim::adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps,
-                     {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay});
-  }, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
-     py::arg("max_exp_avg_sqs"), py::arg("steps"), py::kw_only(), py::arg("lr"), py::arg("beta1"),
-     py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("amsgrad"),
-     py::arg("maximize"), py::arg("decoupled_weight_decay"),
-     "Updates params, moments and step counters in place.");
+  o.def(
+      "adam_step",
+      [](const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+         const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+         const std::vector<Tensor>& max_exp_avg_sqs, const std::vector<Tensor>& steps, double lr,
+         double beta1, double beta2, double eps, double weight_decay, bool amsgrad, bool maximize,
+         bool decoupled_weight_decay) {
+        optim::adam_step(
+            params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps,
+            {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay});
+      },
+      py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
+      py::arg("max_exp_avg_sqs"), py::arg("steps"), py::kw_only(), py::arg("lr"), py::arg("beta1"),
+      py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("amsgrad"),
+      py::arg("maximize"), py::arg("decoupled_weight_decay"),
+      "Updates params, moments and step counters in place.");
 
-  o.def("lars_step", [](const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
-                        const OptionalTensors& buffers, const std::vector<bool>& excluded, double lr,
-                        double momentum, double weight_decay, double trust_coefficient, double eps) {
-    std::vector<Tensor> bufs = from_optional(buffers);
-    optim::lars_step(params, grads, bufs, excluded, {lr, momentum, weight_decay, trust_coefficient, eps});
-    return to_optional(bufs);
-  }, py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("excluded"),
-     py::kw_only(), py::arg("lr"), py::arg("momentum"), py::arg("weight_decay"),
-     py::arg("trust_coefficient"), py::arg("eps"),
-     "Updates params in place; returns the momentum buffers (created as zeros on the first step).");
+  o.def(
+      "lars_step",
+      [](const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+         const OptionalTensors& buffers, const std::vector<bool>& excluded, double lr,
+         double momentum, double weight_decay, double trust_coefficient, double eps) {
+        std::vector<Tensor> bufs = from_optional(buffers);
+        optim::lars_step(params, grads, bufs, excluded,
+                         {lr, momentum, weight_decay, trust_coefficient, eps});
+        return to_optional(bufs);
+      },
+      py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("excluded"),
+      py::kw_only(), py::arg("lr"), py::arg("momentum"), py::arg("weight_decay"),
+      py::arg("trust_coefficient"), py::arg("eps"),
+      "Updates params in place; returns the momentum buffers (created as zeros on the first "
+      "step).");
 
-  o.def("lars_local_lr", [](const Tensor& param, const Tensor& grad, double weight_decay,
-                            double trust_coefficient, double eps) {
-    return optim::lars_local_lr(param, grad, {0, 0, weight_decay, trust_coefficient, eps});
-  }, py::arg("param"), py::arg("grad"), py::kw_only(), py::arg("weight_decay"),
-     py::arg("trust_coefficient"), py::arg("eps"));
+  o.def(
+      "lars_local_lr",
+      [](const Tensor& param, const Tensor& grad, double weight_decay, double trust_coefficient,
+         double eps) {
+        return optim::lars_local_lr(param, grad, {0, 0, weight_decay, trust_coefficient, eps});
+      },
+      py::arg("param"), py::arg("grad"), py::kw_only(), py::arg("weight_decay"),
+      py::arg("trust_coefficient"), py::arg("eps"));
 }
 
 }  // namespace phalanx::bindings

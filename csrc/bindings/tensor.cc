@@ -21,14 +21,16 @@ Tensor as_tensor_operand(py::handle v, const Tensor& like) {
     return ops::scalar_tensor(static_cast<double>(v.cast<int64_t>()), dt);
   }
   if (py::isinstance<py::float_>(v))
-    return ops::scalar_tensor(v.cast<double>(), is_floating(like.dtype()) ? like.dtype() : DType::Float32);
+    return ops::scalar_tensor(v.cast<double>(),
+                              is_floating(like.dtype()) ? like.dtype() : DType::Float32);
   if (py::isinstance<py::array>(v)) return from_numpy(v.cast<py::array>());
   throw TypeError("expected a Tensor or a number, got " + std::string(py::str(py::type::of(v))));
 }
 
 Shape int_list(py::handle v, size_t n, const char* what) {
   if (py::isinstance<py::int_>(v)) return Shape(n, v.cast<int64_t>());
-  PHX_CHECK(py::isinstance<py::sequence>(v), TypeError, what, " must be an int or a sequence of ints");
+  PHX_CHECK(py::isinstance<py::sequence>(v), TypeError, what,
+            " must be an int or a sequence of ints");
   Shape s = v.cast<Shape>();
   PHX_CHECK(s.size() == n, ValueError, what, " must have ", n, " values, got ", shape_str(s));
   return s;
@@ -57,7 +59,8 @@ static Tensor index_tensor(const Tensor& self, py::handle index) {
   int64_t consumed = 0;  // how many of self's dims the index list addresses
   for (auto it : items)
     if (!it.is_none() && !py::isinstance<py::ellipsis>(it)) ++consumed;
-  PHX_CHECK(consumed <= self.dim(), IndexError, "too many indices for tensor of dimension ", self.dim());
+  PHX_CHECK(consumed <= self.dim(), IndexError, "too many indices for tensor of dimension ",
+            self.dim());
   Tensor t = self;
   int64_t d = 0;  // current dim of t
   for (auto it : items) {
@@ -78,19 +81,25 @@ static Tensor index_tensor(const Tensor& self, py::handle index) {
       sl.compute(static_cast<py::ssize_t>(t.size(d)), &start, &stop, &step, &len);
       t = ag::narrow(t, d++, start, len, step);
     } else if (py::isinstance<Tensor>(it) || py::isinstance<py::list>(it)) {
-      Tensor idx = py::isinstance<Tensor>(it) ? it.cast<Tensor>()
-                                              : from_numpy(py::module_::import("numpy").attr("asarray")(it));
+      Tensor idx = py::isinstance<Tensor>(it)
+                       ? it.cast<Tensor>()
+                       : from_numpy(py::module_::import("numpy").attr("asarray")(it));
       PHX_CHECK(idx.dtype() == DType::Int64 || idx.dtype() == DType::Int32, TypeError,
-                "tensor indices must be int64 (boolean masks are not supported), got ", idx.describe());
-      PHX_CHECK(idx.dim() <= 1, IndexError, "only 0-d or 1-d integer index tensors are supported, got ",
+                "tensor indices must be int64 (boolean masks are not supported), got ",
                 idx.describe());
+      PHX_CHECK(idx.dim() <= 1, IndexError,
+                "only 0-d or 1-d integer index tensors are supported, got ", idx.describe());
       // negative indices count from the end
       int64_t n = t.size(d);
-      Tensor wrapped = ops::where(ops::binary(BinaryOp::Lt, idx, ops::scalar_tensor(0, DType::Int64)),
-                                  ops::binary(BinaryOp::Add, idx, ops::scalar_tensor(static_cast<double>(n), DType::Int64)),
-                                  idx.to(DType::Int64));
+      Tensor wrapped = ops::where(
+          ops::binary(BinaryOp::Lt, idx, ops::scalar_tensor(0, DType::Int64)),
+          ops::binary(BinaryOp::Add, idx, ops::scalar_tensor(static_cast<double>(n), DType::Int64)),
+          idx.to(DType::Int64));
       t = ag::index_select(t, d, wrapped.reshape({-1}));
-      if (idx.dim() == 0) t = ag::select(t, d, 0); else ++d;
+      if (idx.dim() == 0)
+        t = ag::select(t, d, 0);
+      else
+        ++d;
     } else {
       throw TypeError("invalid index of type " + std::string(py::str(py::type::of(it))) +
                       ": use ints, slices, None, Ellipsis or an integer tensor");
@@ -130,7 +139,8 @@ static TensorHook python_hook(py::function fn, std::shared_ptr<bool> active) {
 }
 
 static HookHandle register_hook(const Tensor& t, py::function fn) {
-  PHX_CHECK(t.requires_grad(), Error, "cannot register a hook on a tensor that doesn't require gradient");
+  PHX_CHECK(t.requires_grad(), Error,
+            "cannot register a hook on a tensor that doesn't require gradient");
   auto active = std::make_shared<bool>(true);
   if (t.is_leaf())
     t.autograd_meta().leaf_hooks.push_back(python_hook(fn, active));
@@ -156,14 +166,16 @@ static void retain_grad(const Tensor& t) {
   if (t.is_leaf() || t.autograd_meta().retains_grad) return;
   t.autograd_meta().retains_grad = true;
   std::weak_ptr<TensorImpl> weak = t.impl_ptr();
-  t.grad_fn()->pre_hooks.emplace_back(t.autograd_meta().output_nr, [weak](const Tensor& g) -> Tensor {
-    if (auto impl = weak.lock()) {
-      Tensor self(impl);
-      auto& meta = self.autograd_meta();
-      meta.grad = meta.grad ? ops::binary(BinaryOp::Add, Tensor(meta.grad), g).impl_ptr() : g.clone().impl_ptr();
-    }
-    return Tensor();
-  });
+  t.grad_fn()->pre_hooks.emplace_back(
+      t.autograd_meta().output_nr, [weak](const Tensor& g) -> Tensor {
+        if (auto impl = weak.lock()) {
+          Tensor self(impl);
+          auto& meta = self.autograd_meta();
+          meta.grad = meta.grad ? ops::binary(BinaryOp::Add, Tensor(meta.grad), g).impl_ptr()
+                                : g.clone().impl_ptr();
+        }
+        return Tensor();
+      });
 }
 
 // ---- reductions with PyTorch's optional-dim signatures -----------------------------------------
@@ -177,9 +189,11 @@ static std::vector<int64_t> dims_arg(py::handle dim) {
 py::object max_or_min(const Tensor& t, py::handle dim, bool keepdim, bool is_max) {
   if (dim.is_none()) return py::cast(ag::amax_all(t, is_max));
   if (py::isinstance<Tensor>(dim))  // torch.max(a, b) is maximum
-    return py::cast(ag::binary(is_max ? BinaryOp::Maximum : BinaryOp::Minimum, t, dim.cast<Tensor>()));
+    return py::cast(
+        ag::binary(is_max ? BinaryOp::Maximum : BinaryOp::Minimum, t, dim.cast<Tensor>()));
   auto [values, indices] = ag::max_dim(t, dim.cast<int64_t>(), keepdim, is_max);
-  py::object result_type = py::module_::import("phalanx._tensor").attr(is_max ? "_max_result" : "_min_result");
+  py::object result_type =
+      py::module_::import("phalanx._tensor").attr(is_max ? "_max_result" : "_min_result");
   return result_type(values, indices);
 }
 
@@ -203,15 +217,26 @@ void init_tensor(py::module_& m) {
   // Tensor(t) shares t's TensorImpl: how Python subclasses (nn.Parameter) wrap a tensor.
   cls.def(py::init([] { return Tensor::empty({0}); }))  // as torch.Tensor(): empty, never undefined
       .def(py::init([](const Tensor& t) { return t; }), py::arg("data"))
-      .def_property_readonly("shape", [](const Tensor& t) { return py::module_::import("phalanx._tensor").attr("Size")(py::cast(t.sizes())); })
-      .def("size", [](const Tensor& t, py::object dim) -> py::object {
-        if (dim.is_none()) return py::module_::import("phalanx._tensor").attr("Size")(py::cast(t.sizes()));
-        return py::cast(t.size(dim.cast<int64_t>()));
-      }, py::arg("dim") = py::none())
-      .def("stride", [](const Tensor& t, py::object dim) -> py::object {
-        if (dim.is_none()) return py::tuple(py::cast(t.strides()));
-        return py::cast(t.stride(dim.cast<int64_t>()));
-      }, py::arg("dim") = py::none())
+      .def_property_readonly(
+          "shape",
+          [](const Tensor& t) {
+            return py::module_::import("phalanx._tensor").attr("Size")(py::cast(t.sizes()));
+          })
+      .def(
+          "size",
+          [](const Tensor& t, py::object dim) -> py::object {
+            if (dim.is_none())
+              return py::module_::import("phalanx._tensor").attr("Size")(py::cast(t.sizes()));
+            return py::cast(t.size(dim.cast<int64_t>()));
+          },
+          py::arg("dim") = py::none())
+      .def(
+          "stride",
+          [](const Tensor& t, py::object dim) -> py::object {
+            if (dim.is_none()) return py::tuple(py::cast(t.strides()));
+            return py::cast(t.stride(dim.cast<int64_t>()));
+          },
+          py::arg("dim") = py::none())
       .def("dim", &Tensor::dim)
       .def_property_readonly("ndim", &Tensor::dim)
       .def("numel", &Tensor::numel)
@@ -224,36 +249,46 @@ void init_tensor(py::module_& m) {
       .def_property_readonly("_version", &Tensor::version)
       .def_property_readonly("_is_blocked", &Tensor::is_blocked)
       // views
-      .def("view", [](const Tensor& t, py::args a) { return ag::view(t, sizes_from_args(a, "view")); })
-      .def("reshape", [](const Tensor& t, py::args a) { return ag::reshape(t, sizes_from_args(a, "reshape")); })
-      .def("expand", [](const Tensor& t, py::args a) { return ag::expand(t, sizes_from_args(a, "expand")); })
-      .def("permute", [](const Tensor& t, py::args a) { return ag::permute(t, sizes_from_args(a, "permute")); })
+      .def("view",
+           [](const Tensor& t, py::args a) { return ag::view(t, sizes_from_args(a, "view")); })
+      .def("reshape", [](const Tensor& t,
+                         py::args a) { return ag::reshape(t, sizes_from_args(a, "reshape")); })
+      .def("expand",
+           [](const Tensor& t, py::args a) { return ag::expand(t, sizes_from_args(a, "expand")); })
+      .def("permute", [](const Tensor& t,
+                         py::args a) { return ag::permute(t, sizes_from_args(a, "permute")); })
       .def("transpose", &ag::transpose, py::arg("dim0"), py::arg("dim1"))
-      .def("t", [](const Tensor& t) {
-        PHX_CHECK(t.dim() <= 2, ValueError, "t() expects a tensor with <= 2 dimensions, but self is ", t.dim(), "D");
-        return t.dim() < 2 ? t : ag::transpose(t, 0, 1);
-      })
-      .def_property_readonly("T", [](const Tensor& t) {
-        Shape perm;
-        for (int64_t i = t.dim() - 1; i >= 0; --i) perm.push_back(i);
-        return ag::permute(t, perm);
-      })
+      .def("t",
+           [](const Tensor& t) {
+             PHX_CHECK(t.dim() <= 2, ValueError,
+                       "t() expects a tensor with <= 2 dimensions, but self is ", t.dim(), "D");
+             return t.dim() < 2 ? t : ag::transpose(t, 0, 1);
+           })
+      .def_property_readonly("T",
+                             [](const Tensor& t) {
+                               Shape perm;
+                               for (int64_t i = t.dim() - 1; i >= 0; --i) perm.push_back(i);
+                               return ag::permute(t, perm);
+                             })
       .def("flatten", &ag::flatten, py::arg("start_dim") = 0, py::arg("end_dim") = -1)
       .def("unsqueeze", &ag::unsqueeze, py::arg("dim"))
-      .def("squeeze", [](const Tensor& t, std::optional<int64_t> d) { return ag::squeeze(t, d); },
-           py::arg("dim") = py::none())
-      .def("narrow", [](const Tensor& t, int64_t d, int64_t s, int64_t l) { return ag::narrow(t, d, s, l); })
+      .def(
+          "squeeze", [](const Tensor& t, std::optional<int64_t> d) { return ag::squeeze(t, d); },
+          py::arg("dim") = py::none())
+      .def("narrow",
+           [](const Tensor& t, int64_t d, int64_t s, int64_t l) { return ag::narrow(t, d, s, l); })
       .def("select", &ag::select)
       .def("contiguous", &ag::contiguous)
       .def("clone", &ag::clone)
       .def("detach", &ag::detach)
-      .def("detach_", [](Tensor& t) {
-        if (auto* meta = t.autograd_meta_if_any()) {
-          meta->grad_fn.reset();
-          meta->requires_grad = false;
-        }
-        return t;
-      })
+      .def("detach_",
+           [](Tensor& t) {
+             if (auto* meta = t.autograd_meta_if_any()) {
+               meta->grad_fn.reset();
+               meta->requires_grad = false;
+             }
+             return t;
+           })
       .def("index_select", &ag::index_select)
       .def("__getitem__", &index_tensor)
       .def("__setitem__", &setitem)
@@ -265,90 +300,158 @@ void init_tensor(py::module_& m) {
       .def("int", [](const Tensor& t) { return ag::to_dtype(t, DType::Int32); })
       .def("bool", [](const Tensor& t) { return ag::to_dtype(t, DType::Bool); })
       .def("byte", [](const Tensor& t) { return ag::to_dtype(t, DType::UInt8); })
-      .def("item", [](const Tensor& t) -> py::object {
-        double v = t.item();
-        if (is_floating(t.dtype())) return py::float_(v);
-        if (t.dtype() == DType::Bool) return py::bool_(v != 0);
-        return py::int_(static_cast<int64_t>(v));
-      })
-      .def("numpy", [](const Tensor& t) {
-        PHX_CHECK(!t.requires_grad(), Error,
-                  "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.");
-        return to_numpy(t);
-      })
+      .def("item",
+           [](const Tensor& t) -> py::object {
+             double v = t.item();
+             if (is_floating(t.dtype())) return py::float_(v);
+             if (t.dtype() == DType::Bool) return py::bool_(v != 0);
+             return py::int_(static_cast<int64_t>(v));
+           })
+      .def("numpy",
+           [](const Tensor& t) {
+             PHX_CHECK(!t.requires_grad(), Error,
+                       "Can't call numpy() on Tensor that requires grad. Use "
+                       "tensor.detach().numpy() instead.");
+             return to_numpy(t);
+           })
       .def("_numpy_unchecked", &to_numpy)
       // autograd
-      .def_property("requires_grad", &Tensor::requires_grad, [](const Tensor& t, bool on) {
-        PHX_CHECK(t.is_leaf() || on, Error,
-                  "you can only change requires_grad flags of leaf variables. If you want to use a "
-                  "computed variable in a subgraph that doesn't require differentiation use "
-                  "var_no_grad = var.detach().");
-        PHX_CHECK(!on || is_floating(t.dtype()), Error,
-                  "only Tensors of floating point dtype can require gradients, got ", t.describe());
-        t.autograd_meta().requires_grad = on;
-      })
-      .def("requires_grad_", [](const Tensor& t, bool on) {
-        PHX_CHECK(t.is_leaf() || on, Error, "you can only change requires_grad flags of leaf variables.");
-        PHX_CHECK(!on || is_floating(t.dtype()), Error,
-                  "only Tensors of floating point dtype can require gradients, got ", t.describe());
-        t.autograd_meta().requires_grad = on;
-        return t;
-      }, py::arg("requires_grad") = true)
-      .def_property("grad", [](const Tensor& t) -> py::object {
-        auto* meta = t.autograd_meta_if_any();
-        if (!meta || !meta->grad) return py::none();
-        return py::cast(Tensor(meta->grad));
-      }, [](const Tensor& t, py::object g) {
-        if (g.is_none()) {
-          if (auto* meta = t.autograd_meta_if_any()) meta->grad.reset();
-          return;
-        }
-        Tensor gt = g.cast<Tensor>();
-        PHX_CHECK(gt.sizes() == t.sizes(), ValueError, "assigned grad has data of a different size: ",
-                  gt.describe(), " vs tensor ", t.describe());
-        t.autograd_meta().grad = gt.impl_ptr();
-      })
-      .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {
-        if (!t.grad_fn()) return py::none();
-        return py::cast(t.grad_fn());
-      })
+      .def_property(
+          "requires_grad", &Tensor::requires_grad,
+          [](const Tensor& t, bool on) {
+            PHX_CHECK(
+                t.is_leaf() || on, Error,
+                "you can only change requires_grad flags of leaf variables. If you want to use a "
+                "computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach().");
+            PHX_CHECK(!on || is_floating(t.dtype()), Error,
+                      "only Tensors of floating point dtype can require gradients, got ",
+                      t.describe());
+            t.autograd_meta().requires_grad = on;
+          })
+      .def(
+          "requires_grad_",
+          [](const Tensor& t, bool on) {
+            PHX_CHECK(t.is_leaf() || on, Error,
+                      "you can only change requires_grad flags of leaf variables.");
+            PHX_CHECK(!on || is_floating(t.dtype()), Error,
+                      "only Tensors of floating point dtype can require gradients, got ",
+                      t.describe());
+            t.autograd_meta().requires_grad = on;
+            return t;
+          },
+          py::arg("requires_grad") = true)
+      .def_property(
+          "grad",
+          [](const Tensor& t) -> py::object {
+            auto* meta = t.autograd_meta_if_any();
+            if (!meta || !meta->grad) return py::none();
+            return py::cast(Tensor(meta->grad));
+          },
+          [](const Tensor& t, py::object g) {
+            if (g.is_none()) {
+              if (auto* meta = t.autograd_meta_if_any()) meta->grad.reset();
+              return;
+            }
+            Tensor gt = g.cast<Tensor>();
+            PHX_CHECK(gt.sizes() == t.sizes(), ValueError,
+                      "assigned grad has data of a different size: ", gt.describe(), " vs tensor ",
+                      t.describe());
+            t.autograd_meta().grad = gt.impl_ptr();
+          })
+      .def_property_readonly("grad_fn",
+                             [](const Tensor& t) -> py::object {
+                               if (!t.grad_fn()) return py::none();
+                               return py::cast(t.grad_fn());
+                             })
       .def_property_readonly("is_leaf", &Tensor::is_leaf)
-      .def("backward", [](const Tensor& t, py::object gradient, std::optional<bool> retain_graph, bool create_graph) {
-        PHX_CHECK(!create_graph, ValueError, "backward: create_graph=True (higher-order gradients) is not supported");
-        ag::backward({t}, {backward_gradient(gradient)}, retain_graph.value_or(false));
-      }, py::arg("gradient") = py::none(), py::arg("retain_graph") = py::none(), py::arg("create_graph") = false)
+      .def(
+          "backward",
+          [](const Tensor& t, py::object gradient, std::optional<bool> retain_graph,
+             bool create_graph) {
+            PHX_CHECK(!create_graph, ValueError,
+                      "backward: create_graph=True (higher-order gradients) is not supported");
+            ag::backward({t}, {backward_gradient(gradient)}, retain_graph.value_or(false));
+          },
+          py::arg("gradient") = py::none(), py::arg("retain_graph") = py::none(),
+          py::arg("create_graph") = false)
       .def("register_hook", &register_hook)
       .def("register_post_accumulate_grad_hook", &register_post_accumulate_grad_hook)
       .def("retain_grad", &retain_grad)
-      .def_property_readonly("retains_grad", [](const Tensor& t) {
-        auto* meta = t.autograd_meta_if_any();
-        return meta && meta->retains_grad;
-      })
+      .def_property_readonly("retains_grad",
+                             [](const Tensor& t) {
+                               auto* meta = t.autograd_meta_if_any();
+                               return meta && meta->retains_grad;
+                             })
       // in place
-      .def("zero_", [](const Tensor& t) { ag::fill_(t, 0); return t; })
-      .def("fill_", [](const Tensor& t, double v) { ag::fill_(t, v); return t; })
-      .def("copy_", [](const Tensor& t, const Tensor& src) { ag::copy_(t, src); return t; })
-      .def("clamp_", [](const Tensor& t, std::optional<double> lo, std::optional<double> hi) {
-        ag::assign_(t, ag::clamp(t.requires_grad() && !t.is_leaf() ? ag::clone(t) : t, lo, hi), "clamp_");
-        return t;
-      }, py::arg("min") = py::none(), py::arg("max") = py::none())
+      .def("zero_",
+           [](const Tensor& t) {
+             ag::fill_(t, 0);
+             return t;
+           })
+      .def("fill_",
+           [](const Tensor& t, double v) {
+             ag::fill_(t, v);
+             return t;
+           })
+      .def("copy_",
+           [](const Tensor& t, const Tensor& src) {
+             ag::copy_(t, src);
+             return t;
+           })
+      .def(
+          "clamp_",
+          [](const Tensor& t, std::optional<double> lo, std::optional<double> hi) {
+            ag::assign_(t, ag::clamp(t.requires_grad() && !t.is_leaf() ? ag::clone(t) : t, lo, hi),
+                        "clamp_");
+            return t;
+          },
+          py::arg("min") = py::none(), py::arg("max") = py::none())
       // reductions
-      .def("sum", [](const Tensor& t, py::object dim, bool keepdim) { return ag::sum(t, dims_arg(dim), keepdim); },
-           py::arg("dim") = py::none(), py::arg("keepdim") = false)
-      .def("mean", [](const Tensor& t, py::object dim, bool keepdim) { return ag::mean(t, dims_arg(dim), keepdim); },
-           py::arg("dim") = py::none(), py::arg("keepdim") = false)
-      .def("max", [](const Tensor& t, py::object dim, bool keepdim) { return max_or_min(t, dim, keepdim, true); },
-           py::arg("dim") = py::none(), py::arg("keepdim") = false)
-      .def("min", [](const Tensor& t, py::object dim, bool keepdim) { return max_or_min(t, dim, keepdim, false); },
-           py::arg("dim") = py::none(), py::arg("keepdim") = false)
-      .def("argmax", [](const Tensor& t, std::optional<int64_t> dim, bool keepdim) { return ops::argmax(t, dim, keepdim, true); },
-           py::arg("dim") = py::none(), py::arg("keepdim") = false)
-      .def("argmin", [](const Tensor& t, std::optional<int64_t> dim, bool keepdim) { return ops::argmax(t, dim, keepdim, false); },
-           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def(
+          "sum",
+          [](const Tensor& t, py::object dim, bool keepdim) {
+            return ag::sum(t, dims_arg(dim), keepdim);
+          },
+          py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def(
+          "mean",
+          [](const Tensor& t, py::object dim, bool keepdim) {
+            return ag::mean(t, dims_arg(dim), keepdim);
+          },
+          py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def(
+          "max",
+          [](const Tensor& t, py::object dim, bool keepdim) {
+            return max_or_min(t, dim, keepdim, true);
+          },
+          py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def(
+          "min",
+          [](const Tensor& t, py::object dim, bool keepdim) {
+            return max_or_min(t, dim, keepdim, false);
+          },
+          py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def(
+          "argmax",
+          [](const Tensor& t, std::optional<int64_t> dim, bool keepdim) {
+            return ops::argmax(t, dim, keepdim, true);
+          },
+          py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def(
+          "argmin",
+          [](const Tensor& t, std::optional<int64_t> dim, bool keepdim) {
+            return ops::argmax(t, dim, keepdim, false);
+          },
+          py::arg("dim") = py::none(), py::arg("keepdim") = false)
       .def("matmul", &ag::matmul)
       .def("__matmul__", &ag::matmul)
-      .def("clamp", [](const Tensor& t, std::optional<double> lo, std::optional<double> hi) { return ag::clamp(t, lo, hi); },
-           py::arg("min") = py::none(), py::arg("max") = py::none());
+      .def(
+          "clamp",
+          [](const Tensor& t, std::optional<double> lo, std::optional<double> hi) {
+            return ag::clamp(t, lo, hi);
+          },
+          py::arg("min") = py::none(), py::arg("max") = py::none());
 
   // Arithmetic and comparison operators, with Python numbers on either side.
   struct Op {
@@ -364,20 +467,38 @@ void init_tensor(py::module_& m) {
   };
   for (const Op& o : binops) {
     BinaryOp op = o.op;
-    cls.def(o.name, [op](const Tensor& a, py::handle b) { return ag::binary(op, a, as_tensor_operand(b, a)); }, py::is_operator());
-    cls.def(o.rname, [op](const Tensor& a, py::handle b) { return ag::binary(op, as_tensor_operand(b, a), a); }, py::is_operator());
-    cls.def(o.iname, [op](const Tensor& a, py::handle b) { ag::binary_(op, a, as_tensor_operand(b, a)); return a; }, py::is_operator());
-    cls.def(o.method, [op](const Tensor& a, py::handle b) { return ag::binary(op, a, as_tensor_operand(b, a)); });
+    cls.def(
+        o.name,
+        [op](const Tensor& a, py::handle b) { return ag::binary(op, a, as_tensor_operand(b, a)); },
+        py::is_operator());
+    cls.def(
+        o.rname,
+        [op](const Tensor& a, py::handle b) { return ag::binary(op, as_tensor_operand(b, a), a); },
+        py::is_operator());
+    cls.def(
+        o.iname,
+        [op](const Tensor& a, py::handle b) {
+          ag::binary_(op, a, as_tensor_operand(b, a));
+          return a;
+        },
+        py::is_operator());
+    cls.def(o.method, [op](const Tensor& a, py::handle b) {
+      return ag::binary(op, a, as_tensor_operand(b, a));
+    });
     cls.def((std::string(o.method) + "_").c_str(), [op](const Tensor& a, py::handle b) {
       ag::binary_(op, a, as_tensor_operand(b, a));
       return a;
     });
   }
-  cls.def("maximum", [](const Tensor& a, const Tensor& b) { return ag::binary(BinaryOp::Maximum, a, b); });
-  cls.def("minimum", [](const Tensor& a, const Tensor& b) { return ag::binary(BinaryOp::Minimum, a, b); });
+  cls.def("maximum",
+          [](const Tensor& a, const Tensor& b) { return ag::binary(BinaryOp::Maximum, a, b); });
+  cls.def("minimum",
+          [](const Tensor& a, const Tensor& b) { return ag::binary(BinaryOp::Minimum, a, b); });
   for (const auto& [name, op_] : kComparisons) {
     BinaryOp op = op_;
-    auto fn = [op](const Tensor& a, py::handle b) { return ops::binary(op, a, as_tensor_operand(b, a)); };
+    auto fn = [op](const Tensor& a, py::handle b) {
+      return ops::binary(op, a, as_tensor_operand(b, a));
+    };
     cls.def(name, fn);
     cls.def(("__" + std::string(name) + "__").c_str(), fn, py::is_operator());
   }

@@ -14,26 +14,40 @@ enum class DType : uint8_t { Float32, Float16, BFloat16, Int64, Int32, UInt8, Bo
 
 inline size_t itemsize(DType t) {
   switch (t) {
-    case DType::Float32: return 4;
-    case DType::Float16: return 2;
-    case DType::BFloat16: return 2;
-    case DType::Int64: return 8;
-    case DType::Int32: return 4;
-    case DType::UInt8: return 1;
-    case DType::Bool: return 1;
+    case DType::Float32:
+      return 4;
+    case DType::Float16:
+      return 2;
+    case DType::BFloat16:
+      return 2;
+    case DType::Int64:
+      return 8;
+    case DType::Int32:
+      return 4;
+    case DType::UInt8:
+      return 1;
+    case DType::Bool:
+      return 1;
   }
   return 0;
 }
 
 inline const char* dtype_name(DType t) {
   switch (t) {
-    case DType::Float32: return "float32";
-    case DType::Float16: return "float16";
-    case DType::BFloat16: return "bfloat16";
-    case DType::Int64: return "int64";
-    case DType::Int32: return "int32";
-    case DType::UInt8: return "uint8";
-    case DType::Bool: return "bool";
+    case DType::Float32:
+      return "float32";
+    case DType::Float16:
+      return "float16";
+    case DType::BFloat16:
+      return "bfloat16";
+    case DType::Int64:
+      return "int64";
+    case DType::Int32:
+      return "int32";
+    case DType::UInt8:
+      return "uint8";
+    case DType::Bool:
+      return "bool";
   }
   return "?";
 }
@@ -41,18 +55,25 @@ inline const char* dtype_name(DType t) {
 inline bool is_floating(DType t) {
   return t == DType::Float32 || t == DType::Float16 || t == DType::BFloat16;
 }
-inline bool is_reduced_float(DType t) { return t == DType::Float16 || t == DType::BFloat16; }
+inline bool is_reduced_float(DType t) {
+  return t == DType::Float16 || t == DType::BFloat16;
+}
 
 // Type promotion for mixed-dtype arithmetic, PyTorch's: bool < uint8 < int32 < int64 < floats;
 // a float type wins over integers, two different float types give float32. (Arithmetic on
 // float16/bfloat16 is computed in float32 and rounded back.)
 inline int promotion_rank(DType t) {
   switch (t) {
-    case DType::Bool: return 0;
-    case DType::UInt8: return 1;
-    case DType::Int32: return 2;
-    case DType::Int64: return 3;
-    default: return 4;
+    case DType::Bool:
+      return 0;
+    case DType::UInt8:
+      return 1;
+    case DType::Int32:
+      return 2;
+    case DType::Int64:
+      return 3;
+    default:
+      return 4;
   }
 }
 inline DType promote(DType a, DType b) {
@@ -63,7 +84,9 @@ inline DType promote(DType a, DType b) {
   return promotion_rank(a) >= promotion_rank(b) ? a : b;
 }
 // The type arithmetic runs in: float32 stands in for the reduced floats.
-inline DType compute_type(DType t) { return is_reduced_float(t) ? DType::Float32 : t; }
+inline DType compute_type(DType t) {
+  return is_reduced_float(t) ? DType::Float32 : t;
+}
 
 // IEEE half and bfloat16 conversions, portable (no intrinsics), round to nearest even.
 inline float half_to_float(uint16_t h) {
@@ -122,7 +145,8 @@ inline float bfloat16_to_float(uint16_t b) {
 inline uint16_t float_to_bfloat16(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);
-  if ((x & 0x7f800000u) == 0x7f800000u && (x & 0x7fffffu)) return static_cast<uint16_t>((x >> 16) | 0x40u);
+  if ((x & 0x7f800000u) == 0x7f800000u && (x & 0x7fffffu))
+    return static_cast<uint16_t>((x >> 16) | 0x40u);
   uint32_t rounding = 0x7fffu + ((x >> 16) & 1u);
   return static_cast<uint16_t>((x + rounding) >> 16);
 }
@@ -131,11 +155,16 @@ inline uint16_t float_to_bfloat16(float f) {
 template <typename F>
 decltype(auto) dispatch_compute(DType t, const char* op, F&& f) {
   switch (t) {
-    case DType::Float32: return f(float{});
-    case DType::Int64: return f(int64_t{});
-    case DType::Int32: return f(int32_t{});
-    case DType::UInt8: return f(uint8_t{});
-    case DType::Bool: return f(bool{});
+    case DType::Float32:
+      return f(float{});
+    case DType::Int64:
+      return f(int64_t{});
+    case DType::Int32:
+      return f(int32_t{});
+    case DType::UInt8:
+      return f(uint8_t{});
+    case DType::Bool:
+      return f(bool{});
     default:
       throw TypeError(std::string(op) + ": dtype " + dtype_name(t) +
                       " is a storage type; convert with .float() first");

@@ -38,7 +38,7 @@ std::string cat(const Args&... args) {
 }  // namespace phalanx
 
 // PHX_CHECK(cond, Kind, parts...) throws phalanx::Kind with the parts streamed together.
-#define PHX_CHECK(cond, Kind, ...)                                  \
-  do {                                                              \
+#define PHX_CHECK(cond, Kind, ...)                                           \
+  do {                                                                       \
     if (!(cond)) throw ::phalanx::Kind(::phalanx::detail::cat(__VA_ARGS__)); \
   } while (0)

@@ -20,17 +20,20 @@ Tensor full(const Shape& sizes, double value, DType dtype) {
 Tensor arange(double start, double end, double step, DType dtype) {
   PHX_CHECK(step != 0, ValueError, "arange: step must be nonzero");
   PHX_CHECK((step > 0 && end >= start) || (step < 0 && end <= start), ValueError,
-            "arange: upper bound ", end, " and lower bound ", start, " inconsistent with step sign ",
-            step);
+            "arange: upper bound ", end, " and lower bound ", start,
+            " inconsistent with step sign ", step);
   auto n = static_cast<int64_t>(std::ceil((end - start) / step));
   Tensor t = Tensor::empty({n}, dtype);
   char* p = static_cast<char*>(t.raw_data());
-  for (int64_t i = 0; i < n; ++i) store_from_double(p + i * itemsize(dtype), dtype, start + i * step);
+  for (int64_t i = 0; i < n; ++i)
+    store_from_double(p + i * itemsize(dtype), dtype, start + i * step);
   return t;
 }
 
 // Floats are drawn in float32 from the top 24 bits, so values are exactly representable.
-static float uniform01(std::mt19937_64& e) { return static_cast<float>(e() >> 40) * (1.0f / 16777216.0f); }
+static float uniform01(std::mt19937_64& e) {
+  return static_cast<float>(e() >> 40) * (1.0f / 16777216.0f);
+}
 
 void uniform_(const Tensor& t, double low, double high, const GeneratorPtr& gen) {
   PHX_CHECK(t.dtype() == DType::Float32 && t.is_contiguous(), TypeError,
@@ -72,7 +75,8 @@ void bernoulli_(const Tensor& t, double prob, const GeneratorPtr& gen) {
 
 Tensor rand(const Shape& sizes, const GeneratorPtr& gen, DType dtype) {
   check_sizes(sizes, "rand");
-  PHX_CHECK(dtype == DType::Float32, TypeError, "rand: only float32 is supported, got ", dtype_name(dtype));
+  PHX_CHECK(dtype == DType::Float32, TypeError, "rand: only float32 is supported, got ",
+            dtype_name(dtype));
   Tensor t = Tensor::empty(sizes, dtype);
   uniform_(t, 0, 1, gen);
   t.storage()->version = 0;
@@ -81,16 +85,19 @@ Tensor rand(const Shape& sizes, const GeneratorPtr& gen, DType dtype) {
 
 Tensor randn(const Shape& sizes, const GeneratorPtr& gen, DType dtype) {
   check_sizes(sizes, "randn");
-  PHX_CHECK(dtype == DType::Float32, TypeError, "randn: only float32 is supported, got ", dtype_name(dtype));
+  PHX_CHECK(dtype == DType::Float32, TypeError, "randn: only float32 is supported, got ",
+            dtype_name(dtype));
   Tensor t = Tensor::empty(sizes, dtype);
   normal_(t, 0, 1, gen);
   t.storage()->version = 0;
   return t;
 }
 
-Tensor randint(int64_t low, int64_t high, const Shape& sizes, const GeneratorPtr& gen, DType dtype) {
+Tensor randint(int64_t low, int64_t high, const Shape& sizes, const GeneratorPtr& gen,
+               DType dtype) {
   check_sizes(sizes, "randint");
-  PHX_CHECK(high > low, ValueError, "randint: high (", high, ") must be greater than low (", low, ")");
+  PHX_CHECK(high > low, ValueError, "randint: high (", high, ") must be greater than low (", low,
+            ")");
   Tensor t = Tensor::empty(sizes, dtype);
   auto g = or_default(gen);
   std::lock_guard<std::mutex> lock(g->mutex());

@@ -6,8 +6,12 @@
 namespace phalanx {
 
 Tensor full(const Shape& sizes, double value, DType dtype = DType::Float32);
-inline Tensor zeros(const Shape& sizes, DType dtype = DType::Float32) { return full(sizes, 0, dtype); }
-inline Tensor ones(const Shape& sizes, DType dtype = DType::Float32) { return full(sizes, 1, dtype); }
+inline Tensor zeros(const Shape& sizes, DType dtype = DType::Float32) {
+  return full(sizes, 0, dtype);
+}
+inline Tensor ones(const Shape& sizes, DType dtype = DType::Float32) {
+  return full(sizes, 1, dtype);
+}
 Tensor arange(double start, double end, double step, DType dtype);
 Tensor rand(const Shape& sizes, const GeneratorPtr& gen = nullptr, DType dtype = DType::Float32);
 Tensor randn(const Shape& sizes, const GeneratorPtr& gen = nullptr, DType dtype = DType::Float32);

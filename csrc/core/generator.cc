@@ -23,8 +23,8 @@ void Generator::set_state(const std::string& state) {
   uint64_t seed;
   std::mt19937_64 e;
   is >> seed >> e;
-  PHX_CHECK(!is.fail(), ValueError, "Generator.set_state: not a generator state (",
-            state.size(), " bytes)");
+  PHX_CHECK(!is.fail(), ValueError, "Generator.set_state: not a generator state (", state.size(),
+            " bytes)");
   std::lock_guard<std::mutex> lock(mutex_);
   seed_ = seed;
   engine_ = e;

@@ -35,8 +35,9 @@ Shape contiguous_strides(const Shape& sizes) {
 
 int64_t wrap_dim(int64_t dim, int64_t ndim) {
   int64_t n = std::max<int64_t>(ndim, 1);  // a 0-d tensor accepts dim 0 and -1, as in PyTorch
-  PHX_CHECK(dim >= -n && dim < n, IndexError, "dimension out of range (expected to be in range of [",
-            -n, ", ", n - 1, "], but got ", dim, ")");
+  PHX_CHECK(dim >= -n && dim < n, IndexError,
+            "dimension out of range (expected to be in range of [", -n, ", ", n - 1, "], but got ",
+            dim, ")");
   return dim < 0 ? dim + n : dim;
 }
 
@@ -131,7 +132,8 @@ static bool view_strides(const Shape& old_sizes, const Shape& old_strides, const
   int64_t tensor_numel = 1, view_numel = 1;
   for (int64_t d = static_cast<int64_t>(old_sizes.size()) - 1; d >= 0; --d) {
     tensor_numel *= old_sizes[d];
-    if (d == 0 || (old_sizes[d - 1] != 1 && old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
+    if (d == 0 ||
+        (old_sizes[d - 1] != 1 && old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
       while (view_d >= 0 && (view_numel < tensor_numel || sizes[view_d] == 1)) {
         out[view_d] = view_numel * chunk_base_stride;
         view_numel *= sizes[view_d];
@@ -153,10 +155,12 @@ static Shape infer_size(const Shape& sizes, int64_t numel) {
   int64_t infer = -1, known = 1;
   for (size_t i = 0; i < out.size(); ++i) {
     if (out[i] == -1) {
-      PHX_CHECK(infer < 0, ValueError, "only one dimension can be inferred in shape ", shape_str(sizes));
+      PHX_CHECK(infer < 0, ValueError, "only one dimension can be inferred in shape ",
+                shape_str(sizes));
       infer = static_cast<int64_t>(i);
     } else {
-      PHX_CHECK(out[i] >= 0, ValueError, "invalid shape dimension ", out[i], " in ", shape_str(sizes));
+      PHX_CHECK(out[i] >= 0, ValueError, "invalid shape dimension ", out[i], " in ",
+                shape_str(sizes));
       known *= out[i];
     }
   }
@@ -174,10 +178,9 @@ Tensor Tensor::view(const Shape& sizes) const {
   materialize_plain();
   Shape target = infer_size(sizes, numel());
   Shape st;
-  PHX_CHECK(view_strides(this->sizes(), strides(), target, st), ValueError,
-            "view size ", shape_str(target), " is not compatible with input size ",
-            shape_str(this->sizes()), " and strides ", shape_str(strides()),
-            "; use .reshape(...) instead");
+  PHX_CHECK(view_strides(this->sizes(), strides(), target, st), ValueError, "view size ",
+            shape_str(target), " is not compatible with input size ", shape_str(this->sizes()),
+            " and strides ", shape_str(strides()), "; use .reshape(...) instead");
   return as_strided(target, st, offset());
 }
 
@@ -185,8 +188,7 @@ Tensor Tensor::reshape(const Shape& sizes) const {
   Shape target = infer_size(sizes, numel());
   Shape st;
   materialize_plain();
-  if (view_strides(this->sizes(), strides(), target, st))
-    return as_strided(target, st, offset());
+  if (view_strides(this->sizes(), strides(), target, st)) return as_strided(target, st, offset());
   return contiguous().view(target);
 }
 
@@ -220,7 +222,8 @@ Tensor Tensor::expand(const Shape& target) const {
   Shape sz(target.size()), st(target.size());
   for (size_t i = 0; i < target.size(); ++i) {
     if (i < lead) {
-      PHX_CHECK(target[i] >= 0, ValueError, "expand: -1 not allowed in leading dim of ", shape_str(target));
+      PHX_CHECK(target[i] >= 0, ValueError, "expand: -1 not allowed in leading dim of ",
+                shape_str(target));
       sz[i] = target[i];
       st[i] = 0;
       continue;
@@ -239,8 +242,8 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length, int64_t step) co
   d = wrap_dim(d, dim());
   PHX_CHECK(step > 0, ValueError, "slice step must be positive, got ", step);
   PHX_CHECK(start >= 0 && length >= 0 && (length == 0 || start + (length - 1) * step < sizes()[d]),
-            IndexError, "slice [", start, ", +", length, ", step ", step, "] out of range for dim ", d,
-            " of size ", sizes()[d]);
+            IndexError, "slice [", start, ", +", length, ", step ", step, "] out of range for dim ",
+            d, " of size ", sizes()[d]);
   Shape sz = sizes(), st = strides();
   sz[d] = length;
   st[d] *= step;
@@ -251,8 +254,8 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   PHX_CHECK(dim() > 0, IndexError, "invalid index of a 0-dim tensor");
   d = wrap_dim(d, dim());
   int64_t n = sizes()[d];
-  PHX_CHECK(index >= -n && index < n, IndexError, "index ", index, " is out of bounds for dimension ",
-            d, " with size ", n);
+  PHX_CHECK(index >= -n && index < n, IndexError, "index ", index,
+            " is out of bounds for dimension ", d, " with size ", n);
   if (index < 0) index += n;
   Shape sz = sizes(), st = strides();
   sz.erase(sz.begin() + d);
@@ -283,7 +286,8 @@ Tensor Tensor::flatten(int64_t start, int64_t end) const {
   if (dim() == 0) return reshape({1});
   start = wrap_dim(start, dim());
   end = wrap_dim(end, dim());
-  PHX_CHECK(start <= end, ValueError, "flatten: start_dim ", start, " cannot come after end_dim ", end);
+  PHX_CHECK(start <= end, ValueError, "flatten: start_dim ", start, " cannot come after end_dim ",
+            end);
   Shape sz(sizes().begin(), sizes().begin() + start);
   int64_t m = 1;
   for (int64_t i = start; i <= end; ++i) m *= sizes()[i];
@@ -296,28 +300,47 @@ Tensor Tensor::flatten(int64_t start, int64_t end) const {
 
 double load_as_double(const void* p, DType t) {
   switch (t) {
-    case DType::Float32: return *static_cast<const float*>(p);
-    case DType::Float16: return half_to_float(*static_cast<const uint16_t*>(p));
-    case DType::BFloat16: return bfloat16_to_float(*static_cast<const uint16_t*>(p));
-    case DType::Int64: return static_cast<double>(*static_cast<const int64_t*>(p));
-    case DType::Int32: return *static_cast<const int32_t*>(p);
-    case DType::UInt8: return *static_cast<const uint8_t*>(p);
-    case DType::Bool: return *static_cast<const bool*>(p) ? 1.0 : 0.0;
+    case DType::Float32:
+      return *static_cast<const float*>(p);
+    case DType::Float16:
+      return half_to_float(*static_cast<const uint16_t*>(p));
+    case DType::BFloat16:
+      return bfloat16_to_float(*static_cast<const uint16_t*>(p));
+    case DType::Int64:
+      return static_cast<double>(*static_cast<const int64_t*>(p));
+    case DType::Int32:
+      return *static_cast<const int32_t*>(p);
+    case DType::UInt8:
+      return *static_cast<const uint8_t*>(p);
+    case DType::Bool:
+      return *static_cast<const bool*>(p) ? 1.0 : 0.0;
   }
   return 0;
 }
 
 void store_from_double(void* p, DType t, double v) {
   switch (t) {
-    case DType::Float32: *static_cast<float*>(p) = static_cast<float>(v); break;
-    case DType::Float16: *static_cast<uint16_t*>(p) = float_to_half(static_cast<float>(v)); break;
+    case DType::Float32:
+      *static_cast<float*>(p) = static_cast<float>(v);
+      break;
+    case DType::Float16:
+      *static_cast<uint16_t*>(p) = float_to_half(static_cast<float>(v));
+      break;
     case DType::BFloat16:
       *static_cast<uint16_t*>(p) = float_to_bfloat16(static_cast<float>(v));
       break;
-    case DType::Int64: *static_cast<int64_t*>(p) = static_cast<int64_t>(v); break;
-    case DType::Int32: *static_cast<int32_t*>(p) = static_cast<int32_t>(v); break;
-    case DType::UInt8: *static_cast<uint8_t*>(p) = static_cast<uint8_t>(static_cast<int64_t>(v)); break;
-    case DType::Bool: *static_cast<bool*>(p) = v != 0.0; break;
+    case DType::Int64:
+      *static_cast<int64_t*>(p) = static_cast<int64_t>(v);
+      break;
+    case DType::Int32:
+      *static_cast<int32_t*>(p) = static_cast<int32_t>(v);
+      break;
+    case DType::UInt8:
+      *static_cast<uint8_t*>(p) = static_cast<uint8_t>(static_cast<int64_t>(v));
+      break;
+    case DType::Bool:
+      *static_cast<bool*>(p) = v != 0.0;
+      break;
   }
 }
 
@@ -328,12 +351,13 @@ static void copy_rows(const Tensor& dst, const Tensor& src_expanded) {
   const char* sb = static_cast<const char*>(src_expanded.storage()->data);
   D* d0 = reinterpret_cast<D*>(db) + dst.offset();
   const S* s0 = reinterpret_cast<const S*>(sb) + src_expanded.offset();
-  strided_loop<2>(dst.sizes(), {&dst.strides(), &src_expanded.strides()},
-                  [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& in) {
-                    D* d = d0 + off[0];
-                    const S* s = s0 + off[1];
-                    for (int64_t i = 0; i < n; ++i) d[i * in[0]] = static_cast<D>(s[i * in[1]]);
-                  });
+  strided_loop<2>(
+      dst.sizes(), {&dst.strides(), &src_expanded.strides()},
+      [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& in) {
+        D* d = d0 + off[0];
+        const S* s = s0 + off[1];
+        for (int64_t i = 0; i < n; ++i) d[i * in[0]] = static_cast<D>(s[i * in[1]]);
+      });
 }
 
 void Tensor::copy_from(const Tensor& src_in) const {
@@ -349,12 +373,13 @@ void Tensor::copy_from(const Tensor& src_in) const {
     char* db = static_cast<char*>(storage()->data);
     const char* sb = static_cast<const char*>(src.storage()->data);
     size_t di = itemsize(dt), si = itemsize(st);
-    strided_loop<2>(sizes(), {&strides(), &src.strides()},
-                    [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& in) {
-                      for (int64_t i = 0; i < n; ++i)
-                        store_from_double(db + (offset() + off[0] + i * in[0]) * di, dt,
-                                          load_as_double(sb + (src.offset() + off[1] + i * in[1]) * si, st));
-                    });
+    strided_loop<2>(
+        sizes(), {&strides(), &src.strides()},
+        [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& in) {
+          for (int64_t i = 0; i < n; ++i)
+            store_from_double(db + (offset() + off[0] + i * in[0]) * di, dt,
+                              load_as_double(sb + (src.offset() + off[1] + i * in[1]) * si, st));
+        });
   } else {
     dispatch_compute(dt, "copy", [&](auto d) {
       using D = decltype(d);
@@ -408,11 +433,12 @@ void Tensor::fill(double value) const {
   // write one element, then replicate its bytes
   alignas(8) char pattern[8];
   store_from_double(pattern, dtype(), value);
-  strided_loop<1>(sizes(), {&strides()},
-                  [&](const std::array<int64_t, 1>& off, int64_t n, const std::array<int64_t, 1>& in) {
-                    for (int64_t i = 0; i < n; ++i)
-                      std::memcpy(base + (offset() + off[0] + i * in[0]) * is, pattern, is);
-                  });
+  strided_loop<1>(
+      sizes(), {&strides()},
+      [&](const std::array<int64_t, 1>& off, int64_t n, const std::array<int64_t, 1>& in) {
+        for (int64_t i = 0; i < n; ++i)
+          std::memcpy(base + (offset() + off[0] + i * in[0]) * is, pattern, is);
+      });
   bump_version();
 }
 

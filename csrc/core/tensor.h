@@ -31,7 +31,8 @@ struct OpaqueLayout {
 };
 
 class Tensor;
-using TensorHook = std::function<Tensor(const Tensor&)>;  // returns an undefined Tensor to keep grad
+using TensorHook =
+    std::function<Tensor(const Tensor&)>;  // returns an undefined Tensor to keep grad
 using PostAccumulateHook = std::function<void(const Tensor&)>;
 
 struct TensorImpl;
@@ -96,7 +97,7 @@ class Tensor {
   // Views share storage (and version counter); they do not record autograd history here:
   // the autograd layer wraps them.
   Tensor as_strided(const Shape& sizes, const Shape& strides, int64_t offset) const;
-  Tensor view(const Shape& sizes) const;  // ValueError if the strides do not allow it
+  Tensor view(const Shape& sizes) const;     // ValueError if the strides do not allow it
   Tensor reshape(const Shape& sizes) const;  // view when possible, else copy
   Tensor transpose(int64_t d0, int64_t d1) const;
   Tensor permute(const Shape& dims) const;
@@ -108,13 +109,13 @@ class Tensor {
   Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
 
   Tensor contiguous() const;  // self if already plain row-major (converting a blocked layout
-                             // in place), else a copy
+                              // in place), else a copy
   // Converts a tensor stored in a oneDNN blocked layout to plain row-major, in place: every
   // handle of this TensorImpl sees the plain data afterwards. No-op for plain tensors.
   void materialize_plain() const;
-  Tensor clone() const;       // always a fresh row-major copy
-  Tensor to(DType dtype) const;  // self if same dtype
-  Tensor alias() const;       // same storage and version, no autograd state
+  Tensor clone() const;                     // always a fresh row-major copy
+  Tensor to(DType dtype) const;             // self if same dtype
+  Tensor alias() const;                     // same storage and version, no autograd state
   void copy_from(const Tensor& src) const;  // broadcasting, converting copy into self
   void fill(double value) const;
   double item() const;
@@ -135,6 +136,5 @@ class Tensor {
 // Converts element i of a tensor of dtype t at address p into a double, and back.
 double load_as_double(const void* p, DType t);
 void store_from_double(void* p, DType t, double v);
-
 
 }  // namespace phalanx

@@ -67,8 +67,10 @@ inline dnnl::convolution_forward::primitive_desc conv_fwd(
     const memory::dims& dilates, const memory::dims& pl, const memory::dims& pr) {
   const memory::desc no_bias;
 #if PHX_DNNL_V3
-  return {e, prop, algorithm::convolution_direct, src, wei, bias ? *bias : no_bias, dst, strides,
-          dilates, pl, pr};
+  return {e,   prop,    algorithm::convolution_direct,
+          src, wei,     bias ? *bias : no_bias,
+          dst, strides, dilates,
+          pl,  pr};
 #else
   dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, src, wei,
                                     bias ? *bias : no_bias, dst, strides, dilates, pl, pr);
@@ -82,7 +84,8 @@ inline dnnl::convolution_backward_data::primitive_desc conv_bwd_data(
     const memory::dims& pl, const memory::dims& pr,
     const dnnl::convolution_forward::primitive_desc& hint) {
 #if PHX_DNNL_V3
-  return {e, algorithm::convolution_direct, diff_src, wei, diff_dst, strides, dilates, pl, pr, hint};
+  return {e,   algorithm::convolution_direct, diff_src, wei, diff_dst, strides, dilates, pl, pr,
+          hint};
 #else
   dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, diff_src, wei, diff_dst,
                                           strides, dilates, pl, pr);
@@ -97,8 +100,17 @@ inline dnnl::convolution_backward_weights::primitive_desc conv_bwd_weights(
     const dnnl::convolution_forward::primitive_desc& hint) {
   const memory::desc no_bias;
 #if PHX_DNNL_V3
-  return {e, algorithm::convolution_direct, src, diff_wei, diff_bias ? *diff_bias : no_bias,
-          diff_dst, strides, dilates, pl, pr, hint};
+  return {e,
+          algorithm::convolution_direct,
+          src,
+          diff_wei,
+          diff_bias ? *diff_bias : no_bias,
+          diff_dst,
+          strides,
+          dilates,
+          pl,
+          pr,
+          hint};
 #else
   dnnl::convolution_backward_weights::desc d(algorithm::convolution_direct, src, diff_wei,
                                              diff_bias ? *diff_bias : no_bias, diff_dst, strides,
@@ -108,10 +120,10 @@ inline dnnl::convolution_backward_weights::primitive_desc conv_bwd_weights(
 }
 
 inline dnnl::inner_product_forward::primitive_desc ip_fwd(const engine& e, prop_kind prop,
-                                                         const memory::desc& src,
-                                                         const memory::desc& wei,
-                                                         const memory::desc* bias,
-                                                         const memory::desc& dst) {
+                                                          const memory::desc& src,
+                                                          const memory::desc& wei,
+                                                          const memory::desc* bias,
+                                                          const memory::desc& dst) {
   const memory::desc no_bias;
 #if PHX_DNNL_V3
   return {e, prop, src, wei, bias ? *bias : no_bias, dst};
@@ -147,8 +159,7 @@ inline dnnl::inner_product_backward_weights::primitive_desc ip_bwd_weights(
 }
 
 inline dnnl::batch_normalization_forward::primitive_desc bn_fwd(const engine& e, prop_kind prop,
-                                                                const memory::desc& data,
-                                                                float eps,
+                                                                const memory::desc& data, float eps,
                                                                 dnnl::normalization_flags flags) {
 #if PHX_DNNL_V3
   return {e, prop, data, data, eps, flags};
@@ -160,7 +171,8 @@ inline dnnl::batch_normalization_forward::primitive_desc bn_fwd(const engine& e,
 
 inline dnnl::batch_normalization_backward::primitive_desc bn_bwd(
     const engine& e, prop_kind prop, const memory::desc& data, float eps,
-    dnnl::normalization_flags flags, const dnnl::batch_normalization_forward::primitive_desc& hint) {
+    dnnl::normalization_flags flags,
+    const dnnl::batch_normalization_forward::primitive_desc& hint) {
 #if PHX_DNNL_V3
   return {e, prop, data, data, data, eps, flags, hint};
 #else
@@ -228,14 +240,10 @@ inline pooling_forward::primitive_desc pool_fwd(const engine& e, prop_kind prop,
 #endif
 }
 
-inline pooling_backward::primitive_desc pool_bwd(const engine& e, algorithm alg,
-                                                 const memory::desc& diff_src,
-                                                 const memory::desc& diff_dst,
-                                                 const memory::dims& strides,
-                                                 const memory::dims& kernel,
-                                                 const memory::dims& dilation,
-                                                 const memory::dims& pl, const memory::dims& pr,
-                                                 const pooling_forward::primitive_desc& hint) {
+inline pooling_backward::primitive_desc pool_bwd(
+    const engine& e, algorithm alg, const memory::desc& diff_src, const memory::desc& diff_dst,
+    const memory::dims& strides, const memory::dims& kernel, const memory::dims& dilation,
+    const memory::dims& pl, const memory::dims& pr, const pooling_forward::primitive_desc& hint) {
 #if PHX_DNNL_V3
   return {e, alg, diff_src, diff_dst, strides, kernel, dilation, pl, pr, hint};
 #else

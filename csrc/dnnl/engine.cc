@@ -15,7 +15,9 @@ dnnl::stream& thread_stream() {
   return s;
 }
 
-dnnl::memory::dims to_dims(const Shape& s) { return dnnl::memory::dims(s.begin(), s.end()); }
+dnnl::memory::dims to_dims(const Shape& s) {
+  return dnnl::memory::dims(s.begin(), s.end());
+}
 
 dnnl::memory::desc plain_desc(const Shape& s) {
   Shape shape = s.empty() ? Shape{1} : s;
@@ -23,7 +25,9 @@ dnnl::memory::desc plain_desc(const Shape& s) {
                             to_dims(contiguous_strides(shape)));
 }
 
-dnnl::memory plain_memory(const Tensor& t) { return plain_memory(t, plain_desc(t.sizes())); }
+dnnl::memory plain_memory(const Tensor& t) {
+  return plain_memory(t, plain_desc(t.sizes()));
+}
 
 dnnl::memory plain_memory(const Tensor& t, const dnnl::memory::desc& md) {
   PHX_CHECK(t.is_contiguous() && t.dtype() == DType::Float32, Error,
@@ -49,6 +53,8 @@ void set_num_threads(int n) {
   omp_set_num_threads(n);
 }
 
-int get_num_threads() { return omp_get_max_threads(); }
+int get_num_threads() {
+  return omp_get_max_threads();
+}
 
 }  // namespace phalanx::dnnl_util

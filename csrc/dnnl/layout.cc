@@ -17,7 +17,9 @@ void run_reorder(const dnnl::memory& src, const dnnl::memory& dst) {
 }
 }  // namespace
 
-ReorderCounts reorder_counts() { return {g_data.load(), g_weights.load(), g_to_plain.load()}; }
+ReorderCounts reorder_counts() {
+  return {g_data.load(), g_weights.load(), g_to_plain.load()};
+}
 
 DnnlLayout::DnnlLayout(dnnl::memory::desc md) : md_(std::move(md)) {
   auto dims = dnnl_compat::md_dims(md_);
@@ -31,10 +33,13 @@ void DnnlLayout::to_plain(const void* blocked, void* plain) const {
 }
 
 dnnl::memory::desc any_desc(const Shape& s) {
-  return dnnl::memory::desc(to_dims(s), dnnl::memory::data_type::f32, dnnl::memory::format_tag::any);
+  return dnnl::memory::desc(to_dims(s), dnnl::memory::data_type::f32,
+                            dnnl::memory::format_tag::any);
 }
 
-dnnl::memory::desc desc_of(const Tensor& t) { return desc_of(t, t.sizes()); }
+dnnl::memory::desc desc_of(const Tensor& t) {
+  return desc_of(t, t.sizes());
+}
 
 dnnl::memory::desc desc_of(const Tensor& t, const Shape& logical) {
   if (t.is_blocked()) return static_cast<const DnnlLayout&>(*t.impl()->layout).desc();
@@ -68,7 +73,8 @@ void reorder_into(const dnnl::memory& src, const dnnl::memory& dst, ReorderKind 
   run_reorder(src, dst);
 }
 
-Tensor reorder_to(const Tensor& t, const Shape& logical, const dnnl::memory::desc& md, ReorderKind kind) {
+Tensor reorder_to(const Tensor& t, const Shape& logical, const dnnl::memory::desc& md,
+                  ReorderKind kind) {
   Tensor src = t.is_blocked() ? t : t.contiguous();
   auto have = desc_of(src, logical);
   if (have == md) return src;
@@ -83,8 +89,8 @@ Tensor reorder_to(const Tensor& t, const dnnl::memory::desc& md, ReorderKind kin
 
 Tensor dnnl_input(const Tensor& t, const char* op, const char* arg) {
   PHX_CHECK(t.defined(), ValueError, op, ": argument '", arg, "' is missing");
-  PHX_CHECK(t.dtype() == DType::Float32, TypeError, op, ": expected '", arg, "' to be float32, got ",
-            t.describe());
+  PHX_CHECK(t.dtype() == DType::Float32, TypeError, op, ": expected '", arg,
+            "' to be float32, got ", t.describe());
   return t.is_blocked() ? t : t.contiguous();
 }
 

@@ -39,7 +39,8 @@ dnnl::memory memory_of(const Tensor& t, const dnnl::memory::desc& md);
 Tensor empty_like_desc(const Shape& sizes, const dnnl::memory::desc& md);
 // t itself if already stored as `md`, else a reordered copy (counted under `kind`).
 Tensor reorder_to(const Tensor& t, const dnnl::memory::desc& md, ReorderKind kind);
-Tensor reorder_to(const Tensor& t, const Shape& logical, const dnnl::memory::desc& md, ReorderKind kind);
+Tensor reorder_to(const Tensor& t, const Shape& logical, const dnnl::memory::desc& md,
+                  ReorderKind kind);
 // Copies src into dst memory, converting layouts.
 void reorder_into(const dnnl::memory& src, const dnnl::memory& dst, ReorderKind kind);
 // A float32 input as oneDNN ops take it: blocked stays blocked, strided becomes contiguous.

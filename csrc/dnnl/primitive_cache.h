@@ -19,7 +19,8 @@ class PrimitiveCache {
   explicit PrimitiveCache(size_t capacity = 1024) : capacity_(capacity) {}
 
   template <typename T>
-  std::shared_ptr<T> get_or_create(const std::string& key, const std::function<std::shared_ptr<T>()>& make) {
+  std::shared_ptr<T> get_or_create(const std::string& key,
+                                   const std::function<std::shared_ptr<T>()>& make) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = map_.find(key);
@@ -60,7 +61,9 @@ class PrimitiveCache {
   size_t capacity_;
   mutable std::mutex mutex_;
   std::list<std::string> lru_;
-  std::unordered_map<std::string, std::pair<std::shared_ptr<void>, std::list<std::string>::iterator>> map_;
+  std::unordered_map<std::string,
+                     std::pair<std::shared_ptr<void>, std::list<std::string>::iterator>>
+      map_;
   uint64_t hits_ = 0, misses_ = 0;
 };
 
@@ -73,8 +76,12 @@ inline void key_part(std::ostringstream& os, const std::vector<int64_t>& v) {
   for (auto x : v) os << x << ',';
   os << '|';
 }
-inline void key_part(std::ostringstream& os, const std::string& s) { os << s << '|'; }
-inline void key_part(std::ostringstream& os, const char* s) { os << s << '|'; }
+inline void key_part(std::ostringstream& os, const std::string& s) {
+  os << s << '|';
+}
+inline void key_part(std::ostringstream& os, const char* s) {
+  os << s << '|';
+}
 template <typename... Args>
 std::string cache_key(const Args&... args) {
   std::ostringstream os;

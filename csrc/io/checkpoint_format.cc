@@ -28,7 +28,8 @@ uint32_t crc32_update(uint32_t crc, const void* data, size_t n) {
   const auto* p = static_cast<const unsigned char*>(data);
   uint32_t c = ~crc;
   for (; n >= 8; n -= 8, p += 8) {
-    uint32_t lo = c ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24);
+    uint32_t lo =
+        c ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24);
     c = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^
         t[3][p[4]] ^ t[2][p[5]] ^ t[1][p[6]] ^ t[0][p[7]];
   }
@@ -48,27 +49,49 @@ uint64_t get_le(const unsigned char* in, size_t nbytes) {
 
 proto::DType to_proto(DType t) {
   switch (t) {
-    case DType::Float32: return proto::FLOAT32;
-    case DType::Float16: return proto::FLOAT16;
-    case DType::BFloat16: return proto::BFLOAT16;
-    case DType::Int64: return proto::INT64;
-    case DType::Int32: return proto::INT32;
-    case DType::UInt8: return proto::UINT8;
-    case DType::Bool: return proto::BOOL;
+    case DType::Float32:
+      return proto::FLOAT32;
+    case DType::Float16:
+      return proto::FLOAT16;
+    case DType::BFloat16:
+      return proto::BFLOAT16;
+    case DType::Int64:
+      return proto::INT64;
+    case DType::Int32:
+      return proto::INT32;
+    case DType::UInt8:
+      return proto::UINT8;
+    case DType::Bool:
+      return proto::BOOL;
   }
   return proto::DTYPE_UNSPECIFIED;
 }
 
 bool from_proto(proto::DType t, DType* out) {
   switch (t) {
-    case proto::FLOAT32: *out = DType::Float32; return true;
-    case proto::FLOAT16: *out = DType::Float16; return true;
-    case proto::BFLOAT16: *out = DType::BFloat16; return true;
-    case proto::INT64: *out = DType::Int64; return true;
-    case proto::INT32: *out = DType::Int32; return true;
-    case proto::UINT8: *out = DType::UInt8; return true;
-    case proto::BOOL: *out = DType::Bool; return true;
-    default: return false;
+    case proto::FLOAT32:
+      *out = DType::Float32;
+      return true;
+    case proto::FLOAT16:
+      *out = DType::Float16;
+      return true;
+    case proto::BFLOAT16:
+      *out = DType::BFloat16;
+      return true;
+    case proto::INT64:
+      *out = DType::Int64;
+      return true;
+    case proto::INT32:
+      *out = DType::Int32;
+      return true;
+    case proto::UINT8:
+      *out = DType::UInt8;
+      return true;
+    case proto::BOOL:
+      *out = DType::Bool;
+      return true;
+    default:
+      return false;
   }
 }
 

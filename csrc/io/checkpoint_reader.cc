@@ -15,9 +15,13 @@ namespace {
 
 // Names the format of a foreign file from its first bytes, so the error says what it is.
 std::string describe_foreign(const unsigned char* p, size_t n) {
-  auto starts = [&](const char* sig, size_t len) { return n >= len && std::memcmp(p, sig, len) == 0; };
-  if (starts("PK\x03\x04", 4)) return "a zip archive (torch.save writes these; phalanx can't read pickles)";
-  if (n >= 2 && p[0] == 0x80 && p[1] >= 2 && p[1] <= 5) return "a Python pickle (phalanx never unpickles)";
+  auto starts = [&](const char* sig, size_t len) {
+    return n >= len && std::memcmp(p, sig, len) == 0;
+  };
+  if (starts("PK\x03\x04", 4))
+    return "a zip archive (torch.save writes these; phalanx can't read pickles)";
+  if (n >= 2 && p[0] == 0x80 && p[1] >= 2 && p[1] <= 5)
+    return "a Python pickle (phalanx never unpickles)";
   if (starts("\x89PNG", 4)) return "a PNG image";
   if (starts("\x93NUMPY", 6)) return "a numpy .npy file";
   std::string hex = "a file starting with bytes";
@@ -39,7 +43,8 @@ using FilePtr = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
 
 class Reader {
  public:
-  explicit Reader(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "rb"), &std::fclose) {
+  explicit Reader(const std::string& path)
+      : path_(path), file_(std::fopen(path.c_str(), "rb"), &std::fclose) {
     if (!file_) throw_io("can't open");
     struct stat st;
     if (::fstat(::fileno(file_.get()), &st) != 0) throw_io("can't stat");
@@ -53,7 +58,8 @@ class Reader {
     for (;;) {
       record_start_ = offset_;
       if (offset_ == size_)
-        fail("is truncated: it ends after ", records_, " records (", size_, " bytes) without its footer");
+        fail("is truncated: it ends after ", records_, " records (", size_,
+             " bytes) without its footer");
       proto::Record r = next_record();
       switch (r.kind_case()) {
         case proto::Record::kHeader:
@@ -140,8 +146,8 @@ class Reader {
     const uint64_t len = get_le(len_bytes, kLengthBytes);
     if (len > kMaxRecordBytes) corrupt("declares ", len, " bytes, over the 2 GiB record limit");
     if (len > size_ - offset_)
-      fail("is truncated or corrupt: record ", records_, " at byte ", record_start_, " declares ", len,
-           " bytes but only ", size_ - offset_, " remain");
+      fail("is truncated or corrupt: record ", records_, " at byte ", record_start_, " declares ",
+           len, " bytes but only ", size_ - offset_, " remain");
     buffer_.resize(len);
     read_exact(buffer_.data(), len);
 
@@ -154,9 +160,11 @@ class Reader {
   }
 
   void start_tensor(const proto::TensorHeader& h) {
-    if (h.id() != out_.tensors.size()) corrupt("tensor id ", h.id(), ", expected ", out_.tensors.size());
+    if (h.id() != out_.tensors.size())
+      corrupt("tensor id ", h.id(), ", expected ", out_.tensors.size());
     DType dtype;
-    if (!from_proto(h.dtype(), &dtype)) corrupt("tensor '", h.name(), "' has unknown dtype ", h.dtype());
+    if (!from_proto(h.dtype(), &dtype))
+      corrupt("tensor '", h.name(), "' has unknown dtype ", h.dtype());
     Shape shape(h.shape().begin(), h.shape().end());
     uint64_t numel = 1;
     for (int64_t s : shape) {
@@ -166,7 +174,8 @@ class Reader {
       numel *= static_cast<uint64_t>(s);
     }
     if (h.nbytes() != numel * itemsize(dtype))
-      corrupt("tensor '", h.name(), "' of shape ", shape_str(shape), " declares ", h.nbytes(), " bytes");
+      corrupt("tensor '", h.name(), "' of shape ", shape_str(shape), " declares ", h.nbytes(),
+              " bytes");
     // Bounds the allocation by the file's size before any checksum can vouch for the header.
     if (h.nbytes() > size_ - offset_)
       fail("is truncated: tensor '", h.name(), "' needs ", h.nbytes(), " bytes but only ",
@@ -247,7 +256,8 @@ class Reader {
     if (f.crc32() != crc_before_)
       fail("is corrupt: checksum mismatch (footer says ", hex32(f.crc32()), ", the contents give ",
            hex32(crc_before_), ")");
-    if (offset_ != size_) fail("is corrupt: ", size_ - offset_, " unexpected bytes after the footer");
+    if (offset_ != size_)
+      fail("is corrupt: ", size_ - offset_, " unexpected bytes after the footer");
   }
 
   std::string path_;
@@ -261,6 +271,8 @@ class Reader {
 
 }  // namespace
 
-LoadedCheckpoint read_checkpoint(const std::string& path) { return Reader(path).read(); }
+LoadedCheckpoint read_checkpoint(const std::string& path) {
+  return Reader(path).read();
+}
 
 }  // namespace phalanx::io

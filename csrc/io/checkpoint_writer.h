@@ -45,7 +45,7 @@ class CheckpointWriter {
   uint64_t records_ = 0;
   std::vector<Tensor> tensors_;  // keeps handles alive so the dedup keys stay unique
   std::unordered_map<const TensorImpl*, uint64_t> ids_;
-  std::string buffer_;           // reused for every serialized record
+  std::string buffer_;  // reused for every serialized record
   bool committed_ = false;
 };
 

@@ -35,35 +35,50 @@ constexpr uint32_t kImagesMagic = 2051, kLabelsMagic = 2049;
 
 size_t idx_itemsize(uint8_t type_code) {
   switch (type_code) {
-    case 0x08: case 0x09: return 1;
-    case 0x0B: return 2;
-    case 0x0C: case 0x0D: return 4;
-    case 0x0E: return 8;
-    default: return 0;
+    case 0x08:
+    case 0x09:
+      return 1;
+    case 0x0B:
+      return 2;
+    case 0x0C:
+    case 0x0D:
+      return 4;
+    case 0x0E:
+      return 8;
+    default:
+      return 0;
   }
 }
 
 const char* idx_type_name(uint8_t type_code) {
   switch (type_code) {
-    case 0x08: return "uint8";
-    case 0x09: return "int8";
-    case 0x0B: return "int16";
-    case 0x0C: return "int32";
-    case 0x0D: return "float32";
-    case 0x0E: return "float64";
-    default: return "unknown";
+    case 0x08:
+      return "uint8";
+    case 0x09:
+      return "int8";
+    case 0x0B:
+      return "int16";
+    case 0x0C:
+      return "int32";
+    case 0x0D:
+      return "float32";
+    case 0x0E:
+      return "float64";
+    default:
+      return "unknown";
   }
 }
 
 IdxHeader parse_idx_header(const uint8_t* data, size_t size, const std::string& path,
                            int64_t expected_magic) {
-  PHX_CHECK(size >= 4, ValueError, path, ": truncated IDX header: expected at least 4 bytes, got ", size);
+  PHX_CHECK(size >= 4, ValueError, path, ": truncated IDX header: expected at least 4 bytes, got ",
+            size);
   IdxHeader h;
   h.magic = load_be32(data);
   if (expected_magic >= 0 && h.magic != static_cast<uint64_t>(expected_magic)) {
     throw ValueError(detail::cat(path, ": bad IDX magic number: expected ", expected_magic, " (",
-                                 hex8(static_cast<uint32_t>(expected_magic)), "), found ", h.magic, " (",
-                                 hex8(h.magic), ")"));
+                                 hex8(static_cast<uint32_t>(expected_magic)), "), found ", h.magic,
+                                 " (", hex8(h.magic), ")"));
   }
   h.type_code = data[2];
   h.itemsize = idx_itemsize(h.type_code);
@@ -74,14 +89,15 @@ IdxHeader parse_idx_header(const uint8_t* data, size_t size, const std::string& 
       std::snprintf(buf, sizeof buf, "0x%02x", c);
       codes += (codes.empty() ? "" : ", ") + std::string(buf);
     }
-    throw ValueError(detail::cat(path, ": not an IDX file: bad magic number ", h.magic, " (", hex8(h.magic),
-                                 "); expected 0x0000TTNN with type TT one of ", codes, " (e.g. ",
-                                 kImagesMagic, " for images, ", kLabelsMagic, " for labels)"));
+    throw ValueError(detail::cat(path, ": not an IDX file: bad magic number ", h.magic, " (",
+                                 hex8(h.magic), "); expected 0x0000TTNN with type TT one of ",
+                                 codes, " (e.g. ", kImagesMagic, " for images, ", kLabelsMagic,
+                                 " for labels)"));
   }
   const size_t ndim = data[3];
   h.data_offset = 4 + 4 * ndim;
-  PHX_CHECK(size >= h.data_offset, ValueError, path, ": truncated IDX header: ", ndim, " dimensions need ",
-            h.data_offset, " bytes, file has ", size);
+  PHX_CHECK(size >= h.data_offset, ValueError, path, ": truncated IDX header: ", ndim,
+            " dimensions need ", h.data_offset, " bytes, file has ", size);
   // The payload size, saturating: a damaged header can claim more than 2^64 bytes.
   uint64_t expected = h.itemsize;
   bool overflow = false;
@@ -94,9 +110,9 @@ IdxHeader parse_idx_header(const uint8_t* data, size_t size, const std::string& 
   const uint64_t actual = size - h.data_offset;
   if (overflow || actual != expected) {
     const char* what = actual < expected ? "truncated IDX data" : "trailing bytes after IDX data";
-    throw ValueError(detail::cat(path, ": ", what, ": shape ", list_str(h.shape), " of ",
-                                 idx_type_name(h.type_code), " needs ", overflow ? "more than " : "",
-                                 expected, " data bytes, found ", actual));
+    throw ValueError(detail::cat(
+        path, ": ", what, ": shape ", list_str(h.shape), " of ", idx_type_name(h.type_code),
+        " needs ", overflow ? "more than " : "", expected, " data bytes, found ", actual));
   }
   h.data_bytes = static_cast<size_t>(expected);
   return h;
@@ -121,7 +137,8 @@ void decode_idx(const IdxHeader& header, const uint8_t* data, void* out) {
     for (size_t b = 0; b < k; ++b) dst[i + b] = src[i + k - 1 - b];
 }
 
-Tensor read_idx_uint8(const uint8_t* data, size_t size, const std::string& path, int64_t expected_magic) {
+Tensor read_idx_uint8(const uint8_t* data, size_t size, const std::string& path,
+                      int64_t expected_magic) {
   IdxHeader h = parse_idx_header(data, size, path, expected_magic);
   PHX_CHECK(h.type_code == 0x08, TypeError, path, ": expected IDX data of uint8, found ",
             idx_type_name(h.type_code));
@@ -134,21 +151,22 @@ namespace {
 
 void check_cifar_size(uint64_t size, const std::string& path) {
   PHX_CHECK(size % kCifarRecordBytes == 0, ValueError, path, ": truncated CIFAR-10 file: ", size,
-            " bytes is not a whole number of ", kCifarRecordBytes, "-byte records (", size / kCifarRecordBytes,
-            " records and ", size % kCifarRecordBytes, " bytes left over)");
+            " bytes is not a whole number of ", kCifarRecordBytes, "-byte records (",
+            size / kCifarRecordBytes, " records and ", size % kCifarRecordBytes,
+            " bytes left over)");
 }
 
 // Splits `n` records at `src` into the output tensors starting at record `first`.
 // `rec0` is the index of the first record within its file, for the error message.
-void unpack_cifar(const uint8_t* src, int64_t n, int64_t first, CifarData& out, const std::string& path,
-                  int64_t rec0) {
+void unpack_cifar(const uint8_t* src, int64_t n, int64_t first, CifarData& out,
+                  const std::string& path, int64_t rec0) {
   constexpr int64_t pixels = kCifarRecordBytes - 1;
   uint8_t* images = out.images.data<uint8_t>() + first * pixels;
   int64_t* labels = out.labels.data<int64_t>() + first;
   for (int64_t i = 0; i < n; ++i) {
     const uint8_t* rec = src + i * kCifarRecordBytes;
-    PHX_CHECK(rec[0] < kCifarClasses, ValueError, path, ": not a CIFAR-10 file: record ", rec0 + i, " has label ",
-              int{rec[0]}, ", expected 0-", kCifarClasses - 1);
+    PHX_CHECK(rec[0] < kCifarClasses, ValueError, path, ": not a CIFAR-10 file: record ", rec0 + i,
+              " has label ", int{rec[0]}, ", expected 0-", kCifarClasses - 1);
     labels[i] = rec[0];
     std::memcpy(images + i * pixels, rec + 1, pixels);
   }
@@ -189,7 +207,8 @@ CifarData read_cifar10_files(const std::vector<std::string>& paths) {
     std::ifstream f(paths[k], std::ios::binary);
     for (int64_t done = 0; done < counts[k];) {
       const int64_t n = std::min(kChunk, counts[k] - done);
-      f.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(n * kCifarRecordBytes));
+      f.read(reinterpret_cast<char*>(buf.data()),
+             static_cast<std::streamsize>(n * kCifarRecordBytes));
       PHX_CHECK(f.gcount() == n * kCifarRecordBytes, ValueError, paths[k],
                 ": read failed (the file changed while being read?)");
       unpack_cifar(buf.data(), n, first + done, out, paths[k], done);

@@ -60,15 +60,16 @@ void check_stats(const std::vector<double>& v, const char* name, int64_t channel
 
 }  // namespace
 
-Tensor transform_batch(const Tensor& images_in, const Tensor& indices_in, const BatchTransformSpec& spec,
-                       const GeneratorPtr& gen) {
+Tensor transform_batch(const Tensor& images_in, const Tensor& indices_in,
+                       const BatchTransformSpec& spec, const GeneratorPtr& gen) {
   PHX_CHECK(images_in.defined() && images_in.dtype() == DType::UInt8, TypeError,
             "transform_batch: expects uint8 images, got ",
             images_in.defined() ? images_in.describe() : std::string("an undefined tensor"));
   const Tensor images = images_in.is_blocked() ? images_in.contiguous() : images_in;
   const int64_t nd = images.dim();
-  PHX_CHECK(nd == 3 || nd == 4, ValueError, "transform_batch: expects images of [N, H, W], [N, C, H, W]",
-            " or [N, H, W, C], got ", images.describe());
+  PHX_CHECK(nd == 3 || nd == 4, ValueError,
+            "transform_batch: expects images of [N, H, W], [N, C, H, W]", " or [N, H, W, C], got ",
+            images.describe());
   PHX_CHECK(!spec.channels_last || nd == 4, ValueError,
             "transform_batch: channels_last needs [N, H, W, C] images, got ", images.describe());
   const auto& sz = images.sizes();
@@ -95,21 +96,26 @@ Tensor transform_batch(const Tensor& images_in, const Tensor& indices_in, const 
                 " is out of range for ", n, " images");
   }
 
-  PHX_CHECK(spec.mean.empty() == spec.std.empty(), ValueError, "transform_batch: give both mean and std, or neither");
+  PHX_CHECK(spec.mean.empty() == spec.std.empty(), ValueError,
+            "transform_batch: give both mean and std, or neither");
   if (!spec.mean.empty()) {
     check_stats(spec.mean, "mean", c);
     check_stats(spec.std, "std", c);
     for (double s : spec.std)
-      PHX_CHECK(s != 0.0, ValueError, "transform_batch: std evaluated to zero, leading to division by zero");
+      PHX_CHECK(s != 0.0, ValueError,
+                "transform_batch: std evaluated to zero, leading to division by zero");
   }
 
   const bool crop = spec.crop_h > 0 || spec.crop_w > 0;
   const int64_t pt = crop ? spec.pad_top : 0, pl = crop ? spec.pad_left : 0;
-  const int64_t hp = h + pt + (crop ? spec.pad_bottom : 0), wp = w + pl + (crop ? spec.pad_right : 0);
-  PHX_CHECK(!crop || (spec.pad_top >= 0 && spec.pad_left >= 0 && spec.pad_bottom >= 0 && spec.pad_right >= 0),
+  const int64_t hp = h + pt + (crop ? spec.pad_bottom : 0),
+                wp = w + pl + (crop ? spec.pad_right : 0);
+  PHX_CHECK(!crop || (spec.pad_top >= 0 && spec.pad_left >= 0 && spec.pad_bottom >= 0 &&
+                      spec.pad_right >= 0),
             ValueError, "transform_batch: padding must be non-negative");
   const int64_t oh = crop ? spec.crop_h : h, ow = crop ? spec.crop_w : w;
-  PHX_CHECK(oh > 0 && ow > 0, ValueError, "transform_batch: crop size must be positive, got (", oh, ", ", ow, ")");
+  PHX_CHECK(oh > 0 && ow > 0, ValueError, "transform_batch: crop size must be positive, got (", oh,
+            ", ", ow, ")");
   PHX_CHECK(oh <= hp && ow <= wp, ValueError, "RandomCrop: required crop size (", oh, ", ", ow,
             ") is larger than the (padded) input image size (", hp, ", ", wp, ")");
 

@@ -21,13 +21,20 @@ struct Spec {
 
 Spec spec(Activation kind, float alpha) {
   switch (kind) {
-    case Activation::Relu: return {algorithm::eltwise_relu, 0.f, 0.f, "relu"};
-    case Activation::Relu6: return {algorithm::eltwise_clip, 0.f, 6.f, "relu6"};
-    case Activation::LeakyRelu: return {algorithm::eltwise_relu, alpha, 0.f, "leaky_relu"};
-    case Activation::GeluErf: return {algorithm::eltwise_gelu_erf, 0.f, 0.f, "gelu"};
-    case Activation::GeluTanh: return {algorithm::eltwise_gelu_tanh, 0.f, 0.f, "gelu"};
-    case Activation::Sigmoid: return {algorithm::eltwise_logistic, 0.f, 0.f, "sigmoid"};
-    case Activation::Tanh: return {algorithm::eltwise_tanh, 0.f, 0.f, "tanh"};
+    case Activation::Relu:
+      return {algorithm::eltwise_relu, 0.f, 0.f, "relu"};
+    case Activation::Relu6:
+      return {algorithm::eltwise_clip, 0.f, 6.f, "relu6"};
+    case Activation::LeakyRelu:
+      return {algorithm::eltwise_relu, alpha, 0.f, "leaky_relu"};
+    case Activation::GeluErf:
+      return {algorithm::eltwise_gelu_erf, 0.f, 0.f, "gelu"};
+    case Activation::GeluTanh:
+      return {algorithm::eltwise_gelu_tanh, 0.f, 0.f, "gelu"};
+    case Activation::Sigmoid:
+      return {algorithm::eltwise_logistic, 0.f, 0.f, "sigmoid"};
+    case Activation::Tanh:
+      return {algorithm::eltwise_tanh, 0.f, 0.f, "tanh"};
   }
   throw Error("internal: unknown activation");
 }
@@ -43,10 +50,12 @@ dnnl::memory::desc eltwise_desc(const Tensor& x) {
   return x.is_blocked() ? desc_of(x) : plain_desc({x.numel()});
 }
 
-std::shared_ptr<FwdEntry> forward_entry(const Spec& sp, const dnnl::memory::desc& md, const std::string& key) {
+std::shared_ptr<FwdEntry> forward_entry(const Spec& sp, const dnnl::memory::desc& md,
+                                        const std::string& key) {
   return PrimitiveCache::global().get_or_create<FwdEntry>(
       cache_key("eltwise_fwd", static_cast<int>(sp.alg), sp.alpha, sp.beta, key), [&] {
-        auto pd = compat::eltwise_fwd(cpu_engine(), dnnl::prop_kind::forward_training, sp.alg, md, sp.alpha, sp.beta);
+        auto pd = compat::eltwise_fwd(cpu_engine(), dnnl::prop_kind::forward_training, sp.alg, md,
+                                      sp.alpha, sp.beta);
         return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::eltwise_forward(pd)});
       });
 }

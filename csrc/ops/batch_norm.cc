@@ -39,21 +39,24 @@ struct FwdEntry {
 };
 
 // The data descriptor: the input's blocked layout, or plain 4-D.
-memory::desc data_desc(const Tensor& x, const Shape& s) { return desc_of(x, s); }
+memory::desc data_desc(const Tensor& x, const Shape& s) {
+  return desc_of(x, s);
+}
 
-std::shared_ptr<FwdEntry> forward_entry(const memory::desc& md, const std::string& layout, const Shape& s,
-                                        bool affine, bool training, double eps) {
-  return PrimitiveCache::global().get_or_create<FwdEntry>(cache_key("bn_fwd", s, layout, affine, training, eps), [&] {
-    auto pd = compat::bn_fwd(cpu_engine(), dnnl::prop_kind::forward_training, md,
-                             static_cast<float>(eps), flags_for(affine, training));
-    return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::batch_normalization_forward(pd)});
-  });
+std::shared_ptr<FwdEntry> forward_entry(const memory::desc& md, const std::string& layout,
+                                        const Shape& s, bool affine, bool training, double eps) {
+  return PrimitiveCache::global().get_or_create<FwdEntry>(
+      cache_key("bn_fwd", s, layout, affine, training, eps), [&] {
+        auto pd = compat::bn_fwd(cpu_engine(), dnnl::prop_kind::forward_training, md,
+                                 static_cast<float>(eps), flags_for(affine, training));
+        return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::batch_normalization_forward(pd)});
+      });
 }
 
 Tensor channel_param(const Tensor& t, int64_t C, const char* name) {
   Tensor c = float_input(t, "batch_norm", name);
-  PHX_CHECK(c.dim() == 1 && c.size(0) == C, ValueError, "batch_norm: ", name, " must have shape [", C,
-            "], got ", c.describe());
+  PHX_CHECK(c.dim() == 1 && c.size(0) == C, ValueError, "batch_norm: ", name, " must have shape [",
+            C, "], got ", c.describe());
   return c;
 }
 
@@ -70,7 +73,8 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
             "batch_norm: weight and bias must be given together");
   const bool affine = weight.defined();
   PHX_CHECK(!training || s[0] * s[2] > 1, ValueError,
-            "batch_norm: expected more than 1 value per channel when training, got input ", x.describe());
+            "batch_norm: expected more than 1 value per channel when training, got input ",
+            x.describe());
   PHX_CHECK(training || (running_mean.defined() && running_var.defined()), ValueError,
             "batch_norm: running_mean and running_var are required in eval mode");
   BatchNormResult r;
@@ -81,7 +85,8 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
   const memory::desc md = data_desc(x, s);
   auto e = forward_entry(md, layout_key(x), s, affine, training, eps);
   r.y = empty_like_desc(x.sizes(), md);  // the output keeps the input's layout
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory_of(x, md)}, {DNNL_ARG_DST, memory_of(r.y, md)}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory_of(x, md)},
+                                       {DNNL_ARG_DST, memory_of(r.y, md)}};
   Tensor w, b;  // held here: oneDNN memory objects only point at the data
   if (affine) {
     w = channel_param(weight, C, "weight");
@@ -101,15 +106,18 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
   execute(e->prim, args);
   if (training && running_mean.defined()) {
     channel_param(running_mean, C, "running_mean");
-    PHX_CHECK(running_mean.is_contiguous(), ValueError, "batch_norm: running_mean must be contiguous");
+    PHX_CHECK(running_mean.is_contiguous(), ValueError,
+              "batch_norm: running_mean must be contiguous");
     float* pm = running_mean.data<float>();
     const float* bm = r.mean.data<float>();
-    for (int64_t c = 0; c < C; ++c) pm[c] = static_cast<float>((1 - momentum) * pm[c] + momentum * bm[c]);
+    for (int64_t c = 0; c < C; ++c)
+      pm[c] = static_cast<float>((1 - momentum) * pm[c] + momentum * bm[c]);
     running_mean.bump_version();
   }
   if (training && running_var.defined()) {
     channel_param(running_var, C, "running_var");
-    PHX_CHECK(running_var.is_contiguous(), ValueError, "batch_norm: running_var must be contiguous");
+    PHX_CHECK(running_var.is_contiguous(), ValueError,
+              "batch_norm: running_var must be contiguous");
     const double n = static_cast<double>(x.numel() / C);
     float* pv = running_var.data<float>();
     const float* bv = r.var.data<float>();
@@ -121,12 +129,13 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
 }
 
 BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& mean,
-                                   const Tensor& var, const Tensor& weight, bool training, double eps,
-                                   std::array<bool, 3> need) {
+                                   const Tensor& var, const Tensor& weight, bool training,
+                                   double eps, std::array<bool, 3> need) {
   Tensor x = dnnl_input(x_in, "batch_norm_backward", "input");
   Shape s = as_4d(x);
   const memory::desc md = data_desc(x, s);
-  Tensor dy = reorder_to(dnnl_input(dy_in, "batch_norm_backward", "grad_output"), s, md, ReorderKind::Data);
+  Tensor dy =
+      reorder_to(dnnl_input(dy_in, "batch_norm_backward", "grad_output"), s, md, ReorderKind::Data);
   const int64_t C = s[1];
   const bool affine = weight.defined();
   const std::string layout = layout_key(x);
@@ -135,11 +144,13 @@ BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
     dnnl::batch_normalization_backward::primitive_desc pd;
     dnnl::batch_normalization_backward prim;
   };
-  auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("bn_bwd", s, layout, affine, training, eps), [&] {
-    auto pd = compat::bn_bwd(cpu_engine(), affine ? dnnl::prop_kind::backward : dnnl::prop_kind::backward_data,
-                             md, static_cast<float>(eps), flags_for(affine, training), fwd->pd);
-    return std::make_shared<Entry>(Entry{pd, dnnl::batch_normalization_backward(pd)});
-  });
+  auto e = PrimitiveCache::global().get_or_create<Entry>(
+      cache_key("bn_bwd", s, layout, affine, training, eps), [&] {
+        auto pd = compat::bn_bwd(
+            cpu_engine(), affine ? dnnl::prop_kind::backward : dnnl::prop_kind::backward_data, md,
+            static_cast<float>(eps), flags_for(affine, training), fwd->pd);
+        return std::make_shared<Entry>(Entry{pd, dnnl::batch_normalization_backward(pd)});
+      });
   BatchNormGrads g;
   g.dx = empty_like_desc(x.sizes(), md);
   Tensor m = mean.contiguous(), v = var.contiguous(), w;

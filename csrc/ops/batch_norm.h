@@ -18,7 +18,7 @@ struct BatchNormGrads {
   Tensor dx, dweight, dbias;
 };
 BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& mean,
-                                   const Tensor& var, const Tensor& weight, bool training, double eps,
-                                   std::array<bool, 3> need);
+                                   const Tensor& var, const Tensor& weight, bool training,
+                                   double eps, std::array<bool, 3> need);
 
 }  // namespace phalanx::ops

@@ -25,28 +25,36 @@ struct ConvSetup {
 };
 
 ConvSetup setup(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
-  PHX_CHECK(x.dim() == 4, ValueError, "conv2d: expected a 4-D input (N, C, H, W), got ", x.describe());
-  PHX_CHECK(w.dim() == 4, ValueError, "conv2d: expected a 4-D weight (out_channels, in_channels/groups, kH, kW), got ",
+  PHX_CHECK(x.dim() == 4, ValueError, "conv2d: expected a 4-D input (N, C, H, W), got ",
+            x.describe());
+  PHX_CHECK(w.dim() == 4, ValueError,
+            "conv2d: expected a 4-D weight (out_channels, in_channels/groups, kH, kW), got ",
             w.describe());
   PHX_CHECK(p.groups > 0, ValueError, "conv2d: groups must be positive, got ", p.groups);
   for (int i = 0; i < 2; ++i) {
     PHX_CHECK(p.stride[i] > 0, ValueError, "conv2d: stride must be positive, got ", p.stride[i]);
-    PHX_CHECK(p.dilation[i] > 0, ValueError, "conv2d: dilation must be positive, got ", p.dilation[i]);
-    PHX_CHECK(p.padding[i] >= 0, ValueError, "conv2d: padding must be non-negative, got ", p.padding[i]);
+    PHX_CHECK(p.dilation[i] > 0, ValueError, "conv2d: dilation must be positive, got ",
+              p.dilation[i]);
+    PHX_CHECK(p.padding[i] >= 0, ValueError, "conv2d: padding must be non-negative, got ",
+              p.padding[i]);
   }
   ConvSetup s{};
   s.N = x.size(0), s.C = x.size(1), s.H = x.size(2), s.W = x.size(3);
   s.OC = w.size(0), s.KH = w.size(2), s.KW = w.size(3);
   const int64_t g = p.groups;
-  PHX_CHECK(s.C % g == 0, ValueError, "conv2d: in_channels (", s.C, ") must be divisible by groups (", g, ")");
-  PHX_CHECK(s.OC % g == 0, ValueError, "conv2d: out_channels (", s.OC, ") must be divisible by groups (", g, ")");
+  PHX_CHECK(s.C % g == 0, ValueError, "conv2d: in_channels (", s.C,
+            ") must be divisible by groups (", g, ")");
+  PHX_CHECK(s.OC % g == 0, ValueError, "conv2d: out_channels (", s.OC,
+            ") must be divisible by groups (", g, ")");
   PHX_CHECK(w.size(1) * g == s.C, ValueError, "conv2d: weight ", w.describe(), " with groups=", g,
             " expects input with ", w.size(1) * g, " channels, but got ", s.C, " channels (input ",
             x.describe(), ")");
   PHX_CHECK(s.N > 0 && s.C > 0 && s.OC > 0, ValueError, "conv2d: empty input or weight: input ",
             x.describe(), ", weight ", w.describe());
-  int64_t oh = window_out_size(s.H, s.KH, p.stride[0], p.padding[0], p.dilation[0], false, "conv2d");
-  int64_t ow = window_out_size(s.W, s.KW, p.stride[1], p.padding[1], p.dilation[1], false, "conv2d");
+  int64_t oh =
+      window_out_size(s.H, s.KH, p.stride[0], p.padding[0], p.dilation[0], false, "conv2d");
+  int64_t ow =
+      window_out_size(s.W, s.KW, p.stride[1], p.padding[1], p.dilation[1], false, "conv2d");
   s.h = window_axis(s.H, s.KH, p.stride[0], p.padding[0], p.dilation[0], oh);
   s.w = window_axis(s.W, s.KW, p.stride[1], p.padding[1], p.dilation[1], ow);
   // Activations and weights in whatever layout the primitive prefers (blocked on most CPUs);
@@ -73,8 +81,8 @@ struct FwdEntry {
 std::shared_ptr<FwdEntry> forward_entry(const ConvSetup& s, bool bias, dnnl::prop_kind prop) {
   return PrimitiveCache::global().get_or_create<FwdEntry>(
       cache_key("conv_fwd", s.key, bias, static_cast<int>(prop)), [&] {
-        auto pd = compat::conv_fwd(cpu_engine(), prop, s.src, s.wei, bias ? &s.bias : nullptr, s.dst,
-                                   s.strides, s.dilates, s.pl, s.pr);
+        auto pd = compat::conv_fwd(cpu_engine(), prop, s.src, s.wei, bias ? &s.bias : nullptr,
+                                   s.dst, s.strides, s.dilates, s.pl, s.pr);
         return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::convolution_forward(pd)});
       });
 }
@@ -134,27 +142,30 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
       dnnl::convolution_backward_weights::primitive_desc pd;
       dnnl::convolution_backward_weights prim;
     };
-    auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("conv_bwd_w", s.key, has_bias), [&] {
-      auto pd = compat::conv_bwd_weights(cpu_engine(), s.src, s.wei, has_bias ? &s.bias : nullptr, s.dst,
-                                         s.strides, s.dilates, s.pl, s.pr, fwd->pd);
-      return std::make_shared<Entry>(Entry{pd, dnnl::convolution_backward_weights(pd)});
-    });
+    auto e = PrimitiveCache::global().get_or_create<Entry>(
+        cache_key("conv_bwd_w", s.key, has_bias), [&] {
+          auto pd =
+              compat::conv_bwd_weights(cpu_engine(), s.src, s.wei, has_bias ? &s.bias : nullptr,
+                                       s.dst, s.strides, s.dilates, s.pl, s.pr, fwd->pd);
+          return std::make_shared<Entry>(Entry{pd, dnnl::convolution_backward_weights(pd)});
+        });
     Tensor xb = reorder_to(x, e->pd.src_desc(), ReorderKind::Data);
     Tensor dyb = reorder_to(dy, e->pd.diff_dst_desc(), ReorderKind::Data);
     // Parameters and their gradients stay plain: the optimizer and numpy read them.
     g.dw = Tensor::empty(w.sizes());
     Tensor dwb = empty_like_desc(w.sizes(), e->pd.diff_weights_desc());
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory_of(xb, e->pd.src_desc())},
-                                         {DNNL_ARG_DIFF_DST, memory_of(dyb, e->pd.diff_dst_desc())},
-                                         {DNNL_ARG_DIFF_WEIGHTS, memory_of(dwb, e->pd.diff_weights_desc())}};
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, memory_of(xb, e->pd.src_desc())},
+        {DNNL_ARG_DIFF_DST, memory_of(dyb, e->pd.diff_dst_desc())},
+        {DNNL_ARG_DIFF_WEIGHTS, memory_of(dwb, e->pd.diff_weights_desc())}};
     if (has_bias) {
       g.db = Tensor::empty({s.OC});
       args[DNNL_ARG_DIFF_BIAS] = plain_memory(g.db, s.bias);
     }
     execute(e->prim, args);
     if (dwb.is_blocked())
-      reorder_into(memory_of(dwb, e->pd.diff_weights_desc()), plain_memory(g.dw, plain_desc(s.wei_shape)),
-                   ReorderKind::Weights);
+      reorder_into(memory_of(dwb, e->pd.diff_weights_desc()),
+                   plain_memory(g.dw, plain_desc(s.wei_shape)), ReorderKind::Weights);
     else
       g.dw = dwb;
   }

@@ -27,7 +27,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   return out;
 }
 
-static bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
+static bool is_comparison(BinaryOp op) {
+  return op >= BinaryOp::Eq;
+}
 
 DType binary_result_dtype(BinaryOp op, DType a, DType b) {
   if (is_comparison(op)) return DType::Bool;
@@ -52,23 +54,28 @@ static void binary_loop(const Tensor& out, const Tensor& a, const Tensor& b, F f
     for (int64_t i = 0; i < n; ++i) o[i] = static_cast<R>(f(pa[i], pb[i]));
     return;
   }
-  strided_loop<3>(out.sizes(), {&out.strides(), &a.strides(), &b.strides()},
-                  [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
-                    R* po = o + off[0];
-                    const T* xa = pa + off[1];
-                    const T* xb = pb + off[2];
-                    for (int64_t i = 0; i < n; ++i)
-                      po[i * in[0]] = static_cast<R>(f(xa[i * in[1]], xb[i * in[2]]));
-                  });
+  strided_loop<3>(
+      out.sizes(), {&out.strides(), &a.strides(), &b.strides()},
+      [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& in) {
+        R* po = o + off[0];
+        const T* xa = pa + off[1];
+        const T* xb = pb + off[2];
+        for (int64_t i = 0; i < n; ++i)
+          po[i * in[0]] = static_cast<R>(f(xa[i * in[1]], xb[i * in[2]]));
+      });
 }
 
 template <typename T, typename R>
 static void run_binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   switch (op) {
-    case BinaryOp::Add: return binary_loop<T, R>(out, a, b, [](T x, T y) { return x + y; });
-    case BinaryOp::Sub: return binary_loop<T, R>(out, a, b, [](T x, T y) { return x - y; });
-    case BinaryOp::Mul: return binary_loop<T, R>(out, a, b, [](T x, T y) { return x * y; });
-    case BinaryOp::Div: return binary_loop<T, R>(out, a, b, [](T x, T y) { return x / y; });
+    case BinaryOp::Add:
+      return binary_loop<T, R>(out, a, b, [](T x, T y) { return x + y; });
+    case BinaryOp::Sub:
+      return binary_loop<T, R>(out, a, b, [](T x, T y) { return x - y; });
+    case BinaryOp::Mul:
+      return binary_loop<T, R>(out, a, b, [](T x, T y) { return x * y; });
+    case BinaryOp::Div:
+      return binary_loop<T, R>(out, a, b, [](T x, T y) { return x / y; });
     case BinaryOp::Pow:
       return binary_loop<T, R>(out, a, b, [](T x, T y) {
         return static_cast<T>(std::pow(static_cast<double>(x), static_cast<double>(y)));
@@ -77,12 +84,18 @@ static void run_binary(BinaryOp op, const Tensor& out, const Tensor& a, const Te
       return binary_loop<T, R>(out, a, b, [](T x, T y) { return (x != x || x > y) ? x : y; });
     case BinaryOp::Minimum:
       return binary_loop<T, R>(out, a, b, [](T x, T y) { return (x != x || x < y) ? x : y; });
-    case BinaryOp::Eq: return binary_loop<T, R>(out, a, b, [](T x, T y) { return x == y; });
-    case BinaryOp::Ne: return binary_loop<T, R>(out, a, b, [](T x, T y) { return x != y; });
-    case BinaryOp::Lt: return binary_loop<T, R>(out, a, b, [](T x, T y) { return x < y; });
-    case BinaryOp::Le: return binary_loop<T, R>(out, a, b, [](T x, T y) { return x <= y; });
-    case BinaryOp::Gt: return binary_loop<T, R>(out, a, b, [](T x, T y) { return x > y; });
-    case BinaryOp::Ge: return binary_loop<T, R>(out, a, b, [](T x, T y) { return x >= y; });
+    case BinaryOp::Eq:
+      return binary_loop<T, R>(out, a, b, [](T x, T y) { return x == y; });
+    case BinaryOp::Ne:
+      return binary_loop<T, R>(out, a, b, [](T x, T y) { return x != y; });
+    case BinaryOp::Lt:
+      return binary_loop<T, R>(out, a, b, [](T x, T y) { return x < y; });
+    case BinaryOp::Le:
+      return binary_loop<T, R>(out, a, b, [](T x, T y) { return x <= y; });
+    case BinaryOp::Gt:
+      return binary_loop<T, R>(out, a, b, [](T x, T y) { return x > y; });
+    case BinaryOp::Ge:
+      return binary_loop<T, R>(out, a, b, [](T x, T y) { return x >= y; });
   }
 }
 
@@ -91,8 +104,8 @@ Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
   Shape shape = broadcast_shapes(a_in.sizes(), b_in.sizes(), name);
   DType compute = compute_type(promote(a_in.dtype(), b_in.dtype()));
   if (op == BinaryOp::Div) compute = DType::Float32;
-  PHX_CHECK(!(compute == DType::Bool && (op == BinaryOp::Sub || op == BinaryOp::Pow)), TypeError, name,
-            ": not supported on bool tensors; use logical operators or convert first");
+  PHX_CHECK(!(compute == DType::Bool && (op == BinaryOp::Sub || op == BinaryOp::Pow)), TypeError,
+            name, ": not supported on bool tensors; use logical operators or convert first");
   DType result = binary_result_dtype(op, a_in.dtype(), b_in.dtype());
   Tensor a = a_in.contiguous().to(compute).expand(shape);
   Tensor b = b_in.contiguous().to(compute).expand(shape);
@@ -144,12 +157,18 @@ Tensor unary(UnaryOp op, const Tensor& a) {
           return unary_loop<T, T>(a, a.dtype(), [](T x) { return x < T(0) ? T(-x) : x; });
         return unary_loop<T, T>(a, a.dtype(), [](T x) { return T((T(0) < x) - (x < T(0))); });
       });
-    case UnaryOp::Exp: return float_unary(a, [](float x) { return std::exp(x); });
-    case UnaryOp::Log: return float_unary(a, [](float x) { return std::log(x); });
-    case UnaryOp::Sqrt: return float_unary(a, [](float x) { return std::sqrt(x); });
-    case UnaryOp::Reciprocal: return float_unary(a, [](float x) { return 1.0f / x; });
-    case UnaryOp::Sin: return float_unary(a, [](float x) { return std::sin(x); });
-    case UnaryOp::Cos: return float_unary(a, [](float x) { return std::cos(x); });
+    case UnaryOp::Exp:
+      return float_unary(a, [](float x) { return std::exp(x); });
+    case UnaryOp::Log:
+      return float_unary(a, [](float x) { return std::log(x); });
+    case UnaryOp::Sqrt:
+      return float_unary(a, [](float x) { return std::sqrt(x); });
+    case UnaryOp::Reciprocal:
+      return float_unary(a, [](float x) { return 1.0f / x; });
+    case UnaryOp::Sin:
+      return float_unary(a, [](float x) { return std::sin(x); });
+    case UnaryOp::Cos:
+      return float_unary(a, [](float x) { return std::cos(x); });
   }
   throw Error("internal: unknown unary op");
 }
@@ -157,7 +176,8 @@ Tensor unary(UnaryOp op, const Tensor& a) {
 Tensor clamp(const Tensor& a_in, std::optional<double> lo, std::optional<double> hi) {
   PHX_CHECK(lo || hi, ValueError, "clamp: at least one of 'min' or 'max' must not be None");
   DType dt = a_in.dtype();
-  if ((lo && std::floor(*lo) != *lo) || (hi && std::floor(*hi) != *hi)) dt = promote(dt, DType::Float32);
+  if ((lo && std::floor(*lo) != *lo) || (hi && std::floor(*hi) != *hi))
+    dt = promote(dt, DType::Float32);
   if (is_reduced_float(dt)) return clamp(a_in.to(DType::Float32), lo, hi).to(dt);
   Tensor a = a_in.to(dt);
   return dispatch_compute(dt, "clamp", [&](auto tag) {
@@ -177,7 +197,8 @@ Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
   Shape shape = broadcast_shapes(broadcast_shapes(cond_in.sizes(), a_in.sizes(), "where"),
                                  b_in.sizes(), "where");
   DType dt = promote(a_in.dtype(), b_in.dtype());
-  if (is_reduced_float(dt)) return where(cond_in, a_in.to(DType::Float32), b_in.to(DType::Float32)).to(dt);
+  if (is_reduced_float(dt))
+    return where(cond_in, a_in.to(DType::Float32), b_in.to(DType::Float32)).to(dt);
   Tensor c = cond_in.to(DType::Bool).expand(shape);
   Tensor a = a_in.to(dt).expand(shape);
   Tensor b = b_in.to(dt).expand(shape);
@@ -188,12 +209,13 @@ Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
     const bool* pc = c.data<bool>();
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
-    strided_loop<4>(shape, {&out.strides(), &c.strides(), &a.strides(), &b.strides()},
-                    [&](const std::array<int64_t, 4>& off, int64_t n, const std::array<int64_t, 4>& in) {
-                      for (int64_t i = 0; i < n; ++i)
-                        po[off[0] + i * in[0]] = pc[off[1] + i * in[1]] ? pa[off[2] + i * in[2]]
-                                                                         : pb[off[3] + i * in[3]];
-                    });
+    strided_loop<4>(
+        shape, {&out.strides(), &c.strides(), &a.strides(), &b.strides()},
+        [&](const std::array<int64_t, 4>& off, int64_t n, const std::array<int64_t, 4>& in) {
+          for (int64_t i = 0; i < n; ++i)
+            po[off[0] + i * in[0]] =
+                pc[off[1] + i * in[1]] ? pa[off[2] + i * in[2]] : pb[off[3] + i * in[3]];
+        });
   });
   return out;
 }
@@ -217,7 +239,8 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
   std::vector<int64_t> dims;
   size_t lead = g.sizes().size() - shape.size();
   for (size_t i = 0; i < g.sizes().size(); ++i) {
-    if (i < lead || (shape[i - lead] == 1 && g.sizes()[i] != 1)) dims.push_back(static_cast<int64_t>(i));
+    if (i < lead || (shape[i - lead] == 1 && g.sizes()[i] != 1))
+      dims.push_back(static_cast<int64_t>(i));
   }
   Tensor r = dims.empty() ? g : sum(g, dims, /*keepdim=*/true);
   return r.reshape(shape);

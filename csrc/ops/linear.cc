@@ -28,11 +28,10 @@ std::shared_ptr<FwdEntry> forward_entry(int64_t N, int64_t I, int64_t O, bool bi
 
 void check_linear(const Tensor& x, const Tensor& w) {
   PHX_CHECK(x.dim() == 2, ValueError, "linear: expected a 2-D input, got ", x.describe());
-  PHX_CHECK(w.dim() == 2, ValueError, "linear: expected a 2-D weight (out_features, in_features), got ",
-            w.describe());
-  PHX_CHECK(x.size(1) == w.size(1), ValueError, "linear: input ", x.describe(),
-            " and weight ", w.describe(), " cannot be multiplied (", x.size(1), " vs ", w.size(1),
-            " in_features)");
+  PHX_CHECK(w.dim() == 2, ValueError,
+            "linear: expected a 2-D weight (out_features, in_features), got ", w.describe());
+  PHX_CHECK(x.size(1) == w.size(1), ValueError, "linear: input ", x.describe(), " and weight ",
+            w.describe(), " cannot be multiplied (", x.size(1), " vs ", w.size(1), " in_features)");
 }
 
 }  // namespace
@@ -64,8 +63,8 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
   return y;
 }
 
-LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w_in, bool has_bias,
-                            std::array<bool, 3> need) {
+LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w_in,
+                            bool has_bias, std::array<bool, 3> need) {
   Tensor x = float_input(x_in, "linear_backward", "input");
   Tensor w = float_input(w_in, "linear_backward", "weight");
   Tensor dy = float_input(dy_in, "linear_backward", "grad_output");
@@ -93,12 +92,13 @@ LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
       dnnl::inner_product_backward_weights::primitive_desc pd;
       dnnl::inner_product_backward_weights prim;
     };
-    auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("ip_bwd_w", N, I, O, has_bias), [&] {
-      auto bmd = plain_desc({O});
-      auto pd = compat::ip_bwd_weights(cpu_engine(), plain_desc({N, I}), plain_desc({O, I}),
-                                       has_bias ? &bmd : nullptr, plain_desc({N, O}), fwd->pd);
-      return std::make_shared<Entry>(Entry{pd, dnnl::inner_product_backward_weights(pd)});
-    });
+    auto e = PrimitiveCache::global().get_or_create<Entry>(
+        cache_key("ip_bwd_w", N, I, O, has_bias), [&] {
+          auto bmd = plain_desc({O});
+          auto pd = compat::ip_bwd_weights(cpu_engine(), plain_desc({N, I}), plain_desc({O, I}),
+                                           has_bias ? &bmd : nullptr, plain_desc({N, O}), fwd->pd);
+          return std::make_shared<Entry>(Entry{pd, dnnl::inner_product_backward_weights(pd)});
+        });
     g.dw = Tensor::empty({O, I});
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, plain_memory(x)},
                                          {DNNL_ARG_DIFF_DST, plain_memory(dy)},
@@ -117,7 +117,8 @@ Tensor bmm(const Tensor& a_in, const Tensor& b_in) {
   Tensor b = float_input(b_in, "matmul", "other");
   PHX_CHECK(a.dim() == 3 && b.dim() == 3 && a.size(2) == b.size(1) &&
                 (a.size(0) == b.size(0) || a.size(0) == 1 || b.size(0) == 1),
-            ValueError, "matmul: shapes ", a.describe(), " and ", b.describe(), " cannot be multiplied");
+            ValueError, "matmul: shapes ", a.describe(), " and ", b.describe(),
+            " cannot be multiplied");
   const int64_t B = std::max(a.size(0), b.size(0)), M = a.size(1), K = a.size(2), N = b.size(2);
   Tensor c = Tensor::empty({B, M, N});
   if (c.numel() == 0) return c;

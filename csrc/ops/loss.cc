@@ -48,8 +48,9 @@ NllShape nll_shape(const Tensor& input, const Tensor& target, const Tensor& weig
     s.target_shape = expected;
   }
   if (weight.defined())
-    PHX_CHECK(weight.dim() == 1 && weight.size(0) == s.C && weight.dtype() == DType::Float32, ValueError,
-              "nll_loss: weight must be a float32 tensor of shape [", s.C, "], got ", weight.describe());
+    PHX_CHECK(weight.dim() == 1 && weight.size(0) == s.C && weight.dtype() == DType::Float32,
+              ValueError, "nll_loss: weight must be a float32 tensor of shape [", s.C, "], got ",
+              weight.describe());
   return s;
 }
 
@@ -74,8 +75,8 @@ NllResult nll_loss_forward(const Tensor& input_in, const Tensor& target_in, cons
         pl[i] = 0;
         continue;
       }
-      PHX_CHECK(c >= 0 && c < s.C, IndexError, "nll_loss: target ", c, " is out of bounds for ", s.C,
-                " classes (at position ", i, ")");
+      PHX_CHECK(c >= 0 && c < s.C, IndexError, "nll_loss: target ", c, " is out of bounds for ",
+                s.C, " classes (at position ", i, ")");
       float wc = w ? w[c] : 1.0f;
       pl[i] = -wc * x[(n * s.C + c) * s.S + k];
       loss_sum += pl[i];
@@ -86,7 +87,8 @@ NllResult nll_loss_forward(const Tensor& input_in, const Tensor& target_in, cons
   if (reduction == Reduction::None) {
     r.loss = per;
   } else {
-    double v = reduction == Reduction::Sum ? loss_sum : loss_sum / weight_sum;  // 0/0 = NaN, as PyTorch
+    double v =
+        reduction == Reduction::Sum ? loss_sum : loss_sum / weight_sum;  // 0/0 = NaN, as PyTorch
     r.loss = full({}, static_cast<float>(v));
   }
   return r;

@@ -19,7 +19,8 @@ namespace compat = phalanx::dnnl_compat;
 namespace {
 
 void check_input(const Tensor& x, const char* op) {
-  PHX_CHECK(x.dim() == 4, ValueError, op, ": expected a 4-D input (N, C, H, W), got ", x.describe());
+  PHX_CHECK(x.dim() == 4, ValueError, op, ": expected a 4-D input (N, C, H, W), got ",
+            x.describe());
   PHX_CHECK(x.size(0) > 0 && x.size(1) > 0, ValueError, op, ": empty input ", x.describe());
 }
 
@@ -27,11 +28,12 @@ void check_params(const Pool2dParams& p, const char* op, bool dilated) {
   for (int i = 0; i < 2; ++i) {
     PHX_CHECK(p.kernel[i] > 0, ValueError, op, ": kernel_size must be positive, got ", p.kernel[i]);
     PHX_CHECK(p.stride[i] > 0, ValueError, op, ": stride must be positive, got ", p.stride[i]);
-    PHX_CHECK(p.dilation[i] > 0, ValueError, op, ": dilation must be positive, got ", p.dilation[i]);
+    PHX_CHECK(p.dilation[i] > 0, ValueError, op, ": dilation must be positive, got ",
+              p.dilation[i]);
     int64_t eff = dilated ? p.dilation[i] * (p.kernel[i] - 1) + 1 : p.kernel[i];
     PHX_CHECK(p.padding[i] >= 0 && p.padding[i] <= eff / 2, ValueError, op,
-              ": padding should be at most half of effective kernel size, but got pad=", p.padding[i],
-              " and kernel_size=", p.kernel[i]);
+              ": padding should be at most half of effective kernel size, but got pad=",
+              p.padding[i], " and kernel_size=", p.kernel[i]);
   }
 }
 
@@ -51,8 +53,8 @@ MaxSetup max_setup(const Tensor& x, const Pool2dParams& p) {
   WindowAxis* axes[2] = {&s.h, &s.w};
   for (int i = 0; i < 2; ++i) {
     int64_t in = x.size(2 + i);
-    int64_t out = window_out_size(in, p.kernel[i], p.stride[i], p.padding[i], p.dilation[i], p.ceil_mode,
-                                  "max_pool2d");
+    int64_t out = window_out_size(in, p.kernel[i], p.stride[i], p.padding[i], p.dilation[i],
+                                  p.ceil_mode, "max_pool2d");
     *axes[i] = window_axis(in, p.kernel[i], p.stride[i], p.padding[i], p.dilation[i], out);
   }
   // The source keeps its layout (blocked after a convolution); the output follows it.
@@ -63,7 +65,8 @@ MaxSetup max_setup(const Tensor& x, const Pool2dParams& p) {
   s.dilation = {p.dilation[0] - 1, p.dilation[1] - 1};
   s.pl = {s.h.pad_l, s.w.pad_l};
   s.pr = {s.h.pad_r, s.w.pad_r};
-  s.key = cache_key(s.N, s.C, x.size(2), x.size(3), s.strides, s.kernel, s.dilation, s.pl, s.pr, layout_key(x));
+  s.key = cache_key(s.N, s.C, x.size(2), x.size(3), s.strides, s.kernel, s.dilation, s.pl, s.pr,
+                    layout_key(x));
   return s;
 }
 
@@ -74,8 +77,9 @@ struct MaxFwdEntry {
 
 std::shared_ptr<MaxFwdEntry> max_forward_entry(const MaxSetup& s) {
   return PrimitiveCache::global().get_or_create<MaxFwdEntry>(cache_key("maxpool_fwd", s.key), [&] {
-    auto pd = compat::pool_fwd(cpu_engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max,
-                               s.src, s.dst, s.strides, s.kernel, s.dilation, s.pl, s.pr);
+    auto pd = compat::pool_fwd(cpu_engine(), dnnl::prop_kind::forward_training,
+                               dnnl::algorithm::pooling_max, s.src, s.dst, s.strides, s.kernel,
+                               s.dilation, s.pl, s.pr);
     return std::make_shared<MaxFwdEntry>(MaxFwdEntry{pd, compat::pooling_forward(pd)});
   });
 }
@@ -106,16 +110,18 @@ Tensor max_pool2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor
     compat::pooling_backward prim;
   };
   auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("maxpool_bwd", s.key), [&] {
-    auto pd = compat::pool_bwd(cpu_engine(), dnnl::algorithm::pooling_max, s.src, fwd->pd.dst_desc(), s.strides,
-                               s.kernel, s.dilation, s.pl, s.pr, fwd->pd);
+    auto pd =
+        compat::pool_bwd(cpu_engine(), dnnl::algorithm::pooling_max, s.src, fwd->pd.dst_desc(),
+                         s.strides, s.kernel, s.dilation, s.pl, s.pr, fwd->pd);
     return std::make_shared<Entry>(Entry{pd, compat::pooling_backward(pd)});
   });
-  Tensor dy = reorder_to(dnnl_input(dy_in, "max_pool2d_backward", "grad_output"), e->pd.diff_dst_desc(),
-                         ReorderKind::Data);
+  Tensor dy = reorder_to(dnnl_input(dy_in, "max_pool2d_backward", "grad_output"),
+                         e->pd.diff_dst_desc(), ReorderKind::Data);
   Tensor dx = empty_like_desc(x.sizes(), e->pd.diff_src_desc());
   execute(e->prim, {{DNNL_ARG_DIFF_DST, memory_of(dy, e->pd.diff_dst_desc())},
                     {DNNL_ARG_DIFF_SRC, memory_of(dx, e->pd.diff_src_desc())},
-                    {DNNL_ARG_WORKSPACE, memory(fwd->pd.workspace_desc(), cpu_engine(), workspace.raw_data())}});
+                    {DNNL_ARG_WORKSPACE,
+                     memory(fwd->pd.workspace_desc(), cpu_engine(), workspace.raw_data())}});
   return dx;
 }
 
@@ -131,7 +137,8 @@ struct Window {
 };
 using Windows = std::vector<Window>;
 
-Windows avg_windows(int64_t in, int64_t k, int64_t s, int64_t pad, bool ceil_mode, bool include_pad) {
+Windows avg_windows(int64_t in, int64_t k, int64_t s, int64_t pad, bool ceil_mode,
+                    bool include_pad) {
   int64_t out = window_out_size(in, k, s, pad, 1, ceil_mode, "avg_pool2d");
   Windows w(out);
   for (int64_t o = 0; o < out; ++o) {
@@ -174,12 +181,13 @@ Tensor window_avg_forward(const Tensor& x, const Windows& wh, const Windows& ww)
   return y;
 }
 
-Tensor window_avg_backward(const Tensor& dy_in, const Tensor& x, const Windows& wh, const Windows& ww) {
+Tensor window_avg_backward(const Tensor& dy_in, const Tensor& x, const Windows& wh,
+                           const Windows& ww) {
   Tensor dy = float_input(dy_in, "avg_pool2d_backward", "grad_output");
   const int64_t NC = x.size(0) * x.size(1), H = x.size(2), W = x.size(3);
   const int64_t OH = static_cast<int64_t>(wh.size()), OW = static_cast<int64_t>(ww.size());
-  PHX_CHECK(dy.numel() == NC * OH * OW, ValueError, "avg_pool2d_backward: grad_output ", dy.describe(),
-            " does not match the pooled shape");
+  PHX_CHECK(dy.numel() == NC * OH * OW, ValueError, "avg_pool2d_backward: grad_output ",
+            dy.describe(), " does not match the pooled shape");
   Tensor dx = zeros(x.sizes());
   const float* pdy = dy.data<float>();
   float* pdx = dx.data<float>();
@@ -202,25 +210,30 @@ Tensor avg_pool2d_forward(const Tensor& x_in, const Pool2dParams& p) {
   Tensor x = float_input(x_in, "avg_pool2d", "input");
   check_input(x, "avg_pool2d");
   check_params(p, "avg_pool2d", false);
-  return window_avg_forward(
-      x, avg_windows(x.size(2), p.kernel[0], p.stride[0], p.padding[0], p.ceil_mode, p.count_include_pad),
-      avg_windows(x.size(3), p.kernel[1], p.stride[1], p.padding[1], p.ceil_mode, p.count_include_pad));
+  return window_avg_forward(x,
+                            avg_windows(x.size(2), p.kernel[0], p.stride[0], p.padding[0],
+                                        p.ceil_mode, p.count_include_pad),
+                            avg_windows(x.size(3), p.kernel[1], p.stride[1], p.padding[1],
+                                        p.ceil_mode, p.count_include_pad));
 }
 
 Tensor avg_pool2d_backward(const Tensor& dy, const Tensor& x, const Pool2dParams& p) {
-  return window_avg_backward(
-      dy, x, avg_windows(x.size(2), p.kernel[0], p.stride[0], p.padding[0], p.ceil_mode, p.count_include_pad),
-      avg_windows(x.size(3), p.kernel[1], p.stride[1], p.padding[1], p.ceil_mode, p.count_include_pad));
+  return window_avg_backward(dy, x,
+                             avg_windows(x.size(2), p.kernel[0], p.stride[0], p.padding[0],
+                                         p.ceil_mode, p.count_include_pad),
+                             avg_windows(x.size(3), p.kernel[1], p.stride[1], p.padding[1],
+                                         p.ceil_mode, p.count_include_pad));
 }
 
 Tensor adaptive_avg_pool2d_forward(const Tensor& x_in, std::array<int64_t, 2> out) {
   Tensor x = float_input(x_in, "adaptive_avg_pool2d", "input");
   check_input(x, "adaptive_avg_pool2d");
-  PHX_CHECK(out[0] > 0 && out[1] > 0, ValueError, "adaptive_avg_pool2d: output_size must be positive, got (",
-            out[0], ", ", out[1], ")");
+  PHX_CHECK(out[0] > 0 && out[1] > 0, ValueError,
+            "adaptive_avg_pool2d: output_size must be positive, got (", out[0], ", ", out[1], ")");
   PHX_CHECK(x.size(2) > 0 && x.size(3) > 0, ValueError, "adaptive_avg_pool2d: empty spatial input ",
             x.describe());
-  return window_avg_forward(x, adaptive_windows(x.size(2), out[0]), adaptive_windows(x.size(3), out[1]));
+  return window_avg_forward(x, adaptive_windows(x.size(2), out[0]),
+                            adaptive_windows(x.size(3), out[1]));
 }
 
 Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Tensor& x) {

@@ -119,7 +119,8 @@ std::pair<Tensor, Tensor> max_dim(const Tensor& a, int64_t dim, bool keepdim, bo
   Tensor indices = Tensor::empty(shape, DType::Int64);
   dispatch_compute(a.dtype(), name, [&](auto tag) {
     using T = decltype(tag);
-    arg_extreme_rows<T>(p.data<T>(), outer, inner, is_max, values.data<T>(), indices.data<int64_t>());
+    arg_extreme_rows<T>(p.data<T>(), outer, inner, is_max, values.data<T>(),
+                        indices.data<int64_t>());
   });
   return {values, indices};
 }

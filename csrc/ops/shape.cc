@@ -14,12 +14,15 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   shape[d] = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
-    PHX_CHECK(t.dim() == first.dim(), ValueError, "cat(): tensors must have the same number of "
-              "dimensions: tensor 0 is ", first.describe(), ", tensor ", i, " is ", t.describe());
+    PHX_CHECK(t.dim() == first.dim(), ValueError,
+              "cat(): tensors must have the same number of "
+              "dimensions: tensor 0 is ",
+              first.describe(), ", tensor ", i, " is ", t.describe());
     for (int64_t k = 0; k < t.dim(); ++k)
-      PHX_CHECK(k == d || t.sizes()[k] == first.sizes()[k], ValueError, "cat(): sizes of tensors "
-                "must match except in dimension ", d, ": tensor 0 is ", first.describe(), ", tensor ",
-                i, " is ", t.describe());
+      PHX_CHECK(k == d || t.sizes()[k] == first.sizes()[k], ValueError,
+                "cat(): sizes of tensors "
+                "must match except in dimension ",
+                d, ": tensor 0 is ", first.describe(), ", tensor ", i, " is ", t.describe());
     dt = promote(dt, t.dtype());
     shape[d] += t.sizes()[d];
   }
@@ -39,7 +42,8 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
 static void check_index(const Tensor& index, int64_t size, const char* op) {
   PHX_CHECK(index.dtype() == DType::Int64 || index.dtype() == DType::Int32, TypeError, op,
             "(): index must be an integer tensor, got ", dtype_name(index.dtype()));
-  PHX_CHECK(index.dim() <= 1, ValueError, op, "(): index must be 0-d or 1-d, got ", index.describe());
+  PHX_CHECK(index.dim() <= 1, ValueError, op, "(): index must be 0-d or 1-d, got ",
+            index.describe());
   Tensor i64 = index.contiguous().to(DType::Int64);
   const int64_t* p = i64.data<int64_t>();
   for (int64_t i = 0; i < i64.numel(); ++i)

@@ -28,7 +28,8 @@ struct FwdEntry {
 
 std::shared_ptr<FwdEntry> forward_entry(const Shape& s, bool log) {
   return PrimitiveCache::global().get_or_create<FwdEntry>(cache_key("softmax_fwd", s, log), [&] {
-    auto pd = compat::softmax_fwd(cpu_engine(), dnnl::prop_kind::forward_training, log, plain_desc(s), 1);
+    auto pd =
+        compat::softmax_fwd(cpu_engine(), dnnl::prop_kind::forward_training, log, plain_desc(s), 1);
     return std::make_shared<FwdEntry>(FwdEntry{pd, compat::softmax_forward(pd)});
   });
 }
@@ -43,7 +44,8 @@ Tensor softmax_forward(const Tensor& x_in, int64_t dim, bool log) {
   if (x.numel() == 0) return y;
   Shape s = three_d(x, dim);
   auto e = forward_entry(s, log);
-  execute(e->prim, {{DNNL_ARG_SRC, plain_memory(x, plain_desc(s))}, {DNNL_ARG_DST, plain_memory(y, plain_desc(s))}});
+  execute(e->prim, {{DNNL_ARG_SRC, plain_memory(x, plain_desc(s))},
+                    {DNNL_ARG_DST, plain_memory(y, plain_desc(s))}});
   return y;
 }
 

@@ -125,7 +125,9 @@ def tensor(data, dtype: dtype | None = None, requires_grad: bool = False) -> Ten
         if target == bfloat16:
             out = _C._from_numpy(_np.ascontiguousarray(arr, dtype=_np.float32)).to(bfloat16)
         else:
-            out = _C._from_numpy(_np.array(arr, dtype=_DTYPE_TO_NUMPY[target], copy=True, order="C"))
+            out = _C._from_numpy(
+                _np.array(arr, dtype=_DTYPE_TO_NUMPY[target], copy=True, order="C")
+            )
     if requires_grad:
         out.requires_grad_(True)
     return out
@@ -140,7 +142,9 @@ def as_tensor(data, dtype: dtype | None = None) -> Tensor:
     return tensor(data, dtype=dtype)
 
 
-def arange(start, end=None, step=1, *, dtype: dtype | None = None, requires_grad: bool = False) -> Tensor:
+def arange(
+    start, end=None, step=1, *, dtype: dtype | None = None, requires_grad: bool = False
+) -> Tensor:
     if end is None:
         start, end = 0, start
     if dtype is None:
@@ -159,8 +163,14 @@ def randint(low, high=None, size=None, *, generator=None, dtype: dtype = int64) 
 
 def _like(fn):
     def make(input: Tensor, *args, dtype: dtype | None = None, requires_grad: bool = False, **kw):
-        return fn(input.shape, *args, dtype=dtype if dtype is not None else input.dtype,
-                  requires_grad=requires_grad, **kw)
+        return fn(
+            input.shape,
+            *args,
+            dtype=dtype if dtype is not None else input.dtype,
+            requires_grad=requires_grad,
+            **kw,
+        )
+
     return make
 
 
@@ -169,9 +179,15 @@ ones_like = _like(ones)
 empty_like = _like(empty)
 
 
-def full_like(input: Tensor, fill_value, *, dtype: dtype | None = None, requires_grad: bool = False):
-    return full(input.shape, fill_value, dtype=dtype if dtype is not None else input.dtype,
-                requires_grad=requires_grad)
+def full_like(
+    input: Tensor, fill_value, *, dtype: dtype | None = None, requires_grad: bool = False
+):
+    return full(
+        input.shape,
+        fill_value,
+        dtype=dtype if dtype is not None else input.dtype,
+        requires_grad=requires_grad,
+    )
 
 
 def rand_like(input: Tensor, *, generator=None, requires_grad: bool = False) -> Tensor:

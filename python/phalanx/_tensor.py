@@ -37,7 +37,9 @@ def _repr(self: _C.Tensor) -> str:
     arr = _as_numpy(self)
     prefix = "tensor("
     if arr.dtype == np.float16 or arr.dtype == np.float32:
-        body = np.array2string(arr, separator=", ", prefix=prefix, precision=4, floatmode="maxprec_equal")
+        body = np.array2string(
+            arr, separator=", ", prefix=prefix, precision=4, floatmode="maxprec_equal"
+        )
     else:
         body = np.array2string(arr, separator=", ", prefix=prefix)
     extras = []
@@ -75,9 +77,7 @@ def _iter(self: _C.Tensor):
 
 def _bool(self: _C.Tensor) -> bool:
     if self.numel() != 1:
-        raise RuntimeError(
-            f"Boolean value of Tensor with {self.numel()} values is ambiguous"
-        )
+        raise RuntimeError(f"Boolean value of Tensor with {self.numel()} values is ambiguous")
     return bool(self.item())
 
 
@@ -97,8 +97,6 @@ def _index(self: _C.Tensor) -> int:
 
 def _type_as(self: _C.Tensor, other: _C.Tensor) -> _C.Tensor:
     return self.to(other.dtype)
-
-
 
 
 def _deepcopy(self: _C.Tensor, memo: dict) -> _C.Tensor:

@@ -66,7 +66,5 @@ def backward(tensors, grad_tensors=None, retain_graph=None) -> None:
     elif isinstance(grad_tensors, _C.Tensor):
         grad_tensors = [grad_tensors]
     if len(grad_tensors) != len(tensors):
-        raise ValueError(
-            f"backward: got {len(tensors)} tensors but {len(grad_tensors)} gradients"
-        )
+        raise ValueError(f"backward: got {len(tensors)} tensors but {len(grad_tensors)} gradients")
     _C._backward(tensors, list(grad_tensors), bool(retain_graph))

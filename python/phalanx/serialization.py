@@ -50,6 +50,8 @@ def load(f, map_location=None, *, weights_only: bool | None = None):
 def _fs_path(f, op: str) -> bytes:
     # Bytes, not str: any path the OS accepts (undecodable names included) reaches C++ intact.
     if not isinstance(f, (str, bytes, os.PathLike)):
-        raise TypeError(f"phalanx.{op}: expected a file path (str or os.PathLike), "
-                        f"got {type(f).__name__}; file objects are not supported")
+        raise TypeError(
+            f"phalanx.{op}: expected a file path (str or os.PathLike), "
+            f"got {type(f).__name__}; file objects are not supported"
+        )
     return os.fsencode(f)

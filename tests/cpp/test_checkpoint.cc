@@ -143,8 +143,8 @@ TEST_F(CheckpointTest, TruncationAtEveryOffsetIsDetected) {
     write_bytes(full.substr(0, n));
     std::string err = load_error();
     EXPECT_NE(err.find(path_), std::string::npos) << "offset " << n << ": " << err;
-    EXPECT_TRUE(err.find("truncated") != std::string::npos || err.find("empty") != std::string::npos ||
-                err.find("corrupt") != std::string::npos)
+    EXPECT_TRUE(err.find("truncated") != std::string::npos ||
+                err.find("empty") != std::string::npos || err.find("corrupt") != std::string::npos)
         << "offset " << n << ": " << err;
   }
 }

@@ -33,7 +33,9 @@ std::string error_of(const std::function<void()>& f) {
   return "<no error>";
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 std::vector<uint8_t> cifar_records(int n) {
   std::vector<uint8_t> b;
@@ -66,8 +68,11 @@ TEST(IdxReader, DecodesBigEndianInt32) {
 
 TEST(IdxReader, WrongMagicNamesPathAndBothNumbers) {
   auto b = idx_u8({3}, {0, 1, 2});  // a labels file (2049)
-  auto msg = error_of<ValueError>([&] { io::parse_idx_header(b.data(), b.size(), "/d/imgs", 2051); });
-  EXPECT_TRUE(contains(msg, "/d/imgs: bad IDX magic number: expected 2051 (0x00000803), found 2049")) << msg;
+  auto msg =
+      error_of<ValueError>([&] { io::parse_idx_header(b.data(), b.size(), "/d/imgs", 2051); });
+  EXPECT_TRUE(
+      contains(msg, "/d/imgs: bad IDX magic number: expected 2051 (0x00000803), found 2049"))
+      << msg;
 }
 
 TEST(IdxReader, NotAnIdxFile) {
@@ -83,7 +88,9 @@ TEST(IdxReader, TruncatedHeaderAndData) {
     EXPECT_TRUE(contains(msg, "h.idx: truncated IDX header")) << cut << ": " << msg;
   }
   auto msg = error_of<ValueError>([&] { io::parse_idx_header(b.data(), b.size() - 1, "d.idx"); });
-  EXPECT_TRUE(contains(msg, "d.idx: truncated IDX data: shape [2, 2] of uint8 needs 4 data bytes, found 3")) << msg;
+  EXPECT_TRUE(
+      contains(msg, "d.idx: truncated IDX data: shape [2, 2] of uint8 needs 4 data bytes, found 3"))
+      << msg;
   b.push_back(0);
   msg = error_of<ValueError>([&] { io::parse_idx_header(b.data(), b.size(), "t.idx"); });
   EXPECT_TRUE(contains(msg, "trailing bytes after IDX data")) << msg;
@@ -113,7 +120,8 @@ TEST(CifarReader, ParsesPlanarRecords) {
 
 TEST(CifarReader, TruncatedAndBadLabel) {
   auto b = cifar_records(2);
-  auto msg = error_of<ValueError>([&] { io::parse_cifar10(b.data(), b.size() - 10, "/x/data_batch_1.bin"); });
+  auto msg = error_of<ValueError>(
+      [&] { io::parse_cifar10(b.data(), b.size() - 10, "/x/data_batch_1.bin"); });
   EXPECT_TRUE(contains(msg, "/x/data_batch_1.bin: truncated CIFAR-10 file")) << msg;
   b[3073] = 200;
   msg = error_of<ValueError>([&] { io::parse_cifar10(b.data(), b.size(), "y.bin"); });
@@ -123,7 +131,8 @@ TEST(CifarReader, TruncatedAndBadLabel) {
 TEST(CifarReader, ReadsAndConcatenatesFiles) {
   auto b = cifar_records(3);
   const std::string p1 = testing::TempDir() + "phx_c1.bin", p2 = testing::TempDir() + "phx_c2.bin";
-  std::ofstream(p1, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  std::ofstream(p1, std::ios::binary)
+      .write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
   std::ofstream(p2, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), 3073);
   auto d = io::read_cifar10_files({p1, p2});
   EXPECT_EQ(d.images.size(0), 4);
@@ -163,7 +172,9 @@ TEST(TransformBatch, CropWithPaddingAndFlipMatchesDraws) {
     for (int64_t y = 0; y < 3; ++y)
       for (int64_t x = 0; x < 5; ++x) {
         int64_t sy = o.top + y - 2, sx = o.left + (flip ? 4 - x : x) - 2;
-        float want = (sy >= 0 && sy < 3 && sx >= 0 && sx < 5) ? imgs.data<uint8_t>()[n * 15 + sy * 5 + sx] / 255.0f : 0.0f;
+        float want = (sy >= 0 && sy < 3 && sx >= 0 && sx < 5)
+                         ? imgs.data<uint8_t>()[n * 15 + sy * 5 + sx] / 255.0f
+                         : 0.0f;
         EXPECT_EQ(out.data<float>()[(n * 3 + y) * 5 + x], want) << n << " " << y << " " << x;
       }
   }
@@ -171,14 +182,17 @@ TEST(TransformBatch, CropWithPaddingAndFlipMatchesDraws) {
 
 TEST(TransformBatch, Errors) {
   io::BatchTransformSpec spec;
-  EXPECT_THROW(io::transform_batch(Tensor::empty({2, 3, 3}, DType::Float32), Tensor(), spec), TypeError);
+  EXPECT_THROW(io::transform_batch(Tensor::empty({2, 3, 3}, DType::Float32), Tensor(), spec),
+               TypeError);
   Tensor idx = Tensor::empty({1}, DType::Int64);
   idx.data<int64_t>()[0] = 2;
   EXPECT_THROW(io::transform_batch(Tensor::empty({2, 3, 3}, DType::UInt8), idx, spec), IndexError);
   spec.crop_h = spec.crop_w = 4;
-  EXPECT_THROW(io::transform_batch(Tensor::empty({2, 3, 3}, DType::UInt8), Tensor(), spec), ValueError);
+  EXPECT_THROW(io::transform_batch(Tensor::empty({2, 3, 3}, DType::UInt8), Tensor(), spec),
+               ValueError);
   spec = {};
   spec.mean = {0.1, 0.2};
   spec.std = {1, 1};
-  EXPECT_THROW(io::transform_batch(Tensor::empty({2, 3, 3, 3}, DType::UInt8), Tensor(), spec), ValueError);
+  EXPECT_THROW(io::transform_batch(Tensor::empty({2, 3, 3, 3}, DType::UInt8), Tensor(), spec),
+               ValueError);
 }

@@ -58,7 +58,8 @@ TEST(OptimSGD, RejectsMismatchedShapesAndDtypes) {
   std::vector<Tensor> bufs;
   optim::SGDOptions o{0.1, 0, 0, 0, false, false};
   EXPECT_THROW(optim::sgd_step({values({1, 2})}, {values({1})}, bufs, o), ValueError);
-  EXPECT_THROW(optim::sgd_step({values({1}).to(DType::Float16)}, {values({1})}, bufs, o), TypeError);
+  EXPECT_THROW(optim::sgd_step({values({1}).to(DType::Float16)}, {values({1})}, bufs, o),
+               TypeError);
   EXPECT_THROW(optim::sgd_step({values({1})}, {}, bufs, o), ValueError);
   Tensor strided = zeros({2, 2}).transpose(0, 1);
   EXPECT_THROW(optim::sgd_step({strided}, {zeros({2, 2})}, bufs, o), ValueError);
@@ -105,7 +106,8 @@ TEST(OptimAdam, MissingAmsgradStateIsAValueError) {
   optim::AdamOptions o;
   o.amsgrad = true;
   Tensor p = values({1}), g = values({1});
-  EXPECT_THROW(optim::adam_step({p}, {g}, {zeros({1})}, {zeros({1})}, {}, {zeros({})}, o), ValueError);
+  EXPECT_THROW(optim::adam_step({p}, {g}, {zeros({1})}, {zeros({1})}, {}, {zeros({})}, o),
+               ValueError);
 }
 
 TEST(OptimLARS, TrustRatioAndExclusion) {

@@ -26,7 +26,10 @@ TEST(PrimitiveCache, ReusesPrimitivesForTheSameShapes) {
 TEST(PrimitiveCache, EvictsLeastRecentlyUsed) {
   dnnl_util::PrimitiveCache cache(2);
   int made = 0;
-  auto make = [&] { ++made; return std::make_shared<int>(made); };
+  auto make = [&] {
+    ++made;
+    return std::make_shared<int>(made);
+  };
   cache.get_or_create<int>("a", make);
   cache.get_or_create<int>("b", make);
   cache.get_or_create<int>("a", make);  // a is now the most recent

@@ -98,18 +98,51 @@ def test_same_tensor_loads_shared_views_load_as_copies(path):
 
 def test_plain_values_round_trip(path):
     obj = {
-        "none": None, "t": True, "f": False, "zero": 0, "neg": -7,
-        "i64": [2**63 - 1, -(2**63)], "big": [2**100, -(3**90)],
-        "pi": math.pi, "negzero": -0.0, "tiny": 5e-324, "inf": math.inf, "ninf": -math.inf,
-        "nan": math.nan, "str": "héllo wörld ✓", "empty": "", "bytes": b"\x00\xffabc",
-        "nobytes": b"", "list": [1, [2, [3, []]]], "tuple": (1, ("a", None), ()),
-        "nested": {"a": {"b": {"c": [{"d": (phalanx.ones(2),)}]}}}, "emptydict": {},
+        "none": None,
+        "t": True,
+        "f": False,
+        "zero": 0,
+        "neg": -7,
+        "i64": [2**63 - 1, -(2**63)],
+        "big": [2**100, -(3**90)],
+        "pi": math.pi,
+        "negzero": -0.0,
+        "tiny": 5e-324,
+        "inf": math.inf,
+        "ninf": -math.inf,
+        "nan": math.nan,
+        "str": "héllo wörld ✓",
+        "empty": "",
+        "bytes": b"\x00\xffabc",
+        "nobytes": b"",
+        "list": [1, [2, [3, []]]],
+        "tuple": (1, ("a", None), ()),
+        "nested": {"a": {"b": {"c": [{"d": (phalanx.ones(2),)}]}}},
+        "emptydict": {},
     }
     phalanx.save(obj, path)
     out = phalanx.load(path)
     assert list(out) == list(obj)
-    for k in ("none", "t", "f", "zero", "neg", "i64", "big", "pi", "tiny", "inf", "ninf", "str",
-              "empty", "bytes", "nobytes", "list", "tuple", "emptydict"):
+    for k in (
+        "none",
+        "t",
+        "f",
+        "zero",
+        "neg",
+        "i64",
+        "big",
+        "pi",
+        "tiny",
+        "inf",
+        "ninf",
+        "str",
+        "empty",
+        "bytes",
+        "nobytes",
+        "list",
+        "tuple",
+        "emptydict",
+    ):
         assert out[k] == obj[k] and type(out[k]) is type(obj[k]), k
     assert type(out["t"]) is bool and type(out["zero"]) is int
     assert math.isnan(out["nan"])
@@ -128,8 +161,10 @@ def test_top_level_scalars_and_tensor(path):
 def test_int_keys_and_ordered_dict_order(path):
     sd = OrderedDict([("z", 1), ("a", 2), ("m", 3)])
     sd.move_to_end("z")  # OrderedDict order differs from insertion order now
-    optim = {"state": {3: {"momentum_buffer": phalanx.ones(2)}, 0: {"step": 5}, -1: {}},
-             "param_groups": [{"lr": 0.1, "params": [0, 3]}]}
+    optim = {
+        "state": {3: {"momentum_buffer": phalanx.ones(2)}, 0: {"step": 5}, -1: {}},
+        "param_groups": [{"lr": 0.1, "params": [0, 3]}],
+    }
     phalanx.save({"sd": sd, "optim": optim}, path)
     out = phalanx.load(path)
     assert type(out["sd"]) is dict
@@ -157,10 +192,17 @@ def test_pathlike_and_bytes_paths(tmp_path):
 # --- unsupported values --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value, type_name", [
-    (object(), "object"), ({1, 2}, "set"), (np.zeros(3), "numpy.ndarray"), (1 + 2j, "complex"),
-    (bytearray(b"x"), "bytearray"), (phalanx.float32, "dtype"),
-])
+@pytest.mark.parametrize(
+    "value, type_name",
+    [
+        (object(), "object"),
+        ({1, 2}, "set"),
+        (np.zeros(3), "numpy.ndarray"),
+        (1 + 2j, "complex"),
+        (bytearray(b"x"), "bytearray"),
+        (phalanx.float32, "dtype"),
+    ],
+)
 def test_unsupported_value_names_type_and_path(path, value, type_name):
     with pytest.raises(TypeError) as e:
         phalanx.save({"model": {"layer": [1, value]}}, path)
@@ -249,8 +291,11 @@ def test_overwrite_replaces_file(path):
 
 
 def _sample(path, chunk=1 << 20):
-    phalanx.save({"w": phalanx.arange(64, dtype=phalanx.float32), "step": 3, "s": "abc"}, path,
-                 _chunk_bytes=chunk)
+    phalanx.save(
+        {"w": phalanx.arange(64, dtype=phalanx.float32), "step": 3, "s": "abc"},
+        path,
+        _chunk_bytes=chunk,
+    )
     return open(path, "rb").read()
 
 
@@ -302,12 +347,15 @@ def test_checksum_mismatch_message(path):
         phalanx.load(path)
 
 
-@pytest.mark.parametrize("content, what", [
-    (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10", "PNG"),
-    (pickle.dumps({"a": 1}), "pickle"),
-    (b"hello world, not a checkpoint", "68 65 6c 6c"),
-    (b"\x93NUMPY\x01\x00v\x00", "npy"),
-])
+@pytest.mark.parametrize(
+    "content, what",
+    [
+        (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10", "PNG"),
+        (pickle.dumps({"a": 1}), "pickle"),
+        (b"hello world, not a checkpoint", "68 65 6c 6c"),
+        (b"\x93NUMPY\x01\x00v\x00", "npy"),
+    ],
+)
 def test_foreign_file(path, content, what):
     open(path, "wb").write(content)
     with pytest.raises(ValueError) as e:
@@ -355,8 +403,11 @@ def test_directory_is_not_a_checkpoint(tmp_path):
 def test_chunked_tensors_round_trip(path):
     big = phalanx.randn(257, 129)  # 132,612 bytes; 1000-byte chunks: 133 records
     odd = phalanx.arange(1001, dtype=phalanx.int64)
-    phalanx.save({"big": big, "odd": odd, "flag": phalanx.ones(7, dtype=phalanx.bool)}, path,
-                 _chunk_bytes=1000)
+    phalanx.save(
+        {"big": big, "odd": odd, "flag": phalanx.ones(7, dtype=phalanx.bool)},
+        path,
+        _chunk_bytes=1000,
+    )
     assert os.path.getsize(path) > big.numel() * 4 + 1001 * 8
     out = phalanx.load(path)
     _same_tensor(out["big"], big)
@@ -422,9 +473,12 @@ class MomentumSGD:
                 p.sub_(buf * self.lr)
 
     def state_dict(self):
-        return {"state": {i: {"momentum_buffer": b.clone()} for i, b in self.state.items()},
-                "param_groups": [{"lr": self.lr, "momentum": self.momentum,
-                                  "params": list(range(len(self.params)))}]}
+        return {
+            "state": {i: {"momentum_buffer": b.clone()} for i, b in self.state.items()},
+            "param_groups": [
+                {"lr": self.lr, "momentum": self.momentum, "params": list(range(len(self.params)))}
+            ],
+        }
 
     def load_state_dict(self, sd):
         self.state = {i: s["momentum_buffer"].clone() for i, s in sd["state"].items()}
@@ -483,9 +537,9 @@ def _fresh(seed):
 def _train(model, opt, sched, loader, steps):
     for _ in range(steps):
         x, y = loader.next_batch()
-        x = x + phalanx.randn(*x.shape) * 0.1         # phalanx's default generator
-        x = x * float(1.0 + 0.1 * np.random.rand())   # numpy's global generator
-        loss = F.mse_loss(model(x), y)                # dropout draws from phalanx's generator
+        x = x + phalanx.randn(*x.shape) * 0.1  # phalanx's default generator
+        x = x * float(1.0 + 0.1 * np.random.rand())  # numpy's global generator
+        loss = F.mse_loss(model(x), y)  # dropout draws from phalanx's generator
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -497,11 +551,13 @@ def _resume(path, rng=True):
     model, opt, sched, loader = _fresh(seed=1)
     _train(model, opt, sched, loader, 3)
     Checkpoint(path, model=model, optimizer=opt, scheduler=sched, loader=loader).save(
-        step=2, epoch=0, note="half way")
+        step=2, epoch=0, note="half way"
+    )
     _seed_all(12345)  # the resumed process starts from other random states and objects
     model, opt, sched, loader = _fresh(seed=99)
-    meta = Checkpoint(path, model=model, optimizer=opt, scheduler=sched, loader=loader,
-                      rng=rng).load()
+    meta = Checkpoint(
+        path, model=model, optimizer=opt, scheduler=sched, loader=loader, rng=rng
+    ).load()
     _train(model, opt, sched, loader, 3)
     return model, opt, meta
 
@@ -521,8 +577,9 @@ def test_resumed_training_is_bit_for_bit(path):
 
     # The generators matter: resuming without them diverges.
     diverged, _, _ = _resume(path, rng=False)
-    assert not np.array_equal(straight.params["w1"].detach().numpy(),
-                              diverged.params["w1"].detach().numpy())
+    assert not np.array_equal(
+        straight.params["w1"].detach().numpy(), diverged.params["w1"].detach().numpy()
+    )
 
 
 def test_checkpoint_restores_rng_states(path):
@@ -543,8 +600,10 @@ def test_checkpoint_directory_keeps_last(tmp_path):
         with phalanx.no_grad():
             model.params["b2"].fill_(float(step))
         ckpt.save(step=step, loss=0.5)
-    assert sorted(os.listdir(tmp_path / "run")) == ["checkpoint-00000020.phx",
-                                                  "checkpoint-00000030.phx"]
+    assert sorted(os.listdir(tmp_path / "run")) == [
+        "checkpoint-00000020.phx",
+        "checkpoint-00000030.phx",
+    ]
     assert ckpt.latest().endswith("checkpoint-00000030.phx")
     other = TinyModel(1)
     meta = Checkpoint(tmp_path / "run", model=other).load()  # an existing dir: directory mode

@@ -63,6 +63,7 @@ def as_lists(batches):
 
 # ------------------------------------------------------------------------------------ datasets
 
+
 def test_tensor_dataset_and_batches():
     x = phalanx.tensor(np.arange(30, dtype=np.float32).reshape(10, 3))
     y = phalanx.arange(10)
@@ -191,13 +192,15 @@ def test_custom_collate_fn():
 
 # -------------------------------------------------------------------------------------- samplers
 
+
 def test_samplers_basic():
     assert list(SequentialSampler(range(4))) == [0, 1, 2, 3]
     s = RandomSampler(range(20), generator=phalanx.Generator(3))
     order = list(s)
     assert sorted(order) == list(range(20)) and order != list(range(20)) and len(s) == 20
-    r = list(RandomSampler(range(5), replacement=True, num_samples=50,
-                           generator=phalanx.Generator(0)))
+    r = list(
+        RandomSampler(range(5), replacement=True, num_samples=50, generator=phalanx.Generator(0))
+    )
     assert len(r) == 50 and set(r) <= set(range(5))
     longer = list(RandomSampler(range(5), num_samples=12, generator=phalanx.Generator(0)))
     assert len(longer) == 12 and sorted(longer[:10]) == sorted(list(range(5)) * 2)
@@ -229,8 +232,9 @@ def test_shuffle_reproducible_with_manual_seed():
 
 def test_shuffle_generator_reproducible_and_independent():
     def orders(seed, epochs=3):
-        loader = DataLoader(Range(40), batch_size=7, shuffle=True,
-                            generator=phalanx.Generator(seed))
+        loader = DataLoader(
+            Range(40), batch_size=7, shuffle=True, generator=phalanx.Generator(seed)
+        )
         return [flat(loader) for _ in range(epochs)]
 
     first = orders(5)
@@ -281,13 +285,15 @@ def test_custom_batch_sampler_and_sampler():
 
 # ---------------------------------------------------------------------------- DistributedSampler
 
-DIST_CASES = [(n, r, shuffle, drop, epoch)
-              for n in (1, 3, 10, 11, 16)
-              for r in (1, 2, 3, 4, 7)
-              for shuffle in (False, True)
-              for drop in (False, True)
-              for epoch in (0, 2)
-              if not (drop and n < r)]
+DIST_CASES = [
+    (n, r, shuffle, drop, epoch)
+    for n in (1, 3, 10, 11, 16)
+    for r in (1, 2, 3, 4, 7)
+    for shuffle in (False, True)
+    for drop in (False, True)
+    for epoch in (0, 2)
+    if not (drop and n < r)
+]
 
 
 @pytest.mark.parametrize("n,replicas,shuffle,drop_last,epoch", DIST_CASES)
@@ -305,10 +311,12 @@ def test_distributed_sampler_matches_torch(monkeypatch, n, replicas, shuffle, dr
     ds = list(range(n))
     union = []
     for rank in range(replicas):
-        ours = DistributedSampler(ds, num_replicas=replicas, rank=rank, shuffle=shuffle, seed=7,
-                                  drop_last=drop_last)
-        ref = torch.utils.data.DistributedSampler(ds, num_replicas=replicas, rank=rank,
-                                                  shuffle=shuffle, seed=7, drop_last=drop_last)
+        ours = DistributedSampler(
+            ds, num_replicas=replicas, rank=rank, shuffle=shuffle, seed=7, drop_last=drop_last
+        )
+        ref = torch.utils.data.DistributedSampler(
+            ds, num_replicas=replicas, rank=rank, shuffle=shuffle, seed=7, drop_last=drop_last
+        )
         ours.set_epoch(epoch)
         ref.set_epoch(epoch)
         got = list(ours)
@@ -347,6 +355,7 @@ def test_distributed_sampler_in_loader():
 
 # ------------------------------------------------------------------------------ prefetch threads
 
+
 class Augmented(Dataset):
     """uint8 images through random per-sample transforms: results depend on the random draws."""
 
@@ -366,8 +375,13 @@ class Augmented(Dataset):
 def test_workers_give_same_batches(workers):
     def run(num_workers):
         phalanx.manual_seed(11)
-        loader = DataLoader(Augmented(), batch_size=5, shuffle=True, num_workers=num_workers,
-                            **({"prefetch_factor": 3} if num_workers else {}))
+        loader = DataLoader(
+            Augmented(),
+            batch_size=5,
+            shuffle=True,
+            num_workers=num_workers,
+            **({"prefetch_factor": 3} if num_workers else {}),
+        )
         return [as_lists(loader) for _ in range(2)]
 
     ref = run(0)
@@ -438,6 +452,7 @@ def test_abandoned_iterator_is_fine():
 
 # ----------------------------------------------------------------------------- IterableDataset
 
+
 class Stream(IterableDataset):
     def __init__(self, n):
         self.n = n
@@ -461,10 +476,16 @@ def test_iterable_dataset(workers):
 
 # -------------------------------------------------------------------------------------- resume
 
+
 def _loader(kind, workers=0):
     if kind == "generator":
-        return DataLoader(Augmented(), batch_size=4, shuffle=True, generator=phalanx.Generator(42),
-                          num_workers=workers)
+        return DataLoader(
+            Augmented(),
+            batch_size=4,
+            shuffle=True,
+            generator=phalanx.Generator(42),
+            num_workers=workers,
+        )
     if kind == "global":
         return DataLoader(Augmented(), batch_size=4, shuffle=True, num_workers=workers)
     if kind == "sequential":
@@ -497,8 +518,12 @@ def test_state_dict_resume_mid_epoch(kind, workers):
 
 def test_state_dict_after_exhaustion_and_fresh():
     loader = DataLoader(Range(5), batch_size=2)
-    assert loader.state_dict() == {"epoch": 0, "batches_consumed": 0, "sampler": None,
-                                   "base_seed": None}
+    assert loader.state_dict() == {
+        "epoch": 0,
+        "batches_consumed": 0,
+        "sampler": None,
+        "base_seed": None,
+    }
     list(loader)
     assert loader.state_dict()["epoch"] == 1 and loader.state_dict()["batches_consumed"] == 0
     with pytest.raises(ValueError, match="missing keys"):
@@ -507,6 +532,7 @@ def test_state_dict_after_exhaustion_and_fresh():
 
 def test_resume_generator_continues_like_uninterrupted_run():
     """After resuming, the following epochs also match an uninterrupted run."""
+
     def make():
         return DataLoader(Range(30), batch_size=4, shuffle=True, generator=phalanx.Generator(8))
 

@@ -64,6 +64,7 @@ def write_cifar(folder, counts=(3, 2, 4, 1, 2), test=3, seed=0):
 
 # ----------------------------------------------------------------------------------------- MNIST
 
+
 @pytest.mark.parametrize("cls", [MNIST, FashionMNIST])
 @pytest.mark.parametrize("compress", [True, False])
 def test_mnist_like_from_idx(tmp_path, cls, compress):
@@ -87,8 +88,14 @@ def test_torchvision_raw_layout(tmp_path):
 
 def test_mnist_loader_fast_path_equals_sample_path(tmp_path):
     write_mnist(tmp_path, n=23)
-    tf = T.Compose([T.RandomCrop(28, padding=2), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize((0.286,), (0.353,))])
+    tf = T.Compose(
+        [
+            T.RandomCrop(28, padding=2),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize((0.286,), (0.353,)),
+        ]
+    )
     ds = FashionMNIST(tmp_path, transform=tf)
     assert ds.supports_get_batch
 
@@ -173,18 +180,21 @@ def test_corrupt_files_name_the_path(tmp_path):
 
 # -------------------------------------------------------------------------------------- download
 
+
 def _mirror(tmp_path, n=5):
     """A directory of .gz files served as file:// URLs, and a subclass downloading from it."""
     src = tmp_path / "mirror"
     write_mnist(src, n=n)
     write_mnist(src, n=3, train=False, seed=2)
-    md5 = {name: hashlib.md5(open(src / name, "rb").read()).hexdigest()
-           for name in os.listdir(src)}
+    md5 = {name: hashlib.md5(open(src / name, "rb").read()).hexdigest() for name in os.listdir(src)}
 
     class Local(MNIST):
         mirrors = ["file:///nonexistent/mirror/", src.as_uri() + "/"]
-        resources = [(name, md5[name]) for name in (TRAIN[0] + ".gz", TRAIN[1] + ".gz",
-                                                     TEST[0] + ".gz", TEST[1] + ".gz")]
+        resources = [
+            (name, md5[name])
+            for name in (TRAIN[0] + ".gz", TRAIN[1] + ".gz", TEST[0] + ".gz", TEST[1] + ".gz")
+        ]
+
     return Local
 
 
@@ -227,6 +237,7 @@ def test_download_url_errors(tmp_path):
 
 # -------------------------------------------------------------------------------------- CIFAR-10
 
+
 @pytest.mark.parametrize("nested", [False, True])
 def test_cifar10_binary(tmp_path, nested):
     folder = tmp_path / "cifar-10-batches-bin" if nested else tmp_path
@@ -246,12 +257,19 @@ def test_cifar10_binary(tmp_path, nested):
 def test_cifar10_transforms_batch_vs_sample(tmp_path):
     write_cifar(tmp_path)
     mean, std = (0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261)
-    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize(mean, std)])
+    tf = T.Compose(
+        [
+            T.RandomCrop(32, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(mean, std),
+        ]
+    )
     ds = CIFAR10(tmp_path, transform=tf)
     loader = DataLoader(ds, batch_size=5, shuffle=True, generator=phalanx.Generator(0))
-    slow = DataLoader(ds, batch_size=5, shuffle=True, generator=phalanx.Generator(0),
-                      collate_fn=default_collate)
+    slow = DataLoader(
+        ds, batch_size=5, shuffle=True, generator=phalanx.Generator(0), collate_fn=default_collate
+    )
     for (a, la), (b, lb) in zip(loader, slow):
         assert tuple(a.shape)[1:] == (3, 32, 32)
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -279,6 +297,7 @@ def test_cifar10_errors_name_the_path(tmp_path):
 
 # ------------------------------------------------------------------------------- SyntheticImages
 
+
 def test_synthetic_images():
     ds = SyntheticImages(10, shape=(3, 8, 8), num_classes=5, seed=1)
     assert len(ds) == 10
@@ -304,8 +323,10 @@ def test_synthetic_images():
 
 # ------------------------------------------------------------------------------ the real data
 
-_HAVE_REAL = all(any(os.path.isfile(os.path.join(DEFAULT_FASHION_MNIST_ROOT, base + ext))
-                     for ext in ("", ".gz")) for base in TRAIN + TEST)
+_HAVE_REAL = all(
+    any(os.path.isfile(os.path.join(DEFAULT_FASHION_MNIST_ROOT, base + ext)) for ext in ("", ".gz"))
+    for base in TRAIN + TEST
+)
 
 
 @pytest.mark.skipif(not _HAVE_REAL, reason="apt-get install dataset-fashion-mnist")

@@ -11,8 +11,14 @@ import pytest
 
 from phalanx.utils.data import DEFAULT_FASHION_MNIST_ROOT, load_fashion_mnist, read_idx
 
-_TYPE_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D,
-               np.float64: 0x0E}
+_TYPE_CODES = {
+    np.uint8: 0x08,
+    np.int8: 0x09,
+    np.int16: 0x0B,
+    np.int32: 0x0C,
+    np.float32: 0x0D,
+    np.float64: 0x0E,
+}
 
 TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -28,13 +34,14 @@ def idx_bytes(arr: np.ndarray, magic: int | None = None) -> bytes:
 
 def write(path, data: bytes, compress: bool):
     path = str(path) + (".gz" if compress else "")
-    with (gzip.open(path, "wb") if compress else open(path, "wb")) as f:
+    with gzip.open(path, "wb") if compress else open(path, "wb") as f:
         f.write(data)
     return path
 
 
-def make_dataset(root, n: int = 5, compress: bool = True, train: bool = True, n_labels=None,
-                 seed: int = 0):
+def make_dataset(
+    root, n: int = 5, compress: bool = True, train: bool = True, n_labels=None, seed: int = 0
+):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, size=n if n_labels is None else n_labels).astype(np.uint8)
@@ -45,6 +52,7 @@ def make_dataset(root, n: int = 5, compress: bool = True, train: bool = True, n_
 
 
 # ---------------------------------------------------------------------------------- round trips
+
 
 @pytest.mark.parametrize("compress", [False, True])
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
@@ -99,6 +107,7 @@ def test_load_fashion_mnist_accepts_str_root_and_mixed_compression(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- errors
+
 
 def test_missing_directory(tmp_path):
     missing = tmp_path / "nowhere"
@@ -209,8 +218,9 @@ def test_label_out_of_range(tmp_path):
 
 # ------------------------------------------------------------------------- the real data, if any
 
-_HAVE_REAL = os.path.isfile(os.path.join(DEFAULT_FASHION_MNIST_ROOT, TRAIN[0] + ".gz")) or \
-    os.path.isfile(os.path.join(DEFAULT_FASHION_MNIST_ROOT, TRAIN[0]))
+_HAVE_REAL = os.path.isfile(
+    os.path.join(DEFAULT_FASHION_MNIST_ROOT, TRAIN[0] + ".gz")
+) or os.path.isfile(os.path.join(DEFAULT_FASHION_MNIST_ROOT, TRAIN[0]))
 
 
 @pytest.mark.skipif(not _HAVE_REAL, reason="apt-get install dataset-fashion-mnist")

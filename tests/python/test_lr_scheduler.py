@@ -28,7 +28,7 @@ def half(epoch):
 
 
 def decay(epoch):
-    return 0.9 ** epoch
+    return 0.9**epoch
 
 
 # Each entry builds one scheduler (or a list stepped together) given (module, optimizer).
@@ -44,16 +44,27 @@ SCHEDULES = {
     "LambdaLR": lambda S, o: S.LambdaLR(o, lr_lambda=decay),
     "LambdaLR-per-group": lambda S, o: S.LambdaLR(o, lr_lambda=[decay, half]),
     "SequentialLR-warmup-cosine": lambda S, o: S.SequentialLR(
-        o, [S.LinearLR(o, start_factor=0.1, total_iters=5), S.CosineAnnealingLR(o, T_max=25)],
-        milestones=[5]),
+        o,
+        [S.LinearLR(o, start_factor=0.1, total_iters=5), S.CosineAnnealingLR(o, T_max=25)],
+        milestones=[5],
+    ),
     "SequentialLR-three": lambda S, o: S.SequentialLR(
-        o, [S.ConstantLR(o, factor=0.2, total_iters=10), S.ExponentialLR(o, gamma=0.8),
-            S.StepLR(o, step_size=3, gamma=0.5)],
-        milestones=[4, 12]),
-    "chained-StepLR-ExponentialLR": lambda S, o: [S.StepLR(o, step_size=5, gamma=0.5),
-                                                  S.ExponentialLR(o, gamma=0.95)],
-    "chained-MultiStep-Cosine": lambda S, o: [S.CosineAnnealingLR(o, T_max=12),
-                                              S.MultiStepLR(o, milestones=[6, 15], gamma=0.1)],
+        o,
+        [
+            S.ConstantLR(o, factor=0.2, total_iters=10),
+            S.ExponentialLR(o, gamma=0.8),
+            S.StepLR(o, step_size=3, gamma=0.5),
+        ],
+        milestones=[4, 12],
+    ),
+    "chained-StepLR-ExponentialLR": lambda S, o: [
+        S.StepLR(o, step_size=5, gamma=0.5),
+        S.ExponentialLR(o, gamma=0.95),
+    ],
+    "chained-MultiStep-Cosine": lambda S, o: [
+        S.CosineAnnealingLR(o, T_max=12),
+        S.MultiStepLR(o, milestones=[6, 15], gamma=0.1),
+    ],
 }
 
 
@@ -81,8 +92,18 @@ def test_schedule_matches_torch_every_epoch(name):
         assert g == pytest.approx(w, rel=1e-12, abs=1e-15), f"epoch {epoch}"
 
 
-@pytest.mark.parametrize("name", ["StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearLR",
-                                  "PolynomialLR", "ExponentialLR", "ConstantLR"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "StepLR",
+        "MultiStepLR",
+        "CosineAnnealingLR",
+        "LinearLR",
+        "PolynomialLR",
+        "ExponentialLR",
+        "ConstantLR",
+    ],
+)
 def test_closed_form_step_epoch_matches_torch(name):
     results = []
     for lib, S in ((phalanx, px_sched), (torch, th_sched)):
@@ -99,8 +120,9 @@ def test_closed_form_step_epoch_matches_torch(name):
         assert got == pytest.approx(want, rel=1e-12)
 
 
-@pytest.mark.parametrize("name", ["StepLR", "CosineAnnealingLR", "SequentialLR-warmup-cosine",
-                                  "LambdaLR"])
+@pytest.mark.parametrize(
+    "name", ["StepLR", "CosineAnnealingLR", "SequentialLR-warmup-cosine", "LambdaLR"]
+)
 def test_scheduler_state_dict_resumes(name):
     opt = optimizer(phalanx)
     s = SCHEDULES[name](px_sched, opt)
@@ -150,6 +172,7 @@ def test_scheduler_argument_errors():
 
 # ---- the large-batch recipe ------------------------------------------------------------------
 
+
 def test_linear_scaling_lr():
     assert px_sched.linear_scaling_lr(0.1, 8192) == pytest.approx(3.2)
     assert px_sched.linear_scaling_lr(0.1, 1024, reference_batch=512) == pytest.approx(0.2)
@@ -166,9 +189,13 @@ def test_scaled_warmup_cosine_matches_torch_recipe():
     # The same schedule written out in torch: warm up from the unscaled rate (1/16 of scaled).
     th_opt = optimizer(torch, lrs=scaled)
     th = th_sched.SequentialLR(
-        th_opt, [th_sched.LinearLR(th_opt, start_factor=256 / global_batch, total_iters=warmup),
-                 th_sched.CosineAnnealingLR(th_opt, T_max=total - warmup, eta_min=1e-4)],
-        milestones=[warmup])
+        th_opt,
+        [
+            th_sched.LinearLR(th_opt, start_factor=256 / global_batch, total_iters=warmup),
+            th_sched.CosineAnnealingLR(th_opt, T_max=total - warmup, eta_min=1e-4),
+        ],
+        milestones=[warmup],
+    )
     assert sched.get_last_lr() == pytest.approx(list(LRS), rel=1e-12)  # starts unscaled
     for epoch in range(1, total + 1):
         opt.step()
@@ -199,12 +226,18 @@ def test_scaled_warmup_cosine_with_explicit_base_lr_and_monotone_phases():
 
 def test_warmup_then_matches_torch_sequential():
     opt = optimizer(phalanx)
-    sched = px_sched.warmup_then(opt, 4, px_sched.StepLR(opt, step_size=5, gamma=0.5),
-                                 start_factor=0.2)
+    sched = px_sched.warmup_then(
+        opt, 4, px_sched.StepLR(opt, step_size=5, gamma=0.5), start_factor=0.2
+    )
     th_opt = optimizer(torch)
-    th = th_sched.SequentialLR(th_opt, [th_sched.LinearLR(th_opt, start_factor=0.2, total_iters=4),
-                                        th_sched.StepLR(th_opt, step_size=5, gamma=0.5)],
-                               milestones=[4])
+    th = th_sched.SequentialLR(
+        th_opt,
+        [
+            th_sched.LinearLR(th_opt, start_factor=0.2, total_iters=4),
+            th_sched.StepLR(th_opt, step_size=5, gamma=0.5),
+        ],
+        milestones=[4],
+    )
     for epoch in range(EPOCHS):
         assert sched.get_last_lr() == pytest.approx(th.get_last_lr(), rel=1e-12), f"epoch {epoch}"
         opt.step()

@@ -59,8 +59,11 @@ CONFIGS = [
     ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01), None),
     ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01), None),
     ("SGD", dict(lr=0.01, momentum=0.5, maximize=True, weight_decay=0.1), None),
-    ("SGD", dict(lr=0.1, momentum=0.9),
-     [([0, 1], {}), ([2, 3], dict(lr=0.01, momentum=0.5, nesterov=True))]),
+    (
+        "SGD",
+        dict(lr=0.1, momentum=0.9),
+        [([0, 1], {}), ([2, 3], dict(lr=0.01, momentum=0.5, nesterov=True))],
+    ),
     ("Adam", dict(), None),
     ("Adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6), None),
     ("Adam", dict(lr=0.01, weight_decay=0.1), None),
@@ -131,8 +134,11 @@ def test_no_momentum_keeps_no_state():
 
 # ---- one fused call per group --------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,kernel", [("SGD", "sgd_step"), ("Adam", "adam_step"),
-                                         ("AdamW", "adam_step"), ("LARS", "lars_step")])
+
+@pytest.mark.parametrize(
+    "name,kernel",
+    [("SGD", "sgd_step"), ("Adam", "adam_step"), ("AdamW", "adam_step"), ("LARS", "lars_step")],
+)
 def test_one_fused_call_per_group(monkeypatch, name, kernel):
     from phalanx import _C
 
@@ -220,13 +226,20 @@ def _to_torch_state_dict(sd):
     def conv(v):
         return torch.tensor(to_numpy(v)) if isinstance(v, phalanx.Tensor) else v
 
-    return {"state": {k: {n: conv(v) for n, v in s.items()} for k, s in sd["state"].items()},
-            "param_groups": [dict(g) for g in sd["param_groups"]]}
+    return {
+        "state": {k: {n: conv(v) for n, v in s.items()} for k, s in sd["state"].items()},
+        "param_groups": [dict(g) for g in sd["param_groups"]],
+    }
 
 
-@pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.05, momentum=0.9)),
-                                         ("Adam", dict(lr=0.01, amsgrad=True)),
-                                         ("AdamW", dict(lr=0.01))])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("SGD", dict(lr=0.05, momentum=0.9)),
+        ("Adam", dict(lr=0.01, amsgrad=True)),
+        ("AdamW", dict(lr=0.01)),
+    ],
+)
 def test_state_dict_is_interchangeable_with_torch(name, kwargs):
     arrays = initial_arrays()
     # phalanx -> torch: train 5 steps here, continue 5 in torch; compare with 10 in phalanx.
@@ -263,6 +276,7 @@ def test_load_state_dict_rejects_mismatched_groups():
 
 # ---- param groups, zero_grad ---------------------------------------------------------------------
 
+
 def test_param_groups_and_add_param_group():
     params = make_params(phalanx, initial_arrays())
     opt = px_optim.SGD(params[:2], lr=0.1, momentum=0.9)
@@ -295,26 +309,35 @@ def test_zero_grad_set_to_none_and_to_zero():
 
 # ---- errors --------------------------------------------------------------------------------------
 
+
 def _p():
     return [phalanx.zeros(3, requires_grad=True)]
 
 
-@pytest.mark.parametrize("make,value", [
-    (lambda: px_optim.SGD(_p(), lr=-0.1), "-0.1"),
-    (lambda: px_optim.SGD(_p(), lr=0.1, momentum=-0.5), "-0.5"),
-    (lambda: px_optim.SGD(_p(), lr=0.1, weight_decay=-1e-4), "-0.0001"),
-    (lambda: px_optim.SGD(_p(), lr=0.1, nesterov=True), "momentum=0"),
-    (lambda: px_optim.SGD(_p(), lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
-     "dampening=0.1"),
-    (lambda: px_optim.Adam(_p(), lr=-1e-3), "-0.001"),
-    (lambda: px_optim.Adam(_p(), betas=(1.0, 0.999)), "index 0: 1.0"),
-    (lambda: px_optim.Adam(_p(), betas=(0.9, -0.1)), "index 1: -0.1"),
-    (lambda: px_optim.Adam(_p(), eps=-1e-8), "-1e-08"),
-    (lambda: px_optim.AdamW(_p(), weight_decay=-0.01), "-0.01"),
-    (lambda: px_optim.LARS(_p(), lr=-2.0), "-2.0"),
-    (lambda: px_optim.LARS(_p(), lr=1.0, trust_coefficient=0.0), "trust_coefficient value: 0.0"),
-    (lambda: px_optim.LARS(_p(), lr=1.0, momentum=-0.9), "-0.9"),
-])
+@pytest.mark.parametrize(
+    "make,value",
+    [
+        (lambda: px_optim.SGD(_p(), lr=-0.1), "-0.1"),
+        (lambda: px_optim.SGD(_p(), lr=0.1, momentum=-0.5), "-0.5"),
+        (lambda: px_optim.SGD(_p(), lr=0.1, weight_decay=-1e-4), "-0.0001"),
+        (lambda: px_optim.SGD(_p(), lr=0.1, nesterov=True), "momentum=0"),
+        (
+            lambda: px_optim.SGD(_p(), lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+            "dampening=0.1",
+        ),
+        (lambda: px_optim.Adam(_p(), lr=-1e-3), "-0.001"),
+        (lambda: px_optim.Adam(_p(), betas=(1.0, 0.999)), "index 0: 1.0"),
+        (lambda: px_optim.Adam(_p(), betas=(0.9, -0.1)), "index 1: -0.1"),
+        (lambda: px_optim.Adam(_p(), eps=-1e-8), "-1e-08"),
+        (lambda: px_optim.AdamW(_p(), weight_decay=-0.01), "-0.01"),
+        (lambda: px_optim.LARS(_p(), lr=-2.0), "-2.0"),
+        (
+            lambda: px_optim.LARS(_p(), lr=1.0, trust_coefficient=0.0),
+            "trust_coefficient value: 0.0",
+        ),
+        (lambda: px_optim.LARS(_p(), lr=1.0, momentum=-0.9), "-0.9"),
+    ],
+)
 def test_bad_hyperparameters_raise_value_error_naming_the_value(make, value):
     with pytest.raises(ValueError, match=re.escape(value)):
         make()
@@ -409,13 +432,21 @@ def lars_numpy(ws, grads, bufs, excluded, lr, momentum, weight_decay, trust, eps
 
 LARS_CONFIGS = [
     # kwargs, groups (indices, overrides) or None, expected exclusion per tensor
-    (dict(lr=0.5, momentum=0.9, weight_decay=1e-3, trust_coefficient=0.02), None,
-     [False, True, True, False, False]),
-    (dict(lr=2.0, momentum=0.0, weight_decay=5e-4, trust_coefficient=0.001), None,
-     [False, True, True, False, False]),
-    (dict(lr=0.3, momentum=0.8, weight_decay=0.1, trust_coefficient=0.05, eps=1e-6),
-     [([0, 4], {}), ([1, 2], dict(lars_exclude=False, lr=0.1)), ([3], dict(lars_exclude=True))],
-     [False, False, False, True, False]),
+    (
+        dict(lr=0.5, momentum=0.9, weight_decay=1e-3, trust_coefficient=0.02),
+        None,
+        [False, True, True, False, False],
+    ),
+    (
+        dict(lr=2.0, momentum=0.0, weight_decay=5e-4, trust_coefficient=0.001),
+        None,
+        [False, True, True, False, False],
+    ),
+    (
+        dict(lr=0.3, momentum=0.8, weight_decay=0.1, trust_coefficient=0.05, eps=1e-6),
+        [([0, 4], {}), ([1, 2], dict(lars_exclude=False, lr=0.1)), ([3], dict(lars_exclude=True))],
+        [False, False, False, True, False],
+    ),
 ]
 
 
@@ -425,11 +456,12 @@ def test_lars_matches_numpy_rule(kwargs, groups, excluded):
     params = make_params(phalanx, arrays)
     opt = build(px_optim, "LARS", params, kwargs, groups)
     order = [i for idx, _ in groups for i in idx] if groups else list(range(len(arrays)))
-    assert [px_optim.LARS.is_excluded(p, g) for g in opt.param_groups for p in g["params"]] == \
-        [excluded[i] for i in order]
+    assert [px_optim.LARS.is_excluded(p, g) for g in opt.param_groups for p in g["params"]] == [
+        excluded[i] for i in order
+    ]
 
     group_of = {}
-    for g in (groups or [(range(len(arrays)), {})]):
+    for g in groups or [(range(len(arrays)), {})]:
         for i in g[0]:
             group_of[i] = {**kwargs, **g[1]}
     ref = [a.astype(np.float64) for a in arrays]
@@ -444,9 +476,17 @@ def test_lars_matches_numpy_rule(kwargs, groups, excluded):
         for i in range(len(ref)):
             hp = group_of[i]
             bi = [bufs[i]]
-            new_ref += lars_numpy([ref[i]], [ref_grads[i]], bi, [excluded[i]], hp["lr"],
-                                  hp.get("momentum", 0.9), hp.get("weight_decay", 0.0),
-                                  hp.get("trust_coefficient", 0.001), hp.get("eps", 1e-8))
+            new_ref += lars_numpy(
+                [ref[i]],
+                [ref_grads[i]],
+                bi,
+                [excluded[i]],
+                hp["lr"],
+                hp.get("momentum", 0.9),
+                hp.get("weight_decay", 0.0),
+                hp.get("trust_coefficient", 0.001),
+                hp.get("eps", 1e-8),
+            )
             bufs[i] = bi[0]
         ref = new_ref
         for i, p in enumerate(params):
@@ -474,15 +514,21 @@ def test_lars_local_lr_binding():
     from phalanx import _C
 
     w, g = randn((3, 4), seed=1), randn((3, 4), seed=2)
-    got = _C.optim.lars_local_lr(phalanx.tensor(w), phalanx.tensor(g), weight_decay=0.01,
-                                 trust_coefficient=0.001, eps=1e-8)
+    got = _C.optim.lars_local_lr(
+        phalanx.tensor(w), phalanx.tensor(g), weight_decay=0.01, trust_coefficient=0.001, eps=1e-8
+    )
     wn, gn = np.linalg.norm(w.astype(np.float64)), np.linalg.norm(g.astype(np.float64))
     assert got == pytest.approx(0.001 * wn / (gn + 0.01 * wn + 1e-8), rel=1e-12)
 
 
-@pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
-                                         ("Adam", dict(lr=0.01, amsgrad=True)),
-                                         ("AdamW", dict(lr=0.01))])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
+        ("Adam", dict(lr=0.01, amsgrad=True)),
+        ("AdamW", dict(lr=0.01)),
+    ],
+)
 def test_large_tensor_threaded_loop_matches_torch(name, kwargs):
     # 60,000 elements: above the kernels' OpenMP threshold, so the threaded path runs.
     arr = randn((200, 300), seed=5)

@@ -24,10 +24,11 @@ def np_crop(img, top, left, th, tw, pad):
     l, t, r, b = pad
     widths = [(0, 0)] * (img.ndim - 2) + [(t, b), (l, r)]
     padded = np.pad(img, widths)
-    return padded[..., top:top + th, left:left + tw]
+    return padded[..., top : top + th, left : left + tw]
 
 
 # ----------------------------------------------------------------------------- ToTensor/Normalize
+
 
 def test_to_tensor_numpy_layouts():
     hw = images(1)[0]
@@ -75,6 +76,7 @@ def test_normalize_errors():
 
 
 # ------------------------------------------------------------------------------------ crop/flip
+
 
 @pytest.mark.parametrize("padding,size", [(None, 7), (2, 9), ((1, 3), (8, 10)), ((1, 2, 3, 4), 5)])
 def test_random_crop_matches_numpy_reference(padding, size):
@@ -152,6 +154,7 @@ def test_compose_and_lambda():
 
 # ----------------------------------------------------------------------------------- batch path
 
+
 def per_sample(tf, batch, chw=True):
     return np.stack([tf(phalanx.from_numpy(x) if chw else x).numpy() for x in batch])
 
@@ -160,8 +163,14 @@ def per_sample(tf, batch, chw=True):
 def test_batch_path_equals_per_sample_path(channels):
     batch = images(7, h=10, w=12, c=channels, seed=2)
     mean, std = ((0.3,), (0.2,)) if channels in (None, 1) else (MEAN, STD)
-    tf = T.Compose([T.RandomCrop((8, 10), padding=3), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize(mean, std)])
+    tf = T.Compose(
+        [
+            T.RandomCrop((8, 10), padding=3),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(mean, std),
+        ]
+    )
     bt = T.BatchTransform.from_transform(tf)
     assert bt is not None and bt.crop == (8, 10) and bt.flip_p == 0.5
     phalanx.manual_seed(21)
@@ -175,8 +184,9 @@ def test_batch_path_equals_per_sample_path(channels):
 
 def test_batch_path_channels_last_equals_numpy_hwc():
     batch = np.random.default_rng(3).integers(0, 256, size=(5, 6, 7, 3), dtype=np.uint8)
-    tf = T.Compose([T.RandomCrop(6, padding=1), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize(MEAN, STD)])
+    tf = T.Compose(
+        [T.RandomCrop(6, padding=1), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)]
+    )
     phalanx.manual_seed(8)
     ref = per_sample(tf, batch, chw=False)
     bt = T.BatchTransform(crop=6, padding=1, flip_p=0.5, mean=MEAN, std=STD, channels_last=True)
@@ -197,8 +207,9 @@ def test_batch_path_normalize_and_gather_vs_numpy():
 
 def test_batch_crop_flip_vs_numpy_reference():
     batch = images(8, h=5, w=6, c=2, seed=5)
-    bt = T.BatchTransform(crop=(4, 4), padding=(1, 2, 3, 0), flip_p=0.7,
-                          generator=phalanx.Generator(12))
+    bt = T.BatchTransform(
+        crop=(4, 4), padding=(1, 2, 3, 0), flip_p=0.7, generator=phalanx.Generator(12)
+    )
     out = bt(batch).numpy()
     twin = phalanx.Generator(12)
     for n in range(8):
@@ -224,20 +235,30 @@ def test_batch_transform_collate():
 
 
 def test_from_transform_rules():
-    ok = [T.ToTensor(), T.Compose([T.ToTensor(), T.Normalize(0.1, 0.2)]),
-          T.Compose([T.ToTensor(), T.RandomCrop(4, 1), T.Normalize(0.1, 0.2)]),
-          T.Compose([T.RandomHorizontalFlip(), T.ToTensor()]),
-          T.BatchTransform()]
+    ok = [
+        T.ToTensor(),
+        T.Compose([T.ToTensor(), T.Normalize(0.1, 0.2)]),
+        T.Compose([T.ToTensor(), T.RandomCrop(4, 1), T.Normalize(0.1, 0.2)]),
+        T.Compose([T.RandomHorizontalFlip(), T.ToTensor()]),
+        T.BatchTransform(),
+    ]
     for tf in ok:
         assert isinstance(T.BatchTransform.from_transform(tf), T.BatchTransform), tf
-    bad = [T.Compose([T.RandomHorizontalFlip(), T.RandomCrop(4), T.ToTensor()]),  # draw order
-           T.Compose([T.ToTensor(), T.Normalize(0.1, 0.2), T.RandomCrop(4, 1)]),  # pads -m/s != 0
-           T.Compose([T.RandomCrop(4, 1)]),  # stays uint8
-           T.Compose([T.RandomCrop(4, 1, fill=3), T.ToTensor()]),
-           T.Compose([T.ToTensor(), T.Lambda(lambda x: x)]),
-           T.Compose([T.RandomCrop(4, generator=phalanx.Generator(0)), T.RandomHorizontalFlip(),
-                      T.ToTensor()]),
-           lambda x: x]
+    bad = [
+        T.Compose([T.RandomHorizontalFlip(), T.RandomCrop(4), T.ToTensor()]),  # draw order
+        T.Compose([T.ToTensor(), T.Normalize(0.1, 0.2), T.RandomCrop(4, 1)]),  # pads -m/s != 0
+        T.Compose([T.RandomCrop(4, 1)]),  # stays uint8
+        T.Compose([T.RandomCrop(4, 1, fill=3), T.ToTensor()]),
+        T.Compose([T.ToTensor(), T.Lambda(lambda x: x)]),
+        T.Compose(
+            [
+                T.RandomCrop(4, generator=phalanx.Generator(0)),
+                T.RandomHorizontalFlip(),
+                T.ToTensor(),
+            ]
+        ),
+        lambda x: x,
+    ]
     for tf in bad:
         assert T.BatchTransform.from_transform(tf) is None, tf
 

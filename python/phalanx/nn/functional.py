@@ -9,9 +9,24 @@ _nn = _C.nn
 _Act = _nn.Activation
 
 __all__ = [
-    "conv2d", "linear", "batch_norm", "relu", "relu6", "leaky_relu", "gelu", "sigmoid", "tanh",
-    "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "softmax", "log_softmax", "cross_entropy",
-    "nll_loss", "mse_loss", "dropout",
+    "conv2d",
+    "linear",
+    "batch_norm",
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "gelu",
+    "sigmoid",
+    "tanh",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "nll_loss",
+    "mse_loss",
+    "dropout",
 ]
 
 
@@ -38,10 +53,19 @@ def linear(input, weight, bias=None):
     return _nn.linear(input, weight, bias)
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
-    return _nn.batch_norm(input, running_mean, running_var, weight, bias, training,
-                          0.0 if momentum is None else momentum, eps)
+def batch_norm(
+    input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5
+):
+    return _nn.batch_norm(
+        input,
+        running_mean,
+        running_var,
+        weight,
+        bias,
+        training,
+        0.0 if momentum is None else momentum,
+        eps,
+    )
 
 
 def relu(input, inplace=False):
@@ -77,8 +101,9 @@ def _inplace(input, result, inplace):
     return input
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+def max_pool2d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     if return_indices:
         raise ValueError("max_pool2d: return_indices=True is not supported")
     x, unbatched = _batched(input, "max_pool2d")
@@ -88,8 +113,15 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return y.squeeze(0) if unbatched else y
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+def avg_pool2d(
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
     if divisor_override is not None:
         raise ValueError("avg_pool2d: divisor_override is not supported")
     x, unbatched = _batched(input, "avg_pool2d")
@@ -133,8 +165,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return _nn.nll_loss(input, target, weight, reduction, ignore_index)
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0):
+def cross_entropy(
+    input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0
+):
     """log_softmax + nll_loss, with PyTorch's label smoothing (a uniform share of the loss)."""
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:

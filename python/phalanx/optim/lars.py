@@ -42,11 +42,24 @@ class LARS(Optimizer):
         lars_exclude: default exclusion for the groups (None: exclude ``dim() <= 1``).
     """
 
-    def __init__(self, params, lr: float = required, momentum: float = 0.9, weight_decay: float = 0,
-                 trust_coefficient: float = 0.001, eps: float = 1e-8,
-                 lars_exclude: bool | None = None) -> None:
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                        trust_coefficient=trust_coefficient, eps=eps, lars_exclude=lars_exclude)
+    def __init__(
+        self,
+        params,
+        lr: float = required,
+        momentum: float = 0.9,
+        weight_decay: float = 0,
+        trust_coefficient: float = 0.001,
+        eps: float = 1e-8,
+        lars_exclude: bool | None = None,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            trust_coefficient=trust_coefficient,
+            eps=eps,
+            lars_exclude=lars_exclude,
+        )
         if lr is not required:
             self._validate_group(defaults)
         super().__init__(params, defaults)
@@ -59,13 +72,15 @@ class LARS(Optimizer):
         if group["weight_decay"] < 0.0:
             raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
         if group["trust_coefficient"] <= 0.0:
-            raise ValueError(f"Invalid trust_coefficient value: {group['trust_coefficient']} "
-                             "(must be > 0)")
+            raise ValueError(
+                f"Invalid trust_coefficient value: {group['trust_coefficient']} (must be > 0)"
+            )
         if group["eps"] < 0.0:
             raise ValueError(f"Invalid epsilon value: {group['eps']}")
         if group["lars_exclude"] not in (None, True, False):
-            raise ValueError("lars_exclude must be None, True or False, got "
-                             f"{group['lars_exclude']!r}")
+            raise ValueError(
+                f"lars_exclude must be None, True or False, got {group['lars_exclude']!r}"
+            )
 
     @staticmethod
     def is_excluded(param, group: dict[str, Any]) -> bool:
@@ -82,10 +97,16 @@ class LARS(Optimizer):
             momentum = float(group["momentum"])
             buffers = [self.state[p].get("momentum_buffer") for p in params] if momentum else []
             buffers = _C.optim.lars_step(
-                params, grads, buffers, [self.is_excluded(p, group) for p in params],
-                lr=float(group["lr"]), momentum=momentum,
+                params,
+                grads,
+                buffers,
+                [self.is_excluded(p, group) for p in params],
+                lr=float(group["lr"]),
+                momentum=momentum,
                 weight_decay=float(group["weight_decay"]),
-                trust_coefficient=float(group["trust_coefficient"]), eps=float(group["eps"]))
+                trust_coefficient=float(group["trust_coefficient"]),
+                eps=float(group["eps"]),
+            )
             if momentum != 0:
                 for p, buf in zip(params, buffers):
                     self.state[p]["momentum_buffer"] = buf

@@ -22,9 +22,19 @@ from typing import Any, Callable
 from .optimizer import Optimizer
 
 __all__ = [
-    "LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
-    "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "SequentialLR",
-    "linear_scaling_lr", "warmup_then", "scaled_warmup_cosine",
+    "LRScheduler",
+    "LambdaLR",
+    "StepLR",
+    "MultiStepLR",
+    "ConstantLR",
+    "LinearLR",
+    "ExponentialLR",
+    "PolynomialLR",
+    "CosineAnnealingLR",
+    "SequentialLR",
+    "linear_scaling_lr",
+    "warmup_then",
+    "scaled_warmup_cosine",
 ]
 
 
@@ -46,9 +56,11 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
-                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] when "
-                                   "resuming a scheduler with last_epoch >= 0; load the "
-                                   "optimizer's state_dict first")
+                    raise KeyError(
+                        f"param 'initial_lr' is not specified in param_groups[{i}] when "
+                        "resuming a scheduler with last_epoch >= 0; load the "
+                        "optimizer's state_dict first"
+                    )
         self.base_lrs: list[float] = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._initial_step()
@@ -73,8 +85,12 @@ class LRScheduler:
     def step(self, epoch: int | None = None) -> None:
         self._step_count += 1
         if epoch is not None:
-            warnings.warn("scheduler.step(epoch) is deprecated (as in PyTorch); it uses the closed "
-                          "form where one exists", UserWarning, stacklevel=2)
+            warnings.warn(
+                "scheduler.step(epoch) is deprecated (as in PyTorch); it uses the closed "
+                "form where one exists",
+                UserWarning,
+                stacklevel=2,
+            )
         self._update_lr(epoch)
 
     def _update_lr(self, epoch: int | None = None) -> None:
@@ -86,8 +102,10 @@ class LRScheduler:
             closed = getattr(self, "_get_closed_form_lr", None)
             values = closed() if closed is not None else self.get_lr()
         if len(values) != len(self.optimizer.param_groups):
-            raise ValueError(f"{type(self).__name__} produced {len(values)} learning rates for "
-                             f"{len(self.optimizer.param_groups)} param groups")
+            raise ValueError(
+                f"{type(self).__name__} produced {len(values)} learning rates for "
+                f"{len(self.optimizer.param_groups)} param groups"
+            )
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = _group_lrs(self.optimizer)
@@ -106,8 +124,10 @@ class _LambdaState:
 
     def state_dict(self) -> dict[str, Any]:
         sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
-        sd["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
-                            for fn in self.lr_lambdas]
+        sd["lr_lambdas"] = [
+            None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
+            for fn in self.lr_lambdas
+        ]
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -122,13 +142,18 @@ class _LambdaState:
 class LambdaLR(_LambdaState, LRScheduler):
     """lr = base_lr * lr_lambda(epoch), one function or one per param group."""
 
-    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | Sequence[Callable],
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | Sequence[Callable],
+        last_epoch: int = -1,
+    ) -> None:
         self.optimizer = optimizer
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got "
-                                 f"{len(lr_lambda)}")
+                raise ValueError(
+                    f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}"
+                )
             self.lr_lambdas = list(lr_lambda)
         else:
             self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
@@ -141,8 +166,9 @@ class LambdaLR(_LambdaState, LRScheduler):
 class StepLR(LRScheduler):
     """Multiplies the learning rate by gamma every step_size epochs."""
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -159,8 +185,13 @@ class StepLR(LRScheduler):
 class MultiStepLR(LRScheduler):
     """Multiplies the learning rate by gamma at each milestone epoch (repeats count twice)."""
 
-    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        milestones: Iterable[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+    ) -> None:
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -173,18 +204,25 @@ class MultiStepLR(LRScheduler):
 
     def _get_closed_form_lr(self) -> list[float]:
         milestones = sorted(self.milestones.elements())
-        return [base * self.gamma ** bisect_right(milestones, self.last_epoch)
-                for base in self.base_lrs]
+        return [
+            base * self.gamma ** bisect_right(milestones, self.last_epoch) for base in self.base_lrs
+        ]
 
 
 class ConstantLR(LRScheduler):
     """lr = base_lr * factor until total_iters, then base_lr."""
 
-    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        factor: float = 1.0 / 3,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
         if factor > 1.0 or factor < 0:
-            raise ValueError("Constant multiplicative factor expected to be between 0 and 1, "
-                             f"got {factor}")
+            raise ValueError(
+                f"Constant multiplicative factor expected to be between 0 and 1, got {factor}"
+            )
         self.factor = factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
@@ -198,21 +236,32 @@ class ConstantLR(LRScheduler):
         return [lr * (1.0 / self.factor) for lr in lrs]
 
     def _get_closed_form_lr(self) -> list[float]:
-        return [base * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
-                for base in self.base_lrs]
+        return [
+            base * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
+            for base in self.base_lrs
+        ]
 
 
 class LinearLR(LRScheduler):
     """Linear ramp of the multiplier from start_factor to end_factor over total_iters epochs."""
 
-    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
-                 total_iters: int = 5, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
         if start_factor > 1.0 or start_factor <= 0:
-            raise ValueError("Starting multiplicative factor expected to be greater than 0 and "
-                             f"less or equal to 1, got {start_factor}")
+            raise ValueError(
+                "Starting multiplicative factor expected to be greater than 0 and "
+                f"less or equal to 1, got {start_factor}"
+            )
         if end_factor > 1.0 or end_factor < 0:
-            raise ValueError("Ending multiplicative factor expected to be between 0 and 1, "
-                             f"got {end_factor}")
+            raise ValueError(
+                f"Ending multiplicative factor expected to be between 0 and 1, got {end_factor}"
+            )
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
@@ -225,14 +274,22 @@ class LinearLR(LRScheduler):
         if self._is_initial or self.last_epoch > self.total_iters:
             return lrs
         delta = self.end_factor - self.start_factor
-        factor = 1.0 + delta / (self.total_iters * self.start_factor
-                                + (self.last_epoch - 1) * delta)
+        factor = 1.0 + delta / (
+            self.total_iters * self.start_factor + (self.last_epoch - 1) * delta
+        )
         return [lr * factor for lr in lrs]
 
     def _get_closed_form_lr(self) -> list[float]:
-        return [base * (self.start_factor + (self.end_factor - self.start_factor)
-                        * min(self.total_iters, self.last_epoch) / self.total_iters)
-                for base in self.base_lrs]
+        return [
+            base
+            * (
+                self.start_factor
+                + (self.end_factor - self.start_factor)
+                * min(self.total_iters, self.last_epoch)
+                / self.total_iters
+            )
+            for base in self.base_lrs
+        ]
 
 
 class ExponentialLR(LRScheduler):
@@ -247,14 +304,15 @@ class ExponentialLR(LRScheduler):
         return lrs if self._is_initial else [lr * self.gamma for lr in lrs]
 
     def _get_closed_form_lr(self) -> list[float]:
-        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
+        return [base * self.gamma**self.last_epoch for base in self.base_lrs]
 
 
 class PolynomialLR(LRScheduler):
     """lr = base_lr * (1 - min(epoch, total_iters) / total_iters) ** power."""
 
-    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1
+    ) -> None:
         self.total_iters = total_iters
         self.power = power
         super().__init__(optimizer, last_epoch)
@@ -263,8 +321,10 @@ class PolynomialLR(LRScheduler):
         lrs = _group_lrs(self.optimizer)
         if self._is_initial or self.last_epoch > self.total_iters:
             return lrs
-        factor = ((1.0 - self.last_epoch / self.total_iters)
-                  / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
+        factor = (
+            (1.0 - self.last_epoch / self.total_iters)
+            / (1.0 - (self.last_epoch - 1) / self.total_iters)
+        ) ** self.power
         return [lr * factor for lr in lrs]
 
     def _get_closed_form_lr(self) -> list[float]:
@@ -276,8 +336,9 @@ class CosineAnnealingLR(LRScheduler):
     """Cosine from base_lr down to eta_min over T_max epochs (SGDR without restarts); past
     T_max it rises again, as PyTorch's does."""
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
@@ -287,42 +348,61 @@ class CosineAnnealingLR(LRScheduler):
         if self._is_initial:
             return lrs
         if self._step_count == 1 and self.last_epoch > 0:
-            return [self.eta_min + (base - self.eta_min)
-                    * (1 + math.cos(self.last_epoch * math.pi / self.T_max)) / 2
-                    for base in self.base_lrs]
+            return [
+                self.eta_min
+                + (base - self.eta_min) * (1 + math.cos(self.last_epoch * math.pi / self.T_max)) / 2
+                for base in self.base_lrs
+            ]
         if (self.last_epoch - 1 - self.T_max) % (2 * self.T_max) == 0:
-            return [lr + (base - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
-                    for base, lr in zip(self.base_lrs, lrs)]
-        return [(1 + math.cos(math.pi * self.last_epoch / self.T_max))
-                / (1 + math.cos(math.pi * (self.last_epoch - 1) / self.T_max))
-                * (lr - self.eta_min) + self.eta_min
-                for lr in lrs]
+            return [
+                lr + (base - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
+                for base, lr in zip(self.base_lrs, lrs)
+            ]
+        return [
+            (1 + math.cos(math.pi * self.last_epoch / self.T_max))
+            / (1 + math.cos(math.pi * (self.last_epoch - 1) / self.T_max))
+            * (lr - self.eta_min)
+            + self.eta_min
+            for lr in lrs
+        ]
 
     def _get_closed_form_lr(self) -> list[float]:
-        return [self.eta_min + (base - self.eta_min)
-                * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-                for base in self.base_lrs]
+        return [
+            self.eta_min
+            + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+            for base in self.base_lrs
+        ]
 
 
 class SequentialLR(LRScheduler):
     """Runs schedulers[0] until milestones[0], then schedulers[1] (restarted at its epoch 0,
     from the base learning rates), and so on."""
 
-    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler],
-                 milestones: Sequence[int], last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedulers: Sequence[LRScheduler],
+        milestones: Sequence[int],
+        last_epoch: int = -1,
+    ) -> None:
         if len(schedulers) < 1:
             raise ValueError("SequentialLR expects at least one scheduler, but got none")
         for i, s in enumerate(schedulers):
             if not hasattr(s, "optimizer"):
-                raise TypeError(f"SequentialLR: scheduler at index {i} has no `optimizer` "
-                                "attribute")
+                raise TypeError(
+                    f"SequentialLR: scheduler at index {i} has no `optimizer` attribute"
+                )
             if s.optimizer is not optimizer:
-                raise ValueError(f"SequentialLR expects all schedulers to belong to the same "
-                                 f"optimizer, but scheduler {type(s).__name__} at index {i} has "
-                                 "a different one")
+                raise ValueError(
+                    f"SequentialLR expects all schedulers to belong to the same "
+                    f"optimizer, but scheduler {type(s).__name__} at index {i} has "
+                    "a different one"
+                )
         if len(milestones) != len(schedulers) - 1:
-            raise ValueError("SequentialLR expects one more scheduler than milestones, but got "
-                             f"{len(schedulers)} schedulers and {len(milestones)} milestones")
+            raise ValueError(
+                "SequentialLR expects one more scheduler than milestones, but got "
+                f"{len(schedulers)} schedulers and {len(milestones)} milestones"
+            )
         self._schedulers = list(schedulers)
         self._milestones = list(milestones)
         self.last_epoch = last_epoch + 1
@@ -367,34 +447,48 @@ class SequentialLR(LRScheduler):
 
 # ---- the large-batch recipe ------------------------------------------------------------------
 
+
 def linear_scaling_lr(base_lr: float, global_batch: int, reference_batch: int = 256) -> float:
     """Goyal et al.'s linear scaling rule: ``base_lr * global_batch / reference_batch``, where
     base_lr is the rate known to work at reference_batch."""
     if global_batch <= 0 or reference_batch <= 0:
-        raise ValueError(f"batch sizes must be positive, got global_batch={global_batch}, "
-                         f"reference_batch={reference_batch}")
+        raise ValueError(
+            f"batch sizes must be positive, got global_batch={global_batch}, "
+            f"reference_batch={reference_batch}"
+        )
     if base_lr < 0:
         raise ValueError(f"Invalid learning rate: {base_lr}")
     return base_lr * global_batch / reference_batch
 
 
-def warmup_then(optimizer: Optimizer, warmup_steps: int, after_scheduler: LRScheduler,
-                start_factor: float = 1e-3) -> LRScheduler:
+def warmup_then(
+    optimizer: Optimizer,
+    warmup_steps: int,
+    after_scheduler: LRScheduler,
+    start_factor: float = 1e-3,
+) -> LRScheduler:
     """Linear warmup from ``start_factor * lr`` to ``lr`` over ``warmup_steps`` steps, then
     ``after_scheduler`` from its own epoch 0 (a SequentialLR; with 0 steps, just the latter)."""
     if warmup_steps < 0:
         raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
     if warmup_steps == 0:
         return after_scheduler
-    warmup = LinearLR(optimizer, start_factor=start_factor, end_factor=1.0,
-                      total_iters=warmup_steps)
+    warmup = LinearLR(
+        optimizer, start_factor=start_factor, end_factor=1.0, total_iters=warmup_steps
+    )
     return SequentialLR(optimizer, [warmup, after_scheduler], milestones=[warmup_steps])
 
 
-def scaled_warmup_cosine(optimizer: Optimizer, global_batch: int, warmup_steps: int,
-                         total_steps: int, reference_batch: int = 256,
-                         base_lr: float | None = None, eta_min: float = 0.0,
-                         warmup_start_factor: float | None = None) -> LRScheduler:
+def scaled_warmup_cosine(
+    optimizer: Optimizer,
+    global_batch: int,
+    warmup_steps: int,
+    total_steps: int,
+    reference_batch: int = 256,
+    base_lr: float | None = None,
+    eta_min: float = 0.0,
+    warmup_start_factor: float | None = None,
+) -> LRScheduler:
     """The large-batch schedule in one call (Goyal et al. 2017; You et al. 2017).
 
     Sets each param group's learning rate to ``base_lr * global_batch / reference_batch``
@@ -409,8 +503,9 @@ def scaled_warmup_cosine(optimizer: Optimizer, global_batch: int, warmup_steps: 
     if total_steps <= warmup_steps:
         raise ValueError(f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})")
     for group in optimizer.param_groups:
-        scaled = linear_scaling_lr(group["lr"] if base_lr is None else base_lr,
-                                   global_batch, reference_batch)
+        scaled = linear_scaling_lr(
+            group["lr"] if base_lr is None else base_lr, global_batch, reference_batch
+        )
         group["lr"] = scaled
         group["initial_lr"] = scaled  # a fresh schedule: forget any earlier scheduler's base
     if warmup_start_factor is None:

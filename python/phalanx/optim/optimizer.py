@@ -81,8 +81,10 @@ class Optimizer:
         name = type(self).__name__
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
-                raise TypeError(f"optimizer can only optimize Tensors, but parameter {i} is a "
-                                f"{type(p).__name__}")
+                raise TypeError(
+                    f"optimizer can only optimize Tensors, but parameter {i} is a "
+                    f"{type(p).__name__}"
+                )
             if not p.is_leaf:
                 raise ValueError(
                     f"can't optimize a non-leaf Tensor (parameter {i}, shape {tuple(p.shape)}, "
@@ -90,8 +92,10 @@ class Optimizer:
                     "use .detach().requires_grad_()"
                 )
             if p.dtype != _C.dtype.float32:
-                raise TypeError(f"{name} updates float32 parameters only, but parameter {i} "
-                                f"(shape {tuple(p.shape)}) is {p.dtype!r}")
+                raise TypeError(
+                    f"{name} updates float32 parameters only, but parameter {i} "
+                    f"(shape {tuple(p.shape)}) is {p.dtype!r}"
+                )
         if len({id(p) for p in params}) != len(params):
             raise ValueError("optimizer contains a parameter group with duplicate parameters")
         group["params"] = params
@@ -185,14 +189,19 @@ class Optimizer:
                     f"loaded state dict's parameter group {i} has {len(sg['params'])} parameters, "
                     f"but the optimizer's group has {len(g['params'])}"
                 )
-        id_map = dict(zip(chain.from_iterable(sg["params"] for sg in saved_groups),
-                          chain.from_iterable(g["params"] for g in groups)))
+        id_map = dict(
+            zip(
+                chain.from_iterable(sg["params"] for sg in saved_groups),
+                chain.from_iterable(g["params"] for g in groups),
+            )
+        )
         state: defaultdict[Any, dict[str, Any]] = defaultdict(dict)
         for k, v in state_dict["state"].items():
             if k in id_map:
                 param = id_map[k]
-                state[param] = {key: _load_state_value(param, key, value)
-                                for key, value in v.items()}
+                state[param] = {
+                    key: _load_state_value(param, key, value) for key, value in v.items()
+                }
             else:
                 state[k] = v
         new_groups = []
@@ -228,6 +237,8 @@ def _load_state_value(param: Tensor, key: str, value: Any) -> Any:
     else:
         return value
     if tuple(t.shape) != tuple(param.shape):
-        raise ValueError(f"state '{key}' has shape {tuple(t.shape)}, but its parameter has shape "
-                         f"{tuple(param.shape)}")
+        raise ValueError(
+            f"state '{key}' has shape {tuple(t.shape)}, but its parameter has shape "
+            f"{tuple(param.shape)}"
+        )
     return t

@@ -22,10 +22,24 @@ class SGD(Optimizer):
     ``state[p]["momentum_buffer"]`` holds ``buf`` when momentum is non-zero.
     """
 
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
-                 weight_decay: float = 0, nesterov: bool = False, maximize: bool = False) -> None:
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
         self._validate_group(defaults)
         super().__init__(params, defaults)
 
@@ -38,8 +52,10 @@ class SGD(Optimizer):
         if group["weight_decay"] < 0.0:
             raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
         if group["nesterov"] and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening, got "
-                             f"momentum={momentum}, dampening={dampening}")
+            raise ValueError(
+                "Nesterov momentum requires a momentum and zero dampening, got "
+                f"momentum={momentum}, dampening={dampening}"
+            )
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         loss = self._run_closure(closure)
@@ -50,9 +66,16 @@ class SGD(Optimizer):
             momentum = float(group["momentum"])
             buffers = [self.state[p].get("momentum_buffer") for p in params] if momentum else []
             buffers = _C.optim.sgd_step(
-                params, grads, buffers, lr=float(group["lr"]), momentum=momentum,
-                dampening=float(group["dampening"]), weight_decay=float(group["weight_decay"]),
-                nesterov=bool(group["nesterov"]), maximize=bool(group["maximize"]))
+                params,
+                grads,
+                buffers,
+                lr=float(group["lr"]),
+                momentum=momentum,
+                dampening=float(group["dampening"]),
+                weight_decay=float(group["weight_decay"]),
+                nesterov=bool(group["nesterov"]),
+                maximize=bool(group["maximize"]),
+            )
             if momentum != 0:
                 for p, buf in zip(params, buffers):
                     self.state[p]["momentum_buffer"] = buf

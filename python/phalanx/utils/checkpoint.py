@@ -43,22 +43,38 @@ class Checkpoint:
     are kept. With `rng=False` the generators are neither saved nor restored.
     """
 
-    def __init__(self, path, model=None, optimizer=None, scheduler=None, loader=None, *,
-                 keep_last: int | None = None, rng: bool = True, **extra):
+    def __init__(
+        self,
+        path,
+        model=None,
+        optimizer=None,
+        scheduler=None,
+        loader=None,
+        *,
+        keep_last: int | None = None,
+        rng: bool = True,
+        **extra,
+    ):
         self.path = os.fspath(path)
         self.is_dir = os.path.isdir(self.path) or self.path.endswith((os.sep, "/"))
         if keep_last is not None and (not self.is_dir or keep_last < 1):
-            raise ValueError("Checkpoint: keep_last needs a directory path (end it with '/') and "
-                             f"a count >= 1, got path {self.path!r}, keep_last={keep_last!r}")
+            raise ValueError(
+                "Checkpoint: keep_last needs a directory path (end it with '/') and "
+                f"a count >= 1, got path {self.path!r}, keep_last={keep_last!r}"
+            )
         self.keep_last = keep_last
         self.rng = rng
         named = dict(model=model, optimizer=optimizer, scheduler=scheduler, loader=loader, **extra)
         self.objects = {name: obj for name, obj in named.items() if obj is not None}
         for name, obj in self.objects.items():
-            if not (callable(getattr(obj, "state_dict", None))
-                    and callable(getattr(obj, "load_state_dict", None))):
-                raise TypeError(f"Checkpoint: {name}={type(obj).__name__} has no "
-                                "state_dict()/load_state_dict(), so it can't be saved and restored")
+            if not (
+                callable(getattr(obj, "state_dict", None))
+                and callable(getattr(obj, "load_state_dict", None))
+            ):
+                raise TypeError(
+                    f"Checkpoint: {name}={type(obj).__name__} has no "
+                    "state_dict()/load_state_dict(), so it can't be saved and restored"
+                )
 
     def save(self, step: int | None = None, epoch: int | None = None, **metadata) -> str:
         """Writes a checkpoint and returns its path. `metadata` is free-form (saveable values)."""
@@ -82,25 +98,31 @@ class Checkpoint:
         checkpoint; returns {"step", "epoch", **metadata} as given to save()."""
         path = os.fspath(path) if path is not None else self.latest()
         if path is None:
-            raise FileNotFoundError(errno.ENOENT, "Checkpoint: no checkpoint-<step>.phx file in",
-                                    self.path)
+            raise FileNotFoundError(
+                errno.ENOENT, "Checkpoint: no checkpoint-<step>.phx file in", self.path
+            )
         tree = _load(path)
         if not (isinstance(tree, dict) and tree.get("format") == _FORMAT):
             raise ValueError(f"Checkpoint: '{path}' was written by phalanx.save, not by Checkpoint")
         if tree["version"] > _VERSION:
-            raise ValueError(f"Checkpoint: '{path}' has layout version {tree['version']}; "
-                             f"this phalanx reads up to {_VERSION}")
+            raise ValueError(
+                f"Checkpoint: '{path}' has layout version {tree['version']}; "
+                f"this phalanx reads up to {_VERSION}"
+            )
         states = tree["state"]
         missing = [name for name in self.objects if name not in states]
         if missing:
-            raise ValueError(f"Checkpoint: '{path}' holds no state for {missing} "
-                             f"(it has {list(states)})")
+            raise ValueError(
+                f"Checkpoint: '{path}' holds no state for {missing} (it has {list(states)})"
+            )
         for name, obj in self.objects.items():  # registration order: model before optimizer
             obj.load_state_dict(states[name])
         if self.rng:
             if tree["rng"] is None:
-                raise ValueError(f"Checkpoint: '{path}' was saved without generator states; "
-                                 "pass rng=False to restore it")
+                raise ValueError(
+                    f"Checkpoint: '{path}' was saved without generator states; "
+                    "pass rng=False to restore it"
+                )
             _set_rng_state(tree["rng"])
         return {"step": tree["step"], "epoch": tree["epoch"], **tree["metadata"]}
 
@@ -132,7 +154,7 @@ class Checkpoint:
     def _prune(self) -> None:
         if self.keep_last is None:
             return
-        for _, old in self._existing()[:-self.keep_last]:
+        for _, old in self._existing()[: -self.keep_last]:
             os.remove(old)
 
 
@@ -148,6 +170,7 @@ def _rng_state() -> dict:
 def _set_rng_state(state: dict) -> None:
     _C.default_generator().set_state(state["phalanx"])
     kind, key, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, np.frombuffer(key, dtype="<u4").astype(np.uint32), pos,
-                         has_gauss, gauss))
+    np.random.set_state(
+        (kind, np.frombuffer(key, dtype="<u4").astype(np.uint32), pos, has_gauss, gauss)
+    )
     random.setstate(state["python"])

@@ -17,8 +17,9 @@ import phalanx
 
 __all__ = ["default_collate", "default_convert"]
 
-_ERROR = ("default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
-          "found {}")
+_ERROR = (
+    "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found {}"
+)
 
 
 def _stack_numpy(batch) -> phalanx.Tensor:
@@ -36,8 +37,10 @@ def default_collate(batch):
     if isinstance(elem, phalanx.Tensor):
         shapes = {tuple(t.shape) for t in batch}
         if len(shapes) > 1:
-            raise RuntimeError("default_collate: stack expects each tensor to be equal size, "
-                               f"but got {sorted(shapes)}")
+            raise RuntimeError(
+                "default_collate: stack expects each tensor to be equal size, "
+                f"but got {sorted(shapes)}"
+            )
         return phalanx.stack(list(batch), 0)
     is_scalar = isinstance(elem, np.generic) and not isinstance(elem, (np.str_, np.bytes_))
     if isinstance(elem, np.ndarray) or is_scalar:

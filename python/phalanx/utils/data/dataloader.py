@@ -32,28 +32,46 @@ get_worker_info = _worker.get_worker_info
 
 
 class DataLoader:
-    def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool | None = None,
-                 sampler=None, batch_sampler=None, num_workers: int = 0,
-                 collate_fn: Callable | None = None,
-                 pin_memory: bool = False, drop_last: bool = False, timeout: float = 0,
-                 worker_init_fn: Callable[[int], Any] | None = None, multiprocessing_context=None,
-                 generator=None, *, prefetch_factor: int | None = None,
-                 persistent_workers: bool = False) -> None:
+    def __init__(
+        self,
+        dataset,
+        batch_size: int | None = 1,
+        shuffle: bool | None = None,
+        sampler=None,
+        batch_sampler=None,
+        num_workers: int = 0,
+        collate_fn: Callable | None = None,
+        pin_memory: bool = False,
+        drop_last: bool = False,
+        timeout: float = 0,
+        worker_init_fn: Callable[[int], Any] | None = None,
+        multiprocessing_context=None,
+        generator=None,
+        *,
+        prefetch_factor: int | None = None,
+        persistent_workers: bool = False,
+    ) -> None:
         if num_workers < 0:
-            raise ValueError("num_workers option should be non-negative; use num_workers=0 to "
-                             "disable prefetch threads.")
+            raise ValueError(
+                "num_workers option should be non-negative; use num_workers=0 to "
+                "disable prefetch threads."
+            )
         if timeout < 0:
             raise ValueError("timeout option should be non-negative")
         if num_workers == 0 and prefetch_factor is not None:
-            raise ValueError("prefetch_factor option could only be specified with prefetch "
-                             "threads: set num_workers > 0.")
+            raise ValueError(
+                "prefetch_factor option could only be specified with prefetch "
+                "threads: set num_workers > 0."
+            )
         if prefetch_factor is None:
             prefetch_factor = 2
         if prefetch_factor < 1:
             raise ValueError(f"prefetch_factor should be a positive integer, got {prefetch_factor}")
         if multiprocessing_context is not None:
-            raise ValueError("phalanx's DataLoader prefetches with threads, never processes: "
-                             "multiprocessing_context is not supported")
+            raise ValueError(
+                "phalanx's DataLoader prefetches with threads, never processes: "
+                "multiprocessing_context is not supported"
+            )
 
         self.dataset = dataset
         self.num_workers = num_workers
@@ -67,30 +85,43 @@ class DataLoader:
 
         if self._iterable:
             if shuffle not in (None, False):
-                raise ValueError("DataLoader with IterableDataset: expected unspecified shuffle "
-                                 f"option, but got shuffle={shuffle}")
+                raise ValueError(
+                    "DataLoader with IterableDataset: expected unspecified shuffle "
+                    f"option, but got shuffle={shuffle}"
+                )
             if sampler is not None:
-                raise ValueError("DataLoader with IterableDataset: expected unspecified sampler "
-                                 f"option, but got sampler={sampler}")
+                raise ValueError(
+                    "DataLoader with IterableDataset: expected unspecified sampler "
+                    f"option, but got sampler={sampler}"
+                )
             if batch_sampler is not None:
-                raise ValueError("DataLoader with IterableDataset: expected unspecified "
-                                 f"batch_sampler option, but got batch_sampler={batch_sampler}")
+                raise ValueError(
+                    "DataLoader with IterableDataset: expected unspecified "
+                    f"batch_sampler option, but got batch_sampler={batch_sampler}"
+                )
         else:
             shuffle = bool(shuffle)
             if sampler is not None and shuffle:
                 raise ValueError("sampler option is mutually exclusive with shuffle")
             if batch_sampler is not None:
                 if batch_size != 1 or shuffle or sampler is not None or drop_last:
-                    raise ValueError("batch_sampler option is mutually exclusive with batch_size, "
-                                     "shuffle, sampler, and drop_last")
+                    raise ValueError(
+                        "batch_sampler option is mutually exclusive with batch_size, "
+                        "shuffle, sampler, and drop_last"
+                    )
                 batch_size = None
                 drop_last = False
             elif batch_size is None and drop_last:
-                raise ValueError("batch_size=None option disables auto-batching and is mutually "
-                                 "exclusive with drop_last")
+                raise ValueError(
+                    "batch_size=None option disables auto-batching and is mutually "
+                    "exclusive with drop_last"
+                )
             if sampler is None:
-                sampler = (RandomSampler(dataset, generator=generator) if shuffle
-                           else SequentialSampler(dataset))
+                sampler = (
+                    RandomSampler(dataset, generator=generator)
+                    if shuffle
+                    else SequentialSampler(dataset)
+                )
             if batch_size is not None and batch_sampler is None:
                 batch_sampler = BatchSampler(sampler, batch_size, drop_last)
 
@@ -98,12 +129,14 @@ class DataLoader:
         self.drop_last = drop_last
         self.sampler = sampler
         self.batch_sampler = batch_sampler
-        self._auto_collation = (batch_sampler is not None
-                                or (self._iterable and batch_size is not None))
+        self._auto_collation = batch_sampler is not None or (
+            self._iterable and batch_size is not None
+        )
         if collate_fn is None:
             collate_fn = default_collate if self._auto_collation else default_convert
-            self._batched_fetch = (not self._iterable and self._auto_collation
-                                   and supports_get_batch(dataset))
+            self._batched_fetch = (
+                not self._iterable and self._auto_collation and supports_get_batch(dataset)
+            )
         else:
             self._batched_fetch = False
         self.collate_fn = collate_fn
@@ -150,8 +183,12 @@ class DataLoader:
         it = self._iterator
         if it is None or it.exhausted:
             return {"epoch": self._epoch, "batches_consumed": 0, "sampler": None, "base_seed": None}
-        return {"epoch": it.epoch, "batches_consumed": it.consumed, "sampler": it.sampler_state,
-                "base_seed": it.base_seed}
+        return {
+            "epoch": it.epoch,
+            "batches_consumed": it.consumed,
+            "sampler": it.sampler_state,
+            "base_seed": it.base_seed,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """The next iter() resumes at `state` (from state_dict of an identically built loader)."""
@@ -230,8 +267,10 @@ class _LoaderIter:
                 try:
                     batch = future.result(timeout=timeout)
                 except TimeoutError:
-                    raise RuntimeError(f"DataLoader timed out after {self._loader.timeout} seconds "
-                                       "waiting for a batch from its prefetch threads") from None
+                    raise RuntimeError(
+                        f"DataLoader timed out after {self._loader.timeout} seconds "
+                        "waiting for a batch from its prefetch threads"
+                    ) from None
                 self._schedule()
         except BaseException:
             self._shutdown()
@@ -261,14 +300,16 @@ def _make_pool(loader: DataLoader, base_seed: int) -> ThreadPoolExecutor:
 
     def init() -> None:
         wid = next(counter)
-        info = _worker.WorkerInfo(wid, loader.num_workers, _worker.mix_seed(base, wid),
-                                  loader.dataset)
+        info = _worker.WorkerInfo(
+            wid, loader.num_workers, _worker.mix_seed(base, wid), loader.dataset
+        )
         _worker._set_worker_info(info)
         if loader.worker_init_fn is not None:
             loader.worker_init_fn(wid)
 
-    return ThreadPoolExecutor(max_workers=loader.num_workers, thread_name_prefix="phalanx-data",
-                              initializer=init)
+    return ThreadPoolExecutor(
+        max_workers=loader.num_workers, thread_name_prefix="phalanx-data", initializer=init
+    )
 
 
 _END = object()

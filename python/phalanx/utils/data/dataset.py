@@ -16,8 +16,15 @@ import numpy as np
 
 import phalanx
 
-__all__ = ["ConcatDataset", "Dataset", "IterableDataset", "Subset", "TensorDataset", "random_split",
-           "supports_get_batch"]
+__all__ = [
+    "ConcatDataset",
+    "Dataset",
+    "IterableDataset",
+    "Subset",
+    "TensorDataset",
+    "random_split",
+    "supports_get_batch",
+]
 
 
 class Dataset:
@@ -137,6 +144,6 @@ def random_split(dataset, lengths, generator=None) -> list[Subset]:
     order = phalanx.randperm(n, generator=generator).tolist()
     out, offset = [], 0
     for length in lengths:
-        out.append(Subset(dataset, order[offset:offset + length]))
+        out.append(Subset(dataset, order[offset : offset + length]))
         offset += length
     return out

@@ -23,15 +23,24 @@ def _default_group_value(what: str) -> int:
     except ImportError:
         dist = None
     if dist is None or not dist.is_available() or not dist.is_initialized():
-        raise RuntimeError(f"DistributedSampler: {what} was not given and the default process "
-                           "group is not initialized; pass num_replicas and rank, or call "
-                           "phalanx.distributed.init_process_group first")
+        raise RuntimeError(
+            f"DistributedSampler: {what} was not given and the default process "
+            "group is not initialized; pass num_replicas and rank, or call "
+            "phalanx.distributed.init_process_group first"
+        )
     return dist.get_world_size() if what == "num_replicas" else dist.get_rank()
 
 
 class DistributedSampler(Sampler):
-    def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None,
-                 shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+    def __init__(
+        self,
+        dataset,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
         if num_replicas is None:
             num_replicas = _default_group_value("num_replicas")
         if rank is None:
@@ -39,8 +48,9 @@ class DistributedSampler(Sampler):
         if num_replicas <= 0:
             raise ValueError(f"num_replicas should be a positive integer, got {num_replicas}")
         if rank >= num_replicas or rank < 0:
-            raise ValueError(f"Invalid rank {rank}, rank should be in the interval "
-                             f"[0, {num_replicas - 1}]")
+            raise ValueError(
+                f"Invalid rank {rank}, rank should be in the interval [0, {num_replicas - 1}]"
+            )
         self.dataset = dataset
         self.num_replicas = num_replicas
         self.rank = rank
@@ -72,7 +82,7 @@ class DistributedSampler(Sampler):
         else:
             indices = indices[: self.total_size]
         assert len(indices) == self.total_size
-        indices = indices[self.rank:self.total_size:self.num_replicas]
+        indices = indices[self.rank : self.total_size : self.num_replicas]
         assert len(indices) == self.num_samples
         return iter(indices)
 

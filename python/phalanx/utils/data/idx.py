@@ -25,8 +25,13 @@ import numpy as np
 
 from ... import _C
 
-__all__ = ["DEFAULT_FASHION_MNIST_ROOT", "IMAGES_MAGIC", "LABELS_MAGIC", "load_fashion_mnist",
-           "read_idx"]
+__all__ = [
+    "DEFAULT_FASHION_MNIST_ROOT",
+    "IMAGES_MAGIC",
+    "LABELS_MAGIC",
+    "load_fashion_mnist",
+    "read_idx",
+]
 
 #: Where the Debian package `dataset-fashion-mnist` installs the four files.
 DEFAULT_FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -87,8 +92,9 @@ def _find(root: str, base: str) -> str:
     )
 
 
-def load_fashion_mnist(root: str | os.PathLike | None = None,
-                       train: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def load_fashion_mnist(
+    root: str | os.PathLike | None = None, train: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """The Fashion-MNIST training (60000) or test (10000) set from the IDX files in `root`.
 
     Returns (images uint8 [N, 28, 28], labels int64 [N]). `root` defaults to where the Debian

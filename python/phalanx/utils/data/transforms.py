@@ -30,8 +30,15 @@ from ... import _C
 from . import _worker
 from .collate import default_collate
 
-__all__ = ["BatchTransform", "Compose", "Lambda", "Normalize", "RandomCrop", "RandomHorizontalFlip",
-           "ToTensor"]
+__all__ = [
+    "BatchTransform",
+    "Compose",
+    "Lambda",
+    "Normalize",
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "ToTensor",
+]
 
 
 def _generator(own):
@@ -70,17 +77,20 @@ class _Image:
     def __init__(self, img) -> None:
         if isinstance(img, phalanx.Tensor):
             if img.dim() < 2:
-                raise ValueError("expected an image tensor of [..., H, W], got shape "
-                                 f"{list(img.shape)}")
+                raise ValueError(
+                    f"expected an image tensor of [..., H, W], got shape {list(img.shape)}"
+                )
             self.array, self.is_tensor, self.h_axis = img.numpy(), True, img.dim() - 2
         elif isinstance(img, np.ndarray):
             if img.ndim not in (2, 3):
-                raise ValueError("expected a numpy image of H x W or H x W x C, got shape "
-                                 f"{img.shape}")
+                raise ValueError(
+                    f"expected a numpy image of H x W or H x W x C, got shape {img.shape}"
+                )
             self.array, self.is_tensor, self.h_axis = img, False, 0
         else:
-            raise TypeError("img should be a phalanx Tensor or a numpy ndarray, got "
-                            f"{type(img).__name__}")
+            raise TypeError(
+                f"img should be a phalanx Tensor or a numpy ndarray, got {type(img).__name__}"
+            )
 
     @property
     def hw(self) -> tuple[int, int]:
@@ -137,8 +147,9 @@ class ToTensor:
             if arr.ndim == 2:
                 arr = arr[None]
         else:
-            raise TypeError("pic should be a numpy ndarray or a phalanx Tensor, got "
-                            f"{type(pic).__name__}")
+            raise TypeError(
+                f"pic should be a numpy ndarray or a phalanx Tensor, got {type(pic).__name__}"
+            )
         if arr.dtype == np.uint8:
             out = arr.astype(np.float32) / np.float32(255)
         else:
@@ -157,18 +168,23 @@ class Normalize:
         self.std = tuple(float(s) for s in np.atleast_1d(std))
         self.inplace = inplace
         if any(s == 0 for s in np.asarray(self.std, np.float32)):
-            raise ValueError("std evaluated to zero after conversion to float32, leading to "
-                             f"division by zero: std={self.std}")
+            raise ValueError(
+                "std evaluated to zero after conversion to float32, leading to "
+                f"division by zero: std={self.std}"
+            )
 
     def __call__(self, tensor):
         if not isinstance(tensor, phalanx.Tensor):
-            raise TypeError("Input tensor should be a phalanx tensor. Got "
-                            f"{type(tensor).__name__}.")
+            raise TypeError(
+                f"Input tensor should be a phalanx tensor. Got {type(tensor).__name__}."
+            )
         if not tensor.dtype.is_floating_point:
             raise TypeError(f"Input tensor should be a float tensor. Got {tensor.dtype}.")
         if tensor.dim() < 3:
-            raise ValueError(f"Expected tensor to be a tensor image of size (..., C, H, W). Got "
-                             f"shape {list(tensor.shape)}.")
+            raise ValueError(
+                f"Expected tensor to be a tensor image of size (..., C, H, W). Got "
+                f"shape {list(tensor.shape)}."
+            )
         arr = tensor.numpy()
         c = arr.shape[-3]
         for name, v in (("mean", self.mean), ("std", self.std)):
@@ -186,22 +202,34 @@ class Normalize:
         return f"{type(self).__name__}(mean={list(self.mean)}, std={list(self.std)})"
 
 
-_NP_PAD_MODES = {"constant": "constant", "edge": "edge", "reflect": "reflect",
-                 "symmetric": "symmetric"}
+_NP_PAD_MODES = {
+    "constant": "constant",
+    "edge": "edge",
+    "reflect": "reflect",
+    "symmetric": "symmetric",
+}
 
 
 class RandomCrop:
     """torchvision's RandomCrop: optional padding (zeros by default), then a random crop."""
 
-    def __init__(self, size, padding=None, pad_if_needed: bool = False, fill=0,
-                 padding_mode: str = "constant", generator=None) -> None:
+    def __init__(
+        self,
+        size,
+        padding=None,
+        pad_if_needed: bool = False,
+        fill=0,
+        padding_mode: str = "constant",
+        generator=None,
+    ) -> None:
         self.size = _pair(size, "size")
         self.padding = padding
         self.pad_if_needed = pad_if_needed
         self.fill = fill
         if padding_mode not in _NP_PAD_MODES:
-            raise ValueError(f"padding_mode should be one of {sorted(_NP_PAD_MODES)}, got "
-                             f"{padding_mode!r}")
+            raise ValueError(
+                f"padding_mode should be one of {sorted(_NP_PAD_MODES)}, got {padding_mode!r}"
+            )
         self.padding_mode = padding_mode
         self.generator = generator
         _padding4(padding)  # validates
@@ -260,8 +288,16 @@ class BatchTransform:
     """ToTensor, then optional RandomCrop(crop, padding) and RandomHorizontalFlip(flip_p) and
     Normalize(mean, std), on a whole uint8 batch in C++ (see the module docstring)."""
 
-    def __init__(self, crop=None, padding=0, flip_p: float | None = None, mean=None, std=None,
-                 channels_last: bool = False, generator=None) -> None:
+    def __init__(
+        self,
+        crop=None,
+        padding=0,
+        flip_p: float | None = None,
+        mean=None,
+        std=None,
+        channels_last: bool = False,
+        generator=None,
+    ) -> None:
         self.crop = None if crop is None else _pair(crop, "crop")
         self.padding = _padding4(padding)
         if self.crop is None and any(self.padding):
@@ -280,10 +316,17 @@ class BatchTransform:
             images = phalanx.from_numpy(images)
         if indices is not None and not isinstance(indices, phalanx.Tensor):
             indices = phalanx.from_numpy(np.asarray(indices, dtype=np.int64).reshape(-1))
-        return _C.data.transform_batch(images, indices, crop=self.crop, padding=self.padding,
-                                       flip_p=self.flip_p, mean=self.mean, std=self.std,
-                                       channels_last=self.channels_last,
-                                       generator=_generator(self.generator))
+        return _C.data.transform_batch(
+            images,
+            indices,
+            crop=self.crop,
+            padding=self.padding,
+            flip_p=self.flip_p,
+            mean=self.mean,
+            std=self.std,
+            channels_last=self.channels_last,
+            generator=_generator(self.generator),
+        )
 
     def collate(self, samples):
         """A collate_fn: default_collate, then this transform on the (first) image field."""
@@ -314,7 +357,7 @@ class BatchTransform:
                 continue
             if isinstance(t, RandomCrop):
                 stage = 0
-                if (t.padding_mode != "constant" or t.fill != 0 or t.pad_if_needed):
+                if t.padding_mode != "constant" or t.fill != 0 or t.pad_if_needed:
                     return None
                 kw.update(crop=t.size, padding=_padding4(t.padding))
                 generators.add(id(t.generator) if t.generator is not None else None)
@@ -339,6 +382,8 @@ class BatchTransform:
         return cls(**kw)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(crop={self.crop}, padding={self.padding}, "
-                f"flip_p={self.flip_p}, mean={self.mean}, std={self.std}, "
-                f"channels_last={self.channels_last})")
+        return (
+            f"{type(self).__name__}(crop={self.crop}, padding={self.padding}, "
+            f"flip_p={self.flip_p}, mean={self.mean}, std={self.std}, "
+            f"channels_last={self.channels_last})"
+        )

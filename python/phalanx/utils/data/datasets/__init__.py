@@ -6,5 +6,13 @@ from .cifar import CIFAR10
 from .mnist import MNIST, FashionMNIST, default_cache_dir
 from .synthetic import SyntheticImages
 
-__all__ = ["CIFAR10", "MNIST", "FashionMNIST", "SyntheticImages", "VisionDataset",
-           "check_integrity", "default_cache_dir", "download_url"]
+__all__ = [
+    "CIFAR10",
+    "MNIST",
+    "FashionMNIST",
+    "SyntheticImages",
+    "VisionDataset",
+    "check_integrity",
+    "default_cache_dir",
+    "download_url",
+]

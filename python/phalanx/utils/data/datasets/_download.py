@@ -34,8 +34,9 @@ def check_integrity(path: str, md5: str | None = None, sha256: str | None = None
     return sha256 is None or calculate_checksum(path, "sha256") == sha256.lower()
 
 
-def download_url(urls, path: str, md5: str | None = None, sha256: str | None = None,
-                 timeout: float = 60.0) -> str:
+def download_url(
+    urls, path: str, md5: str | None = None, sha256: str | None = None, timeout: float = 60.0
+) -> str:
     """Downloads the first of `urls` that succeeds and matches the checksums into `path`.
 
     RuntimeError naming `path` and every URL tried, with each one's failure, if none does.
@@ -53,8 +54,9 @@ def download_url(urls, path: str, md5: str | None = None, sha256: str | None = N
                 if want is not None:
                     got = calculate_checksum(tmp, algorithm)
                     if got != want.lower():
-                        raise ValueError(f"{algorithm} checksum mismatch: expected "
-                                         f"{want.lower()}, got {got}")
+                        raise ValueError(
+                            f"{algorithm} checksum mismatch: expected {want.lower()}, got {got}"
+                        )
             os.replace(tmp, path)
             return path
         except (OSError, ValueError) as e:  # URLError and timeouts are OSErrors

@@ -73,15 +73,20 @@ class VisionDataset(Dataset):
         labels = phalanx.from_numpy(self._labels[idx])
         bt = self._batch_transform()
         if bt is _NO_BATCH:
-            raise TypeError(f"{type(self).__name__}.get_batch: transform {self.transform!r} has "
-                            "no batch equivalent; index sample by sample")
+            raise TypeError(
+                f"{type(self).__name__}.get_batch: transform {self.transform!r} has "
+                "no batch equivalent; index sample by sample"
+            )
         if bt is None:
             return [phalanx.from_numpy(self._images[idx]), labels]
         return [bt(self.data, phalanx.from_numpy(idx)), labels]
 
     def __repr__(self) -> str:
-        lines = [f"Dataset {type(self).__name__}", f"    Number of datapoints: {len(self)}",
-                 f"    Root location: {self.root}"]
+        lines = [
+            f"Dataset {type(self).__name__}",
+            f"    Number of datapoints: {len(self)}",
+            f"    Root location: {self.root}",
+        ]
         if self.transform is not None:
             lines.append(f"    Transform: {self.transform!r}")
         return "\n".join(lines)

@@ -20,16 +20,28 @@ class CIFAR10(VisionDataset):
     base_folder = "cifar-10-batches-bin"
     train_list = [f"data_batch_{i}.bin" for i in range(1, 6)]
     test_list = ["test_batch.bin"]
-    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-               "truck"]
+    classes = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
 
     def __init__(self, root, train: bool = True, transform=None, target_transform=None) -> None:
         super().__init__(root, transform, target_transform)
         self.train = train
         if not os.path.isdir(self.root):
-            raise FileNotFoundError(f"CIFAR-10 directory not found: {self.root}; pass the "
-                                    "directory holding the .bin files (or its parent holding "
-                                    f"{self.base_folder}/)")
+            raise FileNotFoundError(
+                f"CIFAR-10 directory not found: {self.root}; pass the "
+                "directory holding the .bin files (or its parent holding "
+                f"{self.base_folder}/)"
+            )
         folder = self.root
         nested = os.path.join(self.root, self.base_folder)
         names = self.train_list if train else self.test_list
@@ -38,7 +50,9 @@ class CIFAR10(VisionDataset):
         paths = [os.path.join(folder, n) for n in names]
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
-            raise FileNotFoundError(f"CIFAR-10 file not found: {', '.join(missing)}; extract "
-                                    "cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html")
+            raise FileNotFoundError(
+                f"CIFAR-10 file not found: {', '.join(missing)}; extract "
+                "cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html"
+            )
         images, labels = _C.data.read_cifar10(paths)
         self._set_arrays(images.numpy(), labels.numpy())

@@ -27,21 +27,40 @@ def default_cache_dir() -> str:
 
 
 class MNIST(VisionDataset):
-    mirrors = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"]
+    mirrors = [
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ]
     resources = [
         ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
         ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
         ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
         ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
     ]
-    classes = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six",
-               "7 - seven", "8 - eight", "9 - nine"]
+    classes = [
+        "0 - zero",
+        "1 - one",
+        "2 - two",
+        "3 - three",
+        "4 - four",
+        "5 - five",
+        "6 - six",
+        "7 - seven",
+        "8 - eight",
+        "9 - nine",
+    ]
     system_roots: list[str] = []  # directories a system package installs the files to
     install_hint = "pass download=True to fetch it, or the directory holding the IDX files"
     side = 28
 
-    def __init__(self, root=None, train: bool = True, transform=None, target_transform=None,
-                 download: bool = False) -> None:
+    def __init__(
+        self,
+        root=None,
+        train: bool = True,
+        transform=None,
+        target_transform=None,
+        download: bool = False,
+    ) -> None:
         super().__init__(self._pick_root(root), transform, target_transform)
         self.train = train
         if download and self._locate() is None:
@@ -52,15 +71,21 @@ class MNIST(VisionDataset):
         images = read_idx(paths[0], IMAGES_MAGIC)
         labels = read_idx(paths[1], LABELS_MAGIC)
         if images.shape[1:] != (self.side, self.side):
-            raise ValueError(f"{paths[0]}: expected images of {self.side}x{self.side}, got "
-                             f"{images.shape[1]}x{images.shape[2]}")
+            raise ValueError(
+                f"{paths[0]}: expected images of {self.side}x{self.side}, got "
+                f"{images.shape[1]}x{images.shape[2]}"
+            )
         if images.shape[0] != labels.shape[0]:
-            raise ValueError(f"{type(self).__name__} count mismatch: {paths[0]} has "
-                             f"{images.shape[0]} images but {paths[1]} has {labels.shape[0]} "
-                             "labels")
+            raise ValueError(
+                f"{type(self).__name__} count mismatch: {paths[0]} has "
+                f"{images.shape[0]} images but {paths[1]} has {labels.shape[0]} "
+                "labels"
+            )
         if labels.size and labels.max() >= len(self.classes):
-            raise ValueError(f"{paths[1]}: label {int(labels.max())} out of range: expected "
-                             f"classes 0-{len(self.classes) - 1}")
+            raise ValueError(
+                f"{paths[1]}: label {int(labels.max())} out of range: expected "
+                f"classes 0-{len(self.classes) - 1}"
+            )
         self._set_arrays(images, labels.astype(np.int64))
 
     # ------------------------------------------------------------------------------- files
@@ -96,10 +121,16 @@ class MNIST(VisionDataset):
     def _missing_message(self) -> str:
         if not os.path.isdir(self.root):
             return f"{type(self).__name__} directory not found: {self.root}; {self.install_hint}"
-        missing = [c for base in self._bases(self.train) if not any(
-            os.path.isfile(p) for p in self._candidates(base)) for c in self._candidates(base)[:2]]
-        return (f"{type(self).__name__} file not found: looked for {' and '.join(missing)}; "
-                f"{self.install_hint}")
+        missing = [
+            c
+            for base in self._bases(self.train)
+            if not any(os.path.isfile(p) for p in self._candidates(base))
+            for c in self._candidates(base)[:2]
+        ]
+        return (
+            f"{type(self).__name__} file not found: looked for {' and '.join(missing)}; "
+            f"{self.install_hint}"
+        )
 
     def download(self) -> None:
         """Fetches the four .gz files into root (those not there already), verifying MD5 sums."""
@@ -118,8 +149,20 @@ class FashionMNIST(MNIST):
         ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
         ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
     ]
-    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-               "Bag", "Ankle boot"]
+    classes = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
     system_roots = [DEFAULT_FASHION_MNIST_ROOT]
-    install_hint = ("install it with `apt-get install dataset-fashion-mnist`, pass download=True, "
-                    "or pass the directory holding the IDX files")
+    install_hint = (
+        "install it with `apt-get install dataset-fashion-mnist`, pass download=True, "
+        "or pass the directory holding the IDX files"
+    )

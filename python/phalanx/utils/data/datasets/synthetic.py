@@ -18,8 +18,9 @@ class SyntheticImages(Dataset):
     Nothing is stored; a batch costs one normal draw per pixel.
     """
 
-    def __init__(self, num_samples: int, shape=(3, 224, 224), num_classes: int = 1000,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, num_samples: int, shape=(3, 224, 224), num_classes: int = 1000, seed: int = 0
+    ) -> None:
         if num_samples < 0:
             raise ValueError(f"num_samples must be non-negative, got {num_samples}")
         if num_classes <= 0:
@@ -36,8 +37,9 @@ class SyntheticImages(Dataset):
         if i < 0:
             i += self.num_samples
         if not 0 <= i < self.num_samples:
-            raise IndexError(f"SyntheticImages: index {i} is out of range for {self.num_samples} "
-                             "samples")
+            raise IndexError(
+                f"SyntheticImages: index {i} is out of range for {self.num_samples} samples"
+            )
         return i
 
     def _fill(self, i: int, out: np.ndarray) -> int:
