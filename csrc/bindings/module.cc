@@ -100,4 +100,5 @@ PYBIND11_MODULE(_C, m) {
   init_optim(m);
   init_io(m);
   init_data(m);
+  init_dist(m);
 }
