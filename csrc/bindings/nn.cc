@@ -24,14 +24,20 @@ void init_nn(py::module_& parent) {
     p.padding = pair(padding, "padding");
     p.dilation = pair(dilation, "dilation");
     p.groups = groups;
-    return ag::conv2d(x, w, opt(bias), p);
+    Tensor b = opt(bias);
+    py::gil_scoped_release compute;  // lets data-loading threads run meanwhile
+    return ag::conv2d(x, w, b, p);
   });
   m.def("linear", [](const Tensor& x, const Tensor& w, py::object bias) {
-    return ag::linear(x, w, opt(bias));
+    Tensor b = opt(bias);
+    py::gil_scoped_release compute;
+    return ag::linear(x, w, b);
   });
   m.def("batch_norm", [](const Tensor& x, py::object rm, py::object rv, py::object w, py::object b,
                          bool training, double momentum, double eps) {
-    return ag::batch_norm(x, opt(rm), opt(rv), opt(w), opt(b), training, momentum, eps);
+    Tensor m = opt(rm), v = opt(rv), scale = opt(w), shift = opt(b);
+    py::gil_scoped_release compute;
+    return ag::batch_norm(x, m, v, scale, shift, training, momentum, eps);
   });
   py::enum_<ops::Activation>(m, "Activation")
       .value("relu", ops::Activation::Relu)
@@ -50,6 +56,7 @@ void init_nn(py::module_& parent) {
     pp.padding = pair(p, "padding");
     pp.dilation = pair(d, "dilation");
     pp.ceil_mode = ceil_mode;
+    py::gil_scoped_release compute;
     return ag::max_pool2d(x, pp);
   });
   m.def("avg_pool2d", [](const Tensor& x, py::object k, py::object s, py::object p, bool ceil_mode,
@@ -60,6 +67,7 @@ void init_nn(py::module_& parent) {
     pp.padding = pair(p, "padding");
     pp.ceil_mode = ceil_mode;
     pp.count_include_pad = include_pad;
+    py::gil_scoped_release compute;
     return ag::avg_pool2d(x, pp);
   });
   m.def("adaptive_avg_pool2d", [](const Tensor& x, py::object size) {

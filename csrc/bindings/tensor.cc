@@ -371,7 +371,10 @@ void init_tensor(py::module_& m) {
              bool create_graph) {
             PHX_CHECK(!create_graph, ValueError,
                       "backward: create_graph=True (higher-order gradients) is not supported");
-            ag::backward({t}, {backward_gradient(gradient)}, retain_graph.value_or(false));
+            Tensor g = backward_gradient(gradient);
+            // Python hooks take the GIL back when they run
+            py::gil_scoped_release compute;
+            ag::backward({t}, {g}, retain_graph.value_or(false));
           },
           py::arg("gradient") = py::none(), py::arg("retain_graph") = py::none(),
           py::arg("create_graph") = false)
@@ -517,6 +520,7 @@ void init_tensor(py::module_& m) {
   m.def("_backward", [](const std::vector<Tensor>& roots, py::list grads, bool retain_graph) {
     std::vector<Tensor> g;
     for (auto x : grads) g.push_back(backward_gradient(x));
+    py::gil_scoped_release compute;
     ag::backward(roots, g, retain_graph);
   });
 }
