@@ -82,3 +82,10 @@ test-onednn3: $(STAMP)
 	  import pytest; sys.exit(pytest.main(["tests/python", "-p", "no:cacheprovider"]))'; \
 	py=$$?; echo "test-onednn3: GoogleTests exit $$cpp, Python tests exit $$py"; \
 	test $$cpp -eq 0 -a $$py -eq 0
+
+# Issue 5's benchmark suite: phalanx against PyTorch (CPU) on LeNet-5, ResNet-18, MobileNet-v1
+# and ResNet-50 at 1 and 2 threads, plus per-op times; markdown tables on stdout, all numbers
+# in benchmarks/results/latest.json. BENCH_ARGS="--quick" for a smoke run.
+.PHONY: bench
+bench: build
+	$(PYTHON) benchmarks/run.py $(BENCH_ARGS)

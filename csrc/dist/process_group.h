@@ -1,0 +1,117 @@
+// ProcessGroup: a Gloo context over TCP, built by rendezvous on a TCPStore, running collectives
+// on contiguous phalanx tensors. Collectives run in order on one communication thread per group
+// and return a Work handle, so an asynchronous all-reduce overlaps compute on the caller's
+// thread. Point-to-point transfers are posted at once and completed on a second thread, so a
+// pending recv never blocks a collective queued behind it.
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/tensor.h"
+#include "dist/tcp_store.h"
+
+namespace gloo {
+class Context;
+}
+
+namespace phalanx::dist {
+
+enum class ReduceOp { Sum, Avg, Max, Min, Product };
+// Gloo's all-reduce algorithms; Auto lets Gloo choose (ring in this version).
+enum class AllreduceAlgorithm { Auto, Ring, Bcube };
+const char* reduce_op_name(ReduceOp op);
+
+// The handle of one queued operation.
+class Work {
+ public:
+  bool is_completed();
+  // Blocks until done (timeout < 0: without limit) and rethrows the operation's error.
+  // TimeoutError if it is still running after `timeout`; the operation itself keeps its own.
+  void wait(Millis timeout = Millis(-1));
+  void finish(std::exception_ptr error);  // called once by the thread that ran it
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::exception_ptr error_;
+};
+
+// One thread draining a FIFO of tasks, each completing its Work.
+class WorkQueue {
+ public:
+  explicit WorkQueue(std::string name);
+  ~WorkQueue();  // runs what is queued, then joins
+  std::shared_ptr<Work> push(std::function<void()> task);
+
+ private:
+  void loop();
+  std::string name_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<std::function<void()>, std::shared_ptr<Work>>> tasks_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+struct ProcessGroupOptions {
+  std::string address = "127.0.0.1";  // this rank's address for Gloo's listening socket...
+  std::string iface;                  // ...or an interface name, which wins when set
+  Millis timeout = Millis(60000);     // rendezvous and default per-operation timeout
+  std::string prefix = "default_pg";  // store namespace of this group
+};
+
+class ProcessGroup {
+ public:
+  // Rendezvous: checks every rank has the same world size (ValueError naming both), then
+  // connects the full mesh. Blocks up to options.timeout.
+  ProcessGroup(std::shared_ptr<TCPStore> store, int rank, int size, ProcessGroupOptions options);
+  ~ProcessGroup();
+  // Finishes the queued operations and stops the communication threads; later operations
+  // raise. Call it without holding locks a queued operation may need (Python's GIL).
+  void shutdown();
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  Millis timeout() const { return timeout_; }
+
+  // Millis(-1) means the group's timeout.
+  std::shared_ptr<Work> all_reduce(const Tensor& t, ReduceOp op, Millis timeout = Millis(-1),
+                                   AllreduceAlgorithm algorithm = AllreduceAlgorithm::Auto);
+  std::shared_ptr<Work> broadcast(const Tensor& t, int root, Millis timeout = Millis(-1));
+  // outputs: `size` tensors shaped like input, or one tensor with size * input.numel elements.
+  std::shared_ptr<Work> all_gather(const std::vector<Tensor>& outputs, const Tensor& input,
+                                   Millis timeout = Millis(-1));
+  std::shared_ptr<Work> reduce_scatter(const Tensor& output, const std::vector<Tensor>& inputs,
+                                       ReduceOp op, Millis timeout = Millis(-1));
+  std::shared_ptr<Work> barrier(Millis timeout = Millis(-1));
+  std::shared_ptr<Work> send(const Tensor& t, int dst, uint32_t tag = 0,
+                             Millis timeout = Millis(-1));
+  std::shared_ptr<Work> recv(const Tensor& t, int src, uint32_t tag = 0,
+                             Millis timeout = Millis(-1));
+
+ private:
+  Millis op_timeout(Millis t) const { return t.count() < 0 ? timeout_ : t; }
+  std::string describe(const char* op) const;
+  std::shared_ptr<Work> enqueue(const char* op, std::function<void()> fn);
+  WorkQueue& queue(bool p2p);
+
+  std::shared_ptr<TCPStore> store_;
+  int rank_, size_;
+  Millis timeout_;
+  std::shared_ptr<gloo::Context> context_;
+  std::vector<std::pair<std::string, int>> peer_addresses_;  // "[ip]:port" -> rank
+  std::mutex queues_mu_;
+  std::unique_ptr<WorkQueue> collectives_;
+  std::unique_ptr<WorkQueue> p2p_;
+};
+
+}  // namespace phalanx::dist

@@ -1,0 +1,412 @@
+"""phalanx.distributed on loopback: every collective, dtype and reduction against numpy, with
+2 and 4 ranks started as subprocesses, plus the failure cases (world-size mismatch, master
+unreachable, port in use, a store client sending garbage).
+
+Ranks run this file's _child_main in fresh interpreters that import the same phalanx as the
+test (same sys.path, same -S flag), so it works under scripts/run_with_extension.sh and under
+an editable install alike.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import traceback
+
+import numpy as np
+import pytest
+
+import phalanx
+import phalanx.distributed as dist
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RANK_TIMEOUT = 60  # seconds a whole group of ranks may take
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(case: str, world: int, *, sizes=None, env=None, timeout=RANK_TIMEOUT):
+    """Runs `case` on `world` ranks; returns [(returncode, stdout, stderr)] by rank."""
+    port = free_port()
+    sizes = sizes or [world] * world
+    base = dict(os.environ)
+    base["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    base.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+    base["PHALANX_JOB_ID"] = f"test-{port}"
+    if env:
+        base.update(env)
+    cmd = [sys.executable] + (["-S"] if sys.flags.no_site else [])
+    code = (
+        f"import sys; sys.path.insert(0, {HERE!r}); import test_distributed as t; t._child_main()"
+    )
+    procs = []
+    for r in range(len(sizes)):
+        e = dict(base, RANK=str(r), WORLD_SIZE=str(sizes[r]), LOCAL_RANK=str(r))
+        procs.append(
+            subprocess.Popen(
+                cmd + ["-c", code, case],
+                env=e,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    deadline = time.monotonic() + timeout
+    results = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            err += "\n[killed by the test: group timeout]"
+        results.append((p.returncode, out, err))
+    return results
+
+
+def check_ok(results):
+    for r, (code, out, err) in enumerate(results):
+        assert code == 0, f"rank {r} exited {code}\nstdout:\n{out}\nstderr:\n{err}"
+
+
+# --------------------------------------------------------------------------- rank side
+
+NP_TYPES = {
+    "float32": np.float32,
+    "float16": np.float16,
+    "int64": np.int64,
+    "int32": np.int32,
+    "uint8": np.uint8,
+}
+
+
+def _data(dtype: str, n: int, rank: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed * 1000 + rank)
+    if dtype in ("float32", "float16", "bfloat16"):
+        return rng.uniform(-1, 1, n).astype(np.float32)
+    if dtype == "uint8":
+        return rng.integers(0, 256, n).astype(np.uint8)
+    return rng.integers(-1000, 1000, n).astype(NP_TYPES[dtype])
+
+
+def _to_phalanx(a: np.ndarray, dtype: str):
+    if dtype == "bfloat16":
+        return phalanx.from_numpy(a.copy()).to(phalanx.bfloat16)
+    return phalanx.from_numpy(a.astype(NP_TYPES[dtype]))
+
+
+def _to_numpy(t) -> np.ndarray:
+    if t.dtype == phalanx.bfloat16:
+        t = t.to(phalanx.float32)
+    return np.array(t.numpy())
+
+
+def _expected(arrays, dtype, op):
+    stack = np.stack(arrays)
+    if dtype in ("float16", "bfloat16"):
+        stack = stack.astype(np.float32)
+    if op == "SUM":
+        return stack.sum(0, dtype=stack.dtype)
+    if op == "AVG":
+        return stack.mean(0, dtype=np.float64).astype(stack.dtype)
+    if op == "MAX":
+        return stack.max(0)
+    return stack.min(0)
+
+
+def _tolerance(dtype, world):
+    if dtype == "float16":
+        return dict(rtol=2e-2, atol=3e-3 * world)
+    if dtype == "bfloat16":
+        return dict(rtol=3e-2, atol=2e-2 * world)
+    if dtype == "float32":
+        return dict(rtol=1e-5, atol=1e-5 * world)
+    return dict(rtol=0, atol=0)
+
+
+def case_all_reduce(rank, world):
+    seed = 0
+    for dtype in ["float32", "float16", "bfloat16", "int64", "int32", "uint8"]:
+        ops = ["SUM", "MAX", "MIN"] + (
+            ["AVG"] if dtype in ("float32", "float16", "bfloat16") else []
+        )
+        for op in ops:
+            for n in [1, 7, 1000, 65537]:
+                seed += 1
+                arrays = [_data(dtype, n, r, seed) for r in range(world)]
+                t = _to_phalanx(arrays[rank], dtype)
+                dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
+                want = _expected([_to_numpy(_to_phalanx(a, dtype)) for a in arrays], dtype, op)
+                np.testing.assert_allclose(
+                    _to_numpy(t).astype(np.float64),
+                    want.astype(np.float64),
+                    err_msg=f"{dtype} {op} n={n}",
+                    **_tolerance(dtype, world),
+                )
+    for algorithm in ["ring", "bcube"]:
+        for n in [1, 5, 100003]:
+            arrays = [_data("float32", n, r, 99) for r in range(world)]
+            t = phalanx.from_numpy(arrays[rank].copy())
+            dist.all_reduce(t, algorithm=algorithm)
+            np.testing.assert_allclose(t.numpy(), np.sum(arrays, 0), rtol=1e-5, atol=1e-5 * world)
+    with pytest.raises(ValueError, match="algorithm"):
+        dist.all_reduce(phalanx.from_numpy(np.ones(3, np.float32)), algorithm="tree")
+    with pytest.raises(TypeError, match="AVG"):
+        dist.all_reduce(phalanx.from_numpy(np.ones(3, np.int64)), op=dist.ReduceOp.AVG)
+
+
+def case_all_reduce_large(rank, world):
+    for n in [(1 << 22), (1 << 20) + 3]:  # 16 MiB, and an uneven size
+        a = np.full(n, rank + 1, np.float32)
+        a[::1000] = rank
+        t = phalanx.from_numpy(a)
+        dist.all_reduce(t)
+        got = t.numpy()
+        assert got[1] == world * (world + 1) / 2, got[1]
+        assert got[0] == world * (world - 1) / 2, got[0]
+        assert got[-1] == (
+            world * (world - 1) / 2 if (n - 1) % 1000 == 0 else world * (world + 1) / 2
+        )
+
+
+def case_broadcast_gather_scatter(rank, world):
+    for src in range(world):
+        t = phalanx.from_numpy(np.arange(10, dtype=np.int64) * (rank + 1))
+        dist.broadcast(t, src)
+        np.testing.assert_array_equal(t.numpy(), np.arange(10) * (src + 1))
+    for dtype in ["float32", "float16", "int32", "uint8"]:
+        x = _to_phalanx(_data(dtype, 13, rank, 7), dtype)
+        outs = [phalanx.from_numpy(np.zeros(13, NP_TYPES[dtype])) for _ in range(world)]
+        dist.all_gather(outs, x)
+        for r in range(world):
+            np.testing.assert_array_equal(
+                outs[r].numpy(), _data(dtype, 13, r, 7).astype(NP_TYPES[dtype])
+            )
+    stacked = phalanx.from_numpy(np.zeros((world, 5), np.float32))
+    dist.all_gather_into_tensor(stacked, phalanx.from_numpy(np.full(5, rank, np.float32)))
+    np.testing.assert_array_equal(
+        stacked.numpy(), np.repeat(np.arange(world, dtype=np.float32)[:, None], 5, 1)
+    )
+    inputs = [phalanx.from_numpy(np.full(6, rank * 10 + i, np.float32)) for i in range(world)]
+    out = phalanx.from_numpy(np.zeros(6, np.float32))
+    dist.reduce_scatter(out, inputs, op=dist.ReduceOp.SUM)
+    np.testing.assert_allclose(out.numpy(), np.full(6, sum(r * 10 + rank for r in range(world))))
+    dist.reduce_scatter(out, inputs, op=dist.ReduceOp.MAX)
+    np.testing.assert_allclose(out.numpy(), np.full(6, (world - 1) * 10 + rank))
+    dist.barrier()
+    with pytest.raises(ValueError, match="contiguous"):
+        dist.all_reduce(phalanx.from_numpy(np.zeros((4, 4), np.float32)).transpose(0, 1))
+
+
+def case_p2p_and_async(rank, world):
+    # A ring of sends and receives, posted asynchronously.
+    nxt, prv = (rank + 1) % world, (rank - 1) % world
+    out = phalanx.from_numpy(np.full(100, rank, np.float32))
+    got = phalanx.from_numpy(np.zeros(100, np.float32))
+    ws = [dist.isend(out, nxt, tag=3), dist.irecv(got, prv, tag=3)]
+    for w in ws:
+        w.wait()
+        assert w.is_completed()
+    np.testing.assert_array_equal(got.numpy(), np.full(100, prv, np.float32))
+    if rank == 0:
+        dist.send(phalanx.from_numpy(np.arange(5, dtype=np.int64)), 1)
+    elif rank == 1:
+        t = phalanx.from_numpy(np.zeros(5, np.int64))
+        assert dist.recv(t, 0) == 0
+        np.testing.assert_array_equal(t.numpy(), np.arange(5))
+    # Async collectives queue in order and overlap with work on this thread.
+    ts = [phalanx.from_numpy(np.full(1 << 16, i + rank, np.float32)) for i in range(4)]
+    works = [dist.all_reduce(t, async_op=True) for t in ts]
+    busy = float(np.linalg.norm(np.random.default_rng(0).normal(size=(200, 200))))  # "compute"
+    assert busy > 0
+    for i, w in enumerate(works):
+        assert w.wait(timeout=30)
+        assert w.is_completed()
+        assert ts[i].numpy()[0] == world * i + world * (world - 1) / 2
+    # Subgroups: ranks {0, 1} only; everyone calls new_group.
+    sub = dist.new_group([0, 1])
+    if rank in (0, 1):
+        t = phalanx.from_numpy(np.full(3, rank + 1, np.float32))
+        dist.all_reduce(t, group=sub)
+        np.testing.assert_array_equal(t.numpy(), np.full(3, 3, np.float32))
+        assert dist.get_world_size(sub) == 2 and dist.get_rank(sub) == rank
+    else:
+        assert sub is dist.GroupMember.NON_GROUP_MEMBER
+        assert dist.get_rank(sub) == -1
+    dist.barrier()
+    # A peer that never sends: recv raises within its timeout, naming the peer. Gloo closes a
+    # pair whose operation timed out, so this comes last.
+    if rank == 0:
+        t0 = time.monotonic()
+        g = dist._group(None)
+        w = g._impl.recv(phalanx.from_numpy(np.zeros(3, np.float32)), 1, 99, 0.5)
+        with pytest.raises(TimeoutError, match="rank 1"):
+            w.wait()
+        assert time.monotonic() - t0 < 10
+    elif rank == 1:
+        time.sleep(2.0)
+
+
+def case_peer_dies(rank, world):
+    if rank == 1:
+        os._exit(0)  # vanishes without a word
+    t0 = time.monotonic()
+    # The error names the lost peer by rank, not only by Gloo's address.
+    with pytest.raises(
+        (RuntimeError, TimeoutError), match="all_reduce on rank 0 of 2.*failing peer is rank 1"
+    ):
+        dist.all_reduce(phalanx.from_numpy(np.ones(1000, np.float32)))
+    assert time.monotonic() - t0 < 12
+
+
+def case_world_size_mismatch(rank, world):
+    raise AssertionError("init_process_group should have failed")
+
+
+CASES = {k[5:]: v for k, v in list(globals().items()) if k.startswith("case_")}
+
+
+def _child_main():
+    case = sys.argv[-1]
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    try:
+        dist.init_process_group("gloo", timeout=float(os.environ.get("PHX_TEST_TIMEOUT", "30")))
+        assert dist.is_initialized()
+        assert dist.get_rank() == rank and dist.get_world_size() == world
+        CASES[case](rank, world)
+        dist.destroy_process_group()
+    except BaseException as e:
+        print(f"ERROR {type(e).__name__}: {e}", flush=True)
+        traceback.print_exc()
+        sys.exit(1)
+    print("OK", flush=True)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_all_reduce_dtypes_ops_sizes(world):
+    check_ok(launch("all_reduce", world))
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_all_reduce_large(world):
+    check_ok(launch("all_reduce_large", world))
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_broadcast_all_gather_reduce_scatter_barrier(world):
+    check_ok(launch("broadcast_gather_scatter", world))
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_send_recv_async_and_new_group(world):
+    check_ok(launch("p2p_and_async", world))
+
+
+def test_world_size_mismatch_names_both_sizes():
+    results = launch("world_size_mismatch", 2, sizes=[2, 3], env={"PHX_TEST_TIMEOUT": "10"})
+    assert all(code != 0 for code, _, _ in results)
+    msgs = [out for _, out, _ in results]
+    assert any("ValueError" in m and "world_size=2" in m and "world_size=3" in m for m in msgs), (
+        msgs
+    )
+
+
+def test_dead_peer_fails_the_collective_within_the_timeout():
+    results = launch("peer_dies", 2, env={"PHX_TEST_TIMEOUT": "5"})
+    check_ok(results[:1])
+
+
+def test_master_unreachable_times_out_naming_address():
+    port = free_port()
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match=f"127.0.0.1:{port}"):
+        dist.TCPStore("127.0.0.1", port, 2, is_master=False, timeout=1.0)
+    assert time.monotonic() - t0 < 5
+
+
+def test_init_process_group_unreachable_master(monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match=f"127.0.0.1:{port}"):
+        dist.init_process_group("gloo", rank=1, world_size=2, timeout=1.0)
+    assert time.monotonic() - t0 < 5
+    assert not dist.is_initialized()
+
+
+def test_port_in_use():
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(OSError, match=str(port)):
+            dist.TCPStore("127.0.0.1", port, 1, is_master=True, timeout=1.0)
+
+
+def test_store_api_and_garbage_client():
+    master = dist.TCPStore("127.0.0.1", 0, 2, is_master=True, timeout=5.0, job_id="j")
+    client = dist.TCPStore("127.0.0.1", master.port, 2, timeout=5.0, job_id="j")
+    master.set("k", "v")
+    assert client.get("k") == b"v"
+    assert client.add("c", 2) == 2 and master.add("c", 3) == 5
+    client.wait(["k"], timeout=1)
+    with pytest.raises(TimeoutError, match="nope"):
+        client.wait(["k", "nope"], timeout=0.2)
+    rnd = random.Random(1)
+    for _ in range(10):
+        with socket.create_connection(("127.0.0.1", master.port)) as raw:
+            raw.sendall(bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 2000))))
+    client.set("after", b"\x00\x01")
+    assert master.get("after") == b"\x00\x01"
+    with pytest.raises(RuntimeError, match="job id"):
+        dist.TCPStore("127.0.0.1", master.port, 2, timeout=2.0, job_id="other")
+    assert dist.TCPStore("127.0.0.1", master.port, 2, timeout=2.0, job_id="j").get("k") == b"v"
+
+
+def test_not_initialized_errors():
+    assert not dist.is_initialized()
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        dist.get_rank()
+    with pytest.raises(ValueError, match="tcp://host:port"):
+        dist.init_process_group("gloo", init_method="udp://x", rank=0, world_size=1)
+    with pytest.raises(ValueError, match="backend"):
+        dist.init_process_group("nccl", rank=0, world_size=1)
+
+
+def test_single_rank_group_in_process():
+    port = free_port()
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1, timeout=10
+    )
+    try:
+        t = phalanx.from_numpy(np.arange(4, dtype=np.float32))
+        dist.all_reduce(t)
+        np.testing.assert_array_equal(t.numpy(), np.arange(4, dtype=np.float32))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    assert not dist.is_initialized()
+
+
+def test_init_with_explicit_store_and_reinit():
+    store = dist.TCPStore("127.0.0.1", 0, 1, is_master=True, timeout=10, job_id="explicit")
+    for _ in range(2):  # a second initialization on the same store uses fresh keys
+        dist.init_process_group("gloo", store=store, rank=0, world_size=1, timeout=10)
+        t = phalanx.from_numpy(np.ones(3, np.float32))
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        assert dist.get_backend() == "gloo"
+        with pytest.raises(RuntimeError, match="already"):
+            dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+        dist.destroy_process_group()
