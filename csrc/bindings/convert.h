@@ -25,7 +25,7 @@ void init_functions(py::module_& m);
 void init_nn(py::module_& m);
 void init_optim(py::module_& m);  // fused optimizer updates (csrc/optim)
 void init_io(py::module_& m);     // checkpoints (csrc/io)
-void init_data(py::module_& m);
-void init_dist(py::module_& m);   // rendezvous store and process groups (csrc/dist)   // dataset readers and batch transforms (csrc/io)
+void init_data(py::module_& m);   // dataset readers and batch transforms (csrc/io)
+void init_dist(py::module_& m);   // rendezvous store and process groups (csrc/dist)
 
 }  // namespace phalanx::bindings
