@@ -30,7 +30,46 @@ class Identity(Module):
         return input
 
 
-class Sequential(Module):
+class _Positional(Module):
+    """What Sequential and ModuleList share: children named by position, kept in step."""
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index: int, module: Module):
+        items = list(self._modules.values())
+        items.insert(index, module)
+        self._renumber(items)
+        return self
+
+    def __delitem__(self, idx) -> None:
+        items = list(self._modules.values())
+        if isinstance(idx, slice):
+            del items[idx]
+        else:
+            del items[_checked_index(idx, len(self))]
+        self._renumber(items)
+
+    def _renumber(self, items) -> None:
+        # as PyTorch does, so positions and names stay in step
+        self._modules.clear()
+        for i, module in enumerate(items):
+            self.add_module(str(i), module)
+
+
+class Sequential(_Positional):
     """Applies its children in order; built from modules or from an OrderedDict of them."""
 
     def __init__(self, *args) -> None:
@@ -54,46 +93,13 @@ class Sequential(Module):
         key = list(self._modules.keys())[_checked_index(idx, len(self))]
         self.add_module(key, module)
 
-    def __delitem__(self, idx) -> None:
-        keys = list(self._modules.keys())
-        for key in keys[idx] if isinstance(idx, slice) else [keys[_checked_index(idx, len(self))]]:
-            del self._modules[key]
-        # renumber, as PyTorch does, so positions and names stay in step
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, module in enumerate(items):
-            self._modules[str(i)] = module
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def append(self, module: Module) -> Sequential:
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules: Iterable[Module]) -> Sequential:
-        for module in modules:
-            self.append(module)
-        return self
-
-    def insert(self, index: int, module: Module) -> Sequential:
-        items = list(self._modules.values())
-        items.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self.add_module(str(i), m)
-        return self
-
     def forward(self, input):
         for module in self:
             input = module(input)
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_Positional):
     """Holds submodules in a list, registered under their index; it has no forward."""
 
     def __init__(self, modules: Iterable[Module] | None = None) -> None:
@@ -109,40 +115,8 @@ class ModuleList(Module):
     def __setitem__(self, idx, module: Module) -> None:
         self.add_module(str(_checked_index(idx, len(self))), module)
 
-    def __delitem__(self, idx) -> None:
-        items = list(self._modules.values())
-        if isinstance(idx, slice):
-            del items[idx]
-        else:
-            del items[_checked_index(idx, len(self))]
-        self._modules.clear()
-        for i, module in enumerate(items):
-            self._modules[str(i)] = module
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
     def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
         return self.extend(modules)
-
-    def append(self, module: Module) -> ModuleList:
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules: Iterable[Module]) -> ModuleList:
-        for module in modules:
-            self.append(module)
-        return self
-
-    def insert(self, index: int, module: Module) -> None:
-        items = list(self._modules.values())
-        items.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self.add_module(str(i), m)
 
     def __repr__(self) -> str:
         """Runs of identical children print once, as '(0-2): 3 x Block(...)' (PyTorch's form)."""
