@@ -75,7 +75,9 @@ def parse_args(argv=None):
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="compute threads")
-    p.add_argument("--workers", type=int, default=1, help="data-loading threads")
+    p.add_argument(
+        "--workers", type=int, default=0, help="data-loading threads (0: load in the training loop)"
+    )
     p.add_argument("--data", default=None, help="directory of the IDX files")
     p.add_argument(
         "--metrics", default=None, metavar="FILE.jsonl", help="append one JSON line per epoch"
