@@ -511,38 +511,40 @@ std::shared_ptr<Work> ProcessGroup::barrier(Millis timeout) {
 }
 
 std::shared_ptr<Work> ProcessGroup::send(const Tensor& t, int dst, uint32_t tag, Millis timeout) {
-  check_flat(t, "send", "tensor");
-  PHX_CHECK(dst >= 0 && dst < size_ && dst != rank_, ValueError, "send: dst rank ", dst,
-            " is not another rank of this group of size ", size_, " (this is rank ", rank_, ")");
-  Millis limit = op_timeout(timeout);
-  std::shared_ptr<gloo::transport::UnboundBuffer> buf =
-      context_->createUnboundBuffer(t.raw_data(), nbytes(t));
-  std::string what = detail::cat("send from rank ", rank_, " to rank ", dst, " (tag ", tag, ")");
-  translate_errors(what, [&] { buf->send(dst, kP2PSlotPrefix | tag); });
-  auto ctx = context_;  // keeps the pairs alive until the transfer is done
-  return queue(true).push([=] {
-    translate_errors(what, [&] {
-      if (!buf->waitSend(limit)) throw Error("aborted");
-    });
-    (void)ctx;
-  });
+  return point_to_point(t, dst, tag, timeout, /*sending=*/true);
 }
 
 std::shared_ptr<Work> ProcessGroup::recv(const Tensor& t, int src, uint32_t tag, Millis timeout) {
-  check_flat(t, "recv", "tensor");
-  PHX_CHECK(src >= 0 && src < size_ && src != rank_, ValueError, "recv: src rank ", src,
-            " is not another rank of this group of size ", size_, " (this is rank ", rank_, ")");
+  return point_to_point(t, src, tag, timeout, /*sending=*/false);
+}
+
+// Posts the transfer at once (so the peer can match it) and waits for it on the
+// point-to-point queue, where a pending receive never blocks a collective.
+std::shared_ptr<Work> ProcessGroup::point_to_point(const Tensor& t, int peer, uint32_t tag,
+                                                   Millis timeout, bool sending) {
+  const char* op = sending ? "send" : "recv";
+  check_flat(t, op, "tensor");
+  PHX_CHECK(peer >= 0 && peer < size_ && peer != rank_, ValueError, op, ": ",
+            sending ? "dst" : "src", " rank ", peer, " is not another rank of this group of size ",
+            size_, " (this is rank ", rank_, ")");
   Millis limit = op_timeout(timeout);
   std::shared_ptr<gloo::transport::UnboundBuffer> buf =
       context_->createUnboundBuffer(t.raw_data(), nbytes(t));
-  std::string what = detail::cat("recv on rank ", rank_, " from rank ", src, " (tag ", tag, ")");
-  translate_errors(what, [&] { buf->recv(src, kP2PSlotPrefix | tag); });
-  auto ctx = context_;
+  std::string what =
+      sending ? detail::cat("send from rank ", rank_, " to rank ", peer, " (tag ", tag, ")")
+              : detail::cat("recv on rank ", rank_, " from rank ", peer, " (tag ", tag, ")");
+  translate_errors(what, [&] {
+    if (sending)
+      buf->send(peer, kP2PSlotPrefix | tag);
+    else
+      buf->recv(peer, kP2PSlotPrefix | tag);
+  });
+  auto ctx = context_;  // keeps the pairs alive until the transfer is done
   return queue(true).push([=] {
     translate_errors(what, [&] {
-      if (!buf->waitRecv(limit)) throw Error("aborted");
+      if (!(sending ? buf->waitSend(limit) : buf->waitRecv(limit))) throw Error("aborted");
     });
-    t.bump_version();
+    if (!sending) t.bump_version();
     (void)ctx;
   });
 }

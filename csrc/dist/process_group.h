@@ -103,6 +103,8 @@ class ProcessGroup {
   std::string describe(const char* op) const;
   std::shared_ptr<Work> enqueue(const char* op, std::function<void()> fn);
   WorkQueue& queue(bool p2p);
+  std::shared_ptr<Work> point_to_point(const Tensor& t, int peer, uint32_t tag, Millis timeout,
+                                       bool sending);
 
   std::shared_ptr<TCPStore> store_;
   int rank_, size_;
