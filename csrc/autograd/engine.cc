@@ -38,10 +38,39 @@ void accumulate(Tensor& slot, const Tensor& g) {
   slot = slot.defined() ? ops::binary(ops::BinaryOp::Add, slot, g) : g;
 }
 
+// The callbacks of the backward pass running on this thread (null outside one).
+thread_local std::vector<std::function<void()>>* current_callbacks = nullptr;
+
+// Installs a callback list for one backward pass and restores the outer one on every exit.
+class CallbackScope {
+ public:
+  CallbackScope() : outer_(current_callbacks) { current_callbacks = &list_; }
+  ~CallbackScope() { current_callbacks = outer_; }
+  // Runs the callbacks queued so far, and those they queue, in order.
+  void run() {
+    for (size_t i = 0; i < list_.size(); ++i) {
+      std::function<void()> fn = std::move(list_[i]);
+      fn();
+    }
+    list_.clear();
+  }
+
+ private:
+  std::vector<std::function<void()>> list_;
+  std::vector<std::function<void()>>* outer_;
+};
+
 }  // namespace
+
+void queue_callback(std::function<void()> fn) {
+  PHX_CHECK(current_callbacks != nullptr, Error,
+            "queue_callback: only possible while a backward pass runs (call it from a hook)");
+  current_callbacks->push_back(std::move(fn));
+}
 
 void backward(const TensorList& roots, const TensorList& grads, bool retain_graph) {
   GradModeGuard no_grad(false);  // backward itself records no history
+  CallbackScope callbacks;
   std::unordered_map<Node*, TensorList> buffers;
   std::vector<std::shared_ptr<Node>> root_nodes;  // keeps the graph alive while we run it
   for (size_t i = 0; i < roots.size(); ++i) {
@@ -99,6 +128,7 @@ void backward(const TensorList& roots, const TensorList& grads, bool retain_grap
       if (--deps[next] == 0 && queued.insert(next).second) ready.push(next);
     }
   }
+  callbacks.run();
 }
 
 }  // namespace phalanx::autograd

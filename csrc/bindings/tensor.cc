@@ -523,6 +523,18 @@ void init_tensor(py::module_& m) {
     py::gil_scoped_release compute;
     ag::backward(roots, g, retain_graph);
   });
+  // Called from a hook (the GIL held); the callback runs on the backward's thread at its end.
+  m.def("_queue_backward_callback", [](py::function fn) {
+    // The callback may be dropped unrun (a failing backward) on a thread without the GIL.
+    std::shared_ptr<py::function> held(new py::function(std::move(fn)), [](py::function* f) {
+      py::gil_scoped_acquire gil;
+      delete f;
+    });
+    ag::queue_callback([held] {
+      py::gil_scoped_acquire gil;
+      (*held)();
+    });
+  });
 }
 
 }  // namespace phalanx::bindings

@@ -522,3 +522,29 @@ def test_version_counter():
     d = p.detach()
     d.fill_(1.0)
     assert p._version == d._version
+
+
+def test_backward_callback_runs_after_every_gradient_is_accumulated():
+    w1 = phalanx.ones(3, requires_grad=True)
+    w2 = phalanx.ones(3, requires_grad=True)
+    seen = []
+
+    def on_end():
+        seen.append(("end", w1.grad is not None and w2.grad is not None))
+
+    def on_w2(_p):
+        seen.append(("w2", None))
+        if len(seen) == 1:
+            phalanx._C._queue_backward_callback(on_end)
+
+    w2.register_post_accumulate_grad_hook(on_w2)
+    ((w1 * 2).sum() + (w2 * 3).sum()).backward()
+    assert seen == [("w2", None), ("end", True)]
+    # One backward's callback does not leak into the next.
+    (w1 * 2).sum().backward()
+    assert len(seen) == 2
+
+
+def test_backward_callback_outside_backward_raises():
+    with pytest.raises(RuntimeError, match="only possible while a backward pass runs"):
+        phalanx._C._queue_backward_callback(lambda: None)

@@ -1,0 +1,1 @@
+"""Algorithms built on the collectives: communication hooks for DistributedDataParallel."""

@@ -1,0 +1,217 @@
+"""DistributedDataParallel: synchronous data-parallel training of one module across ranks.
+
+Every rank runs the same model on its own part of the global batch; when ``loss.backward()``
+returns, every parameter's ``.grad`` holds the same average across ranks, so identical
+optimizer steps keep the replicas identical. Gradients travel in buckets all-reduced on the
+communication thread while backward still computes (see _reducer.py).
+
+Differences from torch.nn.parallel.DistributedDataParallel, on purpose:
+- Unused parameters need no flag: a rank that produced no gradient for a parameter
+  contributes zeros (``find_unused_parameters`` is accepted for compatibility).
+- ``batch_weighting="local_batch"`` weights each rank's gradient by its share of the global
+  batch (phones of different speeds get different batch sizes; the last batch of an epoch is
+  short); the default "uniform" averages like PyTorch.
+- Communication hooks return the sum over ranks; DDP does the weighting
+  (see phalanx.distributed.algorithms.ddp_comm_hooks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+
+import numpy as np
+
+from ... import _C
+from ... import distributed as dist
+from ...autograd import no_grad
+from ...distributed.algorithms.ddp_comm_hooks import allreduce_hook
+from ..modules.module import Module
+from ._reducer import Reducer
+
+__all__ = ["DistributedDataParallel"]
+
+_BROADCAST_BUCKET_BYTES = 64 * 1024 * 1024
+
+
+def _coalesced(tensors, fn) -> None:
+    """Applies fn to flat buffers holding `tensors` (grouped by dtype, at most
+    _BROADCAST_BUCKET_BYTES each) and copies the buffers' new contents back."""
+    groups: dict = {}
+    for t in tensors:
+        groups.setdefault(t.dtype, []).append(t)
+    for dtype, members in groups.items():
+        chunk, size = [], 0
+        for t in members + [None]:
+            nbytes = 0 if t is None else t.numel() * t.element_size()
+            if chunk and (t is None or size + nbytes > _BROADCAST_BUCKET_BYTES):
+                _apply_flat(chunk, dtype, fn)
+                chunk, size = [], 0
+            if t is not None:
+                chunk.append(t)
+                size += nbytes
+
+
+def _apply_flat(tensors, dtype, fn) -> None:
+    total = sum(t.numel() for t in tensors)
+    flat = _C.zeros(total, dtype=dtype)
+    offset = 0
+    for t in tensors:
+        n = t.numel()
+        flat[offset : offset + n].copy_(t.reshape(n))
+        offset += n
+    fn(flat)
+    offset = 0
+    for t in tensors:
+        n = t.numel()
+        t.copy_(flat[offset : offset + n].view(*t.shape))
+        offset += n
+
+
+def _batch_size(inputs, kwargs) -> int:
+    for value in list(inputs) + list(kwargs.values()):
+        if isinstance(value, _C.Tensor) and value.dim() > 0:
+            return value.shape[0]
+    raise ValueError(
+        "DistributedDataParallel(batch_weighting='local_batch'): the forward call has no "
+        "tensor argument whose first dimension is the batch"
+    )
+
+
+class DistributedDataParallel(Module):
+    """Wraps `module` for data-parallel training over `process_group` (default: the world).
+
+    Args:
+        module: the model; every rank must build the same architecture. Its parameters and
+            buffers are overwritten with rank 0's at construction.
+        bucket_cap_mb: bucket size for the gradient all-reduce (the first bucket is smaller,
+            ``first_bucket_cap_mb``, so communication starts early in backward).
+        broadcast_buffers: broadcast rank 0's buffers (BatchNorm statistics) before every
+            forward, so all ranks normalise with the same statistics and checkpoints agree.
+        batch_weighting: "uniform" (average, like PyTorch) or "local_batch" (weight each
+            rank's gradient by its share of the global batch, taken from the first tensor
+            argument's first dimension at every forward; costs one 8-byte all-reduce that
+            overlaps the forward pass).
+    """
+
+    def __init__(
+        self,
+        module: Module,
+        device_ids=None,
+        output_device=None,
+        dim: int = 0,
+        broadcast_buffers: bool = True,
+        process_group=None,
+        bucket_cap_mb: float = 25.0,
+        find_unused_parameters: bool = False,
+        *,
+        first_bucket_cap_mb: float = 1.0,
+        batch_weighting: str = "uniform",
+        init_sync: bool = True,
+    ):
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(
+                f"DistributedDataParallel wraps a phalanx.nn.Module, got {type(module).__name__}"
+            )
+        if device_ids not in (None, []) or output_device is not None:
+            raise ValueError("DistributedDataParallel: phalanx runs on CPU; leave device_ids unset")
+        if dim != 0:
+            raise ValueError("DistributedDataParallel: only dim=0 (batch-major inputs) works")
+        if batch_weighting not in ("uniform", "local_batch"):
+            raise ValueError(
+                f"batch_weighting must be 'uniform' or 'local_batch', got {batch_weighting!r}"
+            )
+        if bucket_cap_mb <= 0 or first_bucket_cap_mb <= 0:
+            raise ValueError(
+                f"bucket sizes must be positive, got bucket_cap_mb={bucket_cap_mb}, "
+                f"first_bucket_cap_mb={first_bucket_cap_mb}"
+            )
+        self.module = module
+        self.process_group = process_group
+        self.broadcast_buffers = broadcast_buffers
+        self.batch_weighting = batch_weighting
+        self.find_unused_parameters = find_unused_parameters
+        self.require_backward_grad_sync = True
+        self._world_size = dist.get_world_size(process_group)
+        self._rank = dist.get_rank(process_group)
+
+        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        self._verify_same_model(named)
+        if init_sync and self._world_size > 1:
+            with no_grad():
+                states = [p for _, p in module.named_parameters()] + list(module.buffers())
+                _coalesced(states, self._broadcast_from_root)
+        self.reducer = Reducer(
+            named,
+            process_group,
+            self._world_size,
+            int(bucket_cap_mb * 1024 * 1024),
+            int(first_bucket_cap_mb * 1024 * 1024),
+            allreduce_hook,
+            process_group,
+        )
+        self._hook_registered = False
+
+    # -- set-up checks --------------------------------------------------------------------
+
+    def _broadcast_from_root(self, flat) -> None:
+        root = 0 if self.process_group is None else self.process_group.ranks[0]
+        dist.broadcast(flat, root, group=self.process_group)
+
+    def _verify_same_model(self, named) -> None:
+        """Every rank must hold the same parameter names, shapes and dtypes, or the buckets
+        would not line up; compare a digest of them (one small all-gather)."""
+        if self._world_size == 1:
+            return
+        desc = ";".join(f"{n}:{tuple(p.shape)}:{p.dtype}" for n, p in named)
+        digest = int.from_bytes(hashlib.sha256(desc.encode()).digest()[:7], "little")
+        mine = _C._from_numpy(np.array([digest], dtype=np.int64))
+        every = _C.zeros(self._world_size, dtype=_C.dtype.int64)
+        dist.all_gather_into_tensor(every, mine, group=self.process_group)
+        others = [r for r, d in enumerate(every.tolist()) if d != digest]
+        if others:
+            raise ValueError(
+                f"DistributedDataParallel: rank {self._rank}'s model differs from rank(s) "
+                f"{others} (parameter names, shapes or dtypes; {len(named)} parameters here). "
+                "Every rank must build the same model"
+            )
+
+    # -- training -------------------------------------------------------------------------
+
+    def forward(self, *inputs, **kwargs):
+        if self.broadcast_buffers and self._world_size > 1:
+            buffers = list(self.module.buffers())
+            if buffers:
+                with no_grad():
+                    _coalesced(buffers, self._broadcast_from_root)
+        if _C.is_grad_enabled():
+            if self.require_backward_grad_sync:
+                local = (
+                    _batch_size(inputs, kwargs) if self.batch_weighting == "local_batch" else None
+                )
+                self.reducer.prepare(local)
+            else:
+                self.reducer.prepare_local()
+        return self.module(*inputs, **kwargs)
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Backward passes inside accumulate gradients locally without communication; the
+        first backward after the block all-reduces the accumulated gradients."""
+        old = self.require_backward_grad_sync
+        self.require_backward_grad_sync = False
+        try:
+            yield
+        finally:
+            self.require_backward_grad_sync = old
+
+    def register_comm_hook(self, state, hook) -> None:
+        """Replaces the bucket all-reduce: hook(state, bucket) -> phalanx.futures.Future of
+        the bucket's sum over ranks. Call once, before training."""
+        if self._hook_registered:
+            raise RuntimeError("register_comm_hook may only be called once")
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+        self.reducer.set_hook(hook, state)
+        self._hook_registered = True
