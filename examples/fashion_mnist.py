@@ -1,26 +1,36 @@
-"""Train a small CNN on Fashion-MNIST on one process and print its test accuracy.
+"""Train a small CNN on Fashion-MNIST, on one process or data-parallel on many, and print its
+test accuracy.
 
     python examples/fashion_mnist.py                      # the full recipe: >= 91% test accuracy
-    python examples/fashion_mnist.py --epochs 1           # `make demo`: a few minutes on 2 cores
+    phalanx launch --nproc 2 examples/fashion_mnist.py --epochs 3     # `make demo`: 2 ranks
     python examples/fashion_mnist.py --metrics runs/fmnist.jsonl
 
 Written exactly as a PyTorch script would be: an nn.Module, a DataLoader over the dataset with
-transforms, SGD with a cosine schedule. The data are the real IDX files of the Debian package
-`dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist), or any directory given with
---data. The same recipe in PyTorch is benchmarks/fashion_mnist_torch.py.
+transforms, SGD with a cosine schedule. Started by a launcher (RANK and WORLD_SIZE set), the
+same script trains one model on all ranks: each rank takes its share of every global batch
+(--batch-size is the global batch, so the recipe is the same for any number of ranks) through
+a DistributedSampler, DistributedDataParallel averages the gradients, and the test set is split
+between the ranks and the counts summed. Only rank 0 prints.
+
+The data are the real IDX files of the Debian package `dataset-fashion-mnist`
+(/usr/share/datasets/fashion-mnist), or any directory given with --data. The same recipe in
+PyTorch is benchmarks/fashion_mnist_torch.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
 import phalanx
+import phalanx.distributed as dist
 import phalanx.nn as nn
 import phalanx.nn.functional as F
-from phalanx.utils.data import DataLoader, FashionMNIST
+from phalanx.nn.parallel import DistributedDataParallel
+from phalanx.utils.data import DataLoader, DistributedSampler, FashionMNIST, Subset
 from phalanx.utils.data import transforms as T
 
 try:
@@ -61,7 +71,9 @@ class SmallCNN(nn.Module):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="global batch (split between the ranks)"
+    )
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
@@ -88,6 +100,8 @@ def parse_args(argv=None):
 
 def train_epoch(model, loader, opt, sched, epoch, epochs, progress):
     model.train()
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)  # a different shuffle every epoch, the same on all ranks
     total, count = 0.0, 0
     batches = loader
     if progress:
@@ -106,7 +120,8 @@ def train_epoch(model, loader, opt, sched, epoch, epochs, progress):
 
 
 @phalanx.no_grad()
-def evaluate(model, loader):
+def evaluate(model, loader, distributed: bool):
+    """Accuracy and mean loss over the loader's images (summed over ranks when distributed)."""
     model.eval()
     correct, total, loss = 0, 0, 0.0
     for images, labels in loader:
@@ -114,14 +129,26 @@ def evaluate(model, loader):
         loss += F.cross_entropy(logits, labels, reduction="sum").item()
         correct += (logits.argmax(1) == labels).sum().item()
         total += len(labels)
+    if distributed:
+        sums = phalanx.tensor([float(correct), float(total), loss], dtype=phalanx.float32)
+        dist.all_reduce(sums)
+        correct, total, loss = sums.tolist()
+        total = int(round(total))
     return correct / total, loss / total, total
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        dist.init_process_group("gloo")
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    if args.batch_size % world:
+        print(f"error: --batch-size {args.batch_size} is not divisible by {world} ranks")
+        return 2
     if args.threads is not None:
         phalanx.set_num_threads(args.threads)
-    phalanx.manual_seed(args.seed)  # initialisation and dropout
+    phalanx.manual_seed(args.seed)  # initialisation and dropout (DDP copies rank 0's weights)
 
     normalize = T.Normalize((MEAN,), (STD,))
     try:
@@ -138,22 +165,31 @@ def main(argv=None) -> int:
         return 2
     if args.limit_train:
         perm = phalanx.randperm(len(train_set), generator=phalanx.Generator(args.seed))
-        train_set = phalanx.utils.data.Subset(train_set, perm[: args.limit_train].tolist())
+        train_set = Subset(train_set, perm[: args.limit_train].tolist())
 
-    loader_gen = phalanx.Generator(args.seed)
-    train_loader = DataLoader(
-        train_set,
-        batch_size=args.batch_size,
-        shuffle=True,
-        num_workers=args.workers,
-        generator=loader_gen,
-    )
+    local_batch = args.batch_size // world
+    if distributed:
+        sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=args.seed)
+        train_loader = DataLoader(
+            train_set, batch_size=local_batch, sampler=sampler, num_workers=args.workers
+        )
+        # Every rank evaluates its own slice of the test set; the counts are summed.
+        test_set = Subset(test_set, list(range(rank, len(test_set), world)))
+    else:
+        train_loader = DataLoader(
+            train_set,
+            batch_size=args.batch_size,
+            shuffle=True,
+            num_workers=args.workers,
+            generator=phalanx.Generator(args.seed),
+        )
     test_loader = DataLoader(test_set, batch_size=1000, num_workers=args.workers)
 
-    model = SmallCNN(*args.channels)
+    net = SmallCNN(*args.channels)
+    model = DistributedDataParallel(net) if distributed else net
     # Weight decay on conv and linear weights only, not on batch-norm scales or biases.
-    decay = [p for n, p in model.named_parameters() if p.dim() > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
+    decay = [p for n, p in net.named_parameters() if p.dim() > 1]
+    no_decay = [p for n, p in net.named_parameters() if p.dim() <= 1]
     opt = phalanx.optim.SGD(
         [
             {"params": decay, "weight_decay": args.weight_decay},
@@ -165,27 +201,31 @@ def main(argv=None) -> int:
     )
     sched = phalanx.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * len(train_loader))
 
-    n_params = sum(p.numel() for p in model.parameters())
-    print(
-        f"Fashion-MNIST: {len(train_set)} training / {len(test_set)} test images; "
-        f"model {n_params:,} parameters; SGD lr {args.lr} (cosine), batch {args.batch_size}; "
-        f"{phalanx.get_num_threads()} threads"
+    say = print if rank == 0 else (lambda *a, **k: None)
+    n_params = sum(p.numel() for p in net.parameters())
+    n_train = len(train_set)
+    layout = f"{world} ranks x {local_batch}" if distributed else f"{args.batch_size}"
+    n_test = len(test_loader.dataset) * world if distributed else len(test_set)
+    say(
+        f"Fashion-MNIST: {n_train} training / {n_test} test images; "
+        f"model {n_params:,} parameters; SGD lr {args.lr} (cosine), batch {layout}; "
+        f"{phalanx.get_num_threads()} threads per rank"
     )
-    progress = tqdm is not None and not args.no_progress
+    progress = tqdm is not None and not args.no_progress and rank == 0
     acc = 0.0
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
         train_loss = train_epoch(model, train_loader, opt, sched, epoch, args.epochs, progress)
         t1 = time.perf_counter()
-        acc, test_loss, n_test = evaluate(model, test_loader)
+        acc, test_loss, n_test = evaluate(net, test_loader, distributed)
         t2 = time.perf_counter()
-        print(
+        say(
             f"epoch {epoch}: train loss {train_loss:.4f}, test loss {test_loss:.4f}, "
             f"test accuracy {100 * acc:.2f}%; train {t1 - t0:.1f}s "
-            f"({len(train_set) / (t1 - t0):.0f} img/s), eval {t2 - t1:.1f}s",
+            f"({n_train / (t1 - t0):.0f} img/s), eval {t2 - t1:.1f}s",
             flush=True,
         )
-        if args.metrics:
+        if args.metrics and rank == 0:
             with open(args.metrics, "a") as f:
                 f.write(
                     json.dumps(
@@ -195,11 +235,14 @@ def main(argv=None) -> int:
                             "test_loss": test_loss,
                             "test_acc": acc,
                             "seconds": t2 - t0,
+                            "ranks": world,
                         }
                     )
                     + "\n"
                 )
-    print(f"test accuracy: {100 * acc:.2f}% ({n_test} images)")
+    say(f"test accuracy: {100 * acc:.2f}% ({n_test} images)")
+    if distributed:
+        dist.destroy_process_group()
     return 0
 
 

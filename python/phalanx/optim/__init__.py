@@ -6,8 +6,9 @@ this package keeps the param groups, per-parameter state and state_dicts.
 
 from . import lr_scheduler
 from .adam import Adam, AdamW
+from .large_batch import large_batch_optimizer
 from .lars import LARS
 from .optimizer import Optimizer
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LARS", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LARS", "large_batch_optimizer", "lr_scheduler"]
