@@ -4,7 +4,7 @@ JOBS ?= 2
 BUILD_DIR := build/py
 STAMP := build/.bootstrap-stamp
 
-.PHONY: all bootstrap build test test-python test-cpp test-asan demo format lint clean
+.PHONY: all bootstrap build test test-python test-cpp test-asan demo format lint clean bench-dist
 
 all: build
 
@@ -41,8 +41,14 @@ test-asan: $(STAMP)
 	  LD_PRELOAD="$(ASAN_RT)" scripts/run_with_extension.sh $(ASAN_DIR) -m pytest tests/python -x -q \
 	  -p no:cacheprovider $(ASAN_PYTEST_ARGS)
 
+# Data-parallel training on 2 local ranks (the launcher gives each rank one of the 2 cores).
 demo: build
-	$(PYTHON) examples/fashion_mnist.py --epochs 1
+	$(PYTHON) -m phalanx.distributed.launch --nproc 2 examples/fashion_mnist.py --epochs 4
+
+# phalanx vs torch.distributed (gloo) on 2 ranks: all-reduce latency/bandwidth and DDP iteration
+# time; as root also across network namespaces with links limited to 1 Gbit/s and 100 Mbit/s.
+bench-dist: build
+	$(PYTHON) benchmarks/dist_bench.py $(BENCH_DIST_ARGS)
 
 format:
 	clang-format -i $$(git ls-files 'csrc/*.h' 'csrc/*.cc' 'tests/cpp/*.cc')

@@ -1,0 +1,105 @@
+"""The --hosts file of `phalanx launch`: parsing and checking it into HostEntry records.
+
+One host a line (`host[:slots]`, `user@host`, optional `slots=N port=N addr=A` fields, `#`
+comments). The checks are strict because every accepted name ends up in an ssh command line:
+a bad line is reported with its file, line number and problem before anything starts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from .common import UsageError
+
+
+@dataclass
+class HostEntry:
+    host: str
+    slots: int = 1
+    user: str | None = None
+    port: int | None = None  # ssh port
+    addr: str | None = None  # PHALANX_ADDR for this host's ranks
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _positive_int(text: str, what: str, limit: int) -> int:
+    if not re.fullmatch(r"[0-9]+", text) or not 1 <= int(text) <= limit:
+        raise ValueError(f"{what} must be an integer from 1 to {limit}, got {text!r}")
+    return int(text)
+
+
+def _parse_host_line(line: str) -> HostEntry:
+    first, *fields = line.split()
+    dest, colon, slots_text = first.partition(":")
+    user, at, host = dest.rpartition("@")
+    if at and not _USER.match(user):
+        raise ValueError(f"bad user name {user!r} in {first!r}")
+    if not _HOSTNAME.match(host):
+        raise ValueError(f"bad host name {host!r} (IPv4 address or host name expected)")
+    entry = HostEntry(host=host, user=user or None)
+    if colon:
+        entry.slots = _positive_int(slots_text, "slots", 4096)
+    for f in fields:
+        key, eq, value = f.partition("=")
+        if not eq:
+            raise ValueError(f"unexpected {f!r}: fields after the host are key=value")
+        if key == "slots":
+            if colon:
+                raise ValueError("slots given twice (host:slots and slots=)")
+            entry.slots = _positive_int(value, "slots", 4096)
+        elif key == "port":
+            entry.port = _positive_int(value, "port", 65535)
+        elif key == "addr":
+            if not _is_ipv4(value):
+                raise ValueError(f"addr must be an IPv4 address, got {value!r}")
+            entry.addr = value
+        else:
+            raise ValueError(f"unknown field {key!r} (known: slots, port, addr)")
+    if entry.addr is None and _is_ipv4(host):
+        entry.addr = host
+    return entry
+
+
+def parse_hosts(text: str, name: str = "hosts file") -> list[HostEntry]:
+    """Hosts file text -> entries; ValueError names the file, line and problem."""
+    entries = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            entries.append(_parse_host_line(line))
+        except ValueError as e:
+            raise ValueError(f"{name} line {number}: {line!r}: {e}") from None
+    if not entries:
+        raise ValueError(f"{name} lists no hosts (only blank lines or comments)")
+    return entries
+
+
+def read_hosts(path: str) -> list[HostEntry]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read hosts file {path!r}: {e}") from None
+    try:
+        return parse_hosts(text, f"hosts file {path!r}")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
