@@ -4,6 +4,7 @@
 
 #include "bindings/convert.h"
 #include "dist/process_group.h"
+#include "dist/watchdog.h"
 
 namespace phalanx::bindings {
 
@@ -40,7 +41,15 @@ void init_dist(py::module_& m) {
   py::enum_<AllreduceAlgorithm>(d, "AllreduceAlgorithm")
       .value("AUTO", AllreduceAlgorithm::Auto)
       .value("RING", AllreduceAlgorithm::Ring)
+      .value("RING_CHUNKED", AllreduceAlgorithm::RingChunked)
+      .value("HALVING_DOUBLING", AllreduceAlgorithm::HalvingDoubling)
       .value("BCUBE", AllreduceAlgorithm::Bcube);
+  d.def(
+      "choose_allreduce_algorithm",
+      [](size_t bytes, int world_size) {
+        return std::string(algorithm_name(choose_allreduce_algorithm(bytes, world_size)));
+      },
+      py::arg("nbytes"), py::arg("world_size"));
 
   py::class_<Work, std::shared_ptr<Work>>(d, "Work")
       .def(
@@ -163,10 +172,51 @@ void init_dist(py::module_& m) {
           [](ProcessGroup& pg, const Tensor& t, int src, uint32_t tag,
              std::optional<double> timeout) { return pg.recv(t, src, tag, to_ms(timeout)); },
           py::arg("tensor"), py::arg("src"), py::arg("tag") = 0, py::arg("timeout") = py::none())
-      .def("shutdown", [](ProcessGroup& pg) {
-        py::gil_scoped_release release;
-        pg.shutdown();
-      });
+      .def("shutdown",
+           [](ProcessGroup& pg) {
+             py::gil_scoped_release release;
+             pg.shutdown();
+           })
+      .def(
+          "abort",
+          [](ProcessGroup& pg, const std::string& reason) {
+            py::gil_scoped_release release;
+            pg.abort(reason);
+          },
+          py::arg("reason"))
+      .def_property_readonly("aborted", &ProcessGroup::aborted)
+      .def_property_readonly("abort_reason", &ProcessGroup::abort_reason);
+
+  py::class_<Watchdog, std::shared_ptr<Watchdog>>(d, "Watchdog")
+      .def(py::init([](const std::string& host, int port, const std::string& job_id,
+                       const std::string& token, const std::string& group, int rank,
+                       const std::string& address, const std::string& store_owner, double interval,
+                       double timeout) {
+             WatchdogOptions o;
+             o.interval = to_ms(interval);
+             o.timeout = to_ms(timeout);
+             o.group = group;
+             o.rank = rank;
+             o.host = address;
+             o.store_owner = store_owner;
+             py::gil_scoped_release release;
+             return std::make_shared<Watchdog>(host, port, job_id, token, o);
+           }),
+           py::arg("host"), py::arg("port"), py::arg("job_id"), py::arg("token"), py::arg("group"),
+           py::arg("rank"), py::arg("address"), py::arg("store_owner"), py::arg("interval"),
+           py::arg("timeout"))
+      .def("watch", &Watchdog::watch, py::arg("group"))
+      .def("goodbye",
+           [](Watchdog& w) {
+             py::gil_scoped_release release;
+             w.goodbye();
+           })
+      .def("stop",
+           [](Watchdog& w) {
+             py::gil_scoped_release release;
+             w.stop();
+           })
+      .def_property_readonly("failure", &Watchdog::failure);
 }
 
 }  // namespace phalanx::bindings

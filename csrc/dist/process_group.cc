@@ -2,6 +2,8 @@
 
 #include <gloo/allgather.h>
 #include <gloo/allreduce.h>
+#include <gloo/allreduce_halving_doubling.h>
+#include <gloo/allreduce_ring_chunked.h>
 #include <gloo/barrier.h>
 #include <gloo/broadcast.h>
 #include <gloo/common/error.h>
@@ -11,15 +13,15 @@
 #include <gloo/transport/tcp/device.h>
 #include <gloo/transport/unbound_buffer.h>
 
+#include <climits>
 #include <cstring>
 
 #include "core/error.h"
+#include "dist/reductions.h"
 
 namespace phalanx::dist {
 
 namespace {
-
-using ReduceFn = std::function<void(void*, const void*, const void*, size_t)>;
 
 bool mentions_timeout(const std::string& s) {
   return s.find("imed out") != std::string::npos || s.find("imeout") != std::string::npos;
@@ -39,112 +41,6 @@ void translate_errors(const std::string& what, F&& fn) {
   }
 }
 
-template <typename T, typename Op>
-ReduceFn elementwise(Op op) {
-  return [op](void* c, const void* a, const void* b, size_t n) {
-    T* out = static_cast<T*>(c);
-    const T* x = static_cast<const T*>(a);
-    const T* y = static_cast<const T*>(b);
-    for (size_t i = 0; i < n; ++i) out[i] = op(x[i], y[i]);
-  };
-}
-
-// float16/bfloat16: computed in float32, rounded back per step.
-template <float (*Load)(uint16_t), uint16_t (*Store)(float), typename Op>
-ReduceFn reduced_float(Op op) {
-  return [op](void* c, const void* a, const void* b, size_t n) {
-    uint16_t* out = static_cast<uint16_t*>(c);
-    const uint16_t* x = static_cast<const uint16_t*>(a);
-    const uint16_t* y = static_cast<const uint16_t*>(b);
-    for (size_t i = 0; i < n; ++i) out[i] = Store(op(Load(x[i]), Load(y[i])));
-  };
-}
-
-template <typename T>
-ReduceFn typed_reduce(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::Sum:
-    case ReduceOp::Avg:
-      return elementwise<T>([](T a, T b) { return static_cast<T>(a + b); });
-    case ReduceOp::Product:
-      return elementwise<T>([](T a, T b) { return static_cast<T>(a * b); });
-    case ReduceOp::Max:
-      return elementwise<T>([](T a, T b) { return a < b ? b : a; });
-    case ReduceOp::Min:
-      return elementwise<T>([](T a, T b) { return b < a ? b : a; });
-  }
-  return {};
-}
-
-template <float (*Load)(uint16_t), uint16_t (*Store)(float)>
-ReduceFn half_reduce(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::Sum:
-    case ReduceOp::Avg:
-      return reduced_float<Load, Store>([](float a, float b) { return a + b; });
-    case ReduceOp::Product:
-      return reduced_float<Load, Store>([](float a, float b) { return a * b; });
-    case ReduceOp::Max:
-      return reduced_float<Load, Store>([](float a, float b) { return a < b ? b : a; });
-    case ReduceOp::Min:
-      return reduced_float<Load, Store>([](float a, float b) { return b < a ? b : a; });
-  }
-  return {};
-}
-
-ReduceFn reduce_fn(DType t, ReduceOp op) {
-  PHX_CHECK(op != ReduceOp::Avg || is_floating(t), TypeError,
-            "ReduceOp.AVG needs a floating-point tensor, got ", dtype_name(t),
-            " (use SUM and divide)");
-  switch (t) {
-    case DType::Float32:
-      return typed_reduce<float>(op);
-    case DType::Float16:
-      return half_reduce<half_to_float, float_to_half>(op);
-    case DType::BFloat16:
-      return half_reduce<bfloat16_to_float, float_to_bfloat16>(op);
-    case DType::Int64:
-      return typed_reduce<int64_t>(op);
-    case DType::Int32:
-      return typed_reduce<int32_t>(op);
-    case DType::UInt8:
-      return typed_reduce<uint8_t>(op);
-    case DType::Bool:
-      break;
-  }
-  throw TypeError(detail::cat("reductions do not support ", dtype_name(t), " tensors"));
-}
-
-// Calls f with a pointer type whose size is the element size, for Gloo's templated setters.
-template <typename F>
-void with_element(size_t itemsize, F&& f) {
-  switch (itemsize) {
-    case 1:
-      return f(static_cast<uint8_t*>(nullptr));
-    case 2:
-      return f(static_cast<uint16_t*>(nullptr));
-    case 4:
-      return f(static_cast<uint32_t*>(nullptr));
-    case 8:
-      return f(static_cast<uint64_t*>(nullptr));
-  }
-  throw TypeError(detail::cat("unsupported element size ", itemsize));
-}
-
-void divide_in_place(void* p, DType t, size_t n, int by) {
-  if (t == DType::Float32) {
-    float* x = static_cast<float*>(p);
-    for (size_t i = 0; i < n; ++i) x[i] /= static_cast<float>(by);
-    return;
-  }
-  uint16_t* x = static_cast<uint16_t*>(p);
-  bool half = t == DType::Float16;
-  for (size_t i = 0; i < n; ++i) {
-    float v = (half ? half_to_float(x[i]) : bfloat16_to_float(x[i])) / static_cast<float>(by);
-    x[i] = half ? float_to_half(v) : float_to_bfloat16(v);
-  }
-}
-
 // A tensor Gloo can use as a flat buffer: plain (converting a oneDNN layout) and contiguous.
 void check_flat(const Tensor& t, const char* op, const char* name) {
   PHX_CHECK(t.defined(), ValueError, op, ": ", name, " is an undefined tensor");
@@ -161,20 +57,75 @@ void run_allreduce(const std::shared_ptr<gloo::Context>& ctx, void* data, size_t
                    DType dtype, ReduceOp op, Millis timeout,
                    AllreduceAlgorithm algorithm = AllreduceAlgorithm::Auto) {
   if (elements == 0) return;
-  ReduceFn fn = reduce_fn(dtype, op);
-  with_element(itemsize(dtype), [&](auto* type_tag) {
-    using T = std::remove_pointer_t<decltype(type_tag)>;
-    gloo::AllreduceOptions opts(ctx);
-    opts.setOutput<T>(static_cast<T*>(data), elements);
-    opts.setReduceFunction(fn);
-    opts.setTimeout(timeout);
-    if (algorithm == AllreduceAlgorithm::Ring)
-      opts.setAlgorithm(gloo::AllreduceOptions::Algorithm::RING);
-    if (algorithm == AllreduceAlgorithm::Bcube)
-      opts.setAlgorithm(gloo::AllreduceOptions::Algorithm::BCUBE);
-    gloo::allreduce(opts);
-  });
+  if (algorithm == AllreduceAlgorithm::Auto)
+    algorithm = choose_allreduce_algorithm(elements * itemsize(dtype), ctx->size);
+  // The templated algorithms count elements in an int and wait with the group's timeout.
+  bool legacy = algorithm == AllreduceAlgorithm::HalvingDoubling ||
+                algorithm == AllreduceAlgorithm::RingChunked;
+  if (legacy && elements <= static_cast<size_t>(INT_MAX)) {
+    with_legacy_reduction(dtype, op, [&](auto* type_tag, auto* fn) {
+      using T = std::remove_pointer_t<decltype(type_tag)>;
+      std::vector<T*> ptrs{static_cast<T*>(data)};
+      int count = static_cast<int>(elements);
+      if (algorithm == AllreduceAlgorithm::HalvingDoubling)
+        gloo::AllreduceHalvingDoubling<T>(ctx, ptrs, count, fn).run();
+      else
+        gloo::AllreduceRingChunked<T>(ctx, ptrs, count, fn).run();
+    });
+  } else {
+    ReduceFn fn = reduce_fn(dtype, op);
+    with_element(itemsize(dtype), [&](auto* type_tag) {
+      using T = std::remove_pointer_t<decltype(type_tag)>;
+      gloo::AllreduceOptions opts(ctx);
+      opts.setOutput<T>(static_cast<T*>(data), elements);
+      opts.setReduceFunction(fn);
+      opts.setTimeout(timeout);
+      opts.setAlgorithm(algorithm == AllreduceAlgorithm::Bcube
+                            ? gloo::AllreduceOptions::Algorithm::BCUBE
+                            : gloo::AllreduceOptions::Algorithm::RING);
+      gloo::allreduce(opts);
+    });
+  }
   if (op == ReduceOp::Avg) divide_in_place(data, dtype, elements, ctx->size);
+}
+
+// Ring reduce-scatter of `count` elements per rank, laid out rank after rank in `all`; on
+// return block `rank` of `all` holds the reduction. In step s each rank sends block
+// (rank - s - 1) to its right neighbour and reduces block (rank - s - 2) from its left one into
+// place, so every rank sends (p-1)/p of the data once: half of what all-reduce-then-keep-one-
+// block costs. Written on Gloo's unbound buffers, like its own collectives (its templated
+// ReduceScatterHalvingDoubling left later ring all-reduces in the process ~40x slower).
+void run_reduce_scatter(const std::shared_ptr<gloo::Context>& ctx, char* all, size_t count,
+                        DType dtype, ReduceOp op, uint64_t slot, Millis timeout) {
+  const int p = ctx->size, rank = ctx->rank;
+  const size_t block = count * itemsize(dtype);
+  if (p > 1) {
+    ReduceFn fn = reduce_fn(dtype, op);
+    std::vector<char> incoming(block);
+    auto out = ctx->createUnboundBuffer(all, block * static_cast<size_t>(p));
+    auto in = ctx->createUnboundBuffer(incoming.data(), block);
+    const int right = (rank + 1) % p, left = (rank + p - 1) % p;
+    auto wrap = [p](int b) { return static_cast<size_t>(((b % p) + p) % p); };
+    for (int s = 0; s < p - 1; ++s) {
+      size_t send_block = wrap(rank - s - 1), recv_block = wrap(rank - s - 2);
+      out->send(right, slot, send_block * block, block);
+      in->recv(left, slot, 0, block);
+      if (!in->waitRecv(timeout)) throw Error("aborted");
+      char* target = all + recv_block * block;
+      fn(target, target, incoming.data(), count);
+      if (!out->waitSend(timeout)) throw Error("aborted");
+    }
+  }
+  if (op == ReduceOp::Avg) divide_in_place(all + rank * block, dtype, count, p);
+}
+
+// What an aborted group must never free while a detached thread may still use it: kept
+// reachable from a global for the life of the process (so leak checkers stay quiet too).
+void keep_forever(std::shared_ptr<void> thing) {
+  static auto* mu = new std::mutex;
+  static auto* kept = new std::vector<std::shared_ptr<void>>;
+  std::lock_guard<std::mutex> lock(*mu);
+  kept->push_back(std::move(thing));
 }
 
 // The rank behind an address in a Gloo error message, or -1. Gloo names a pair by the peer's
@@ -197,24 +148,54 @@ int peer_in_message(const std::string& msg, const std::vector<std::pair<std::str
   return -1;
 }
 
+// "[ip]:port" (Gloo's form) or "host:port" -> the host part.
+std::string host_of(const std::string& addr) {
+  size_t close = addr.rfind(']');
+  if (!addr.empty() && addr[0] == '[' && close != std::string::npos)
+    return addr.substr(1, close - 1);
+  return addr.substr(0, addr.rfind(':'));
+}
+
 constexpr uint64_t kP2PSlotPrefix = 0xE0ull << 56;  // keeps clear of Gloo's collective slots
+constexpr uint64_t kReduceScatterSlotPrefix = 0xE1ull << 56;
 
 }  // namespace
 
-const char* reduce_op_name(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::Sum:
-      return "SUM";
-    case ReduceOp::Avg:
-      return "AVG";
-    case ReduceOp::Max:
-      return "MAX";
-    case ReduceOp::Min:
-      return "MIN";
-    case ReduceOp::Product:
-      return "PRODUCT";
+// From this share of the message per rank, all_reduce picks ring (see
+// choose_allreduce_algorithm).
+constexpr size_t kRingShareBytes = 16u << 20;
+
+const char* algorithm_name(AllreduceAlgorithm a) {
+  switch (a) {
+    case AllreduceAlgorithm::Auto:
+      return "auto";
+    case AllreduceAlgorithm::Ring:
+      return "ring";
+    case AllreduceAlgorithm::RingChunked:
+      return "ring_chunked";
+    case AllreduceAlgorithm::HalvingDoubling:
+      return "halving_doubling";
+    case AllreduceAlgorithm::Bcube:
+      return "bcube";
   }
   return "?";
+}
+
+AllreduceAlgorithm choose_allreduce_algorithm(size_t bytes, int world_size) {
+  // Two ranks: every algorithm is the same single exchange; ring is the leanest.
+  if (world_size <= 2) return AllreduceAlgorithm::Ring;
+  // Bcube and ring move the same bytes per rank, 2(p-1)/p of the message, but bcube in
+  // log2(p) rounds and ring in 2(p-1): on high-latency links (Wi-Fi phones, 100+ ranks) ring's
+  // rounds dominate unless each one carries a lot. Measured on loopback with 3 and 4 ranks
+  // (1 KiB .. 16 MiB): bcube best or within ~20% everywhere, while Gloo's ring stalled at 4
+  // ranks (~0.5 s per MiB). So ring only when each rank's share is large enough for its
+  // neighbour-only, pipelined traffic to pay off.
+  if (bytes / static_cast<size_t>(world_size) >= kRingShareBytes) return AllreduceAlgorithm::Ring;
+  // Halving-doubling and chunked ring (Gloo's older, templated API, built per call here) are
+  // never chosen automatically: after one of them, Gloo's ring all-reduce in the same process
+  // was measured ~40x slower at 4 ranks (0.5 s per MiB), and a peer's data arriving before the
+  // receiver has built its side makes the receiver's Gloo thread spin until then.
+  return AllreduceAlgorithm::Bcube;
 }
 
 // -------------------------------------------------------------------------------- Work
@@ -238,6 +219,7 @@ void Work::wait(Millis timeout) {
 void Work::finish(std::exception_ptr error) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (done_) return;
     done_ = true;
     error_ = error;
   }
@@ -252,7 +234,33 @@ WorkQueue::~WorkQueue() {
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
+}
+
+void WorkQueue::abort(std::exception_ptr error) {
+  std::deque<std::pair<std::function<void()>, std::shared_ptr<Work>>> dropped;
+  std::shared_ptr<Work> running;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dropped.swap(tasks_);
+    running = running_;
+  }
+  if (running) running->finish(error);
+  for (auto& item : dropped) item.second->finish(error);
+}
+
+bool WorkQueue::idle() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tasks_.empty() && !running_;
+}
+
+void WorkQueue::abandon() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.detach();
 }
 
 std::shared_ptr<Work> WorkQueue::push(std::function<void()> task) {
@@ -274,6 +282,7 @@ void WorkQueue::loop() {
       if (tasks_.empty()) return;  // stop_ and drained
       item = std::move(tasks_.front());
       tasks_.pop_front();
+      running_ = item.second;
     }
     std::exception_ptr error;
     try {
@@ -282,6 +291,8 @@ void WorkQueue::loop() {
       error = std::current_exception();
     }
     item.second->finish(error);
+    std::lock_guard<std::mutex> lock(mu_);
+    running_.reset();
   }
 }
 
@@ -358,12 +369,88 @@ ProcessGroup::~ProcessGroup() {
 }
 
 void ProcessGroup::shutdown() {
+  std::unique_ptr<WorkQueue> collectives, p2p;
+  {
+    // Joined outside the lock, so an abort can still reach the queues meanwhile.
+    std::lock_guard<std::mutex> lock(queues_mu_);
+    collectives.swap(collectives_);
+    p2p.swap(p2p_);
+  }
+  // Let queued work finish, unless an abort comes first (the watchdog may still fire while
+  // an operation waits on a lost rank).
+  auto busy = [&] { return (collectives && !collectives->idle()) || (p2p && !p2p->idle()); };
+  while (busy() && !aborted()) std::this_thread::sleep_for(Millis(10));
+  if (aborted()) {
+    // The threads may be inside Gloo for up to its timeout: let them go, and keep what they
+    // use (the queues themselves, the context) alive for good.
+    for (auto* q : {&collectives, &p2p}) {
+      if (!*q) continue;
+      (*q)->abandon();
+      keep_forever(std::shared_ptr<WorkQueue>(q->release()));
+    }
+    keep_forever(context_);
+  }
+}
+
+bool ProcessGroup::is_shut_down() {
   std::lock_guard<std::mutex> lock(queues_mu_);
-  collectives_.reset();
-  p2p_.reset();
+  return !collectives_;
+}
+
+bool ProcessGroup::aborted() const {
+  std::lock_guard<std::mutex> lock(abort_->mu);
+  return abort_->error != nullptr;
+}
+
+std::string ProcessGroup::abort_reason() const {
+  std::lock_guard<std::mutex> lock(abort_->mu);
+  return abort_->reason;
+}
+
+void ProcessGroup::abort(const std::string& reason) {
+  std::exception_ptr error;
+  {
+    std::lock_guard<std::mutex> lock(abort_->mu);
+    if (abort_->error) return;
+    abort_->reason = reason;
+    abort_->error = std::make_exception_ptr(
+        Error(detail::cat("process group (rank ", rank_, " of ", size_, ") aborted: ", reason)));
+    error = abort_->error;
+  }
+  abort_->cv.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(queues_mu_);
+    if (collectives_) collectives_->abort(error);
+    if (p2p_) p2p_->abort(error);
+  }
+  close_connections();
+}
+
+// Closing our end fails the peers' operations on these connections at once (each then learns
+// the reason from its own watchdog). Gloo offers no way to wake this process's own thread if
+// it waits inside Gloo on a frozen peer: it stays until Gloo's timeout, which is why shutdown
+// after an abort detaches it.
+void ProcessGroup::close_connections() {
+  if (!context_) return;
+  try {
+    context_->closeConnections();
+  } catch (const std::exception&) {
+    // Already closed or failed: nothing left to tell the peers.
+  }
+}
+
+std::string ProcessGroup::AbortState::wait_for_reason(bool with_grace) {
+  std::unique_lock<std::mutex> lock(mu);
+  Millis grace(with_grace ? grace_ms.load() : 0);
+  cv.wait_for(lock, grace, [&] { return error != nullptr; });
+  return reason;
 }
 
 WorkQueue& ProcessGroup::queue(bool p2p) {
+  {
+    std::lock_guard<std::mutex> lock(abort_->mu);
+    if (abort_->error) std::rethrow_exception(abort_->error);
+  }
   std::lock_guard<std::mutex> lock(queues_mu_);
   WorkQueue* q = p2p ? p2p_.get() : collectives_.get();
   PHX_CHECK(q, Error, "ProcessGroup rank ", rank_, " of ", size_,
@@ -378,13 +465,24 @@ std::string ProcessGroup::describe(const char* op) const {
 std::shared_ptr<Work> ProcessGroup::enqueue(const char* op, std::function<void()> fn) {
   std::string what = describe(op);
   auto peers = peer_addresses_;
-  return queue(false).push([what, peers, fn = std::move(fn)] {
+  auto abort_state = abort_;
+  return queue(false).push([abort_state, what, peers, fn = std::move(fn)] {
     try {
       translate_errors(what, fn);
     } catch (const Error& e) {
+      // A peer's closed connection is often a consequence (it gave up because another rank
+      // was lost): the watchdog's verdict, when it comes within the grace, names the cause.
+      // (A timeout gets no grace: a frozen peer is named only after the heartbeat timeout.)
+      bool timed_out = dynamic_cast<const TimeoutError*>(&e) != nullptr;
+      std::string reason = abort_state->wait_for_reason(!timed_out);
+      if (!reason.empty()) throw Error(detail::cat(what, " aborted: ", reason));
       int peer = peer_in_message(e.what(), peers);
       if (peer < 0) throw;
-      std::string msg = detail::cat(e.what(), " (the failing peer is rank ", peer, ")");
+      std::string host;
+      for (auto& [addr, r] : peers)
+        if (r == peer) host = host_of(addr);
+      std::string msg =
+          detail::cat(e.what(), " (the failing peer is rank ", peer, " (host ", host, "))");
       if (dynamic_cast<const TimeoutError*>(&e)) throw TimeoutError(msg);
       throw Error(msg);
     }
@@ -486,15 +584,16 @@ std::shared_ptr<Work> ProcessGroup::reduce_scatter(const Tensor& output,
   Millis limit = op_timeout(timeout);
   auto ctx = context_;
   int rank = rank_;
-  // Composed: all-reduce the concatenated inputs, keep this rank's block.
+  // Every rank numbers its reduce-scatters alike (collectives run in the same order on all).
+  uint64_t slot = kReduceScatterSlotPrefix | (reduce_scatters_++ & 0xffffffffffffull);
   return enqueue("reduce_scatter", [=] {
     size_t n = nbytes(output);
     if (n == 0) return;
+    size_t count = static_cast<size_t>(output.numel());
     std::vector<char> all(n * inputs.size());
     for (size_t r = 0; r < inputs.size(); ++r)
       std::memcpy(all.data() + r * n, inputs[r].raw_data(), n);
-    run_allreduce(ctx, all.data(), static_cast<size_t>(output.numel()) * inputs.size(),
-                  output.dtype(), op, limit);
+    run_reduce_scatter(ctx, all.data(), count, output.dtype(), op, slot, limit);
     std::memcpy(output.raw_data(), all.data() + rank * n, n);
     output.bump_version();
   });

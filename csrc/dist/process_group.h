@@ -3,7 +3,13 @@
 // and return a Work handle, so an asynchronous all-reduce overlaps compute on the caller's
 // thread. Point-to-point transfers are posted at once and completed on a second thread, so a
 // pending recv never blocks a collective queued behind it.
+//
+// abort(reason) is the way out of a collective that waits on a lost rank (the watchdog calls
+// it, dist/watchdog.h): every queued and running operation fails at once with the reason, the
+// Gloo connections are closed so the peers fail fast too, later operations raise, and
+// shutdown() no longer joins the communication thread (nor frees what it may still touch).
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -16,6 +22,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "dist/reductions.h"
 #include "dist/tcp_store.h"
 
 namespace gloo {
@@ -24,10 +31,12 @@ class Context;
 
 namespace phalanx::dist {
 
-enum class ReduceOp { Sum, Avg, Max, Min, Product };
-// Gloo's all-reduce algorithms; Auto lets Gloo choose (ring in this version).
-enum class AllreduceAlgorithm { Auto, Ring, Bcube };
-const char* reduce_op_name(ReduceOp op);
+// Gloo's all-reduce algorithms; Auto picks one by message size and world size (see
+// choose_allreduce_algorithm).
+enum class AllreduceAlgorithm { Auto, Ring, RingChunked, HalvingDoubling, Bcube };
+const char* algorithm_name(AllreduceAlgorithm a);
+// The rule behind Auto (exposed for tests and for the documentation of the choice).
+AllreduceAlgorithm choose_allreduce_algorithm(size_t bytes, int world_size);
 
 // The handle of one queued operation.
 class Work {
@@ -36,7 +45,9 @@ class Work {
   // Blocks until done (timeout < 0: without limit) and rethrows the operation's error.
   // TimeoutError if it is still running after `timeout`; the operation itself keeps its own.
   void wait(Millis timeout = Millis(-1));
-  void finish(std::exception_ptr error);  // called once by the thread that ran it
+  // The first call decides the outcome (an abort may finish a Work before the thread that
+  // runs it does); later calls are ignored.
+  void finish(std::exception_ptr error);
 
  private:
   std::mutex mu_;
@@ -49,8 +60,14 @@ class Work {
 class WorkQueue {
  public:
   explicit WorkQueue(std::string name);
-  ~WorkQueue();  // runs what is queued, then joins
+  ~WorkQueue();  // runs what is queued, then joins (unless abandoned)
   std::shared_ptr<Work> push(std::function<void()> task);
+  // Fails the running and every queued Work with `error` now; queued tasks never run.
+  void abort(std::exception_ptr error);
+  // Lets the thread go without waiting for it (it may be stuck in Gloo): the caller must
+  // keep this object alive for good, see ProcessGroup::shutdown.
+  void abandon();
+  bool idle();  // nothing queued or running
 
  private:
   void loop();
@@ -58,6 +75,7 @@ class WorkQueue {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<std::function<void()>, std::shared_ptr<Work>>> tasks_;
+  std::shared_ptr<Work> running_;
   bool stop_ = false;
   std::thread thread_;
 };
@@ -76,8 +94,19 @@ class ProcessGroup {
   ProcessGroup(std::shared_ptr<TCPStore> store, int rank, int size, ProcessGroupOptions options);
   ~ProcessGroup();
   // Finishes the queued operations and stops the communication threads; later operations
-  // raise. Call it without holding locks a queued operation may need (Python's GIL).
+  // raise. Call it without holding locks a queued operation may need (Python's GIL). After an
+  // abort it returns at once: the threads are detached and the Gloo context is deliberately
+  // leaked, so a thread still inside Gloo never touches freed memory.
   void shutdown();
+  // Fails every queued and running operation with Error(reason), now; later operations raise
+  // it. Thread-safe, idempotent (the first reason wins).
+  void abort(const std::string& reason);
+  bool aborted() const;
+  bool is_shut_down();
+  std::string abort_reason() const;  // empty until aborted
+  // How long an operation that failed inside Gloo waits for an abort to explain it (a peer's
+  // connection closes before the watchdog hears which rank was lost first); 0 by default.
+  void set_failure_grace(Millis grace) { abort_->grace_ms = grace.count(); }
 
   int rank() const { return rank_; }
   int size() const { return size_; }
@@ -102,6 +131,7 @@ class ProcessGroup {
   Millis op_timeout(Millis t) const { return t.count() < 0 ? timeout_ : t; }
   std::string describe(const char* op) const;
   std::shared_ptr<Work> enqueue(const char* op, std::function<void()> fn);
+  void close_connections();
   WorkQueue& queue(bool p2p);
   std::shared_ptr<Work> point_to_point(const Tensor& t, int peer, uint32_t tag, Millis timeout,
                                        bool sending);
@@ -114,6 +144,19 @@ class ProcessGroup {
   std::mutex queues_mu_;
   std::unique_ptr<WorkQueue> collectives_;
   std::unique_ptr<WorkQueue> p2p_;
+  std::atomic<uint64_t> reduce_scatters_{0};  // names each one's Gloo slot
+
+  // Shared with the tasks, which may outlive this object on an abandoned thread.
+  struct AbortState {
+    std::mutex mu;  // guards reason and error
+    std::condition_variable cv;
+    std::string reason;
+    std::exception_ptr error;
+    std::atomic<int64_t> grace_ms{0};
+    // The abort reason, waiting up to the grace for one to arrive; "" if none.
+    std::string wait_for_reason(bool with_grace);
+  };
+  std::shared_ptr<AbortState> abort_ = std::make_shared<AbortState>();
 };
 
 }  // namespace phalanx::dist

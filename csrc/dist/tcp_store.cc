@@ -23,8 +23,20 @@ using Clock = std::chrono::steady_clock;
 constexpr uint32_t kMagic = 0x31584850;            // "PHX1"
 constexpr uint32_t kMaxFrame = 64u * 1024 * 1024;  // no rendezvous message comes near this
 constexpr int64_t kMaxWaitMs = 24LL * 3600 * 1000;
+constexpr uint32_t kMaxRank = 1u << 20;   // far beyond any rack
+constexpr size_t kMaxHostLength = 1024;   // a host description, not a payload
+constexpr auto kScanEvery = Millis(100);  // staleness is checked at most this often per group
 
-enum Op : uint8_t { kHello = 1, kSet = 2, kGet = 3, kWait = 4, kAdd = 5, kCheck = 6 };
+enum Op : uint8_t {
+  kHello = 1,
+  kSet = 2,
+  kGet = 3,
+  kWait = 4,
+  kAdd = 5,
+  kCheck = 6,
+  kHeartbeat = 7,
+  kGoodbye = 8,
+};
 enum Status : uint8_t { kOk = 0, kTimedOut = 1, kRejected = 2, kBadRequest = 3 };
 
 struct ParseError {};
@@ -154,6 +166,12 @@ std::string ms_str(Millis t) {
   return detail::cat(t.count() / 1000.0, " s");
 }
 
+// "10.1 s": one decimal, for reports of silence.
+std::string seconds_str(Clock::duration d) {
+  int64_t tenths = std::chrono::duration_cast<Millis>(d).count() / 100;
+  return detail::cat(tenths / 10, ".", tenths % 10, " s");
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------- server
@@ -245,15 +263,50 @@ void TCPStoreServer::serve(int fd) {
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (!stopping_) heartbeat_connection_closed(fd);
+  heartbeat_fds_.erase(fd);
   client_fds_.erase(fd);
   ::close(fd);
+}
+
+void TCPStoreServer::note_lost(Liveness& g, uint32_t rank, const std::string& reason) {
+  if (g.lost) return;
+  g.lost = true;
+  g.lost_rank = rank;
+  g.lost_host = g.members[rank].host;
+  g.lost_reason = reason;
+}
+
+void TCPStoreServer::scan(Liveness& g, Clock::time_point now) {
+  if (g.lost || now - g.last_scan < kScanEvery) return;
+  g.last_scan = now;
+  const std::pair<const uint32_t, Member>* stalest = nullptr;
+  for (auto& entry : g.members) {
+    const Member& m = entry.second;
+    if (m.departed || m.closed) continue;
+    if (!stalest || m.last_seen < stalest->second.last_seen) stalest = &entry;
+  }
+  if (stalest && now - stalest->second.last_seen > g.timeout)
+    note_lost(g, stalest->first,
+              "no heartbeat for " + seconds_str(now - stalest->second.last_seen));
+}
+
+void TCPStoreServer::heartbeat_connection_closed(int fd) {
+  auto it = heartbeat_fds_.find(fd);
+  if (it == heartbeat_fds_.end()) return;
+  auto g = liveness_.find(it->second.first);
+  if (g == liveness_.end()) return;
+  Member& m = g->second.members[it->second.second];
+  if (m.departed) return;
+  m.closed = true;
+  note_lost(g->second, it->second.second, "connection closed without goodbye");
 }
 
 bool TCPStoreServer::handle(int fd, const std::vector<char>& body) {
   Reader in{body};
   if (in.u32() != kMagic) return false;
   uint8_t op = in.u8();
-  if (op < kHello || op > kCheck) return false;
+  if (op < kHello || op > kGoodbye) return false;
   std::string job = in.str(), token = in.str();
   Writer out;
   if (job != job_id_ || token != token_) {
@@ -353,6 +406,45 @@ bool TCPStoreServer::handle(int fd, const std::vector<char>& body) {
       }
       out.u8(kOk);
       out.u8(all ? 1 : 0);
+      break;
+    }
+    case kHeartbeat: {
+      std::string group = in.str();
+      uint32_t rank = in.u32();
+      std::string host = in.str();
+      int64_t ms = static_cast<int64_t>(std::min<uint64_t>(in.u64(), kMaxWaitMs));
+      if (!in.done() || rank >= kMaxRank || host.size() > kMaxHostLength) return false;
+      auto now = Clock::now();
+      std::lock_guard<std::mutex> lock(mu_);
+      Liveness& g = liveness_[group];
+      g.timeout = Millis(std::max<int64_t>(ms, 1));
+      Member& m = g.members[rank];
+      m.host = host;
+      m.last_seen = now;
+      m.departed = false;
+      m.closed = false;
+      heartbeat_fds_[fd] = {group, rank};
+      scan(g, now);
+      out.u8(kOk);
+      out.u8(g.lost ? 1 : 0);
+      if (g.lost) {
+        out.u32(g.lost_rank);
+        out.str(g.lost_host);
+        out.str(g.lost_reason);
+      }
+      break;
+    }
+    case kGoodbye: {
+      std::string group = in.str();
+      uint32_t rank = in.u32();
+      if (!in.done() || rank >= kMaxRank) return false;
+      std::lock_guard<std::mutex> lock(mu_);
+      auto g = liveness_.find(group);
+      if (g != liveness_.end()) {
+        auto m = g->second.members.find(rank);
+        if (m != g->second.members.end()) m->second.departed = true;
+      }
+      out.u8(kOk);
       break;
     }
     default:
@@ -460,7 +552,7 @@ std::string TCPStore::where() const {
 }
 
 std::vector<char> TCPStore::request(uint8_t op, const std::vector<char>& fields,
-                                    Millis reply_timeout, const std::string& what) {
+                                    Millis reply_timeout, const std::string& what, Millis slack) {
   Writer w;
   w.u32(kMagic);
   w.u8(op);
@@ -477,13 +569,12 @@ std::vector<char> TCPStore::request(uint8_t op, const std::vector<char>& fields,
   };
   if (!send_frame(fd_, w.buf)) throw fail("the store server closed the connection");
   std::vector<char> reply;
-  // The server answers a timed wait itself; the slack covers a slow network.
-  ReadResult r = read_frame(fd_, reply, Clock::now() + reply_timeout + Millis(10000));
+  ReadResult r = read_frame(fd_, reply, Clock::now() + reply_timeout + slack);
   if (r == ReadResult::kTimedOut) {
     ::close(fd_);
     fd_ = -1;
     throw TimeoutError(detail::cat("TCPStore ", where(), ": ", what, ": no reply within ",
-                                   ms_str(reply_timeout + Millis(10000))));
+                                   ms_str(reply_timeout + slack)));
   }
   if (r != ReadResult::kOk || reply.empty()) throw fail("the store server closed the connection");
   Reader in{reply};
@@ -555,6 +646,42 @@ bool TCPStore::check(const std::vector<std::string>& keys) {
   for (auto& k : keys) w.str(k);
   std::vector<char> reply = request(kCheck, w.buf, timeout_, "check");
   return !reply.empty() && reply[0] != 0;
+}
+
+HeartbeatReply TCPStore::heartbeat(const std::string& group, int rank, const std::string& host,
+                                   Millis timeout) {
+  PHX_CHECK(rank >= 0 && static_cast<uint32_t>(rank) < kMaxRank, ValueError, "heartbeat: rank ",
+            rank, " out of range");
+  PHX_CHECK(host.size() <= kMaxHostLength, ValueError, "heartbeat: host description longer than ",
+            kMaxHostLength, " bytes");
+  Writer w;
+  w.str(group);
+  w.u32(static_cast<uint32_t>(rank));
+  w.str(host);
+  w.u64(static_cast<uint64_t>(std::max<int64_t>(timeout.count(), 1)));
+  std::vector<char> reply = request(kHeartbeat, w.buf, timeout, "heartbeat", Millis(0));
+  Reader in{reply};
+  HeartbeatReply out;
+  try {
+    out.lost = in.u8() != 0;
+    if (out.lost) {
+      out.rank = static_cast<int>(in.u32());
+      out.host = in.str();
+      out.reason = in.str();
+    }
+  } catch (const ParseError&) {
+    throw Error(detail::cat("TCPStore ", where(), ": malformed reply to heartbeat"));
+  }
+  return out;
+}
+
+void TCPStore::goodbye(const std::string& group, int rank, Millis timeout) {
+  PHX_CHECK(rank >= 0 && static_cast<uint32_t>(rank) < kMaxRank, ValueError, "goodbye: rank ", rank,
+            " out of range");
+  Writer w;
+  w.str(group);
+  w.u32(static_cast<uint32_t>(rank));
+  request(kGoodbye, w.buf, timeout, "goodbye", Millis(0));
 }
 
 }  // namespace phalanx::dist

@@ -8,6 +8,12 @@
 //   str     = u32 length, bytes
 // The server checks every length, opcode and the job id/token of every request, and drops a
 // client that sends anything malformed; it never trusts a length before checking it.
+//
+// Liveness: ranks heartbeat on their own connection (see dist/watchdog.h). The server records
+// when each rank of a group was last seen and answers every heartbeat with the first rank found
+// lost: silent for longer than the heartbeat timeout (a frozen or unplugged device), or whose
+// heartbeat connection closed without a goodbye (a killed process). Staleness is computed when
+// a heartbeat arrives, at most once per kScanEvery per group, so no server thread ticks.
 #pragma once
 #include <gloo/rendezvous/store.h>
 
@@ -30,6 +36,22 @@ using Millis = std::chrono::milliseconds;
 // The server: a listening socket and one thread per connected client. Destruction stops it.
 class TCPStoreServer {
  public:
+  // A rank of a liveness group, as the server last saw it.
+  struct Member {
+    std::string host;
+    std::chrono::steady_clock::time_point last_seen;
+    bool departed = false;  // said goodbye: never reported lost
+    bool closed = false;    // its heartbeat connection closed without a goodbye
+  };
+  struct Liveness {
+    std::map<uint32_t, Member> members;
+    Millis timeout{10000};  // silence longer than this is a loss (the heartbeaters' setting)
+    std::chrono::steady_clock::time_point last_scan{};
+    bool lost = false;  // the first loss sticks: later ones are consequences
+    uint32_t lost_rank = 0;
+    std::string lost_host, lost_reason;
+  };
+
   // Binds 0.0.0.0:port (port 0 picks a free one); IOError(EADDRINUSE) names a taken port.
   TCPStoreServer(int port, std::string job_id, std::string token);
   ~TCPStoreServer();
@@ -43,6 +65,10 @@ class TCPStoreServer {
   void accept_loop();
   void serve(int fd);
   bool handle(int fd, const std::vector<char>& body);  // false: drop the client
+  // Heartbeat bookkeeping; mu_ held.
+  void note_lost(Liveness& g, uint32_t rank, const std::string& reason);
+  void scan(Liveness& g, std::chrono::steady_clock::time_point now);
+  void heartbeat_connection_closed(int fd);
 
   std::string job_id_, token_;
   int listen_fd_ = -1;
@@ -56,6 +82,16 @@ class TCPStoreServer {
   std::map<std::string, std::vector<char>> data_;
   std::set<int> client_fds_;
   std::vector<std::thread> client_threads_;
+  std::map<std::string, Liveness> liveness_;                       // by group key
+  std::map<int, std::pair<std::string, uint32_t>> heartbeat_fds_;  // fd -> (group key, rank)
+};
+
+// What the store answered to a heartbeat: whether some rank of the group is lost, and why.
+struct HeartbeatReply {
+  bool lost = false;
+  int rank = -1;
+  std::string host;
+  std::string reason;  // "no heartbeat for 10.1 s" / "connection closed without goodbye"
 };
 
 // The client. Every method is thread-safe (one request at a time per client).
@@ -77,6 +113,13 @@ class TCPStore : public gloo::rendezvous::Store {
   int64_t add(const std::string& key, int64_t n);
   // True if every key exists now; never blocks.
   bool check(const std::vector<std::string>& keys);
+  // Records that `rank` of liveness group `group` is alive (host describes it in reports) and
+  // returns the group's failure status. `timeout` is both the silence after which the server
+  // calls a rank lost and how long this call waits for the reply (TimeoutError after).
+  HeartbeatReply heartbeat(const std::string& group, int rank, const std::string& host,
+                           Millis timeout);
+  // Marks a clean departure: the rank is never reported lost afterwards.
+  void goodbye(const std::string& group, int rank, Millis timeout);
 
   Millis timeout() const { return timeout_; }
   void set_timeout(Millis t) { timeout_ = t; }
@@ -86,8 +129,10 @@ class TCPStore : public gloo::rendezvous::Store {
   TCPStoreServer* server() const { return server_.get(); }
 
  private:
+  // Waits reply_timeout + slack for the reply (the slack covers a slow network when the
+  // server itself waits up to reply_timeout).
   std::vector<char> request(uint8_t op, const std::vector<char>& fields, Millis reply_timeout,
-                            const std::string& what);
+                            const std::string& what, Millis slack = Millis(10000));
   std::string where() const;
 
   std::string host_;

@@ -151,16 +151,45 @@ def case_all_reduce(rank, world):
                     err_msg=f"{dtype} {op} n={n}",
                     **_tolerance(dtype, world),
                 )
-    for algorithm in ["ring", "bcube"]:
-        for n in [1, 5, 100003]:
-            arrays = [_data("float32", n, r, 99) for r in range(world)]
-            t = phalanx.from_numpy(arrays[rank].copy())
-            dist.all_reduce(t, algorithm=algorithm)
-            np.testing.assert_allclose(t.numpy(), np.sum(arrays, 0), rtol=1e-5, atol=1e-5 * world)
     with pytest.raises(ValueError, match="algorithm"):
         dist.all_reduce(phalanx.from_numpy(np.ones(3, np.float32)), algorithm="tree")
     with pytest.raises(TypeError, match="AVG"):
         dist.all_reduce(phalanx.from_numpy(np.ones(3, np.int64)), op=dist.ReduceOp.AVG)
+
+
+ALGORITHMS = ["ring", "ring_chunked", "halving_doubling", "bcube"]
+
+
+def case_all_reduce_algorithms(rank, world):
+    # Every algorithm, dtype and op against numpy; then integer-valued floats, whose sums are
+    # exact in any order, must come out bit-identical from every algorithm, up to 4 MiB.
+    seed = 500
+    for algorithm in ALGORITHMS:
+        for dtype in ["float32", "float16", "bfloat16", "int64", "int32", "uint8"]:
+            floating = dtype in ("float32", "float16", "bfloat16")
+            for op in ["SUM", "MAX", "MIN"] + (["AVG"] if floating else []):
+                for n in [1, 7, 4099]:
+                    seed += 1
+                    arrays = [_data(dtype, n, r, seed) for r in range(world)]
+                    t = _to_phalanx(arrays[rank], dtype)
+                    dist.all_reduce(t, op=getattr(dist.ReduceOp, op), algorithm=algorithm)
+                    want = _expected([_to_numpy(_to_phalanx(a, dtype)) for a in arrays], dtype, op)
+                    np.testing.assert_allclose(
+                        _to_numpy(t).astype(np.float64),
+                        want.astype(np.float64),
+                        err_msg=f"{algorithm} {dtype} {op} n={n}",
+                        **_tolerance(dtype, world),
+                    )
+    for n in [1, 3, 1000, 65537, (1 << 20) + 5]:
+        results = {}
+        for algorithm in ALGORITHMS + [None]:
+            rng = np.random.default_rng(n * 10 + rank)
+            t = phalanx.from_numpy(rng.integers(-1000, 1000, n).astype(np.float32))
+            dist.all_reduce(t, algorithm=algorithm)
+            results[algorithm] = t.numpy().copy()
+        want = sum(np.random.default_rng(n * 10 + r).integers(-1000, 1000, n) for r in range(world))
+        for algorithm, got in results.items():
+            np.testing.assert_array_equal(got, want.astype(np.float32), err_msg=f"{algorithm}")
 
 
 def case_all_reduce_large(rank, world):
@@ -201,6 +230,27 @@ def case_broadcast_gather_scatter(rank, world):
     np.testing.assert_allclose(out.numpy(), np.full(6, sum(r * 10 + rank for r in range(world))))
     dist.reduce_scatter(out, inputs, op=dist.ReduceOp.MAX)
     np.testing.assert_allclose(out.numpy(), np.full(6, (world - 1) * 10 + rank))
+    # Gloo's reduce-scatter, for every dtype and op and uneven sizes, against numpy.
+    seed = 900
+    for dtype in ["float32", "float16", "bfloat16", "int64", "int32", "uint8"]:
+        floating = dtype in ("float32", "float16", "bfloat16")
+        for op in ["SUM", "MAX", "MIN"] + (["AVG"] if floating else []):
+            for n in [1, 5, 3001]:
+                seed += 1
+                blocks = [
+                    [_data(dtype, n, r * world + i, seed) for i in range(world)]
+                    for r in range(world)
+                ]
+                ins = [_to_phalanx(b, dtype) for b in blocks[rank]]
+                o = _to_phalanx(np.zeros(n, np.float32), dtype)
+                dist.reduce_scatter(o, ins, op=getattr(dist.ReduceOp, op))
+                mine = [_to_numpy(_to_phalanx(blocks[r][rank], dtype)) for r in range(world)]
+                np.testing.assert_allclose(
+                    _to_numpy(o).astype(np.float64),
+                    _expected(mine, dtype, op).astype(np.float64),
+                    err_msg=f"reduce_scatter {dtype} {op} n={n}",
+                    **_tolerance(dtype, world),
+                )
     dist.barrier()
     with pytest.raises(ValueError, match="contiguous"):
         dist.all_reduce(phalanx.from_numpy(np.zeros((4, 4), np.float32)).transpose(0, 1))
@@ -259,9 +309,10 @@ def case_peer_dies(rank, world):
     if rank == 1:
         os._exit(0)  # vanishes without a word
     t0 = time.monotonic()
-    # The error names the lost peer by rank, not only by Gloo's address.
+    # The error names the lost peer by rank and host, not only by Gloo's address: from the
+    # watchdog's verdict, or (heartbeats disabled) from Gloo's error.
     with pytest.raises(
-        (RuntimeError, TimeoutError), match="all_reduce on rank 0 of 2.*failing peer is rank 1"
+        (RuntimeError, TimeoutError), match=r"rank 0 of 2.*rank 1 \(host 127\.0\.0\.1\)"
     ):
         dist.all_reduce(phalanx.from_numpy(np.ones(1000, np.float32)))
     assert time.monotonic() - t0 < 12
@@ -298,12 +349,24 @@ def test_all_reduce_dtypes_ops_sizes(world):
     check_ok(launch("all_reduce", world))
 
 
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_all_reduce_every_algorithm_gives_the_same_result(world):
+    check_ok(launch("all_reduce_algorithms", world))
+
+
+def test_automatic_algorithm_choice():
+    choose = phalanx._C.dist.choose_allreduce_algorithm
+    assert choose(4, 2) == "ring" and choose(1 << 30, 2) == "ring"
+    assert choose(4, 4) == "bcube" and choose(4 << 20, 138) == "bcube"
+    assert choose(64 << 20, 4) == "ring"  # 16 MiB per rank
+
+
 @pytest.mark.parametrize("world", [2, 4])
 def test_all_reduce_large(world):
     check_ok(launch("all_reduce_large", world))
 
 
-@pytest.mark.parametrize("world", [2, 4])
+@pytest.mark.parametrize("world", [2, 3, 4])
 def test_broadcast_all_gather_reduce_scatter_barrier(world):
     check_ok(launch("broadcast_gather_scatter", world))
 
@@ -322,8 +385,10 @@ def test_world_size_mismatch_names_both_sizes():
     )
 
 
-def test_dead_peer_fails_the_collective_within_the_timeout():
-    results = launch("peer_dies", 2, env={"PHX_TEST_TIMEOUT": "5"})
+@pytest.mark.parametrize("heartbeat_timeout", ["0", "10"])
+def test_dead_peer_fails_the_collective_within_the_timeout(heartbeat_timeout):
+    env = {"PHX_TEST_TIMEOUT": "5", "PHALANX_HEARTBEAT_TIMEOUT": heartbeat_timeout}
+    results = launch("peer_dies", 2, env=env)
     check_ok(results[:1])
 
 

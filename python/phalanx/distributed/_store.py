@@ -41,6 +41,7 @@ class TCPStore:
         if token is None:
             token = os.environ.get("PHALANX_TOKEN", "")
         self.world_size = world_size
+        self._token = token  # the watchdog's own connection presents it too
         self._store = _C.dist.TCPStore(
             host_name, int(port), bool(is_master), _seconds(timeout, 300.0), job_id, token
         )

@@ -1,0 +1,94 @@
+// ProcessGroup collectives in one process (ranks as threads), mainly so the sanitizer build
+// runs them: the ring reduce-scatter and every all-reduce algorithm.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dist/process_group.h"
+#include "dist/tcp_store.h"
+
+using namespace phalanx;
+using dist::AllreduceAlgorithm;
+using dist::Millis;
+using dist::ProcessGroup;
+using dist::ReduceOp;
+using dist::TCPStore;
+
+namespace {
+
+Tensor filled(int64_t n, float first, float step) {
+  Tensor t = Tensor::empty({n});
+  for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = first + step * static_cast<float>(i);
+  return t;
+}
+
+// Runs body(group, rank) on `world` ranks, one thread each, over one store.
+template <typename F>
+void on_ranks(int world, const std::string& prefix, F body) {
+  TCPStore master("127.0.0.1", 0, true, Millis(10000), "pg", "");
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(static_cast<size_t>(world));
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        auto store =
+            std::make_shared<TCPStore>("127.0.0.1", master.port(), false, Millis(10000), "pg");
+        dist::ProcessGroupOptions o;
+        o.timeout = Millis(20000);
+        o.prefix = prefix;
+        ProcessGroup g(store, r, world, o);
+        body(g, r);
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(r)] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < world; ++r) EXPECT_EQ(errors[static_cast<size_t>(r)], "") << "rank " << r;
+}
+
+}  // namespace
+
+TEST(ProcessGroupCollectives, RingReduceScatter) {
+  for (int world : {1, 2, 3}) {
+    on_ranks(world, "rs" + std::to_string(world), [world](ProcessGroup& g, int rank) {
+      for (int64_t n : {1, 1001}) {
+        std::vector<Tensor> inputs;
+        for (int i = 0; i < world; ++i) inputs.push_back(filled(n, 100.0f * rank + i, 1.0f));
+        Tensor out = Tensor::empty({n});
+        g.reduce_scatter(out, inputs, ReduceOp::Sum)->wait();
+        for (int64_t k = 0; k < n; ++k) {
+          float want = 0;
+          for (int r = 0; r < world; ++r) want += 100.0f * r + rank + static_cast<float>(k);
+          ASSERT_EQ(out.data<float>()[k], want) << "world " << world << " rank " << rank;
+        }
+        g.reduce_scatter(out, inputs, ReduceOp::Max)->wait();
+        ASSERT_EQ(out.data<float>()[0], 100.0f * (world - 1) + rank);
+      }
+    });
+  }
+}
+
+TEST(ProcessGroupCollectives, EveryAllreduceAlgorithmSumsAlike) {
+  on_ranks(3, "algorithms", [](ProcessGroup& g, int rank) {
+    for (auto a :
+         {AllreduceAlgorithm::Auto, AllreduceAlgorithm::Ring, AllreduceAlgorithm::RingChunked,
+          AllreduceAlgorithm::HalvingDoubling, AllreduceAlgorithm::Bcube}) {
+      for (int64_t n : {1, 4099}) {
+        Tensor t = filled(n, static_cast<float>(rank), 1.0f);
+        g.all_reduce(t, ReduceOp::Sum, Millis(-1), a)->wait();
+        for (int64_t k = 0; k < n; k += 97)
+          ASSERT_EQ(t.data<float>()[k], 3.0f + 3.0f * static_cast<float>(k))
+              << dist::algorithm_name(a);
+      }
+    }
+  });
+}
+
+TEST(ProcessGroupCollectives, AutomaticChoice) {
+  EXPECT_EQ(dist::choose_allreduce_algorithm(4, 2), AllreduceAlgorithm::Ring);
+  EXPECT_EQ(dist::choose_allreduce_algorithm(4, 3), AllreduceAlgorithm::Bcube);
+  EXPECT_EQ(dist::choose_allreduce_algorithm(size_t{64} << 20, 4), AllreduceAlgorithm::Ring);
+}

@@ -1,0 +1,372 @@
+"""Failure detection: a rank killed (SIGKILL) or frozen (SIGSTOP) mid-training, the store's
+host killed, a clean departure, a crash, and a long collective that must not be cut short.
+
+Ranks run this file's _rank_main in fresh interpreters (same sys.path and -S flag as the test,
+so it works under scripts/run_with_extension.sh and an editable install alike). A rank writes
+a "ready" file once it is in its loop, so the test signals it mid-run; every rank prints one
+line "RESULT <what> <seconds> <message>" and the test bounds how long survivors took.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+
+import numpy as np
+import pytest
+
+import phalanx
+import phalanx.distributed as dist
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class Ranks:
+    """`world` rank processes running `case`; killed in close() whatever happened."""
+
+    def __init__(self, case: str, world: int, tmp_path, env=None):
+        port = free_port()
+        self.tmp = str(tmp_path)
+        base = dict(os.environ)
+        base["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        base.update(MASTER_ADDR=HOST, MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+        base.update(PHALANX_JOB_ID=f"failures-{port}", WORLD_SIZE=str(world))
+        base["PHX_READY_DIR"] = self.tmp
+        base.update(env or {})
+        cmd = [sys.executable] + (["-S"] if sys.flags.no_site else [])
+        code = (
+            f"import sys; sys.path.insert(0, {HERE!r}); "
+            "import test_dist_failures as t; t._rank_main()"
+        )
+        self.procs = [
+            subprocess.Popen(
+                cmd + ["-c", code, case],
+                env=dict(base, RANK=str(r), LOCAL_RANK=str(r)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for r in range(world)
+        ]
+
+    def wait_ready(self, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        names = [os.path.join(self.tmp, f"ready.{r}") for r in range(len(self.procs))]
+        while not all(os.path.exists(n) for n in names):
+            for r, p in enumerate(self.procs):
+                if p.poll() is not None and not os.path.exists(names[r]):
+                    out, err = p.communicate()
+                    raise AssertionError(f"rank {r} exited {p.returncode} early:\n{out}\n{err}")
+            assert time.monotonic() < deadline, "ranks did not start in time"
+            time.sleep(0.05)
+
+    def finish(self, ranks, timeout):
+        """{rank: (returncode, stdout, stderr, seconds until exit)} for `ranks`."""
+        t0 = time.monotonic()
+        out = {}
+        for r in ranks:
+            p = self.procs[r]
+            try:
+                o, e = p.communicate(timeout=max(0.5, t0 + timeout - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                o, e = p.communicate()
+                e += "\n[killed by the test: too slow]"
+            out[r] = (p.returncode, o, e, time.monotonic() - t0)
+        return out
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+                p.kill()
+            p.communicate()
+
+
+def result(res):
+    code, out, err, _ = res
+    lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"no RESULT (exit {code})\nstdout:\n{out}\nstderr:\n{err}"
+    return lines[-1]
+
+
+# --------------------------------------------------------------------------- rank side
+
+
+def _ready(rank):
+    with open(os.path.join(os.environ["PHX_READY_DIR"], f"ready.{rank}"), "w"):
+        pass
+
+
+def _train(rank, world, group=None, steps=None):
+    """A training-like loop of small all-reduces (about 50 a second); `steps` of them, or
+    without end."""
+    step = 0
+    while steps is None or step < steps:
+        t = phalanx.from_numpy(np.ones(4096, np.float32))
+        dist.all_reduce(t, group=group)
+        step += 1
+        if step == 5:
+            _ready(rank)
+        time.sleep(0.02)
+
+
+def case_train(rank, world):
+    try:
+        _train(rank, world)
+    except Exception as e:  # the failure the test provoked
+        print(f"RESULT failed {type(e).__name__}: {e}", flush=True)
+        sys.exit(3)
+
+
+def case_slow_rank(rank, world):
+    # Rank 1 computes (holding the GIL, as pure Python does) for several heartbeat timeouts
+    # before joining the all-reduce; rank 0 waits in it all that time. Nothing is lost.
+    _ready(rank)
+    t = phalanx.from_numpy(np.full(1 << 20, rank + 1, np.float32))
+    if rank == 1:
+        end = time.monotonic() + float(os.environ["PHX_SLOW_SECONDS"])
+        x = 0
+        while time.monotonic() < end:
+            x += 1
+    t0 = time.monotonic()
+    dist.all_reduce(t)
+    assert float(t.numpy()[0]) == world * (world + 1) / 2
+    print(f"RESULT ok {time.monotonic() - t0:.2f}", flush=True)
+
+
+def case_leave(rank, world):
+    # Everyone builds the subgroup {0, 1}; rank 2 then leaves (how: PHX_LEAVE) while 0 and 1
+    # train on for several heartbeat timeouts.
+    sub = dist.new_group([0, 1])
+    dist.all_reduce(phalanx.from_numpy(np.ones(8, np.float32)))
+    _ready(rank)
+    how = os.environ["PHX_LEAVE"]
+    if rank == 2:
+        if how == "destroy":
+            dist.destroy_process_group()
+        elif how == "crash":
+            raise KeyError("a bug in the training script")
+        print("RESULT left", flush=True)
+        return  # "atexit": the script just ends
+    try:
+        _train(rank, world, group=sub, steps=int(os.environ["PHX_TRAIN_STEPS"]))
+    except Exception as e:
+        print(f"RESULT failed {type(e).__name__}: {e}", flush=True)
+        sys.exit(3)
+    print("RESULT ok", flush=True)
+    dist.destroy_process_group()
+
+
+CASES = {k[5:]: v for k, v in list(globals().items()) if k.startswith("case_")}
+
+
+def _rank_main():
+    case = sys.argv[-1]
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    try:
+        dist.init_process_group("gloo", timeout=float(os.environ.get("PHX_TEST_TIMEOUT", "60")))
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(2)
+    CASES[case](rank, world)  # an exception ends the script as an unhandled one would
+
+
+# --------------------------------------------------------------------------- tests
+
+LOST = r"rank {r} \(host 127\.0\.0\.1\) lost: {why}"
+
+
+def test_killed_rank_stops_every_survivor_within_seconds(tmp_path):
+    # Default heartbeat settings (timeout 10 s): a killed process is noticed by its closed
+    # connection, long before any timeout, whichever survivor waits on whom.
+    ranks = Ranks("train", 4, tmp_path)
+    try:
+        ranks.wait_ready()
+        ranks.procs[2].kill()
+        res = ranks.finish([0, 1, 3], timeout=30)
+        for r, rr in res.items():
+            line = result(rr)
+            assert rr[0] == 3, line
+            assert rr[3] < 6, f"rank {r} took {rr[3]:.1f} s: {line}"
+            assert re.search(LOST.format(r=2, why="connection closed without goodbye"), line), line
+    finally:
+        ranks.close()
+
+
+def test_frozen_rank_stops_every_survivor_within_the_heartbeat_timeout(tmp_path):
+    # SIGSTOP: the process and its connections stay, it just never answers (a phone frozen or
+    # unplugged). Gloo alone would wait out its 60 s timeout.
+    env = {"PHALANX_HEARTBEAT_TIMEOUT": "3", "PHALANX_HEARTBEAT_INTERVAL": "0.5"}
+    ranks = Ranks("train", 3, tmp_path, env=env)
+    try:
+        ranks.wait_ready()
+        os.kill(ranks.procs[1].pid, signal.SIGSTOP)
+        res = ranks.finish([0, 2], timeout=30)
+        for r, rr in res.items():
+            line = result(rr)
+            assert rr[0] == 3, line
+            assert rr[3] < 9, f"rank {r} took {rr[3]:.1f} s: {line}"
+            assert re.search(LOST.format(r=1, why=r"no heartbeat for \d+\.\d s"), line), line
+        ranks.procs[1].kill()
+    finally:
+        ranks.close()
+
+
+def test_killed_store_host_stops_the_others_naming_it(tmp_path):
+    ranks = Ranks("train", 3, tmp_path, env={"PHALANX_HEARTBEAT_TIMEOUT": "3"})
+    try:
+        ranks.wait_ready()
+        ranks.procs[0].kill()  # rank 0 hosts the store
+        res = ranks.finish([1, 2], timeout=30)
+        for r, rr in res.items():
+            line = result(rr)
+            assert rr[0] == 3, line
+            assert rr[3] < 9, f"rank {r} took {rr[3]:.1f} s: {line}"
+            assert re.search(r"store at 127\.0\.0\.1:\d+ \(hosted by rank 0\)", line), line
+    finally:
+        ranks.close()
+
+
+def test_collective_longer_than_the_heartbeat_timeout_completes(tmp_path):
+    env = {
+        "PHALANX_HEARTBEAT_TIMEOUT": "2",
+        "PHALANX_HEARTBEAT_INTERVAL": "0.3",
+        "PHX_SLOW_SECONDS": "5",
+    }
+    ranks = Ranks("slow_rank", 2, tmp_path, env=env)
+    try:
+        res = ranks.finish([0, 1], timeout=60)
+        lines = {r: result(rr) for r, rr in res.items()}
+        for r, rr in res.items():
+            assert rr[0] == 0, f"rank {r}: {lines[r]}\n{rr[2]}"
+        assert float(lines[0].split()[2]) > 4, lines  # rank 0 did wait in the all-reduce
+    finally:
+        ranks.close()
+
+
+@pytest.mark.parametrize("how", ["destroy", "atexit"])
+def test_clean_departure_is_not_a_failure(tmp_path, how):
+    env = {
+        "PHALANX_HEARTBEAT_TIMEOUT": "2",
+        "PHALANX_HEARTBEAT_INTERVAL": "0.3",
+        "PHX_LEAVE": how,
+        "PHX_TRAIN_STEPS": "200",  # 4 s and more: twice the heartbeat timeout
+    }
+    ranks = Ranks("leave", 3, tmp_path, env=env)
+    try:
+        res = ranks.finish([2, 0, 1], timeout=60)
+        assert result(res[2]) == "RESULT left"
+        for r in (0, 1):
+            assert res[r][0] == 0 and result(res[r]) == "RESULT ok", res[r]
+    finally:
+        ranks.close()
+
+
+def test_rank_ending_in_an_unhandled_exception_is_reported_at_once(tmp_path):
+    env = {"PHX_LEAVE": "crash", "PHX_TRAIN_STEPS": "1000000"}  # heartbeat timeout 10 s
+    ranks = Ranks("leave", 3, tmp_path, env=env)
+    try:
+        ranks.wait_ready()
+        res = ranks.finish([2, 0, 1], timeout=40)
+        assert "KeyError" in res[2][2]
+        for r in (0, 1):
+            line = result(res[r])
+            assert res[r][0] == 3, line
+            assert res[r][3] < 8, f"rank {r} took {res[r][3]:.1f} s: {line}"
+            assert re.search(LOST.format(r=2, why="connection closed without goodbye"), line)
+    finally:
+        ranks.close()
+
+
+# --------------------------------------------------------------------------- in process
+
+
+def _pair_of_groups(store, prefix="pair"):
+    """Two ProcessGroups (ranks 0 and 1) of one store, in this process, each with its own
+    client (one client serves one blocking request at a time)."""
+    import threading
+
+    groups = [None, None]
+    clients = [store, dist.TCPStore(HOST, store.port, 2, timeout=30, job_id=store._store.job_id)]
+
+    def make(r):
+        groups[r] = phalanx._C.dist.ProcessGroup(clients[r]._store, r, 2, HOST, "", 30.0, prefix)
+
+    threads = [threading.Thread(target=make, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(groups), "rendezvous failed"
+    return groups
+
+
+def test_abort_fails_pending_and_later_operations_at_once():
+    store = dist.TCPStore(HOST, 0, 2, is_master=True, timeout=30, job_id="abort")
+    pg0, pg1 = _pair_of_groups(store)
+    try:
+        t = phalanx.from_numpy(np.ones(16, np.float32))
+        work = pg0.all_reduce(t, dist.ReduceOp.SUM)  # rank 1 never joins: it would wait 30 s
+        queued = pg0.barrier()
+        time.sleep(0.2)
+        assert not work.is_completed()
+        t0 = time.monotonic()
+        pg0.abort("rank 1 (host h) lost: testing")
+        with pytest.raises(RuntimeError, match=r"aborted: rank 1 \(host h\) lost: testing"):
+            work.wait()
+        with pytest.raises(RuntimeError, match="testing"):
+            queued.wait()
+        with pytest.raises(RuntimeError, match="testing"):
+            pg0.all_reduce(t, dist.ReduceOp.SUM)
+        assert pg0.aborted and "testing" in pg0.abort_reason
+        pg0.shutdown()  # must not wait for the thread stuck in Gloo
+        assert time.monotonic() - t0 < 5
+        pg0.abort("a second reason is ignored")
+        assert "testing" in pg0.abort_reason
+    finally:
+        pg1.shutdown()
+
+
+def test_heartbeat_settings_are_checked(monkeypatch):
+    port = free_port()
+    kw = dict(init_method=f"tcp://{HOST}:{port}", rank=0, world_size=1, timeout=10)
+    with pytest.raises(ValueError, match="longer than heartbeat_interval"):
+        dist.init_process_group("gloo", heartbeat_interval=2, heartbeat_timeout=1, **kw)
+    monkeypatch.setenv("PHALANX_HEARTBEAT_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="PHALANX_HEARTBEAT_TIMEOUT"):
+        dist.init_process_group("gloo", **kw)
+    monkeypatch.setenv("PHALANX_HEARTBEAT_TIMEOUT", "-1")
+    with pytest.raises(ValueError, match="heartbeat_timeout must be >= 0"):
+        dist.init_process_group("gloo", **kw)
+    assert not dist.is_initialized()
+    monkeypatch.setenv("PHALANX_HEARTBEAT_TIMEOUT", "0")  # disabled
+    dist.init_process_group("gloo", **kw)
+    try:
+        assert dist._state.watchdog is None
+    finally:
+        dist.destroy_process_group()
+    monkeypatch.delenv("PHALANX_HEARTBEAT_TIMEOUT")
+    dist.init_process_group("gloo", heartbeat_interval=0.2, heartbeat_timeout=1, **kw)
+    try:
+        assert dist._state.watchdog is not None and dist._state.watchdog.failure == ""
+        t = phalanx.from_numpy(np.ones(3, np.float32))
+        dist.all_reduce(t)
+    finally:
+        dist.destroy_process_group()
