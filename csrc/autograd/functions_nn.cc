@@ -1,4 +1,5 @@
 #include "autograd/functions.h"
+#include "autograd/grad_mode.h"
 #include "core/factory.h"
 #include "ops/batch_norm.h"
 #include "ops/linear.h"
@@ -6,7 +7,12 @@
 
 namespace phalanx::autograd {
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const ops::Conv2dParams& p) {
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
+              const ops::Conv2dParams& params) {
+  ops::Conv2dParams p = params;
+  // A weight being trained changes at every step, before any reuse of its blocked copy
+  // (caching would only hold memory); a frozen one, or any under no_grad, is worth keeping.
+  p.cache_weight = !(grad_enabled() && w.requires_grad());
   Tensor out = ops::conv2d_forward(x, w, bias, p);
   const bool has_bias = bias.defined();
   record("ConvolutionBackward", {out}, {x, w, bias}, {x, w},

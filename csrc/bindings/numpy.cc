@@ -73,8 +73,10 @@ py::array to_numpy(const Tensor& t_in) {
   const auto item = static_cast<py::ssize_t>(itemsize(t.dtype()));
   std::vector<py::ssize_t> shape(t.sizes().begin(), t.sizes().end()), strides;
   for (int64_t s : t.strides()) strides.push_back(s * item);
-  auto* holder = new std::shared_ptr<Storage>(t.storage());
-  py::capsule base(holder, [](void* p) { delete static_cast<std::shared_ptr<Storage>*>(p); });
+  // The array can write our bytes without bumping the version: while it lives, nothing
+  // derived from them (a cached blocked weight) is kept.
+  auto* holder = new std::shared_ptr<void>(Storage::external_writer(t.storage()));
+  py::capsule base(holder, [](void* p) { delete static_cast<std::shared_ptr<void>*>(p); });
   return py::array(dt, shape, strides, t.raw_data(), base);
 }
 

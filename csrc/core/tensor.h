@@ -92,7 +92,11 @@ class Tensor {
   }
 
   uint64_t version() const { return impl_->storage->version; }
-  void bump_version() const { ++impl_->storage->version; }
+  // Every in-place write calls this: it also drops data derived from the old bytes.
+  void bump_version() const {
+    ++impl_->storage->version;
+    impl_->storage->drop_derived();
+  }
 
   // Views share storage (and version counter); they do not record autograd history here:
   // the autograd layer wraps them.

@@ -28,6 +28,18 @@ inline memory::dims md_dims(const memory::desc& md) {
 #endif
 }
 
+// Whether a layout pads some dimension (a blocked channel dimension rounded up to the block).
+inline bool md_is_padded(const memory::desc& md) {
+#if PHX_DNNL_V3
+  return md.get_dims() != md.get_padded_dims();
+#else
+  const auto& d = md.data;
+  for (int i = 0; i < d.ndims; ++i)
+    if (d.dims[i] != d.padded_dims[i]) return true;
+  return false;
+#endif
+}
+
 // A string that identifies a memory descriptor's layout, for primitive-cache keys.
 inline std::string md_key(const memory::desc& md) {
   std::ostringstream os;
@@ -272,6 +284,17 @@ inline softmax_backward::primitive_desc softmax_bwd(const engine& e, bool log,
 #else
   softmax_backward::desc d(alg, data, data, data, axis);
   return {d, e, hint};
+#endif
+}
+
+inline dnnl::binary::primitive_desc binary_pd(const engine& e, algorithm alg,
+                                              const memory::desc& src0, const memory::desc& src1,
+                                              const memory::desc& dst) {
+#if PHX_DNNL_V3
+  return {e, alg, src0, src1, dst};
+#else
+  dnnl::binary::desc d(alg, src0, src1, dst);
+  return {d, e};
 #endif
 }
 

@@ -9,6 +9,9 @@ namespace phalanx::ops {
 struct Conv2dParams {
   std::array<int64_t, 2> stride{1, 1}, padding{0, 0}, dilation{1, 1};
   int64_t groups = 1;
+  // Keep the weight's blocked copies on its storage for reuse while it is unchanged (see
+  // dnnl/weight_cache.h). Off where the weight is about to change anyway (training it).
+  bool cache_weight = false;
 };
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);

@@ -4,6 +4,7 @@
 
 #include "core/factory.h"
 #include "core/strided_loop.h"
+#include "ops/blocked_binary.h"
 #include "ops/reduce.h"
 
 namespace phalanx::ops {
@@ -107,6 +108,7 @@ Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
   PHX_CHECK(!(compute == DType::Bool && (op == BinaryOp::Sub || op == BinaryOp::Pow)), TypeError,
             name, ": not supported on bool tensors; use logical operators or convert first");
   DType result = binary_result_dtype(op, a_in.dtype(), b_in.dtype());
+  if (Tensor r = blocked_binary(op, a_in, b_in); r.defined()) return r;
   Tensor a = a_in.contiguous().to(compute).expand(shape);
   Tensor b = b_in.contiguous().to(compute).expand(shape);
   Tensor out = Tensor::empty(shape, compute_type(result));

@@ -8,6 +8,7 @@
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
 #include "dnnl/primitive_cache.h"
+#include "ops/max_pool_small_c.h"
 #include "ops/window.h"
 
 namespace phalanx::ops {
@@ -89,6 +90,7 @@ std::shared_ptr<MaxFwdEntry> max_forward_entry(const MaxSetup& s) {
 MaxPoolResult max_pool2d_forward(const Tensor& x_in, const Pool2dParams& p) {
   Tensor x = dnnl_input(x_in, "max_pool2d", "input");
   MaxSetup s = max_setup(x, p);
+  if (small_c_max_pool_applies(x)) return small_c_max_pool2d_forward(x, p, s.h, s.w);
   auto e = max_forward_entry(s);
   MaxPoolResult r;
   r.y = empty_like_desc({s.N, s.C, s.h.out, s.w.out}, e->pd.dst_desc());
@@ -104,6 +106,13 @@ Tensor max_pool2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor
                            const Pool2dParams& p) {
   Tensor x = dnnl_input(x_in, "max_pool2d_backward", "input");
   MaxSetup s = max_setup(x, p);
+  if (workspace.dtype() == DType::Int32) {  // the forward took the direct loop
+    // x may have gone plain since (the argmaxes index planes, so either layout works); a
+    // blocked layout other than channels-last is brought back to plain.
+    if (!small_c_max_pool_applies(x)) x = x.contiguous();
+    return small_c_max_pool2d_backward(dnnl_input(dy_in, "max_pool2d_backward", "grad_output"), x,
+                                       workspace);
+  }
   auto fwd = max_forward_entry(s);
   struct Entry {
     compat::pooling_backward::primitive_desc pd;

@@ -7,7 +7,7 @@ from .modules import *  # noqa: F403 - the layer classes, listed in modules.__al
 from .modules import __all__ as _modules_all
 from .parameter import Parameter
 
-__all__ = ["functional", "init", "parallel", "Parameter", *_modules_all]
+__all__ = ["functional", "init", "Parameter", *_modules_all]
 
 
 def __getattr__(name: str):

@@ -1,0 +1,119 @@
+#include "ops/max_pool_small_c.h"
+
+#include <cstring>
+#include <limits>
+
+#include "dnnl/engine.h"
+#include "dnnl/layout.h"
+
+namespace phalanx::ops {
+
+using namespace phalanx::dnnl_util;
+
+namespace {
+
+// Element strides of an (N, C, H, W) tensor stored plain or channels-last.
+struct Layout {
+  bool channels_last;
+  int64_t n, c, h, w;
+};
+
+dnnl::memory::desc channels_last(const Shape& s) {
+  return dnnl::memory::desc(to_dims(s), dnnl::memory::data_type::f32,
+                            dnnl::memory::format_tag::acdb);
+}
+
+Layout layout_of(const Shape& s, bool cl) {
+  const int64_t C = s[1], H = s[2], W = s[3];
+  return cl ? Layout{true, H * W * C, 1, W * C, C} : Layout{false, C * H * W, H * W, W, 1};
+}
+
+bool is_channels_last(const Tensor& x) {
+  return x.is_blocked() && desc_of(x) == channels_last(x.sizes());
+}
+
+Tensor empty_in(const Shape& s, bool cl) {
+  return cl ? empty_like_desc(s, channels_last(s)) : Tensor::empty(s);
+}
+
+}  // namespace
+
+bool small_c_max_pool_applies(const Tensor& x) {
+  return x.dtype() == DType::Float32 && x.dim() == 4 && x.size(1) % 8 != 0 &&
+         (is_channels_last(x) || x.is_contiguous()) &&
+         x.size(2) * x.size(3) <= std::numeric_limits<int32_t>::max();
+}
+
+MaxPoolResult small_c_max_pool2d_forward(const Tensor& x, const Pool2dParams& p,
+                                         const WindowAxis& h, const WindowAxis& w) {
+  const bool cl = is_channels_last(x);
+  const int64_t N = x.size(0), C = x.size(1), W = x.size(3);
+  const Shape out_shape{N, C, h.out, w.out};
+  MaxPoolResult r;
+  r.y = empty_in(out_shape, cl);
+  r.workspace = Tensor::empty(out_shape, DType::Int32);  // plain (N, C, OH, OW) argmaxes
+  const Layout li = layout_of(x.sizes(), cl), lo = layout_of(out_shape, cl);
+  const float* src = static_cast<const float*>(x.raw_data());
+  float* dst = static_cast<float*>(r.y.raw_data());
+  int32_t* arg = r.workspace.data<int32_t>();
+  const int64_t kh = p.kernel[0], kw = p.kernel[1], sh = p.stride[0], sw = p.stride[1];
+  const int64_t dh = p.dilation[0], dw = p.dilation[1];
+#pragma omp parallel for collapse(2)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      const float* plane = src + n * li.n + c * li.c;
+      int32_t* a = arg + (n * C + c) * h.out * w.out;
+      for (int64_t oh = 0; oh < h.out; ++oh)
+        for (int64_t ow = 0; ow < w.out; ++ow) {
+          float best = -std::numeric_limits<float>::infinity();
+          int64_t best_at = -1;
+          for (int64_t i = 0; i < kh; ++i) {
+            const int64_t ih = oh * sh - h.pad_l + i * dh;
+            if (ih < 0 || ih >= h.in) continue;
+            for (int64_t j = 0; j < kw; ++j) {
+              const int64_t iw = ow * sw - w.pad_l + j * dw;
+              if (iw < 0 || iw >= w.in) continue;
+              const float v = plane[ih * li.h + iw * li.w];
+              // NaN wins, as in PyTorch; the first maximum wins ties
+              if (best_at < 0 || v > best || (v != v && best == best)) {
+                best = v;
+                best_at = ih * W + iw;
+              }
+            }
+          }
+          dst[n * lo.n + c * lo.c + oh * lo.h + ow * lo.w] = best;
+          a[oh * w.out + ow] = static_cast<int32_t>(best_at);
+        }
+    }
+  return r;
+}
+
+Tensor small_c_max_pool2d_backward(const Tensor& dy_in, const Tensor& x, const Tensor& argmax) {
+  const bool cl = is_channels_last(x);
+  const int64_t N = x.size(0), C = x.size(1), W = x.size(3);
+  const int64_t OH = argmax.size(2), OW = argmax.size(3);
+  const Shape out_shape{N, C, OH, OW};
+  Tensor dy =
+      reorder_to(dy_in, cl ? channels_last(out_shape) : plain_desc(out_shape), ReorderKind::Data);
+  Tensor dx = empty_in(x.sizes(), cl);
+  std::memset(dx.raw_data(), 0, static_cast<size_t>(dx.numel()) * sizeof(float));
+  const Layout li = layout_of(x.sizes(), cl), lo = layout_of(out_shape, cl);
+  const float* g = static_cast<const float*>(dy.raw_data());
+  float* d = static_cast<float*>(dx.raw_data());
+  const int32_t* arg = argmax.data<int32_t>();
+#pragma omp parallel for collapse(2)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      float* plane = d + n * li.n + c * li.c;
+      const int32_t* a = arg + (n * C + c) * OH * OW;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t at = a[oh * OW + ow];
+          plane[(at / W) * li.h + (at % W) * li.w] +=
+              g[n * lo.n + c * lo.c + oh * lo.h + ow * lo.w];
+        }
+    }
+  return dx;
+}
+
+}  // namespace phalanx::ops

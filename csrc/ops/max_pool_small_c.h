@@ -1,0 +1,19 @@
+// Max pooling on channel counts that are not a multiple of 8 (LeNet's 6). oneDNN 2.6 is
+// 20-40x slower there than on 16 channels in every layout it offers (padded blocked, plain,
+// channels-last), so these run a direct loop instead, in the input's plain or channels-last
+// layout. The workspace then holds each output's argmax (an int32 index into its input
+// plane), which is also how the backward pass tells the two paths apart.
+#pragma once
+#include "core/tensor.h"
+#include "ops/pool.h"
+#include "ops/window.h"
+
+namespace phalanx::ops {
+
+// Whether the direct loop takes this (float32, 4-D) input.
+bool small_c_max_pool_applies(const Tensor& x);
+MaxPoolResult small_c_max_pool2d_forward(const Tensor& x, const Pool2dParams& p,
+                                         const WindowAxis& h, const WindowAxis& w);
+Tensor small_c_max_pool2d_backward(const Tensor& dy, const Tensor& x, const Tensor& argmax);
+
+}  // namespace phalanx::ops
