@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,13 +26,9 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
+from _spawn import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class World:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +19,13 @@ import traceback
 
 import numpy as np
 import pytest
+from _spawn import free_port
 
 import phalanx
 import phalanx.distributed as dist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class Ranks:

@@ -19,18 +19,13 @@ import traceback
 
 import numpy as np
 import pytest
+from _spawn import free_port
 
 import phalanx
 import phalanx.distributed as dist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RANK_TIMEOUT = 60  # seconds a whole group of ranks may take
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(case: str, world: int, *, sizes=None, env=None, timeout=RANK_TIMEOUT):
