@@ -1,0 +1,46 @@
+"""The distributed examples run end to end under the launcher (tiny settings, bounded time):
+MobileNet-v1 large-batch with unequal batch shares and fp16 compression on synthetic data, and
+the Fashion-MNIST demo script on a small subset."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYTHON = [sys.executable] + (["-S"] if sys.flags.no_site else [])
+
+
+def launch(*args, timeout=180):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    proc = subprocess.run(
+        PYTHON + ["-m", "phalanx.distributed.launch", "--nproc", "2", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    return proc.returncode, proc.stdout.decode() + proc.stderr.decode()
+
+
+def test_mobilenet_large_batch_with_shares_and_compression():
+    code, out = launch(
+        "examples/mobilenet_large_batch.py",
+        "--data", "synthetic", "--image-size", "32", "--global-batch", "24",
+        "--shares", "1,2", "--compress", "fp16", "--steps", "3", "--width", "0.25",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "per rank [8, 16]" in out, out
+    assert "final test accuracy:" in out, out
+
+
+def test_fashion_mnist_example_runs_data_parallel():
+    code, out = launch(
+        "examples/fashion_mnist.py", "--epochs", "1", "--limit-train", "512", "--no-progress"
+    )
+    assert code == 0, out
+    assert "2 ranks x 32" in out, out
+    assert "test accuracy:" in out and "(10000 images)" in out, out
