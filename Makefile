@@ -36,7 +36,7 @@ test-asan: $(STAMP)
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHALANX_SANITIZE=ON \
 	  -DPHALANX_BUILD_TESTS=ON -DPython_EXECUTABLE=$$(which $(PYTHON))
 	cmake --build $(ASAN_DIR) -j $(JOBS)
-	ASAN_OPTIONS=detect_leaks=0 ctest --test-dir $(ASAN_DIR) --output-on-failure
+	ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 ctest --test-dir $(ASAN_DIR) --output-on-failure
 	ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  LD_PRELOAD="$(ASAN_RT)" scripts/run_with_extension.sh $(ASAN_DIR) -m pytest tests/python -x -q \
 	  -p no:cacheprovider $(ASAN_PYTEST_ARGS)

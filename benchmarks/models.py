@@ -308,7 +308,10 @@ def memory_child(framework: str, name: str | None, threads: int, iters: int) -> 
     if name is not None:
         for _ in range(iters):
             step()
-    return {"peak_bytes": vm_hwm_bytes()}
+    res = {"peak_bytes": vm_hwm_bytes()}
+    if framework == "phalanx":  # what tensors held at most; the rest of the RSS is the allocator's
+        res["tensor_peak_bytes"] = phalanx.memory_stats()["peak_allocated_bytes"]
+    return res
 
 
 def bench_memory(name: str, threads: int, iters: int = 2) -> dict:
@@ -317,7 +320,7 @@ def bench_memory(name: str, threads: int, iters: int = 2) -> dict:
         args = ["--child", "memory", "--framework", fw, "--threads", str(threads)]
         base = child_result(run_child(args))["peak_bytes"]
         peak = child_result(run_child([*args, "--models", name, "--iters", str(iters)]))
-        out[fw] = {"baseline_bytes": base, "peak_bytes": peak["peak_bytes"]}
+        out[fw] = {"baseline_bytes": base, **peak}
         out[fw]["net_mib"] = (peak["peak_bytes"] - base) / 2**20
     out["ratio"] = ratio(out["phalanx"]["net_mib"], out["torch"]["net_mib"])
     out["threads"] = threads

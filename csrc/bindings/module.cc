@@ -3,6 +3,7 @@
 
 #include "autograd/grad_mode.h"
 #include "bindings/convert.h"
+#include "core/allocator.h"
 #include "core/generator.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
@@ -69,6 +70,23 @@ PYBIND11_MODULE(_C, m) {
     return py::dict(py::arg("data") = c.data, py::arg("weights") = c.weights,
                     py::arg("to_plain") = c.to_plain);
   });
+  m.def(
+      "memory_stats",
+      [] {
+        MemoryStats s = memory_stats();
+        return py::dict(
+            py::arg("allocated_bytes") = s.allocated_bytes,
+            py::arg("peak_allocated_bytes") = s.peak_allocated_bytes,
+            py::arg("allocations") = s.allocations, py::arg("cached_bytes") = s.cached_bytes,
+            py::arg("cache_hits") = s.cache_hits, py::arg("cache_misses") = s.cache_misses);
+      },
+      "Tensor memory: bytes live now and at the peak (since reset_peak_memory_stats), "
+      "allocations made, and the caching allocator's cached bytes, hits and misses.");
+  m.def("reset_peak_memory_stats", &reset_peak_memory_stats,
+        "Restarts the peak of memory_stats() from what is allocated now.");
+  m.def("empty_cache", &empty_cache,
+        "Returns the memory of freed large tensors, kept by the caching allocator for reuse, "
+        "to the operating system.");
   m.def("_onednn_version", [] {
     auto v = dnnl::version();
     return py::make_tuple(v->major, v->minor, v->patch);

@@ -1,56 +1,14 @@
 #include "core/storage.h"
 
-#include <cstdlib>
-#include <cstring>
 #include <mutex>
-#include <new>
-
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #include "core/error.h"
 
 namespace phalanx {
 
-void* aligned_alloc_bytes(size_t nbytes) {
-  size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
-  if (rounded == 0) rounded = kAlignment;
-  void* p = std::aligned_alloc(kAlignment, rounded);
-  if (!p) throw Error(detail::cat("out of memory allocating ", nbytes, " bytes"));
-  return p;
-}
-
-void aligned_free(void* p) {
-  std::free(p);
-}
-
-namespace {
-// Training frees and reallocates every activation each iteration. By default glibc serves
-// large blocks as fresh mmaps and hands freed heap tops back to the OS, so each page of each
-// activation is faulted in (and zeroed by the kernel) again every iteration: ~7% of a ResNet-18
-// iteration on the benchmark machine. PHALANX_MALLOC_TUNING=1 keeps blocks up to 32 MiB
-// (glibc's ceiling) in the heap and freed memory for reuse; off by default because the heap
-// then fragments: MobileNet-v1's peak grew by a third (1.11 -> 1.48 GiB). A caching allocator
-// for storages would get the speed without that. Not glibc (Android's bionic): untouched.
-void tune_malloc_once() {
-#if defined(__GLIBC__)
-  static const bool tuned = [] {
-    const char* on = std::getenv("PHALANX_MALLOC_TUNING");
-    if (!on || !*on || std::strcmp(on, "0") == 0) return false;
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-    return true;
-  }();
-  (void)tuned;
-#endif
-}
-}  // namespace
-
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes) {
-  tune_malloc_once();
   auto s = std::make_shared<Storage>();
-  s->data = aligned_alloc_bytes(nbytes);
+  s->data = allocate_bytes(nbytes);
   s->nbytes = nbytes;
   return s;
 }
@@ -118,7 +76,7 @@ std::shared_ptr<void> Storage::external_writer(std::shared_ptr<Storage> s) {
 }
 
 Storage::~Storage() {
-  if (!owner) aligned_free(data);
+  if (!owner) free_bytes(data, nbytes);
 }
 
 }  // namespace phalanx

@@ -7,12 +7,9 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/allocator.h"
+
 namespace phalanx {
-
-constexpr size_t kAlignment = 64;  // a cache line, and what oneDNN's AVX-512 kernels like
-
-void* aligned_alloc_bytes(size_t nbytes);
-void aligned_free(void* p);
 
 // Data computed from a storage's bytes and kept beside them (a weight reordered into a oneDNN
 // blocked layout, see dnnl/weight_cache.h). Core owns it and drops it when the bytes change.
