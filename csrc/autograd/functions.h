@@ -58,6 +58,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                   const Tensor& weight, const Tensor& bias, bool training, double momentum,
                   double eps);
 Tensor activation(ops::Activation kind, const Tensor& x, float alpha = 0.f);
+// relu_(x) and friends: x becomes the activation's output, in its own memory when the
+// backward needs only the output (as PyTorch's inplace=True), else through a copy.
+Tensor activation_(ops::Activation kind, const Tensor& x, float alpha = 0.f);
 Tensor max_pool2d(const Tensor& x, const ops::Pool2dParams& p);
 Tensor avg_pool2d(const Tensor& x, const ops::Pool2dParams& p);
 Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> out);

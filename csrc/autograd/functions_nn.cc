@@ -71,15 +71,53 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   return r.y;
 }
 
-Tensor activation(ops::Activation kind, const Tensor& x, float alpha) {
-  Tensor out = ops::activation_forward(kind, x, alpha);
+namespace {
+
+const char* activation_node_name(ops::Activation kind) {
   static const char* names[] = {"ReluBackward", "HardtanhBackward", "LeakyReluBackward",
                                 "GeluBackward", "GeluBackward",     "SigmoidBackward",
                                 "TanhBackward"};
-  record(names[static_cast<int>(kind)], {out}, {x}, {x}, [kind, alpha](const BackwardContext& c) {
+  return names[static_cast<int>(kind)];
+}
+
+BackwardFn activation_backward_fn(ops::Activation kind, float alpha) {
+  return [kind, alpha](const BackwardContext& c) {
     return TensorList{ops::activation_backward(kind, c.grad(), c.saved[0], alpha)};
-  });
+  };
+}
+
+}  // namespace
+
+Tensor activation(ops::Activation kind, const Tensor& x, float alpha) {
+  Tensor out = ops::activation_forward(kind, x, alpha);
+  // Saving the output when the backward can use it frees the input (a batch norm's output,
+  // typically) as soon as the caller drops it.
+  const Tensor& saved = ops::activation_backward_uses_output(kind, alpha) ? out : x;
+  record(activation_node_name(kind), {out}, {x}, {saved}, activation_backward_fn(kind, alpha));
   return out;
+}
+
+Tensor activation_(ops::Activation kind, const Tensor& x, float alpha) {
+  static const char* ops_names[] = {"relu", "relu6",   "leaky_relu", "gelu",
+                                    "gelu", "sigmoid", "tanh"};
+  const char* op = ops_names[static_cast<int>(kind)];
+  PHX_CHECK(x.defined(), ValueError, op, "_: no input tensor");
+  const bool history = needs_history({x});
+  PHX_CHECK(!history || ops::activation_backward_uses_output(kind, alpha), Error, op,
+            kind == ops::Activation::LeakyRelu ? " with a negative slope" : "",
+            " in place cannot be differentiated: its backward needs the input it would "
+            "overwrite; call it out of place (inplace=False)");
+  PHX_CHECK(!(history && x.is_leaf()), Error, op,
+            "_: a leaf Variable that requires grad is being used in an in-place operation.");
+  // A view with history shares its base's graph, which only copy_ knows how to rewrite.
+  if (!(history && x.impl()->view_base) && ops::activation_forward_in_place(kind, x, alpha)) {
+    // x now stands for the output: its history continues from its previous producer, and
+    // the node saves x at its new version (a later in-place write to it is then caught).
+    record(activation_node_name(kind), {x}, {x}, {x}, activation_backward_fn(kind, alpha));
+    return x;
+  }
+  copy_(x, activation(kind, x, alpha));
+  return x;
 }
 
 Tensor max_pool2d(const Tensor& x, const ops::Pool2dParams& p) {

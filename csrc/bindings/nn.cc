@@ -48,6 +48,7 @@ void init_nn(py::module_& parent) {
       .value("sigmoid", ops::Activation::Sigmoid)
       .value("tanh", ops::Activation::Tanh);
   m.def("activation", &ag::activation, py::arg("kind"), py::arg("input"), py::arg("alpha") = 0.f);
+  m.def("activation_", &ag::activation_, py::arg("kind"), py::arg("input"), py::arg("alpha") = 0.f);
   m.def("max_pool2d", [](const Tensor& x, py::object k, py::object s, py::object p, py::object d,
                          bool ceil_mode) {
     ops::Pool2dParams pp;

@@ -14,29 +14,46 @@ namespace compat = phalanx::dnnl_compat;
 namespace {
 
 struct Spec {
-  algorithm alg;
+  algorithm alg;  // the *_use_dst_for_bwd variant when the backward reads the output
   float alpha, beta;
   const char* name;
 };
 
 Spec spec(Activation kind, float alpha) {
+  // leaky_relu with a negative slope maps negatives to positives: its output does not tell
+  // which side of zero the input was on, so its backward reads the input.
+  const bool slope_from_output = alpha >= 0.f;
   switch (kind) {
     case Activation::Relu:
-      return {algorithm::eltwise_relu, 0.f, 0.f, "relu"};
+      return {algorithm::eltwise_relu_use_dst_for_bwd, 0.f, 0.f, "relu"};
     case Activation::Relu6:
-      return {algorithm::eltwise_clip, 0.f, 6.f, "relu6"};
+      // clip_v2's gradient is 0 at both bounds (clip's is 1 at the upper one), as PyTorch's
+      return {algorithm::eltwise_clip_v2_use_dst_for_bwd, 0.f, 6.f, "relu6"};
     case Activation::LeakyRelu:
-      return {algorithm::eltwise_relu, alpha, 0.f, "leaky_relu"};
+      return {slope_from_output ? algorithm::eltwise_relu_use_dst_for_bwd : algorithm::eltwise_relu,
+              alpha, 0.f, "leaky_relu"};
     case Activation::GeluErf:
       return {algorithm::eltwise_gelu_erf, 0.f, 0.f, "gelu"};
     case Activation::GeluTanh:
       return {algorithm::eltwise_gelu_tanh, 0.f, 0.f, "gelu"};
     case Activation::Sigmoid:
-      return {algorithm::eltwise_logistic, 0.f, 0.f, "sigmoid"};
+      return {algorithm::eltwise_logistic_use_dst_for_bwd, 0.f, 0.f, "sigmoid"};
     case Activation::Tanh:
-      return {algorithm::eltwise_tanh, 0.f, 0.f, "tanh"};
+      return {algorithm::eltwise_tanh_use_dst_for_bwd, 0.f, 0.f, "tanh"};
   }
   throw Error("internal: unknown activation");
+}
+
+bool uses_dst(algorithm alg) {
+  switch (alg) {
+    case algorithm::eltwise_relu_use_dst_for_bwd:
+    case algorithm::eltwise_clip_v2_use_dst_for_bwd:
+    case algorithm::eltwise_logistic_use_dst_for_bwd:
+    case algorithm::eltwise_tanh_use_dst_for_bwd:
+      return true;
+    default:
+      return false;
+  }
 }
 
 struct FwdEntry {
@@ -77,9 +94,28 @@ Tensor activation_forward(Activation kind, const Tensor& x_in, float alpha) {
   return y;
 }
 
-Tensor activation_backward(Activation kind, const Tensor& dy_in, const Tensor& x_in, float alpha) {
+bool activation_forward_in_place(Activation kind, const Tensor& x, float alpha) {
+  if (!x.defined() || x.dtype() != DType::Float32 || !(x.is_blocked() || x.is_contiguous()))
+    return false;
+  if (x.numel() == 0) return true;
   Spec sp = spec(kind, alpha);
-  Tensor x = dnnl_input(x_in, sp.name, "input");
+  auto md = eltwise_desc(x);
+  auto e = forward_entry(sp, md, eltwise_key(x));
+  dnnl::memory mem = memory_of(x, md);
+  execute(e->prim, {{DNNL_ARG_SRC, mem}, {DNNL_ARG_DST, mem}});  // eltwise runs in place
+  x.bump_version();
+  return true;
+}
+
+bool activation_backward_uses_output(Activation kind, float alpha) {
+  return uses_dst(spec(kind, alpha).alg);
+}
+
+Tensor activation_backward(Activation kind, const Tensor& dy_in, const Tensor& saved, float alpha) {
+  Spec sp = spec(kind, alpha);
+  const bool from_output = uses_dst(sp.alg);
+  // x: the forward's input or output, whichever the primitive reads (both share a layout)
+  Tensor x = dnnl_input(saved, sp.name, from_output ? "output" : "input");
   if (x.numel() == 0) return Tensor::empty(x.sizes());
   auto md = eltwise_desc(x);
   Tensor dy = dnnl_input(dy_in, sp.name, "grad_output");
@@ -95,7 +131,7 @@ Tensor activation_backward(Activation kind, const Tensor& dy_in, const Tensor& x
         return std::make_shared<Entry>(Entry{pd, dnnl::eltwise_backward(pd)});
       });
   Tensor dx = empty_like_desc(x.sizes(), x.is_blocked() ? md : plain_desc(x.sizes()));
-  execute(e->prim, {{DNNL_ARG_SRC, memory_of(x, md)},
+  execute(e->prim, {{from_output ? DNNL_ARG_DST : DNNL_ARG_SRC, memory_of(x, md)},
                     {DNNL_ARG_DIFF_DST, memory_of(dy, md)},
                     {DNNL_ARG_DIFF_SRC, memory_of(dx, md)}});
   return dx;

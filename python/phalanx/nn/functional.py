@@ -69,15 +69,23 @@ def batch_norm(
 
 
 def relu(input, inplace=False):
-    return _inplace(input, _nn.activation(_Act.relu, input), inplace)
+    return _activation(_Act.relu, input, 0.0, inplace)
 
 
 def relu6(input, inplace=False):
-    return _inplace(input, _nn.activation(_Act.relu6, input), inplace)
+    return _activation(_Act.relu6, input, 0.0, inplace)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return _inplace(input, _nn.activation(_Act.leaky_relu, input, negative_slope), inplace)
+    return _activation(_Act.leaky_relu, input, negative_slope, inplace)
+
+
+def _activation(kind, input, alpha, inplace):
+    if not inplace:
+        return _nn.activation(kind, input, alpha)
+    # The result overwrites input's own memory: no second copy is kept for backward.
+    _nn.activation_(kind, input, alpha)
+    return input
 
 
 def gelu(input, approximate="none"):
