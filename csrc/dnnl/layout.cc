@@ -37,6 +37,11 @@ dnnl::memory::desc any_desc(const Shape& s) {
                             dnnl::memory::format_tag::any);
 }
 
+dnnl::memory::desc channels_last_desc(const Shape& s) {
+  return dnnl::memory::desc(to_dims(s), dnnl::memory::data_type::f32,
+                            dnnl::memory::format_tag::acdb);
+}
+
 dnnl::memory::desc desc_of(const Tensor& t) {
   return desc_of(t, t.sizes());
 }

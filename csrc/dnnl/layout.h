@@ -28,6 +28,9 @@ ReorderCounts reorder_counts();
 
 // A descriptor that lets a primitive choose its preferred layout.
 dnnl::memory::desc any_desc(const Shape& s);
+// Float32 (N, C, H, W) stored channels-last (NHWC): vectorised in every oneDNN kernel on every
+// ISA, for any channel count, with no padding.
+dnnl::memory::desc channels_last_desc(const Shape& s);
 // The descriptor of a float32 tensor as it is stored: its blocked desc, or plain row-major
 // over `logical` (the same bytes seen with another shape, e.g. grouped conv weights).
 dnnl::memory::desc desc_of(const Tensor& t);

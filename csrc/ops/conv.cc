@@ -82,11 +82,6 @@ struct FwdEntry {
   memory::desc src, dst;
 };
 
-// Channels-last: what a padded blocked layout is replaced with (see forward_entry).
-memory::desc channels_last_desc(const memory::desc& any) {
-  return memory::desc(compat::md_dims(any), memory::data_type::f32, memory::format_tag::acdb);
-}
-
 std::shared_ptr<FwdEntry> forward_entry(const ConvSetup& s, bool bias, dnnl::prop_kind prop) {
   return PrimitiveCache::global().get_or_create<FwdEntry>(
       cache_key("conv_fwd", s.key, bias, static_cast<int>(prop)), [&] {
@@ -101,8 +96,8 @@ std::shared_ptr<FwdEntry> forward_entry(const ConvSetup& s, bool bias, dnnl::pro
         // fall back to reference code (~20x slower than on 16 channels). Channels-last keeps
         // every op that follows on its vectorised kernels.
         if (compat::md_is_padded(pd.src_desc()) || compat::md_is_padded(pd.dst_desc())) {
-          src = channels_last_desc(s.src);
-          dst = channels_last_desc(s.dst);
+          src = channels_last_desc(compat::md_dims(s.src));
+          dst = channels_last_desc(compat::md_dims(s.dst));
           pd = make(src, dst);
         }
         return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::convolution_forward(pd), src, dst});

@@ -18,22 +18,17 @@ struct Layout {
   int64_t n, c, h, w;
 };
 
-dnnl::memory::desc channels_last(const Shape& s) {
-  return dnnl::memory::desc(to_dims(s), dnnl::memory::data_type::f32,
-                            dnnl::memory::format_tag::acdb);
-}
-
 Layout layout_of(const Shape& s, bool cl) {
   const int64_t C = s[1], H = s[2], W = s[3];
   return cl ? Layout{true, H * W * C, 1, W * C, C} : Layout{false, C * H * W, H * W, W, 1};
 }
 
 bool is_channels_last(const Tensor& x) {
-  return x.is_blocked() && desc_of(x) == channels_last(x.sizes());
+  return x.is_blocked() && desc_of(x) == channels_last_desc(x.sizes());
 }
 
 Tensor empty_in(const Shape& s, bool cl) {
-  return cl ? empty_like_desc(s, channels_last(s)) : Tensor::empty(s);
+  return cl ? empty_like_desc(s, channels_last_desc(s)) : Tensor::empty(s);
 }
 
 }  // namespace
@@ -93,8 +88,8 @@ Tensor small_c_max_pool2d_backward(const Tensor& dy_in, const Tensor& x, const T
   const int64_t N = x.size(0), C = x.size(1), W = x.size(3);
   const int64_t OH = argmax.size(2), OW = argmax.size(3);
   const Shape out_shape{N, C, OH, OW};
-  Tensor dy =
-      reorder_to(dy_in, cl ? channels_last(out_shape) : plain_desc(out_shape), ReorderKind::Data);
+  Tensor dy = reorder_to(dy_in, cl ? channels_last_desc(out_shape) : plain_desc(out_shape),
+                         ReorderKind::Data);
   Tensor dx = empty_in(x.sizes(), cl);
   std::memset(dx.raw_data(), 0, static_cast<size_t>(dx.numel()) * sizeof(float));
   const Layout li = layout_of(x.sizes(), cl), lo = layout_of(out_shape, cl);

@@ -58,8 +58,11 @@ MaxSetup max_setup(const Tensor& x, const Pool2dParams& p) {
                                   p.ceil_mode, "max_pool2d");
     *axes[i] = window_axis(in, p.kernel[i], p.stride[i], p.padding[i], p.dilation[i], out);
   }
-  // The source keeps its layout (blocked after a convolution); the output follows it.
-  s.src = desc_of(x);
+  // The source keeps its layout (blocked after a convolution); the output follows it. A
+  // plain source is taken channels-last: oneDNN 2.6 pools plain NCHW with its reference
+  // kernel (~2.5x slower than PyTorch, the reorder included), channels-last with its
+  // vectorised one. The small-channel direct loop (see max_pool_small_c.h) pools plain as is.
+  s.src = x.is_blocked() ? desc_of(x) : channels_last_desc(x.sizes());
   s.dst = any_desc({s.N, s.C, s.h.out, s.w.out});
   s.strides = {p.stride[0], p.stride[1]};
   s.kernel = {p.kernel[0], p.kernel[1]};
@@ -91,6 +94,7 @@ MaxPoolResult max_pool2d_forward(const Tensor& x_in, const Pool2dParams& p) {
   Tensor x = dnnl_input(x_in, "max_pool2d", "input");
   MaxSetup s = max_setup(x, p);
   if (small_c_max_pool_applies(x)) return small_c_max_pool2d_forward(x, p, s.h, s.w);
+  x = reorder_to(x, s.src, ReorderKind::Data);
   auto e = max_forward_entry(s);
   MaxPoolResult r;
   r.y = empty_like_desc({s.N, s.C, s.h.out, s.w.out}, e->pd.dst_desc());

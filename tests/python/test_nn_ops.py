@@ -262,6 +262,12 @@ MAXPOOL_CASES = [
     ((1, 1, 5, 5), 5, 1, 0, 1, False),
     ((1, 4, 6, 6), 3, 3, 1, 1, True),
     ((1, 1, 8, 5), (3, 1), (2, 1), (1, 0), (1, 1), True),
+    # channel counts oneDNN pools (the ones above take the small-channel loop): a plain
+    # input is pooled channels-last
+    ((2, 8, 9, 9), 3, 2, 1, 1, False),
+    ((1, 16, 7, 10), 2, None, 0, 1, True),
+    ((3, 24, 11, 11), 3, 1, 1, 2, False),
+    ((2, 16, 12, 10), (2, 3), (1, 2), (1, 1), 1, True),
 ]
 
 
