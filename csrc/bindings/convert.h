@@ -18,6 +18,13 @@ Shape sizes_from_args(const py::args& args, const char* op);
 Shape int_list(py::handle v, size_t n_expected, const char* what);  // int or sequence -> n values
 
 py::array to_numpy(const Tensor& t);
+
+// Deletes a Python object held from C++, on any thread (a tensor wrapping a numpy array may
+// die on a communication thread). The GIL is taken, except while the interpreter shuts down:
+// CPython then ends a thread that asks for the GIL with pthread_exit, whose unwinding through
+// C++ destructors aborts the whole process ("terminate called without an active exception").
+// The object is leaked instead; the process is exiting anyway.
+void delete_python_object(py::object* p);
 Tensor from_numpy(const py::array& a);
 
 void init_tensor(py::module_& m);

@@ -38,6 +38,21 @@ static py::dtype numpy_dtype(DType t) {
   throw TypeError("numpy has no bfloat16: convert with .float() first");
 }
 
+void delete_python_object(py::object* p) {
+  if (!PyGILState_Check()) {
+#if PY_VERSION_HEX >= 0x030D0000
+    const bool finalizing = Py_IsFinalizing();
+#else
+    const bool finalizing = _Py_IsFinalizing();
+#endif
+    if (finalizing) return;
+    py::gil_scoped_acquire gil;
+    delete p;
+    return;
+  }
+  delete p;
+}
+
 Tensor from_numpy(const py::array& a) {
   DType dt = dtype_from_numpy(a.dtype());
   const auto item = static_cast<int64_t>(a.itemsize());
@@ -58,10 +73,8 @@ Tensor from_numpy(const py::array& a) {
   (void)lo;
   // Releasing the array needs the GIL; the last owner may be any thread.
   auto* keep = new py::object(py::reinterpret_borrow<py::object>(a));
-  std::shared_ptr<void> owner(keep, [](void* p) {
-    py::gil_scoped_acquire gil;
-    delete static_cast<py::object*>(p);
-  });
+  std::shared_ptr<void> owner(keep,
+                              [](void* p) { delete_python_object(static_cast<py::object*>(p)); });
   void* data = const_cast<void*>(a.data());
   auto storage = Storage::wrap(data, static_cast<size_t>((hi + 1) * item), owner);
   return Tensor::from_blob(storage, sizes, strides, 0, dt);

@@ -526,10 +526,8 @@ void init_tensor(py::module_& m) {
   // Called from a hook (the GIL held); the callback runs on the backward's thread at its end.
   m.def("_queue_backward_callback", [](py::function fn) {
     // The callback may be dropped unrun (a failing backward) on a thread without the GIL.
-    std::shared_ptr<py::function> held(new py::function(std::move(fn)), [](py::function* f) {
-      py::gil_scoped_acquire gil;
-      delete f;
-    });
+    std::shared_ptr<py::object> held(new py::object(std::move(fn)),
+                                     [](py::object* f) { delete_python_object(f); });
     ag::queue_callback([held] {
       py::gil_scoped_acquire gil;
       (*held)();

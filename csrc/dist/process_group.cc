@@ -290,6 +290,10 @@ void WorkQueue::loop() {
     } catch (...) {
       error = std::current_exception();
     }
+    // What the task captured (the caller's tensors) goes before the caller is woken: once
+    // wait() returns, this thread holds none of them, so their last owner is the caller. (A
+    // tensor over a numpy array released here while Python exits would abort the process.)
+    item.first = nullptr;
     item.second->finish(error);
     std::lock_guard<std::mutex> lock(mu_);
     running_.reset();

@@ -2,6 +2,8 @@
 // runs them: the ring reduce-scatter and every all-reduce algorithm.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -91,4 +93,27 @@ TEST(ProcessGroupCollectives, AutomaticChoice) {
   EXPECT_EQ(dist::choose_allreduce_algorithm(4, 2), AllreduceAlgorithm::Ring);
   EXPECT_EQ(dist::choose_allreduce_algorithm(4, 3), AllreduceAlgorithm::Bcube);
   EXPECT_EQ(dist::choose_allreduce_algorithm(size_t{64} << 20, 4), AllreduceAlgorithm::Ring);
+}
+
+// The communication thread lets go of what a task captured (the caller's tensors) before it
+// wakes the caller: a Python-owned buffer must never be released there once the caller moved
+// on, since CPython kills a thread that asks for the GIL during interpreter shutdown.
+TEST(WorkQueue, TaskCapturesAreReleasedBeforeWaitReturns) {
+  dist::WorkQueue queue("test");
+  for (int i = 0; i < 20; ++i) {
+    std::atomic<bool> released{false};
+    struct SlowToRelease {
+      explicit SlowToRelease(std::atomic<bool>* f) : flag(f) {}
+      std::atomic<bool>* flag;
+      ~SlowToRelease() {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        flag->store(true);
+      }
+    };
+    auto captured = std::make_shared<SlowToRelease>(&released);
+    auto work = queue.push([captured] { (void)captured; });
+    captured.reset();  // the task now holds the only reference
+    work->wait(Millis(5000));
+    EXPECT_TRUE(released.load()) << "round " << i;
+  }
 }
