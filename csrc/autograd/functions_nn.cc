@@ -61,8 +61,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     if (!b.defined()) b = full({x.size(1)}, 0.0);
   }
   auto r = ops::batch_norm_forward(x, running_mean, running_var, w, b, training, momentum, eps);
-  record("NativeBatchNormBackward", {r.y}, {x, weight, bias}, {x, w, r.mean, r.var},
-         [training, eps](const BackwardContext& c) {
+  // r.x is x as normalised (possibly converted): saving it spares the backward a conversion;
+  // it is x itself, version and all, when no conversion was needed.
+  record("NativeBatchNormBackward", {r.y}, {x, weight, bias},
+         {r.x.defined() ? r.x : x, w, r.mean, r.var}, [training, eps](const BackwardContext& c) {
            auto g =
                ops::batch_norm_backward(c.grad(), c.saved[0], c.saved[2], c.saved[3], c.saved[1],
                                         training, eps, {c.need(0), c.need(1), c.need(2)});

@@ -82,9 +82,13 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
     r.y = Tensor::empty(x.sizes());
     return r;
   }
+  // oneDNN 2.6's batch norm on plain NCHW is 1.5x (forward) to 4x (backward) slower than
+  // PyTorch's; channels-last, with the conversion, is not. Blocked inputs stay as they are.
+  if (!x.is_blocked() && x.dim() == 4) x = reorder_to(x, channels_last_desc(s), ReorderKind::Data);
+  r.x = x;
   const memory::desc md = data_desc(x, s);
   auto e = forward_entry(md, layout_key(x), s, affine, training, eps);
-  r.y = empty_like_desc(x.sizes(), md);  // the output keeps the input's layout
+  r.y = empty_like_desc(x.sizes(), md);  // the output keeps the (converted) input's layout
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory_of(x, md)},
                                        {DNNL_ARG_DST, memory_of(r.y, md)}};
   Tensor w, b;  // held here: oneDNN memory objects only point at the data
@@ -133,6 +137,7 @@ BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
                                    double eps, std::array<bool, 3> need) {
   Tensor x = dnnl_input(x_in, "batch_norm_backward", "input");
   Shape s = as_4d(x);
+  if (!x.is_blocked() && x.dim() == 4) x = reorder_to(x, channels_last_desc(s), ReorderKind::Data);
   const memory::desc md = data_desc(x, s);
   Tensor dy =
       reorder_to(dnnl_input(dy_in, "batch_norm_backward", "grad_output"), s, md, ReorderKind::Data);
