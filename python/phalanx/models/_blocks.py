@@ -32,5 +32,5 @@ class ConvBNAct(nn.Sequential):
                 bias=False,
             ),
             nn.BatchNorm2d(out_channels),
-            activation if activation is not None else nn.ReLU(),
+            activation if activation is not None else nn.ReLU(inplace=True),
         )

@@ -56,7 +56,9 @@ class MobileNetV1(nn.Module):
             raise ValueError(
                 f"MobileNetV1: activation must be 'relu' or 'relu6', got '{activation}'"
             )
-        act = nn.ReLU if activation == "relu" else nn.ReLU6
+
+        def act():  # in place: overwrites the batch norm output it follows
+            return nn.ReLU(inplace=True) if activation == "relu" else nn.ReLU6(inplace=True)
 
         def width(c: int) -> int:
             return max(1, int(c * width_mult))

@@ -4,7 +4,8 @@ layer1.0.conv1, layer2.0.downsample.0, fc, ...) and parameter counts match it.
 stem="cifar" swaps the 7x7/2 conv and 3x3/2 max pool for one 3x3/1 conv and an Identity,
 the usual choice for 32x32 images; the keys stay the same.
 
-ReLUs are not in-place: phalanx's in-place activation is a copy, so it would save nothing.
+ReLUs are in place, as in torchvision: each overwrites the batch norm output (or residual sum)
+it follows, so no second activation-sized tensor is allocated.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
@@ -62,7 +63,7 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = conv1x1(planes, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
 
@@ -95,7 +96,7 @@ class ResNet(nn.Module):
             self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
             self.maxpool = nn.Identity()
         self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.layer1 = self._make_layer(block, 64, layers[0])
         self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
         self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
