@@ -167,6 +167,7 @@ def report(res: dict) -> str:
                 mem["phalanx"]["net_mib"],
                 mem["torch"]["net_mib"],
                 f"{mem['ratio']:.2f}x",
+                mem["phalanx"].get("tensor_peak_bytes", 0) / 2**20,
                 f"{mem['phalanx']['baseline_bytes'] / 2**20:.0f} / "
                 f"{mem['torch']['baseline_bytes'] / 2**20:.0f}",
             ]
@@ -180,6 +181,7 @@ def report(res: dict) -> str:
                     "phalanx MiB",
                     "torch MiB",
                     "phalanx/torch",
+                    "phalanx tensors at peak MiB",
                     "import baseline MiB (phalanx / torch)",
                 ],
                 rows,

@@ -1,7 +1,9 @@
 #include "ops/max_pool_small_c.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
@@ -31,6 +33,65 @@ Tensor empty_in(const Shape& s, bool cl) {
   return cl ? empty_like_desc(s, channels_last_desc(s)) : Tensor::empty(s);
 }
 
+// Channels-last max pooling (a convolution's output here): window positions outside, the
+// contiguous channels innermost, so bounds are checked once per position, not per value, and
+// the channel loop is branch-free.
+struct ClPool {
+  const float* src;
+  float* dst;
+  int32_t* arg;  // plain (N, C, OH, OW) argmaxes
+  Layout li, lo;
+  WindowAxis h, w;
+  int64_t kh, kw, sh, sw, dh, dw, W, C;
+
+  static constexpr int64_t kBlock = 64;  // channels per pass: best values live on the stack
+
+  // kC: the channel count when known at compile time (unrolled), else 0.
+  template <int kC>
+  void run(int64_t N) const {
+#pragma omp parallel for collapse(2)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t oh = 0; oh < h.out; ++oh)
+        for (int64_t c0 = 0; c0 < C; c0 += kBlock) row<kC>(n, oh, c0);
+  }
+
+  template <int kC>
+  void row(int64_t n, int64_t oh, int64_t c0) const {
+    const int64_t cn = kC ? kC : std::min(kBlock, C - c0);
+    float best[kBlock];
+    int32_t best_at[kBlock];
+    for (int64_t ow = 0; ow < w.out; ++ow) {
+      bool first = true;
+      for (int64_t i = 0; i < kh; ++i) {
+        const int64_t ih = oh * sh - h.pad_l + i * dh;
+        if (ih < 0 || ih >= h.in) continue;
+        for (int64_t j = 0; j < kw; ++j) {
+          const int64_t iw = ow * sw - w.pad_l + j * dw;
+          if (iw < 0 || iw >= w.in) continue;
+          const float* px = src + n * li.n + ih * li.h + iw * li.w + c0;
+          const auto at = static_cast<int32_t>(ih * W + iw);
+          if (first) {  // every window holds at least one in-bounds position
+            for (int64_t c = 0; c < cn; ++c) best[c] = px[c], best_at[c] = at;
+            first = false;
+            continue;
+          }
+          for (int64_t c = 0; c < cn; ++c) {  // NaN wins, as in PyTorch; the first max ties
+            const float v = px[c], b = best[c];
+            const bool take = v > b || (v != v && b == b);
+            best[c] = take ? v : b;
+            best_at[c] = take ? at : best_at[c];
+          }
+        }
+      }
+      float* out = dst + n * lo.n + oh * lo.h + ow * lo.w + c0;
+      for (int64_t c = 0; c < cn; ++c) {
+        out[c] = best[c];
+        arg[((n * C + c0 + c) * h.out + oh) * w.out + ow] = best_at[c];
+      }
+    }
+  }
+};
+
 }  // namespace
 
 bool small_c_max_pool_applies(const Tensor& x) {
@@ -53,6 +114,35 @@ MaxPoolResult small_c_max_pool2d_forward(const Tensor& x, const Pool2dParams& p,
   int32_t* arg = r.workspace.data<int32_t>();
   const int64_t kh = p.kernel[0], kw = p.kernel[1], sh = p.stride[0], sw = p.stride[1];
   const int64_t dh = p.dilation[0], dw = p.dilation[1];
+  if (cl) {
+    const ClPool pool{src, dst, arg, li, lo, h, w, kh, kw, sh, sw, dh, dw, W, C};
+    switch (C) {  // the small counts unrolled (LeNet's 6 above all)
+      case 1:
+        pool.run<1>(N);
+        break;
+      case 2:
+        pool.run<2>(N);
+        break;
+      case 3:
+        pool.run<3>(N);
+        break;
+      case 4:
+        pool.run<4>(N);
+        break;
+      case 5:
+        pool.run<5>(N);
+        break;
+      case 6:
+        pool.run<6>(N);
+        break;
+      case 7:
+        pool.run<7>(N);
+        break;
+      default:
+        pool.run<0>(N);
+    }
+    return r;
+  }
 #pragma omp parallel for collapse(2)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {
@@ -96,6 +186,21 @@ Tensor small_c_max_pool2d_backward(const Tensor& dy_in, const Tensor& x, const T
   const float* g = static_cast<const float*>(dy.raw_data());
   float* d = static_cast<float*>(dx.raw_data());
   const int32_t* arg = argmax.data<int32_t>();
+  if (cl) {
+    // One image per thread (their gradients never overlap); channels innermost, contiguous.
+#pragma omp parallel for
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const float* go = g + n * lo.n + oh * lo.h + ow * lo.w;
+          const int32_t* a = arg + n * C * OH * OW + oh * OW + ow;
+          for (int64_t c = 0; c < C; ++c) {
+            const int64_t at = a[c * OH * OW];
+            d[n * li.n + (at / W) * li.h + (at % W) * li.w + c] += go[c];
+          }
+        }
+    return dx;
+  }
 #pragma omp parallel for collapse(2)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {

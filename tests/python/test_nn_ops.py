@@ -6,6 +6,7 @@ from conftest import (
     assert_close,
     away_from_zero,
     check_op,
+    pair,
     randn,
     to_numpy,
     uniform,
@@ -284,6 +285,26 @@ def test_max_pool2d(case):
         rtol=1e-6,
         atol=1e-6,
     )
+
+
+@pytest.mark.parametrize("channels", [6, 12, 70])
+@pytest.mark.parametrize(
+    "k, s, p, d, ceil", [(2, None, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 2, False)]
+)
+def test_max_pool2d_after_a_convolution_matches_torch(channels, k, s, p, d, ceil):
+    # A channel count the convolution's blocking would pad leaves it channels-last, and the
+    # pool then takes its channels-last direct loop (6: unrolled; 12; 70: two channel blocks).
+    x = randn((3, 4, 11, 10), seed=channels)
+    w = randn((channels, 4, 1, 1), seed=channels + 1)
+    (px, tx), (pw, tw) = pair(x), pair(w)
+    py = F.max_pool2d(F.conv2d(px, pw), k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
+    ty = TF.max_pool2d(TF.conv2d(tx, tw), k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
+    g = randn(tuple(ty.shape), seed=7)
+    py.backward(phalanx.from_numpy(g))
+    ty.backward(torch.from_numpy(g))
+    assert_close(py, ty)
+    assert_close(px.grad, tx.grad, rtol=1e-4, atol=1e-4)
+    assert_close(pw.grad, tw.grad, rtol=1e-4, atol=1e-3)
 
 
 def test_max_pool2d_positional_and_negative_inputs():
