@@ -33,6 +33,24 @@ Tensor empty_in(const Shape& s, bool cl) {
   return cl ? empty_like_desc(s, channels_last_desc(s)) : Tensor::empty(s);
 }
 
+// The pooling windows: the in-bounds input positions (ih, iw) of output (oh, ow), in order.
+struct Windows {
+  WindowAxis h, w;
+  int64_t kh, kw, sh, sw, dh, dw;
+
+  template <typename F>
+  void each(int64_t oh, int64_t ow, F&& visit) const {
+    for (int64_t i = 0; i < kh; ++i) {
+      const int64_t ih = oh * sh - h.pad_l + i * dh;
+      if (ih < 0 || ih >= h.in) continue;
+      for (int64_t j = 0; j < kw; ++j) {
+        const int64_t iw = ow * sw - w.pad_l + j * dw;
+        if (iw >= 0 && iw < w.in) visit(ih, iw);
+      }
+    }
+  }
+};
+
 // Channels-last max pooling (a convolution's output here): window positions outside, the
 // contiguous channels innermost, so bounds are checked once per position, not per value, and
 // the channel loop is branch-free.
@@ -41,8 +59,8 @@ struct ClPool {
   float* dst;
   int32_t* arg;  // plain (N, C, OH, OW) argmaxes
   Layout li, lo;
-  WindowAxis h, w;
-  int64_t kh, kw, sh, sw, dh, dw, W, C;
+  Windows win;
+  int64_t W, C;
 
   static constexpr int64_t kBlock = 64;  // channels per pass: best values live on the stack
 
@@ -51,7 +69,7 @@ struct ClPool {
   void run(int64_t N) const {
 #pragma omp parallel for collapse(2)
     for (int64_t n = 0; n < N; ++n)
-      for (int64_t oh = 0; oh < h.out; ++oh)
+      for (int64_t oh = 0; oh < win.h.out; ++oh)
         for (int64_t c0 = 0; c0 < C; c0 += kBlock) row<kC>(n, oh, c0);
   }
 
@@ -60,33 +78,27 @@ struct ClPool {
     const int64_t cn = kC ? kC : std::min(kBlock, C - c0);
     float best[kBlock];
     int32_t best_at[kBlock];
-    for (int64_t ow = 0; ow < w.out; ++ow) {
+    for (int64_t ow = 0; ow < win.w.out; ++ow) {
       bool first = true;
-      for (int64_t i = 0; i < kh; ++i) {
-        const int64_t ih = oh * sh - h.pad_l + i * dh;
-        if (ih < 0 || ih >= h.in) continue;
-        for (int64_t j = 0; j < kw; ++j) {
-          const int64_t iw = ow * sw - w.pad_l + j * dw;
-          if (iw < 0 || iw >= w.in) continue;
-          const float* px = src + n * li.n + ih * li.h + iw * li.w + c0;
-          const auto at = static_cast<int32_t>(ih * W + iw);
-          if (first) {  // every window holds at least one in-bounds position
-            for (int64_t c = 0; c < cn; ++c) best[c] = px[c], best_at[c] = at;
-            first = false;
-            continue;
-          }
-          for (int64_t c = 0; c < cn; ++c) {  // NaN wins, as in PyTorch; the first max ties
-            const float v = px[c], b = best[c];
-            const bool take = v > b || (v != v && b == b);
-            best[c] = take ? v : b;
-            best_at[c] = take ? at : best_at[c];
-          }
+      win.each(oh, ow, [&](int64_t ih, int64_t iw) {
+        const float* px = src + n * li.n + ih * li.h + iw * li.w + c0;
+        const auto at = static_cast<int32_t>(ih * W + iw);
+        if (first) {  // every window holds at least one in-bounds position
+          for (int64_t c = 0; c < cn; ++c) best[c] = px[c], best_at[c] = at;
+          first = false;
+          return;
         }
-      }
+        for (int64_t c = 0; c < cn; ++c) {  // NaN wins, as in PyTorch; the first max ties
+          const float v = px[c], b = best[c];
+          const bool take = v > b || (v != v && b == b);
+          best[c] = take ? v : b;
+          best_at[c] = take ? at : best_at[c];
+        }
+      });
       float* out = dst + n * lo.n + oh * lo.h + ow * lo.w + c0;
       for (int64_t c = 0; c < cn; ++c) {
         out[c] = best[c];
-        arg[((n * C + c0 + c) * h.out + oh) * w.out + ow] = best_at[c];
+        arg[((n * C + c0 + c) * win.h.out + oh) * win.w.out + ow] = best_at[c];
       }
     }
   }
@@ -112,35 +124,16 @@ MaxPoolResult small_c_max_pool2d_forward(const Tensor& x, const Pool2dParams& p,
   const float* src = static_cast<const float*>(x.raw_data());
   float* dst = static_cast<float*>(r.y.raw_data());
   int32_t* arg = r.workspace.data<int32_t>();
-  const int64_t kh = p.kernel[0], kw = p.kernel[1], sh = p.stride[0], sw = p.stride[1];
-  const int64_t dh = p.dilation[0], dw = p.dilation[1];
+  const Windows win{h,           w,           p.kernel[0],   p.kernel[1],
+                    p.stride[0], p.stride[1], p.dilation[0], p.dilation[1]};
   if (cl) {
-    const ClPool pool{src, dst, arg, li, lo, h, w, kh, kw, sh, sw, dh, dw, W, C};
-    switch (C) {  // the small counts unrolled (LeNet's 6 above all)
-      case 1:
-        pool.run<1>(N);
-        break;
-      case 2:
-        pool.run<2>(N);
-        break;
-      case 3:
-        pool.run<3>(N);
-        break;
-      case 4:
-        pool.run<4>(N);
-        break;
-      case 5:
-        pool.run<5>(N);
-        break;
-      case 6:
-        pool.run<6>(N);
-        break;
-      case 7:
-        pool.run<7>(N);
-        break;
-      default:
-        pool.run<0>(N);
-    }
+    const ClPool pool{src, dst, arg, li, lo, win, W, C};
+    // the small counts unrolled (LeNet's 6 above all); 0: the count at run time
+    using Run = void (ClPool::*)(int64_t) const;
+    static constexpr Run runs[] = {&ClPool::run<0>, &ClPool::run<1>, &ClPool::run<2>,
+                                   &ClPool::run<3>, &ClPool::run<4>, &ClPool::run<5>,
+                                   &ClPool::run<6>, &ClPool::run<7>};
+    (pool.*runs[C < 8 ? C : 0])(N);
     return r;
   }
 #pragma omp parallel for collapse(2)
@@ -152,20 +145,14 @@ MaxPoolResult small_c_max_pool2d_forward(const Tensor& x, const Pool2dParams& p,
         for (int64_t ow = 0; ow < w.out; ++ow) {
           float best = -std::numeric_limits<float>::infinity();
           int64_t best_at = -1;
-          for (int64_t i = 0; i < kh; ++i) {
-            const int64_t ih = oh * sh - h.pad_l + i * dh;
-            if (ih < 0 || ih >= h.in) continue;
-            for (int64_t j = 0; j < kw; ++j) {
-              const int64_t iw = ow * sw - w.pad_l + j * dw;
-              if (iw < 0 || iw >= w.in) continue;
-              const float v = plane[ih * li.h + iw * li.w];
-              // NaN wins, as in PyTorch; the first maximum wins ties
-              if (best_at < 0 || v > best || (v != v && best == best)) {
-                best = v;
-                best_at = ih * W + iw;
-              }
+          win.each(oh, ow, [&](int64_t ih, int64_t iw) {
+            const float v = plane[ih * li.h + iw * li.w];
+            // NaN wins, as in PyTorch; the first maximum wins ties
+            if (best_at < 0 || v > best || (v != v && best == best)) {
+              best = v;
+              best_at = ih * W + iw;
             }
-          }
+          });
           dst[n * lo.n + c * lo.c + oh * lo.h + ow * lo.w] = best;
           a[oh * w.out + ow] = static_cast<int32_t>(best_at);
         }
