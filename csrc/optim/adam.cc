@@ -52,7 +52,7 @@ void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
     float* vmax = o.amsgrad ? max_exp_avg_sqs[t].data<float>() : nullptr;
     const bool decoupled = o.decoupled_weight_decay && wd != 0;
     const bool coupled = !o.decoupled_weight_decay && wd != 0;
-    for_each_element(params[t].numel(), [&](int64_t i) {
+    for_each_element(params[t].numel(), [=](int64_t i) {
       if (decoupled) p[i] = p[i] * decay;
       float d = sign * g[i];
       if (coupled) d = d + wd * p[i];

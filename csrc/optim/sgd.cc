@@ -28,12 +28,13 @@ void sgd_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grad
       buf = momentum_buffers[t].data<float>();
       momentum_buffers[t].bump_version();
     }
-    for_each_element(n, [&](int64_t i) {
+    const bool nesterov = o.nesterov;
+    for_each_element(n, [=](int64_t i) {
       float d = sign * g[i];
       if (wd != 0) d = d + wd * p[i];
       if (buf) {
         buf[i] = first ? d : buf[i] * mom + keep * d;
-        d = o.nesterov ? d + mom * buf[i] : buf[i];
+        d = nesterov ? d + mom * buf[i] : buf[i];
       }
       p[i] = p[i] + neg_lr * d;
     });
