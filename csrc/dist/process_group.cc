@@ -238,15 +238,38 @@ WorkQueue::~WorkQueue() {
 }
 
 void WorkQueue::abort(std::exception_ptr error) {
-  std::deque<std::pair<std::function<void()>, std::shared_ptr<Work>>> dropped;
+  std::vector<std::shared_ptr<Work>> dropped;
   std::shared_ptr<Work> running;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    dropped.swap(tasks_);
-    running = running_;
+    // The aborting thread (the watchdog's) must not destroy the tasks either.
+    for (auto& item : tasks_) {
+      finished_.emplace_back();
+      finished_.back().swap(item.first);
+      dropped.push_back(std::move(item.second));
+    }
+    tasks_.clear();
+    if (!releasing_ && running_) {
+      running = running_;
+      running_aborted_ = true;
+    }
   }
   if (running) running->finish(error);
-  for (auto& item : dropped) item.second->finish(error);
+  for (auto& work : dropped) work->finish(error);
+}
+
+void WorkQueue::settle() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !releasing_; });
+}
+
+void WorkQueue::release_finished() {
+  std::vector<Task> finished;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    finished.swap(finished_);
+  }
+  // Destroyed here, outside the lock: a task's tensors may wait for the GIL.
 }
 
 bool WorkQueue::idle() {
@@ -264,6 +287,7 @@ void WorkQueue::abandon() {
 }
 
 std::shared_ptr<Work> WorkQueue::push(std::function<void()> task) {
+  release_finished();
   auto work = std::make_shared<Work>();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -283,6 +307,7 @@ void WorkQueue::loop() {
       item = std::move(tasks_.front());
       tasks_.pop_front();
       running_ = item.second;
+      running_aborted_ = false;
     }
     std::exception_ptr error;
     try {
@@ -290,13 +315,26 @@ void WorkQueue::loop() {
     } catch (...) {
       error = std::current_exception();
     }
+    bool handed_over;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      handed_over = running_aborted_;
+      if (handed_over) {
+        // The caller was woken by the abort and may be gone, the interpreter finalizing.
+        finished_.emplace_back();
+        finished_.back().swap(item.first);
+      } else {
+        releasing_ = true;  // from here an abort leaves this Work to this thread
+      }
+    }
     // What the task captured (the caller's tensors) goes before the caller is woken: once
-    // wait() returns, this thread holds none of them, so their last owner is the caller. (A
-    // tensor over a numpy array released here while Python exits would abort the process.)
-    item.first = nullptr;
+    // wait() returns, this thread holds none of them, so their last owner is the caller.
+    if (!handed_over) item.first = nullptr;
     item.second->finish(error);
     std::lock_guard<std::mutex> lock(mu_);
+    releasing_ = false;
     running_.reset();
+    cv_.notify_all();  // settle() may wait for this
   }
 }
 
@@ -369,10 +407,14 @@ ProcessGroup::ProcessGroup(std::shared_ptr<TCPStore> store, int rank, int size,
 }
 
 ProcessGroup::~ProcessGroup() {
-  shutdown();
+  stop_queues(/*release_leftovers=*/false);
 }
 
 void ProcessGroup::shutdown() {
+  stop_queues(/*release_leftovers=*/true);
+}
+
+void ProcessGroup::stop_queues(bool release_leftovers) {
   std::unique_ptr<WorkQueue> collectives, p2p;
   {
     // Joined outside the lock, so an abort can still reach the queues meanwhile.
@@ -387,9 +429,19 @@ void ProcessGroup::shutdown() {
   if (aborted()) {
     // The threads may be inside Gloo for up to its timeout: let them go, and keep what they
     // use (the queues themselves, the context) alive for good.
+    std::exception_ptr error;
+    {
+      std::lock_guard<std::mutex> lock(abort_->mu);
+      error = abort_->error;
+    }
     for (auto* q : {&collectives, &p2p}) {
       if (!*q) continue;
+      // Again: the abort may have come after the queues were taken out of its reach above,
+      // and a running task must be handed over before its thread is let go.
+      (*q)->abort(error);
+      if (release_leftovers) (*q)->settle();  // the destructor may hold the GIL: not there
       (*q)->abandon();
+      if (release_leftovers) (*q)->release_finished();
       keep_forever(std::shared_ptr<WorkQueue>(q->release()));
     }
     keep_forever(context_);

@@ -57,25 +57,46 @@ class Work {
 };
 
 // One thread draining a FIFO of tasks, each completing its Work.
+//
+// What a task captured (the caller's tensors; memory of a numpy array is released under the
+// GIL) must never be released by a thread that runs on after its caller moved on: CPython ends
+// a thread that asks for the GIL while the interpreter finalizes with pthread_exit, whose
+// unwinding through a destructor aborts the process ("terminate called without an active
+// exception"). So the queue's thread releases a task before completing its Work, while the
+// caller still waits; a task whose Work an abort completed first (the thread was still inside
+// Gloo) is never released by that thread: it is handed over, like the tasks an abort dropped,
+// to release_finished on a caller's thread, or kept for good with an abandoned queue.
 class WorkQueue {
  public:
   explicit WorkQueue(std::string name);
   ~WorkQueue();  // runs what is queued, then joins (unless abandoned)
+  // Also releases the tasks handed over since the last call, on this thread.
   std::shared_ptr<Work> push(std::function<void()> task);
-  // Fails the running and every queued Work with `error` now; queued tasks never run.
+  // Fails the running and every queued Work with `error` now; queued tasks never run. (A
+  // running task already past its work, releasing what it captured, completes on its own.)
   void abort(std::exception_ptr error);
   // Lets the thread go without waiting for it (it may be stuck in Gloo): the caller must
-  // keep this object alive for good, see ProcessGroup::shutdown.
+  // keep this object alive for good, see ProcessGroup::shutdown. The task it is running is
+  // then never released (a thread that outlives its Work may outlive the interpreter too).
   void abandon();
+  // Destroys, on this thread, the tasks handed over after an abort (see above).
+  void release_finished();
+  // Waits while the thread releases a task that completed as an abort came (it may need the
+  // GIL for that: call without it), so that abandon() never lets go of a releasing thread.
+  void settle();
   bool idle();  // nothing queued or running
 
  private:
+  using Task = std::function<void()>;
   void loop();
   std::string name_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<std::function<void()>, std::shared_ptr<Work>>> tasks_;
+  std::deque<std::pair<Task, std::shared_ptr<Work>>> tasks_;
   std::shared_ptr<Work> running_;
+  bool running_aborted_ = false;  // an abort completed running_'s Work: the task is handed over
+  bool releasing_ = false;        // the thread is releasing the running task: abort leaves it be
+  std::vector<Task> finished_;    // handed over, for a caller's thread to destroy
   bool stop_ = false;
   std::thread thread_;
 };
@@ -96,7 +117,8 @@ class ProcessGroup {
   // Finishes the queued operations and stops the communication threads; later operations
   // raise. Call it without holding locks a queued operation may need (Python's GIL). After an
   // abort it returns at once: the threads are detached and the Gloo context is deliberately
-  // leaked, so a thread still inside Gloo never touches freed memory.
+  // leaked, so a thread still inside Gloo never touches freed memory; the operations' tensors
+  // are released on this thread, except the ones a detached thread still uses (kept for good).
   void shutdown();
   // Fails every queued and running operation with Error(reason), now; later operations raise
   // it. Thread-safe, idempotent (the first reason wins).
@@ -129,6 +151,10 @@ class ProcessGroup {
 
  private:
   Millis op_timeout(Millis t) const { return t.count() < 0 ? timeout_ : t; }
+  // release_leftovers (shutdown, called without the GIL): after an abort, wait for a thread
+  // releasing a task and destroy on this thread what the dropped tasks held. Not from the
+  // destructor, which may run under the GIL (Python's dealloc) or on a watchdog's thread.
+  void stop_queues(bool release_leftovers);
   std::string describe(const char* op) const;
   std::shared_ptr<Work> enqueue(const char* op, std::function<void()> fn);
   void close_connections();

@@ -4,10 +4,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/error.h"
 #include "dist/process_group.h"
 #include "dist/tcp_store.h"
 
@@ -50,6 +53,21 @@ void on_ranks(int world, const std::string& prefix, F body) {
   for (auto& t : threads) t.join();
   for (int r = 0; r < world; ++r) EXPECT_EQ(errors[static_cast<size_t>(r)], "") << "rank " << r;
 }
+
+// Something a task captures, telling on which thread it was destroyed (a stand-in for a
+// tensor whose memory belongs to a numpy array, which only a thread that may take the GIL
+// can release).
+struct Sentinel {
+  std::atomic<bool> released{false};
+  std::atomic<std::thread::id> released_on{};
+  std::shared_ptr<int> make() {
+    return std::shared_ptr<int>(new int(0), [this](int* p) {
+      released_on = std::this_thread::get_id();
+      released = true;
+      delete p;
+    });
+  }
+};
 
 }  // namespace
 
@@ -116,4 +134,40 @@ TEST(WorkQueue, TaskCapturesAreReleasedBeforeWaitReturns) {
     work->wait(Millis(5000));
     EXPECT_TRUE(released.load()) << "round " << i;
   }
+}
+
+// After an abort, the aborting thread (the watchdog's) destroys nothing either, and a task
+// still running when its queue is abandoned is never destroyed: its thread may be leaving Gloo
+// while the interpreter finalizes.
+TEST(WorkQueue, AbortAndAbandonLeaveTasksToTheCaller) {
+  // Kept reachable for good, as ProcessGroup::shutdown keeps an abandoned queue, and so is
+  // what the abandoned task points at.
+  auto* q = new dist::WorkQueue("abandoned");
+  auto* running = new Sentinel;
+  static std::vector<std::pair<dist::WorkQueue*, Sentinel*>> kept;
+  kept.emplace_back(q, running);
+  Sentinel queued;
+  std::promise<void> started, go;
+  std::shared_future<void> gate = go.get_future().share();
+  auto r = running->make(), d = queued.make();
+  auto stuck = q->push([r, gate, &started] {
+    started.set_value();
+    gate.wait();
+  });
+  auto dropped = q->push([d] {});
+  r.reset();
+  d.reset();
+  started.get_future().wait();
+  std::thread aborter([&] { q->abort(std::make_exception_ptr(Error("aborted by the test"))); });
+  aborter.join();
+  EXPECT_THROW(stuck->wait(Millis(10000)), Error);
+  EXPECT_THROW(dropped->wait(Millis(10000)), Error);
+  EXPECT_FALSE(queued.released) << "the aborting thread released a dropped task";
+  q->abandon();
+  q->release_finished();
+  EXPECT_TRUE(queued.released);
+  EXPECT_EQ(queued.released_on.load(), std::this_thread::get_id());
+  go.set_value();  // the stuck task returns, long after its Work failed
+  std::this_thread::sleep_for(Millis(300));
+  EXPECT_FALSE(running->released) << "an abandoned thread released its task";
 }

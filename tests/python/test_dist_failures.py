@@ -338,6 +338,58 @@ def test_abort_fails_pending_and_later_operations_at_once():
         pg1.shutdown()
 
 
+class _SlowFinalization:
+    """Sleeps in __del__, run when module globals are cleared: well inside finalization."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __del__(self, sleep=time.sleep):
+        sleep(self.seconds)
+
+
+def _abandoned_thread_at_exit_main():
+    """The child of test_abandoned_thread_leaving_gloo_during_exit_is_harmless."""
+    global _slow_exit
+    store = dist.TCPStore(HOST, 0, 2, is_master=True, timeout=30, job_id="exit")
+    pg0, pg1 = _pair_of_groups(store)
+    t = phalanx.from_numpy(np.ones(16, np.float32))  # its memory is released under the GIL
+    work = pg0.all_reduce(t, dist.ReduceOp.SUM, 1.5)  # rank 1 never joins: in Gloo for 1.5 s
+    time.sleep(0.1)
+    pg0.abort("testing")
+    with pytest.raises(RuntimeError, match="testing"):
+        work.wait()
+    pg0.shutdown()  # abandons the thread, still in Gloo with the last reference to t
+    del t, work
+    _slow_exit = _SlowFinalization(4.0)  # the thread leaves Gloo while the interpreter finalizes
+    print("OK", flush=True)
+
+
+def test_abandoned_thread_leaving_gloo_during_exit_is_harmless():
+    """A communication thread abandoned by an abort must never take the GIL (to release a
+    numpy-backed tensor) once the interpreter finalizes: CPython ends such a thread with
+    pthread_exit, and the unwinding aborted the process ("terminate called without an active
+    exception") after it had passed its checks."""
+    cmd = [sys.executable] + (["-S"] if sys.flags.no_site else [])
+    code = (
+        f"import sys; sys.path.insert(0, {HERE!r}); "
+        "import test_dist_failures as t; t._abandoned_thread_at_exit_main()"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen(
+        cmd + ["-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0 and "OK" in out, (
+        f"exited {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}"
+    )
+
+
 def test_heartbeat_settings_are_checked(monkeypatch):
     port = free_port()
     kw = dict(init_method=f"tcp://{HOST}:{port}", rank=0, world_size=1, timeout=10)

@@ -301,8 +301,13 @@ def case_p2p_and_async(rank, world):
 
 
 def case_peer_dies(rank, world):
+    # Rank 1 leaves only once rank 0 is done connecting too: its own init may return first,
+    # and rank 0 would then fail in init_process_group instead of in the all-reduce.
+    store = dist._state.store
     if rank == 1:
+        store.wait(["peer_dies/rank0_connected"], timeout=30)
         os._exit(0)  # vanishes without a word
+    store.set("peer_dies/rank0_connected", "1")
     t0 = time.monotonic()
     # The error names the lost peer by rank and host, not only by Gloo's address: from the
     # watchdog's verdict, or (heartbeats disabled) from Gloo's error.
