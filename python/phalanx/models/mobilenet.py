@@ -6,6 +6,8 @@ in the paper; activation="relu6" gives the variant common in quantisation-friend
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .. import nn
 from ._blocks import ConvBNAct
 
@@ -31,7 +33,11 @@ class DepthwiseSeparable(nn.Module):
     """A 3x3 depthwise conv (one filter per channel) then a 1x1 pointwise conv mixing channels."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, stride: int, activation: type[nn.Module]
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        activation: Callable[[], nn.Module],  # makes one activation module per call
     ) -> None:
         super().__init__()
         self.depthwise = ConvBNAct(
