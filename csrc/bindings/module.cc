@@ -78,10 +78,12 @@ PYBIND11_MODULE(_C, m) {
             py::arg("allocated_bytes") = s.allocated_bytes,
             py::arg("peak_allocated_bytes") = s.peak_allocated_bytes,
             py::arg("allocations") = s.allocations, py::arg("cached_bytes") = s.cached_bytes,
-            py::arg("cache_hits") = s.cache_hits, py::arg("cache_misses") = s.cache_misses);
+            py::arg("cache_hits") = s.cache_hits, py::arg("cache_misses") = s.cache_misses,
+            py::arg("caching_allocator") = caching_allocator_enabled());
       },
       "Tensor memory: bytes live now and at the peak (since reset_peak_memory_stats), "
-      "allocations made, and the caching allocator's cached bytes, hits and misses.");
+      "allocations made, and the caching allocator's cached bytes, hits and misses (and whether "
+      "it is on: not with PHALANX_CACHING_ALLOCATOR=0 or in sanitizer builds).");
   m.def("reset_peak_memory_stats", &reset_peak_memory_stats,
         "Restarts the peak of memory_stats() from what is allocated now.");
   m.def("empty_cache", &empty_cache,

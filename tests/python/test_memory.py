@@ -34,15 +34,19 @@ def test_memory_stats_count_live_and_peak_bytes():
 
 
 def test_freed_large_tensor_memory_is_reused_then_emptied():
+    # Sanitizer builds turn the cache off (malloc keeps use-after-free visible): then nothing
+    # is cached or reused, and this checks that instead.
+    caching = phalanx.memory_stats()["caching_allocator"]
     phalanx.empty_cache()
     a = phalanx.ones(3 * MiB // 4)
     del a
     s0 = phalanx.memory_stats()
-    assert s0["cached_bytes"] >= 3 * MiB
+    assert (s0["cached_bytes"] >= 3 * MiB) == caching
     b = phalanx.ones(3 * MiB // 4)
     s1 = phalanx.memory_stats()
-    assert s1["cache_hits"] == s0["cache_hits"] + 1
-    assert s1["cache_misses"] == s0["cache_misses"]
+    assert s1["cache_hits"] == s0["cache_hits"] + (1 if caching else 0)
+    if caching:
+        assert s1["cache_misses"] == s0["cache_misses"]
     assert float(b.sum()) == 3 * MiB // 4  # the reused block holds the new values
     del b
     phalanx.empty_cache()
@@ -50,21 +54,23 @@ def test_freed_large_tensor_memory_is_reused_then_emptied():
 
 
 def test_caching_can_be_turned_off():
+    sanitized = not phalanx.memory_stats()["caching_allocator"]
     code = (
         "import phalanx\n"
         "for _ in range(3):\n"
         "    t = phalanx.ones(1 << 20); del t\n"
         "s = phalanx.memory_stats()\n"
-        "print(s['cache_hits'], s['cached_bytes'], s['cache_misses'])\n"
+        "print(s['cache_hits'], s['cached_bytes'], s['cache_misses'],\n"
+        "      int(s['caching_allocator']))\n"
     )
     env = dict(os.environ, PHALANX_CACHING_ALLOCATOR="0")
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    hits, cached, misses = map(int, out.stdout.split())
-    assert (hits, cached) == (0, 0)
-    assert misses >= 3
+    hits, cached, misses, on = map(int, out.stdout.split())
+    assert (hits, cached, on) == (0, 0, 0)
+    assert misses >= 3 or sanitized  # sanitizer builds use malloc and count no misses
 
 
 # Which activations keep their input alive for backward, and which only their output.
