@@ -63,8 +63,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   auto r = ops::batch_norm_forward(x, running_mean, running_var, w, b, training, momentum, eps);
   // r.x is x as normalised (possibly converted): saving it spares the backward a conversion;
   // it is x itself, version and all, when no conversion was needed.
-  record("NativeBatchNormBackward", {r.y}, {x, weight, bias},
-         {r.x.defined() ? r.x : x, w, r.mean, r.var}, [training, eps](const BackwardContext& c) {
+  record("NativeBatchNormBackward", {r.y}, {x, weight, bias}, {r.x, w, r.mean, r.var},
+         [training, eps](const BackwardContext& c) {
            auto g =
                ops::batch_norm_backward(c.grad(), c.saved[0], c.saved[2], c.saved[3], c.saved[1],
                                         training, eps, {c.need(0), c.need(1), c.need(2)});
@@ -100,9 +100,7 @@ Tensor activation(ops::Activation kind, const Tensor& x, float alpha) {
 }
 
 Tensor activation_(ops::Activation kind, const Tensor& x, float alpha) {
-  static const char* ops_names[] = {"relu", "relu6",   "leaky_relu", "gelu",
-                                    "gelu", "sigmoid", "tanh"};
-  const char* op = ops_names[static_cast<int>(kind)];
+  const char* op = ops::activation_name(kind);
   PHX_CHECK(x.defined(), ValueError, op, "_: no input tensor");
   const bool history = needs_history({x});
   PHX_CHECK(!history || ops::activation_backward_uses_output(kind, alpha), Error, op,

@@ -81,16 +81,21 @@ std::string eltwise_key(const Tensor& x) {
   return x.is_blocked() ? layout_key(x) : std::to_string(x.numel());
 }
 
+// Runs the forward primitive from x into y (y may be x: eltwise runs in place).
+void run_forward(const Spec& sp, const Tensor& x, const Tensor& y) {
+  auto md = eltwise_desc(x);
+  auto e = forward_entry(sp, md, eltwise_key(x));
+  execute(e->prim, {{DNNL_ARG_SRC, memory_of(x, md)}, {DNNL_ARG_DST, memory_of(y, md)}});
+}
+
 }  // namespace
 
 Tensor activation_forward(Activation kind, const Tensor& x_in, float alpha) {
   Spec sp = spec(kind, alpha);
   Tensor x = dnnl_input(x_in, sp.name, "input");
   if (x.numel() == 0) return Tensor::empty(x.sizes());
-  auto md = eltwise_desc(x);
-  auto e = forward_entry(sp, md, eltwise_key(x));
-  Tensor y = empty_like_desc(x.sizes(), x.is_blocked() ? md : plain_desc(x.sizes()));
-  execute(e->prim, {{DNNL_ARG_SRC, memory_of(x, md)}, {DNNL_ARG_DST, memory_of(y, md)}});
+  Tensor y = empty_like_desc(x.sizes(), x.is_blocked() ? desc_of(x) : plain_desc(x.sizes()));
+  run_forward(sp, x, y);
   return y;
 }
 
@@ -98,13 +103,13 @@ bool activation_forward_in_place(Activation kind, const Tensor& x, float alpha) 
   if (!x.defined() || x.dtype() != DType::Float32 || !(x.is_blocked() || x.is_contiguous()))
     return false;
   if (x.numel() == 0) return true;
-  Spec sp = spec(kind, alpha);
-  auto md = eltwise_desc(x);
-  auto e = forward_entry(sp, md, eltwise_key(x));
-  dnnl::memory mem = memory_of(x, md);
-  execute(e->prim, {{DNNL_ARG_SRC, mem}, {DNNL_ARG_DST, mem}});  // eltwise runs in place
+  run_forward(spec(kind, alpha), x, x);
   x.bump_version();
   return true;
+}
+
+const char* activation_name(Activation kind) {
+  return spec(kind, 0.f).name;
 }
 
 bool activation_backward_uses_output(Activation kind, float alpha) {

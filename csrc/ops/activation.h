@@ -9,6 +9,9 @@ enum class Activation { Relu, Relu6, LeakyRelu, GeluErf, GeluTanh, Sigmoid, Tanh
 // alpha is the negative slope of leaky_relu; unused otherwise.
 Tensor activation_forward(Activation kind, const Tensor& x, float alpha = 0.f);
 
+// "relu", "relu6", "leaky_relu", "gelu", "sigmoid", "tanh": for messages.
+const char* activation_name(Activation kind);
+
 // Whether the backward needs only the forward's output (relu, relu6, leaky_relu with a slope
 // >= 0, sigmoid, tanh). Autograd then saves the output, which the next layer saves anyway, and
 // the input is freed right after forward: the memory PyTorch gets from inplace=True, without

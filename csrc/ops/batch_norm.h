@@ -8,8 +8,8 @@ namespace phalanx::ops {
 
 struct BatchNormResult {
   Tensor y, mean, var;  // mean/var: the batch statistics (training) or the running ones (eval)
-  Tensor x;             // the input as normalised (a plain 4-D one goes channels-last): what
-                        // the backward should be given, saving it a second conversion
+  Tensor x;             // the input as normalised (a plain 4-D one goes channels-last, else x
+                        // itself): what the backward should be given, sparing a conversion
 };
 // Training: normalises with batch statistics and updates running_mean/var in place (if given)
 // with momentum, using the unbiased variance, as PyTorch does. Eval: uses the running ones.
