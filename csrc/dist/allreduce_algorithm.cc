@@ -1,11 +1,6 @@
 #include "dist/allreduce_algorithm.h"
 
 #include <gloo/allreduce.h>
-#include <gloo/allreduce_halving_doubling.h>
-#include <gloo/allreduce_ring_chunked.h>
-
-#include <climits>
-#include <vector>
 
 #include "core/error.h"
 
@@ -21,10 +16,6 @@ const char* algorithm_name(AllreduceAlgorithm a) {
       return "auto";
     case AllreduceAlgorithm::Ring:
       return "ring";
-    case AllreduceAlgorithm::RingChunked:
-      return "ring_chunked";
-    case AllreduceAlgorithm::HalvingDoubling:
-      return "halving_doubling";
     case AllreduceAlgorithm::Bcube:
       return "bcube";
   }
@@ -41,10 +32,6 @@ AllreduceAlgorithm choose_allreduce_algorithm(size_t bytes, int world_size) {
   // ranks (~0.5 s per MiB). So ring only when each rank's share is large enough for its
   // neighbour-only, pipelined traffic to pay off.
   if (bytes / static_cast<size_t>(world_size) >= kRingShareBytes) return AllreduceAlgorithm::Ring;
-  // Halving-doubling and chunked ring (Gloo's older, templated API, built per call here) are
-  // never chosen automatically: after one of them, Gloo's ring all-reduce in the same process
-  // was measured ~40x slower at 4 ranks (0.5 s per MiB), and a peer's data arriving before the
-  // receiver has built its side makes the receiver's Gloo thread spin until then.
   return AllreduceAlgorithm::Bcube;
 }
 
@@ -53,33 +40,18 @@ void allreduce(const std::shared_ptr<gloo::Context>& ctx, void* data, size_t ele
   if (elements == 0) return;
   if (algorithm == AllreduceAlgorithm::Auto)
     algorithm = choose_allreduce_algorithm(elements * itemsize(dtype), ctx->size);
-  // The templated algorithms count elements in an int and wait with the group's timeout.
-  bool legacy = algorithm == AllreduceAlgorithm::HalvingDoubling ||
-                algorithm == AllreduceAlgorithm::RingChunked;
-  if (legacy && elements <= static_cast<size_t>(INT_MAX)) {
-    with_legacy_reduction(dtype, op, [&](auto* type_tag, auto* fn) {
-      using T = std::remove_pointer_t<decltype(type_tag)>;
-      std::vector<T*> ptrs{static_cast<T*>(data)};
-      int count = static_cast<int>(elements);
-      if (algorithm == AllreduceAlgorithm::HalvingDoubling)
-        gloo::AllreduceHalvingDoubling<T>(ctx, ptrs, count, fn).run();
-      else
-        gloo::AllreduceRingChunked<T>(ctx, ptrs, count, fn).run();
-    });
-  } else {
-    ReduceFn fn = reduce_fn(dtype, op);
-    with_element(itemsize(dtype), [&](auto* type_tag) {
-      using T = std::remove_pointer_t<decltype(type_tag)>;
-      gloo::AllreduceOptions opts(ctx);
-      opts.setOutput<T>(static_cast<T*>(data), elements);
-      opts.setReduceFunction(fn);
-      opts.setTimeout(timeout);
-      opts.setAlgorithm(algorithm == AllreduceAlgorithm::Bcube
-                            ? gloo::AllreduceOptions::Algorithm::BCUBE
-                            : gloo::AllreduceOptions::Algorithm::RING);
-      gloo::allreduce(opts);
-    });
-  }
+  ReduceFn fn = reduce_fn(dtype, op);
+  with_element(itemsize(dtype), [&](auto* type_tag) {
+    using T = std::remove_pointer_t<decltype(type_tag)>;
+    gloo::AllreduceOptions opts(ctx);
+    opts.setOutput<T>(static_cast<T*>(data), elements);
+    opts.setReduceFunction(fn);
+    opts.setTimeout(timeout);
+    opts.setAlgorithm(algorithm == AllreduceAlgorithm::Bcube
+                          ? gloo::AllreduceOptions::Algorithm::BCUBE
+                          : gloo::AllreduceOptions::Algorithm::RING);
+    gloo::allreduce(opts);
+  });
   if (op == ReduceOp::Avg) divide_in_place(data, dtype, elements, ctx->size);
 }
 
