@@ -52,60 +52,19 @@ signal N), 128+N when the launcher got signal N (130 for Ctrl-C), 124 when --max
 out, 2 for bad command-line input (nothing started), 1 when the store could not start.
 """
 
-# This module stays the public face of the launcher: its docstring is the user manual (the
-# --help epilog), and it keeps main() and the `python -m` entry point. The implementation
-# lives in the private package phalanx.distributed._launch, one concern a module; the names
-# below are re-exported so `from phalanx.distributed import launch` still reaches them.
+# This module is the public face of the launcher: its docstring is the user manual (the
+# --help epilog), and it holds main() and the `python -m` entry point. The implementation
+# lives in the private package phalanx.distributed._launch, one concern a module; it is not
+# re-exported here, so the public API is just these three functions.
 
 from __future__ import annotations
 
 import sys
 
 from ._launch import cli as _cli
-from ._launch.cli import DEFAULT_KILL_TIMEOUT
-from ._launch.common import PROG, UsageError
-from ._launch.hosts import HostEntry, parse_hosts, read_hosts
-from ._launch.output import MAX_LINE, Console, LineSplitter, pump
-from ._launch.plan import RankSpec, plan_ranks, rank_env, route_address
-from ._launch.procs import local_command
-from ._launch.remote import DEFAULT_SSH_OPTS, REMOTE_WATCHDOG, remote_command, ssh_command
-from ._launch.supervisor import (
-    POLL_INTERVAL,
-    PUMP_JOIN_TIMEOUT,
-    REMOTE_KILL_MARGIN,
-    Launcher,
-    Rank,
-)
+from ._launch.common import PROG
 
-__all__ = [
-    "DEFAULT_KILL_TIMEOUT",
-    "DEFAULT_SSH_OPTS",
-    "MAX_LINE",
-    "POLL_INTERVAL",
-    "PROG",
-    "PUMP_JOIN_TIMEOUT",
-    "REMOTE_KILL_MARGIN",
-    "REMOTE_WATCHDOG",
-    "Console",
-    "HostEntry",
-    "Launcher",
-    "LineSplitter",
-    "Rank",
-    "RankSpec",
-    "UsageError",
-    "build_parser",
-    "local_command",
-    "main",
-    "parse_args",
-    "parse_hosts",
-    "plan_ranks",
-    "pump",
-    "rank_env",
-    "read_hosts",
-    "remote_command",
-    "route_address",
-    "ssh_command",
-]
+__all__ = ["build_parser", "main", "parse_args"]
 
 
 # The three command-line functions pass this module's docstring along as the manual, so the
