@@ -233,8 +233,10 @@ def test_max_time(tmp_path):
 
 @pytest.mark.parametrize("where", ["local", "ssh"])
 def test_ranks_die_with_a_killed_launcher(tmp_path, where):
-    """Local ranks get SIGKILL from Linux (parent-death signal); ranks over ssh see their
-    session's stdin close, and their host's watchdog stops them."""
+    """SIGKILL, as the OOM killer sends it: nothing the job started may outlive the launcher,
+    neither the ranks nor the processes they started. Local ranks: each rank's guard (boot.py)
+    sees the launcher's end of its pipe close and kills the rank's process group; ranks over
+    ssh see their session's stdin close, and their host's watchdog kills the group."""
     if where == "local":
         place = ["--nproc", "2", helper("sleepy_rank.py")]
     else:
@@ -251,15 +253,27 @@ def test_ranks_die_with_a_killed_launcher(tmp_path, where):
         wait_for(lambda: len(rank_pids(tmp_path)) == 4, TIMEOUT, "both ranks to start")
         launcher.kill()
         launcher.wait(TIMEOUT)
-        if where == "ssh":  # the watchdog takes the rank's whole process group
-            assert_all_gone(tmp_path, expected=4)
-        else:  # only the ranks themselves: their own children are beyond the death signal
-            ranks = [int(open(tmp_path / f"rank{r}.pid").read().split()[0]) for r in range(2)]
-            wait_for(lambda: not any(alive(p) for p in ranks), 5, "the ranks to die")
+        assert_all_gone(tmp_path, expected=4)  # both ranks and both grandchildren
     finally:
         launcher.kill()
         launcher.wait()
         kill_leftovers(tmp_path)
+
+
+def test_a_rank_has_no_child_it_did_not_start(tmp_path):
+    """The guard that boot.py leaves beside a local rank is not the rank's child: a rank
+    waiting for any child must not collect it (and so stop guarding)."""
+    script = tmp_path / "wait_any.py"
+    script.write_text(
+        "import os\n"
+        "try:\n"
+        "    print('collected', os.wait())\n"
+        "except ChildProcessError:\n"
+        "    print('no children')\n"
+    )
+    r = run_launch(["--nproc", "1", "--no-prefix", str(script)])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "no children\n"
 
 
 # --------------------------------------------------------------------------- ranks over ssh

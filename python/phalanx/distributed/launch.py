@@ -44,8 +44,10 @@ local rank's whole process group; remote ranks are stopped by closing their ssh 
 stdin, which a small watchdog on the host turns into SIGTERM), and SIGKILL after
 --kill-timeout seconds. A summary lists the failed and stopped ranks, first failure first.
 Ctrl-C, SIGTERM or SIGHUP to the launcher stops every rank the same way (a second Ctrl-C
-kills at once). Local ranks also die with the launcher if it is killed (Linux parent-death
-signal); remote ranks when their ssh connection drops.
+kills at once). If the launcher itself is killed (even by SIGKILL, as the OOM killer does),
+every rank dies with it, together with the processes it started in its own process group
+(a process that moves to a session of its own is beyond reach): a small guard beside each
+local rank notices, and on a remote host the watchdog notices the ssh session ending.
 
 Exit status: 0 if every rank exited 0; otherwise the first failure's exit code (128+N for
 signal N), 128+N when the launcher got signal N (130 for Ctrl-C), 124 when --max-time ran
