@@ -6,6 +6,7 @@
 
 #include "autograd/grad_accumulation.h"
 #include "autograd/grad_mode.h"
+#include "autograd/hooks.h"
 #include "core/factory.h"
 
 namespace phalanx::autograd {
@@ -106,10 +107,7 @@ void backward(const TensorList& roots, const TensorList& grads, bool retain_grap
     inputs.resize(node->output_shapes.size());
     for (size_t i = 0; i < inputs.size(); ++i)
       if (!inputs[i].defined()) inputs[i] = zeros(node->output_shapes[i]);
-    for (auto& [idx, hook] : node->pre_hooks) {
-      Tensor r = hook(inputs[idx]);
-      if (r.defined()) inputs[idx] = r;
-    }
+    run_pre_hooks(*node, inputs);
     std::shared_ptr<Node> keep = node->shared_from_this();
     TensorList outputs = node->apply(std::move(inputs));
     if (!retain_graph) node->release_saved();
