@@ -13,9 +13,21 @@ TensorHook removable(TensorHook hook, const std::shared_ptr<bool>& active) {
   };
 }
 
+// A hook may change a gradient's values, never its shape or dtype: the gradient still has to
+// fit the tensor it belongs to (and the .grad an optimizer holds).
 Tensor run_hook(const TensorHook& hook, const Tensor& grad) {
   Tensor r = hook(grad);
-  return r.defined() ? r : grad;
+  if (!r.defined()) return grad;
+  PHX_CHECK(r.sizes() == grad.sizes(), Error,
+            "a gradient hook changed the shape of the gradient of a tensor of shape ",
+            shape_str(grad.sizes()), " to ", shape_str(r.sizes()),
+            ": a hook may return a gradient of the same shape and dtype, or None");
+  PHX_CHECK(r.dtype() == grad.dtype(), Error,
+            "a gradient hook changed the dtype of the gradient of a tensor of shape ",
+            shape_str(grad.sizes()), " from ", dtype_name(grad.dtype()), " to ",
+            dtype_name(r.dtype()),
+            ": a hook may return a gradient of the same shape and dtype, or None");
+  return r;
 }
 
 }  // namespace

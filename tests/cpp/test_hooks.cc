@@ -78,3 +78,20 @@ TEST(Hooks, RegistrationRefusesTensorsWithoutGrad) {
   Tensor y = times(leaf({2}, 1), 2);
   EXPECT_THROW(ag::register_post_accumulate_grad_hook(y, [](const Tensor&) {}), Error);
 }
+
+TEST(Hooks, AHookMayNotChangeTheGradientsShapeOrDtype) {
+  Tensor x = leaf({3}, 1);
+  ag::register_hook(x, [](const Tensor&) { return ones({7}); });
+  try {
+    ag::backward({ag::sum(times(x, 2), {}, false)}, {Tensor()}, false);
+    FAIL() << "a hook returning [7] for a [3] tensor was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor of shape [3] to [7]"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(x.autograd_meta().grad);  // nothing was accumulated
+
+  Tensor y = times(leaf({2}, 1), 3);
+  ag::register_hook(y, [](const Tensor& g) { return g.to(DType::Float16); });
+  EXPECT_THROW(ag::backward({ag::sum(y, {}, false)}, {Tensor()}, false), Error);
+}
