@@ -28,11 +28,31 @@ Tensor as_tensor_operand(py::handle v, const Tensor& like) {
   throw TypeError("expected a Tensor or a number, got " + std::string(py::str(py::type::of(v))));
 }
 
+int64_t int64_arg(py::handle v, const char* what) {
+  PHX_CHECK(py::isinstance<py::int_>(v) || PyIndex_Check(v.ptr()), TypeError, what,
+            " must be an int, got ", std::string(py::str(py::type::of(v))));
+  py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(v.ptr()));
+  if (!i) throw py::error_already_set();
+  int overflow = 0;
+  long long r = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  PHX_CHECK(overflow == 0, ValueError, what, " ", std::string(py::str(i)),
+            " does not fit in int64");
+  if (r == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return static_cast<int64_t>(r);
+}
+
+// A sequence of ints, each converted by int64_arg (so an overflow names its value).
+static Shape int64_sequence(py::handle v, const char* what) {
+  Shape s;
+  for (auto item : py::reinterpret_borrow<py::sequence>(v)) s.push_back(int64_arg(item, what));
+  return s;
+}
+
 Shape int_list(py::handle v, size_t n, const char* what) {
-  if (py::isinstance<py::int_>(v)) return Shape(n, v.cast<int64_t>());
+  if (py::isinstance<py::int_>(v)) return Shape(n, int64_arg(v, what));
   PHX_CHECK(py::isinstance<py::sequence>(v), TypeError, what,
             " must be an int or a sequence of ints");
-  Shape s = v.cast<Shape>();
+  Shape s = int64_sequence(v, what);
   PHX_CHECK(s.size() == n, ValueError, what, " must have ", n, " values, got ", shape_str(s));
   return s;
 }
@@ -41,13 +61,13 @@ Shape sizes_from_args(const py::args& args, const char* op) {
   if (args.size() == 1 && !py::isinstance<py::int_>(args[0])) {
     PHX_CHECK(py::isinstance<py::sequence>(args[0]), TypeError, op,
               "(): size must be ints or a sequence of ints");
-    return args[0].cast<Shape>();
+    return int64_sequence(args[0], "size");
   }
   Shape s;
   for (auto a : args) {
     PHX_CHECK(py::isinstance<py::int_>(a), TypeError, op, "(): size must be ints, got ",
               std::string(py::str(py::type::of(a))));
-    s.push_back(a.cast<int64_t>());
+    s.push_back(int64_arg(a, "size"));
   }
   return s;
 }
@@ -74,7 +94,7 @@ static std::vector<ag::TensorIndex> index_items(py::handle index) {
     } else if (py::isinstance<py::bool_>(it)) {
       throw TypeError("indexing with a Python bool is not supported");
     } else if (py::isinstance<py::int_>(it)) {
-      out.push_back(ag::TensorIndex::integer_at(it.cast<int64_t>()));
+      out.push_back(ag::TensorIndex::integer_at(int64_arg(it, "index")));
     } else if (py::isinstance<py::slice>(it)) {
       auto step = slice_bound(it.attr("step"));
       out.push_back(ag::TensorIndex::slice(slice_bound(it.attr("start")),
