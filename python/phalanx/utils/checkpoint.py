@@ -56,6 +56,8 @@ class Checkpoint:
         **extra,
     ):
         self.path = os.fspath(path)
+        if "\0" in self.path:  # the OS would see the path only up to the NUL byte
+            raise ValueError(f"Checkpoint: embedded null byte in path {self.path!r}")
         self.is_dir = os.path.isdir(self.path) or self.path.endswith((os.sep, "/"))
         if keep_last is not None and (not self.is_dir or keep_last < 1):
             raise ValueError(
