@@ -151,6 +151,9 @@ Tensor read_idx_uint8(const uint8_t* data, size_t size, const std::string& path,
 namespace {
 
 void check_cifar_size(uint64_t size, const std::string& path) {
+  // An empty batch file is a failed download or copy, not a dataset without images.
+  PHX_CHECK(size > 0, ValueError, path, ": empty CIFAR-10 file (0 bytes): expected ",
+            kCifarRecordBytes, "-byte records");
   PHX_CHECK(size % kCifarRecordBytes == 0, ValueError, path, ": truncated CIFAR-10 file: ", size,
             " bytes is not a whole number of ", kCifarRecordBytes, "-byte records (",
             size / kCifarRecordBytes, " records and ", size % kCifarRecordBytes,
