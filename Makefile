@@ -15,10 +15,10 @@ $(STAMP): scripts/bootstrap.sh
 bootstrap: $(STAMP)
 
 # Editable install: the extension is built in build/py (reused between builds), together with
-# the GoogleTest binary.
+# the GoogleTest binary. Our builds treat warnings as errors (a user's `pip install` does not).
 build: $(STAMP)
 	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PYTHON) -m pip install -q --no-build-isolation \
-	  -C cmake.define.PHALANX_BUILD_TESTS=ON -e .
+	  -C cmake.define.PHALANX_BUILD_TESTS=ON -C cmake.define.PHALANX_WERROR=ON -e .
 
 test: build test-cpp test-python
 
