@@ -38,7 +38,7 @@ for _p in (HERE, TESTS):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from _world import World, serve  # noqa: E402
+from _spawn import World, serve  # noqa: E402
 
 from _common import median, ratio, table  # noqa: E402
 

@@ -4,9 +4,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "autograd/grad_accumulation.h"
 #include "autograd/grad_mode.h"
 #include "core/factory.h"
-#include "ops/elementwise.h"
 
 namespace phalanx::autograd {
 
@@ -31,11 +31,6 @@ std::unordered_map<Node*, int> count_dependencies(const std::vector<Node*>& root
     }
   }
   return deps;
-}
-
-void accumulate(Tensor& slot, const Tensor& g) {
-  if (!g.defined()) return;
-  slot = slot.defined() ? ops::binary(ops::BinaryOp::Add, slot, g) : g;
 }
 
 // The callbacks of the backward pass running on this thread (null outside one).
@@ -91,7 +86,7 @@ void backward(const TensorList& roots, const TensorList& grads, bool retain_grap
     Edge e = gradient_edge(r);
     auto& buf = buffers[e.fn.get()];
     buf.resize(e.fn->output_shapes.size());
-    accumulate(buf[e.input_nr], g);
+    add_gradient(buf[e.input_nr], g, GradSink::EngineBuffer);
     root_nodes.push_back(e.fn);
   }
   std::vector<Node*> raw;
@@ -124,7 +119,7 @@ void backward(const TensorList& roots, const TensorList& grads, bool retain_grap
       Node* next = e.fn.get();
       auto& buf = buffers[next];
       buf.resize(next->output_shapes.size());
-      if (i < outputs.size()) accumulate(buf[e.input_nr], outputs[i]);
+      if (i < outputs.size()) add_gradient(buf[e.input_nr], outputs[i], GradSink::EngineBuffer);
       if (--deps[next] == 0 && queued.insert(next).second) ready.push(next);
     }
   }

@@ -68,8 +68,4 @@ Tensor softmax(const Tensor& x, int64_t dim, bool log);
 Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
                 ops::Reduction reduction, int64_t ignore_index);
 
-// Makes a node from a backward function and attaches it to the outputs if history is needed.
-void record(const char* name, const TensorList& outputs, const TensorList& inputs,
-            const TensorList& saved, BackwardFn fn);
-
 }  // namespace phalanx::autograd

@@ -12,15 +12,6 @@ namespace phalanx::autograd {
 using ops::BinaryOp;
 using ops::UnaryOp;
 
-void record(const char* name, const TensorList& outputs, const TensorList& inputs,
-            const TensorList& saved, BackwardFn fn) {
-  if (!needs_history(inputs)) return;
-  std::vector<SavedTensor> s;
-  for (const auto& t : saved) s.emplace_back(t);
-  auto node = std::make_shared<FunctionNode>(name, std::move(s), std::move(fn));
-  set_history(outputs, inputs, node);
-}
-
 namespace {
 
 // Plain (history-free) helpers for use inside backward functions.

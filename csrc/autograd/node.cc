@@ -2,22 +2,14 @@
 
 #include <atomic>
 
+#include "autograd/grad_accumulation.h"
 #include "autograd/grad_mode.h"
-#include "ops/elementwise.h"
 
 namespace phalanx::autograd {
 
 namespace {
-thread_local bool g_grad_enabled = true;
 std::atomic<uint64_t> g_next_sequence_nr{0};
 }  // namespace
-
-bool grad_enabled() {
-  return g_grad_enabled;
-}
-void set_grad_enabled(bool on) {
-  g_grad_enabled = on;
-}
 
 Node::Node() : sequence_nr(g_next_sequence_nr++) {}
 
@@ -73,17 +65,7 @@ TensorList AccumulateGrad::apply(TensorList&& grads) {
     Tensor r = hook(g);
     if (r.defined()) g = r;
   }
-  GradModeGuard no_grad(false);
-  if (!meta.grad) {
-    // A fresh tensor: the incoming one may alias something the graph still holds.
-    meta.grad = g.clone().impl_ptr();
-  } else {
-    Tensor old(meta.grad);
-    if (old.is_contiguous() && old.dtype() == DType::Float32 && old.sizes() == g.sizes())
-      ops::axpy_(old, 1.0f, g);  // in place: keeps the .grad object the optimizer holds
-    else
-      meta.grad = ops::binary(ops::BinaryOp::Add, old, g).impl_ptr();
-  }
+  accumulate_into_grad(var, g);
   for (auto& hook : meta.post_accumulate_hooks) hook(var);
   return {};
 }
@@ -121,6 +103,15 @@ void set_history(const TensorList& outputs, const TensorList& inputs,
     meta.output_nr = i;
     node->output_shapes.push_back(outputs[i].sizes());
   }
+}
+
+void record(const char* name, const TensorList& outputs, const TensorList& inputs,
+            const TensorList& saved, BackwardFn fn) {
+  if (!needs_history(inputs)) return;
+  std::vector<SavedTensor> s;
+  for (const auto& t : saved) s.emplace_back(t);
+  auto node = std::make_shared<FunctionNode>(name, std::move(s), std::move(fn));
+  set_history(outputs, inputs, node);
 }
 
 }  // namespace phalanx::autograd

@@ -92,5 +92,9 @@ std::shared_ptr<Node> grad_accumulator(const Tensor& t);
 bool needs_history(const TensorList& inputs);
 void set_history(const TensorList& outputs, const TensorList& inputs,
                  const std::shared_ptr<Node>& node);
+// Makes a FunctionNode from a backward function and the tensors it saves, and records it as
+// the history of `outputs` when history is needed.
+void record(const char* name, const TensorList& outputs, const TensorList& inputs,
+            const TensorList& saved, BackwardFn fn);
 
 }  // namespace phalanx::autograd

@@ -2,8 +2,8 @@
 #include <optional>
 
 #include "bindings/convert.h"
+#include "data/batch_transforms.h"
 #include "io/dataset_readers.h"
-#include "io/transforms.h"
 
 namespace phalanx::bindings {
 
@@ -71,12 +71,12 @@ void init_data(py::module_& m) {
   d.def(
       "draw_crop",
       [](int64_t h, int64_t w, int64_t th, int64_t tw, std::shared_ptr<Generator> gen) {
-        auto o = io::draw_crop(gen, h, w, th, tw);
+        auto o = data::draw_crop(gen, h, w, th, tw);
         return py::make_tuple(o.top, o.left);
       },
       py::arg("h"), py::arg("w"), py::arg("th"), py::arg("tw"), py::arg("generator") = nullptr);
   d.def(
-      "draw_flip", [](double p, std::shared_ptr<Generator> gen) { return io::draw_flip(gen, p); },
+      "draw_flip", [](double p, std::shared_ptr<Generator> gen) { return data::draw_flip(gen, p); },
       py::arg("p"), py::arg("generator") = nullptr);
 
   d.def(
@@ -85,7 +85,7 @@ void init_data(py::module_& m) {
          std::optional<std::pair<int64_t, int64_t>> crop, std::array<int64_t, 4> padding,
          std::optional<double> flip_p, std::vector<double> mean, std::vector<double> std,
          bool channels_last, std::shared_ptr<Generator> gen) {
-        io::BatchTransformSpec spec;
+        data::BatchTransformSpec spec;
         spec.channels_last = channels_last;
         if (crop) spec.crop_h = crop->first, spec.crop_w = crop->second;
         spec.pad_left = padding[0], spec.pad_top = padding[1];
@@ -95,7 +95,7 @@ void init_data(py::module_& m) {
         spec.mean = std::move(mean);
         spec.std = std::move(std);
         py::gil_scoped_release nogil;
-        return io::transform_batch(images, indices.value_or(Tensor()), spec, gen);
+        return data::transform_batch(images, indices.value_or(Tensor()), spec, gen);
       },
       py::arg("images"), py::arg("indices") = py::none(), py::kw_only(),
       py::arg("crop") = py::none(), py::arg("padding") = std::array<int64_t, 4>{0, 0, 0, 0},

@@ -41,8 +41,6 @@ void init_dist(py::module_& m) {
   py::enum_<AllreduceAlgorithm>(d, "AllreduceAlgorithm")
       .value("AUTO", AllreduceAlgorithm::Auto)
       .value("RING", AllreduceAlgorithm::Ring)
-      .value("RING_CHUNKED", AllreduceAlgorithm::RingChunked)
-      .value("HALVING_DOUBLING", AllreduceAlgorithm::HalvingDoubling)
       .value("BCUBE", AllreduceAlgorithm::Bcube);
   d.def(
       "choose_allreduce_algorithm",

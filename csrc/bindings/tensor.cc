@@ -1,6 +1,7 @@
 // The Tensor class: properties, views, indexing, operators and autograd entry points.
 #include "autograd/engine.h"
 #include "autograd/functions.h"
+#include "autograd/grad_accumulation.h"
 #include "autograd/grad_mode.h"
 #include "bindings/convert.h"
 #include "bindings/op_tables.h"
@@ -166,16 +167,12 @@ static void retain_grad(const Tensor& t) {
   if (t.is_leaf() || t.autograd_meta().retains_grad) return;
   t.autograd_meta().retains_grad = true;
   std::weak_ptr<TensorImpl> weak = t.impl_ptr();
-  t.grad_fn()->pre_hooks.emplace_back(
-      t.autograd_meta().output_nr, [weak](const Tensor& g) -> Tensor {
-        if (auto impl = weak.lock()) {
-          Tensor self(impl);
-          auto& meta = self.autograd_meta();
-          meta.grad = meta.grad ? ops::binary(BinaryOp::Add, Tensor(meta.grad), g).impl_ptr()
-                                : g.clone().impl_ptr();
-        }
-        return Tensor();
-      });
+  t.grad_fn()->pre_hooks.emplace_back(t.autograd_meta().output_nr,
+                                      [weak](const Tensor& g) -> Tensor {
+                                        if (auto impl = weak.lock())
+                                          ag::accumulate_into_grad(Tensor(impl), g);
+                                        return Tensor();
+                                      });
 }
 
 // ---- reductions with PyTorch's optional-dim signatures -----------------------------------------

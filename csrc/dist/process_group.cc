@@ -1,9 +1,6 @@
 #include "dist/process_group.h"
 
 #include <gloo/allgather.h>
-#include <gloo/allreduce.h>
-#include <gloo/allreduce_halving_doubling.h>
-#include <gloo/allreduce_ring_chunked.h>
 #include <gloo/barrier.h>
 #include <gloo/broadcast.h>
 #include <gloo/common/error.h>
@@ -13,33 +10,17 @@
 #include <gloo/transport/tcp/device.h>
 #include <gloo/transport/unbound_buffer.h>
 
-#include <climits>
 #include <cstring>
 
 #include "core/error.h"
+#include "dist/allreduce_algorithm.h"
+#include "dist/gloo_errors.h"
+#include "dist/reduce_scatter_ring.h"
 #include "dist/reductions.h"
 
 namespace phalanx::dist {
 
 namespace {
-
-bool mentions_timeout(const std::string& s) {
-  return s.find("imed out") != std::string::npos || s.find("imeout") != std::string::npos;
-}
-
-// Runs fn, turning Gloo's exceptions into phalanx errors that say which operation failed.
-template <typename F>
-void translate_errors(const std::string& what, F&& fn) {
-  try {
-    fn();
-  } catch (const phalanx::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    std::string msg = detail::cat(what, ": ", e.what());
-    if (mentions_timeout(e.what())) throw TimeoutError(msg);
-    throw Error(msg);
-  }
-}
 
 // A tensor Gloo can use as a flat buffer: plain (converting a oneDNN layout) and contiguous.
 void check_flat(const Tensor& t, const char* op, const char* name) {
@@ -53,74 +34,12 @@ size_t nbytes(const Tensor& t) {
   return static_cast<size_t>(t.numel()) * itemsize(t.dtype());
 }
 
-void run_allreduce(const std::shared_ptr<gloo::Context>& ctx, void* data, size_t elements,
-                   DType dtype, ReduceOp op, Millis timeout,
-                   AllreduceAlgorithm algorithm = AllreduceAlgorithm::Auto) {
-  if (elements == 0) return;
-  if (algorithm == AllreduceAlgorithm::Auto)
-    algorithm = choose_allreduce_algorithm(elements * itemsize(dtype), ctx->size);
-  // The templated algorithms count elements in an int and wait with the group's timeout.
-  bool legacy = algorithm == AllreduceAlgorithm::HalvingDoubling ||
-                algorithm == AllreduceAlgorithm::RingChunked;
-  if (legacy && elements <= static_cast<size_t>(INT_MAX)) {
-    with_legacy_reduction(dtype, op, [&](auto* type_tag, auto* fn) {
-      using T = std::remove_pointer_t<decltype(type_tag)>;
-      std::vector<T*> ptrs{static_cast<T*>(data)};
-      int count = static_cast<int>(elements);
-      if (algorithm == AllreduceAlgorithm::HalvingDoubling)
-        gloo::AllreduceHalvingDoubling<T>(ctx, ptrs, count, fn).run();
-      else
-        gloo::AllreduceRingChunked<T>(ctx, ptrs, count, fn).run();
-    });
-  } else {
-    ReduceFn fn = reduce_fn(dtype, op);
-    with_element(itemsize(dtype), [&](auto* type_tag) {
-      using T = std::remove_pointer_t<decltype(type_tag)>;
-      gloo::AllreduceOptions opts(ctx);
-      opts.setOutput<T>(static_cast<T*>(data), elements);
-      opts.setReduceFunction(fn);
-      opts.setTimeout(timeout);
-      opts.setAlgorithm(algorithm == AllreduceAlgorithm::Bcube
-                            ? gloo::AllreduceOptions::Algorithm::BCUBE
-                            : gloo::AllreduceOptions::Algorithm::RING);
-      gloo::allreduce(opts);
-    });
-  }
-  if (op == ReduceOp::Avg) divide_in_place(data, dtype, elements, ctx->size);
-}
-
-// Ring reduce-scatter of `count` elements per rank, laid out rank after rank in `all`; on
-// return block `rank` of `all` holds the reduction. In step s each rank sends block
-// (rank - s - 1) to its right neighbour and reduces block (rank - s - 2) from its left one into
-// place, so every rank sends (p-1)/p of the data once: half of what all-reduce-then-keep-one-
-// block costs. Written on Gloo's unbound buffers, like its own collectives (its templated
-// ReduceScatterHalvingDoubling left later ring all-reduces in the process ~40x slower).
-void run_reduce_scatter(const std::shared_ptr<gloo::Context>& ctx, char* all, size_t count,
-                        DType dtype, ReduceOp op, uint64_t slot, Millis timeout) {
-  const int p = ctx->size, rank = ctx->rank;
-  const size_t block = count * itemsize(dtype);
-  if (p > 1) {
-    ReduceFn fn = reduce_fn(dtype, op);
-    std::vector<char> incoming(block);
-    auto out = ctx->createUnboundBuffer(all, block * static_cast<size_t>(p));
-    auto in = ctx->createUnboundBuffer(incoming.data(), block);
-    const int right = (rank + 1) % p, left = (rank + p - 1) % p;
-    auto wrap = [p](int b) { return static_cast<size_t>(((b % p) + p) % p); };
-    for (int s = 0; s < p - 1; ++s) {
-      size_t send_block = wrap(rank - s - 1), recv_block = wrap(rank - s - 2);
-      out->send(right, slot, send_block * block, block);
-      in->recv(left, slot, 0, block);
-      if (!in->waitRecv(timeout)) throw Error("aborted");
-      char* target = all + recv_block * block;
-      fn(target, target, incoming.data(), count);
-      if (!out->waitSend(timeout)) throw Error("aborted");
-    }
-  }
-  if (op == ReduceOp::Avg) divide_in_place(all + rank * block, dtype, count, p);
-}
-
-// What an aborted group must never free while a detached thread may still use it: kept
-// reachable from a global for the life of the process (so leak checkers stay quiet too).
+// What an aborted group must never free while a detached thread may still use it (the queues
+// and the Gloo context): kept reachable from a global for the life of the process. Why not
+// free it: Gloo offers no way to interrupt a thread waiting inside it, so after an abort the
+// communication thread may sit in Gloo until its timeout and then touch the context and its
+// queue; joining it instead would make shutdown wait that long. Reachable from a global (not
+// just leaked) so leak checkers stay quiet.
 void keep_forever(std::shared_ptr<void> thing) {
   static auto* mu = new std::mutex;
   static auto* kept = new std::vector<std::shared_ptr<void>>;
@@ -128,215 +47,10 @@ void keep_forever(std::shared_ptr<void> thing) {
   kept->push_back(std::move(thing));
 }
 
-// The rank behind an address in a Gloo error message, or -1. Gloo names a pair by the peer's
-// listening address when this side connected, by the peer's ephemeral port when the peer did:
-// an exact "[ip]:port" match, else an IP only one peer has (ranks on different hosts), else
-// the only peer there is.
-int peer_in_message(const std::string& msg, const std::vector<std::pair<std::string, int>>& peers) {
-  for (auto& [addr, r] : peers)
-    if (msg.find(addr) != std::string::npos) return r;
-  int found = -1, hits = 0;
-  for (auto& [addr, r] : peers) {
-    std::string ip = addr.substr(0, addr.rfind(':'));  // "[ip]"
-    if (msg.find(ip + ":") != std::string::npos) {
-      found = r;
-      ++hits;
-    }
-  }
-  if (hits == 1) return found;
-  if (peers.size() == 1 && msg.find('[') != std::string::npos) return peers[0].second;
-  return -1;
-}
-
-// "[ip]:port" (Gloo's form) or "host:port" -> the host part.
-std::string host_of(const std::string& addr) {
-  size_t close = addr.rfind(']');
-  if (!addr.empty() && addr[0] == '[' && close != std::string::npos)
-    return addr.substr(1, close - 1);
-  return addr.substr(0, addr.rfind(':'));
-}
-
 constexpr uint64_t kP2PSlotPrefix = 0xE0ull << 56;  // keeps clear of Gloo's collective slots
 constexpr uint64_t kReduceScatterSlotPrefix = 0xE1ull << 56;
 
 }  // namespace
-
-// From this share of the message per rank, all_reduce picks ring (see
-// choose_allreduce_algorithm).
-constexpr size_t kRingShareBytes = 16u << 20;
-
-const char* algorithm_name(AllreduceAlgorithm a) {
-  switch (a) {
-    case AllreduceAlgorithm::Auto:
-      return "auto";
-    case AllreduceAlgorithm::Ring:
-      return "ring";
-    case AllreduceAlgorithm::RingChunked:
-      return "ring_chunked";
-    case AllreduceAlgorithm::HalvingDoubling:
-      return "halving_doubling";
-    case AllreduceAlgorithm::Bcube:
-      return "bcube";
-  }
-  return "?";
-}
-
-AllreduceAlgorithm choose_allreduce_algorithm(size_t bytes, int world_size) {
-  // Two ranks: every algorithm is the same single exchange; ring is the leanest.
-  if (world_size <= 2) return AllreduceAlgorithm::Ring;
-  // Bcube and ring move the same bytes per rank, 2(p-1)/p of the message, but bcube in
-  // log2(p) rounds and ring in 2(p-1): on high-latency links (Wi-Fi phones, 100+ ranks) ring's
-  // rounds dominate unless each one carries a lot. Measured on loopback with 3 and 4 ranks
-  // (1 KiB .. 16 MiB): bcube best or within ~20% everywhere, while Gloo's ring stalled at 4
-  // ranks (~0.5 s per MiB). So ring only when each rank's share is large enough for its
-  // neighbour-only, pipelined traffic to pay off.
-  if (bytes / static_cast<size_t>(world_size) >= kRingShareBytes) return AllreduceAlgorithm::Ring;
-  // Halving-doubling and chunked ring (Gloo's older, templated API, built per call here) are
-  // never chosen automatically: after one of them, Gloo's ring all-reduce in the same process
-  // was measured ~40x slower at 4 ranks (0.5 s per MiB), and a peer's data arriving before the
-  // receiver has built its side makes the receiver's Gloo thread spin until then.
-  return AllreduceAlgorithm::Bcube;
-}
-
-// -------------------------------------------------------------------------------- Work
-
-bool Work::is_completed() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return done_;
-}
-
-void Work::wait(Millis timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (timeout.count() < 0) {
-    cv_.wait(lock, [&] { return done_; });
-  } else if (!cv_.wait_for(lock, timeout, [&] { return done_; })) {
-    throw TimeoutError(
-        detail::cat("Work.wait: the operation is still running after ", timeout.count(), " ms"));
-  }
-  if (error_) std::rethrow_exception(error_);
-}
-
-void Work::finish(std::exception_ptr error) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (done_) return;
-    done_ = true;
-    error_ = error;
-  }
-  cv_.notify_all();
-}
-
-WorkQueue::WorkQueue(std::string name) : name_(std::move(name)), thread_([this] { loop(); }) {}
-
-WorkQueue::~WorkQueue() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void WorkQueue::abort(std::exception_ptr error) {
-  std::vector<std::shared_ptr<Work>> dropped;
-  std::shared_ptr<Work> running;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    // The aborting thread (the watchdog's) must not destroy the tasks either.
-    for (auto& item : tasks_) {
-      finished_.emplace_back();
-      finished_.back().swap(item.first);
-      dropped.push_back(std::move(item.second));
-    }
-    tasks_.clear();
-    if (!releasing_ && running_) {
-      running = running_;
-      running_aborted_ = true;
-    }
-  }
-  if (running) running->finish(error);
-  for (auto& work : dropped) work->finish(error);
-}
-
-void WorkQueue::settle() {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return !releasing_; });
-}
-
-void WorkQueue::release_finished() {
-  std::vector<Task> finished;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    finished.swap(finished_);
-  }
-  // Destroyed here, outside the lock: a task's tensors may wait for the GIL.
-}
-
-bool WorkQueue::idle() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return tasks_.empty() && !running_;
-}
-
-void WorkQueue::abandon() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.detach();
-}
-
-std::shared_ptr<Work> WorkQueue::push(std::function<void()> task) {
-  release_finished();
-  auto work = std::make_shared<Work>();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    tasks_.emplace_back(std::move(task), work);
-  }
-  cv_.notify_one();
-  return work;
-}
-
-void WorkQueue::loop() {
-  while (true) {
-    std::pair<std::function<void()>, std::shared_ptr<Work>> item;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !tasks_.empty(); });
-      if (tasks_.empty()) return;  // stop_ and drained
-      item = std::move(tasks_.front());
-      tasks_.pop_front();
-      running_ = item.second;
-      running_aborted_ = false;
-    }
-    std::exception_ptr error;
-    try {
-      item.first();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    bool handed_over;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      handed_over = running_aborted_;
-      if (handed_over) {
-        // The caller was woken by the abort and may be gone, the interpreter finalizing.
-        finished_.emplace_back();
-        finished_.back().swap(item.first);
-      } else {
-        releasing_ = true;  // from here an abort leaves this Work to this thread
-      }
-    }
-    // What the task captured (the caller's tensors) goes before the caller is woken: once
-    // wait() returns, this thread holds none of them, so their last owner is the caller.
-    if (!handed_over) item.first = nullptr;
-    item.second->finish(error);
-    std::lock_guard<std::mutex> lock(mu_);
-    releasing_ = false;
-    running_.reset();
-    cv_.notify_all();  // settle() may wait for this
-  }
-}
 
 // -------------------------------------------------------------------------------- ProcessGroup
 
@@ -552,8 +266,7 @@ std::shared_ptr<Work> ProcessGroup::all_reduce(const Tensor& t, ReduceOp op, Mil
   Millis limit = op_timeout(timeout);
   auto ctx = context_;
   return enqueue("all_reduce", [=] {
-    run_allreduce(ctx, t.raw_data(), static_cast<size_t>(t.numel()), t.dtype(), op, limit,
-                  algorithm);
+    allreduce(ctx, t.raw_data(), static_cast<size_t>(t.numel()), t.dtype(), op, limit, algorithm);
     t.bump_version();
   });
 }
@@ -649,7 +362,7 @@ std::shared_ptr<Work> ProcessGroup::reduce_scatter(const Tensor& output,
     std::vector<char> all(n * inputs.size());
     for (size_t r = 0; r < inputs.size(); ++r)
       std::memcpy(all.data() + r * n, inputs[r].raw_data(), n);
-    run_reduce_scatter(ctx, all.data(), count, output.dtype(), op, slot, limit);
+    reduce_scatter_ring(ctx, all.data(), count, output.dtype(), op, slot, limit);
     std::memcpy(output.raw_data(), all.data() + rank * n, n);
     output.bump_version();
   });

@@ -1,11 +1,7 @@
-// Element-wise reduction rules (sum, product, max, min) for every reducible dtype, in the two
-// shapes Gloo asks for: a std::function `c = a op b` for its options-based collectives, and a
-// ReductionFunction<T> (a plain `x = x op y` function pointer) for its older templated
-// algorithms. Both are instantiated from the same traits and operators, so every algorithm
-// reduces alike. float16 and bfloat16 are computed in float32 and rounded back per step.
+// Element-wise reduction rules (sum, product, max, min) for every reducible dtype, in the shape
+// Gloo's options-based collectives ask for: a std::function `c = a op b`. float16 and bfloat16
+// are computed in float32 and rounded back per step.
 #pragma once
-#include <gloo/algorithm.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -82,59 +78,7 @@ void apply(typename Traits::Storage* out, const typename Traits::Storage* x,
     out[i] = Traits::store(Op{}(Traits::load(x[i]), Traits::load(y[i])));
 }
 
-template <typename Traits, typename Op>
-void accumulate(typename Traits::Storage* x, const typename Traits::Storage* y, size_t n) {
-  apply<Traits, Op>(x, x, y, n);
-}
-
-// The ReductionFunction for Traits and op; static, so Gloo may keep the pointer.
-template <typename Traits>
-const gloo::ReductionFunction<typename Traits::Storage>* legacy(ReduceOp op) {
-  using S = typename Traits::Storage;
-  // CUSTOM: Gloo must call our function, never substitute a built-in one for the type.
-  static const gloo::ReductionFunction<S> add(gloo::CUSTOM, &accumulate<Traits, Add>);
-  static const gloo::ReductionFunction<S> mul(gloo::CUSTOM, &accumulate<Traits, Mul>);
-  static const gloo::ReductionFunction<S> max(gloo::CUSTOM, &accumulate<Traits, Max>);
-  static const gloo::ReductionFunction<S> min(gloo::CUSTOM, &accumulate<Traits, Min>);
-  switch (op) {
-    case ReduceOp::Product:
-      return &mul;
-    case ReduceOp::Max:
-      return &max;
-    case ReduceOp::Min:
-      return &min;
-    case ReduceOp::Sum:
-    case ReduceOp::Avg:
-      break;
-  }
-  return &add;
-}
-
 }  // namespace reduction
-
-// Calls f(static_cast<Storage*>(nullptr), const gloo::ReductionFunction<Storage>*) for the
-// dtype and op, for Gloo's templated algorithms.
-template <typename F>
-void with_legacy_reduction(DType t, ReduceOp op, F&& f) {
-  using namespace reduction;
-  switch (t) {
-    case DType::Float32:
-      return f(static_cast<float*>(nullptr), legacy<Plain<float>>(op));
-    case DType::Float16:
-      return f(static_cast<uint16_t*>(nullptr), legacy<Half>(op));
-    case DType::BFloat16:
-      return f(static_cast<uint16_t*>(nullptr), legacy<BFloat>(op));
-    case DType::Int64:
-      return f(static_cast<int64_t*>(nullptr), legacy<Plain<int64_t>>(op));
-    case DType::Int32:
-      return f(static_cast<int32_t*>(nullptr), legacy<Plain<int32_t>>(op));
-    case DType::UInt8:
-      return f(static_cast<uint8_t*>(nullptr), legacy<Plain<uint8_t>>(op));
-    case DType::Bool:
-      break;
-  }
-  throw TypeError(detail::cat("reductions do not support ", dtype_name(t), " tensors"));
-}
 
 // Calls f with a pointer type whose size is the element size, for Gloo's templated setters.
 template <typename F>

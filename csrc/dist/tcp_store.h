@@ -64,7 +64,20 @@ class TCPStoreServer {
  private:
   void accept_loop();
   void serve(int fd);
-  bool handle(int fd, const std::vector<char>& body);  // false: drop the client
+  // Checks the request's job id and token, then runs its operation's handler and sends the
+  // reply (dist/tcp_store_handlers.cc). false: drop the client.
+  bool handle(int fd, const std::vector<char>& body);
+  struct Request;  // one decoded request and its reply
+  // One handler per operation; false: the request is malformed, drop the client.
+  bool on_hello(Request& r);
+  bool on_set(Request& r);
+  bool on_get(Request& r);
+  bool on_wait(Request& r);
+  bool on_add(Request& r);
+  bool on_check(Request& r);
+  bool on_heartbeat(Request& r);
+  bool on_goodbye(Request& r);
+  bool wait_for_keys(Request& r, bool get);
   // Heartbeat bookkeeping; mu_ held.
   void note_lost(Liveness& g, uint32_t rank, const std::string& reason);
   void scan(Liveness& g, std::chrono::steady_clock::time_point now);

@@ -1,12 +1,12 @@
 #include "ops/conv.h"
 
 #include "core/factory.h"
+#include "core/sliding_window.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
 #include "dnnl/primitive_cache.h"
 #include "dnnl/weight_cache.h"
-#include "ops/window.h"
 
 namespace phalanx::ops {
 

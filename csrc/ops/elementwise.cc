@@ -4,7 +4,7 @@
 
 #include "core/factory.h"
 #include "core/strided_loop.h"
-#include "ops/blocked_binary.h"
+#include "ops/elementwise_blocked.h"
 #include "ops/reduce.h"
 
 namespace phalanx::ops {

@@ -4,12 +4,12 @@
 #include <vector>
 
 #include "core/factory.h"
+#include "core/sliding_window.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
 #include "dnnl/primitive_cache.h"
-#include "ops/max_pool_small_c.h"
-#include "ops/window.h"
+#include "ops/max_pool_direct.h"
 
 namespace phalanx::ops {
 
@@ -61,7 +61,7 @@ MaxSetup max_setup(const Tensor& x, const Pool2dParams& p) {
   // The source keeps its layout (blocked after a convolution); the output follows it. A
   // plain source is taken channels-last: oneDNN 2.6 pools plain NCHW with its reference
   // kernel (~2.5x slower than PyTorch, the reorder included), channels-last with its
-  // vectorised one. The small-channel direct loop (see max_pool_small_c.h) pools plain as is.
+  // vectorised one. The small-channel direct loop (see max_pool_direct.h) pools plain as is.
   s.src = x.is_blocked() ? desc_of(x) : channels_last_desc(x.sizes());
   s.dst = any_desc({s.N, s.C, s.h.out, s.w.out});
   s.strides = {p.stride[0], p.stride[1]};
@@ -93,7 +93,7 @@ std::shared_ptr<MaxFwdEntry> max_forward_entry(const MaxSetup& s) {
 MaxPoolResult max_pool2d_forward(const Tensor& x_in, const Pool2dParams& p) {
   Tensor x = dnnl_input(x_in, "max_pool2d", "input");
   MaxSetup s = max_setup(x, p);
-  if (small_c_max_pool_applies(x)) return small_c_max_pool2d_forward(x, p, s.h, s.w);
+  if (direct_max_pool_applies(x)) return direct_max_pool2d_forward(x, p, s.h, s.w);
   x = reorder_to(x, s.src, ReorderKind::Data);
   auto e = max_forward_entry(s);
   MaxPoolResult r;
@@ -113,9 +113,9 @@ Tensor max_pool2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor
   if (workspace.dtype() == DType::Int32) {  // the forward took the direct loop
     // x may have gone plain since (the argmaxes index planes, so either layout works); a
     // blocked layout other than channels-last is brought back to plain.
-    if (!small_c_max_pool_applies(x)) x = x.contiguous();
-    return small_c_max_pool2d_backward(dnnl_input(dy_in, "max_pool2d_backward", "grad_output"), x,
-                                       workspace);
+    if (!direct_max_pool_applies(x)) x = x.contiguous();
+    return direct_max_pool2d_backward(dnnl_input(dy_in, "max_pool2d_backward", "grad_output"), x,
+                                      workspace);
   }
   auto fwd = max_forward_entry(s);
   struct Entry {

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "data/batch_transforms.h"
 #include "io/dataset_readers.h"
-#include "io/transforms.h"
 
 using namespace phalanx;
 
@@ -148,10 +148,10 @@ TEST(TransformBatch, NormalizesAndGathers) {
   for (int i = 0; i < 8; ++i) imgs.data<uint8_t>()[i] = static_cast<uint8_t>(i * 30);
   Tensor idx = Tensor::empty({3}, DType::Int64);
   idx.data<int64_t>()[0] = 1, idx.data<int64_t>()[1] = 0, idx.data<int64_t>()[2] = 1;
-  io::BatchTransformSpec spec;
+  data::BatchTransformSpec spec;
   spec.mean = {0.5};
   spec.std = {0.25};
-  Tensor out = io::transform_batch(imgs, idx, spec);
+  Tensor out = data::transform_batch(imgs, idx, spec);
   ASSERT_EQ(out.sizes(), (Shape{3, 1, 2, 2}));
   EXPECT_FLOAT_EQ(out.data<float>()[0], (120 / 255.0f - 0.5f) / 0.25f);
   EXPECT_FLOAT_EQ(out.data<float>()[4], -2.0f);
@@ -160,15 +160,15 @@ TEST(TransformBatch, NormalizesAndGathers) {
 TEST(TransformBatch, CropWithPaddingAndFlipMatchesDraws) {
   Tensor imgs = Tensor::empty({4, 3, 5}, DType::UInt8);  // [N, H, W]
   for (int i = 0; i < 60; ++i) imgs.data<uint8_t>()[i] = static_cast<uint8_t>(i + 1);
-  io::BatchTransformSpec spec;
+  data::BatchTransformSpec spec;
   spec.crop_h = 3, spec.crop_w = 5;
   spec.pad_left = spec.pad_top = spec.pad_right = spec.pad_bottom = 2;
   spec.flip = true;
   auto g1 = std::make_shared<Generator>(5), g2 = std::make_shared<Generator>(5);
-  Tensor out = io::transform_batch(imgs, Tensor(), spec, g1);
+  Tensor out = data::transform_batch(imgs, Tensor(), spec, g1);
   for (int64_t n = 0; n < 4; ++n) {
-    auto o = io::draw_crop(g2, 7, 9, 3, 5);
-    bool flip = io::draw_flip(g2, 0.5);
+    auto o = data::draw_crop(g2, 7, 9, 3, 5);
+    bool flip = data::draw_flip(g2, 0.5);
     for (int64_t y = 0; y < 3; ++y)
       for (int64_t x = 0; x < 5; ++x) {
         int64_t sy = o.top + y - 2, sx = o.left + (flip ? 4 - x : x) - 2;
@@ -181,18 +181,19 @@ TEST(TransformBatch, CropWithPaddingAndFlipMatchesDraws) {
 }
 
 TEST(TransformBatch, Errors) {
-  io::BatchTransformSpec spec;
-  EXPECT_THROW(io::transform_batch(Tensor::empty({2, 3, 3}, DType::Float32), Tensor(), spec),
+  data::BatchTransformSpec spec;
+  EXPECT_THROW(data::transform_batch(Tensor::empty({2, 3, 3}, DType::Float32), Tensor(), spec),
                TypeError);
   Tensor idx = Tensor::empty({1}, DType::Int64);
   idx.data<int64_t>()[0] = 2;
-  EXPECT_THROW(io::transform_batch(Tensor::empty({2, 3, 3}, DType::UInt8), idx, spec), IndexError);
+  EXPECT_THROW(data::transform_batch(Tensor::empty({2, 3, 3}, DType::UInt8), idx, spec),
+               IndexError);
   spec.crop_h = spec.crop_w = 4;
-  EXPECT_THROW(io::transform_batch(Tensor::empty({2, 3, 3}, DType::UInt8), Tensor(), spec),
+  EXPECT_THROW(data::transform_batch(Tensor::empty({2, 3, 3}, DType::UInt8), Tensor(), spec),
                ValueError);
   spec = {};
   spec.mean = {0.1, 0.2};
   spec.std = {1, 1};
-  EXPECT_THROW(io::transform_batch(Tensor::empty({2, 3, 3, 3}, DType::UInt8), Tensor(), spec),
+  EXPECT_THROW(data::transform_batch(Tensor::empty({2, 3, 3, 3}, DType::UInt8), Tensor(), spec),
                ValueError);
 }

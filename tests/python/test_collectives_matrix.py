@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import pytest
-from _world import World, serve
+from _spawn import World, serve
 
 WORLD = 3
 DTYPES = ["float32", "float16", "bfloat16", "int64", "int32", "uint8"]

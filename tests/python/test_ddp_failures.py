@@ -7,31 +7,22 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
+from _spawn import python_env, run_python
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HELPER = os.path.join(HERE, "launch_helpers", "ddp_train_rank.py")
-PYTHON = [sys.executable] + (["-S"] if sys.flags.no_site else [])
 BOUND = 60  # seconds a failed job may take to end, start-up included
 
 
 def run_job(tmp_path, how: str, world: int = 3, fail_rank: int = 2, **env):
-    environ = dict(os.environ)
-    environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    environ.update(env)
-    cmd = PYTHON + ["-m", "phalanx.distributed.launch", "--nproc", str(world)]
+    cmd = ["-m", "phalanx.distributed.launch", "--nproc", str(world)]
     cmd += ["--kill-timeout", "3", HELPER, "10000", "--fail-rank", str(fail_rank)]
     cmd += ["--fail-step", "5", "--how", how, "--pid-dir", str(tmp_path)]
-    start = time.monotonic()
-    proc = subprocess.run(
-        cmd, env=environ, stdin=subprocess.DEVNULL, capture_output=True, timeout=BOUND
-    )
-    elapsed = time.monotonic() - start
-    out = proc.stdout.decode() + proc.stderr.decode()
+    proc = run_python(cmd, env=python_env(**env), timeout=BOUND)
+    elapsed = proc.seconds
+    out = proc.stdout + proc.stderr
     leftovers = []
     for name in os.listdir(tmp_path):
         pid = int((tmp_path / name).read_text())

@@ -3,10 +3,9 @@ runs end to end and reports its tables and JSON; no timing claims."""
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+from _spawn import run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(ROOT, "benchmarks")
@@ -16,16 +15,11 @@ pytest.importorskip("torch")
 
 def test_dist_bench_reports_all_reduce_and_ddp_tables(tmp_path):
     out_json = tmp_path / "dist.json"
-    interp = [sys.executable] + (["-S"] if sys.flags.no_site else [])
-    proc = subprocess.run(
-        interp
-        + [os.path.join(BENCH, "dist_bench.py"), "--links", "loopback", "--sizes", "4,4K"]
+    proc = run_python(
+        [os.path.join(BENCH, "dist_bench.py"), "--links", "loopback", "--sizes", "4,4K"]
         + ["--models", "cnn", "--cnn-batch", "2", "--rounds", "1", "--iters", "1"]
         + ["--json", str(out_json)],
-        capture_output=True,
-        text=True,
         timeout=180,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = proc.stdout

@@ -1,8 +1,7 @@
 """Failure detection: a rank killed (SIGKILL) or frozen (SIGSTOP) mid-training, the store's
 host killed, a clean departure, a crash, and a long collective that must not be cut short.
 
-Ranks run this file's _rank_main in fresh interpreters (same sys.path and -S flag as the test,
-so it works under scripts/run_with_extension.sh and an editable install alike). A rank writes
+Ranks run this file's _rank_main, started by the tests' harness (_spawn.Ranks). A rank writes
 a "ready" file once it is in its loop, so the test signals it mid-run; every rank prints one
 line "RESULT <what> <seconds> <message>" and the test bounds how long survivors took.
 """
@@ -12,14 +11,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 import traceback
 
 import numpy as np
 import pytest
-from _spawn import free_port
+from _spawn import Ranks, call, free_port
 
 import phalanx
 import phalanx.distributed as dist
@@ -28,69 +26,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HOST = "127.0.0.1"
 
 
-class Ranks:
-    """`world` rank processes running `case`; killed in close() whatever happened."""
+def start(case: str, world: int, tmp_path, env=None) -> Ranks:
+    """`world` ranks running `case`; each writes tmp_path/ready.<rank> once in its loop."""
+    env = dict(PHX_READY_DIR=str(tmp_path), **(env or {}))
+    return Ranks("test_dist_failures", "_rank_main", world, argv=[case], env=env)
 
-    def __init__(self, case: str, world: int, tmp_path, env=None):
-        port = free_port()
-        self.tmp = str(tmp_path)
-        base = dict(os.environ)
-        base["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        base.update(MASTER_ADDR=HOST, MASTER_PORT=str(port), OMP_NUM_THREADS="1")
-        base.update(PHALANX_JOB_ID=f"failures-{port}", WORLD_SIZE=str(world))
-        base["PHX_READY_DIR"] = self.tmp
-        base.update(env or {})
-        cmd = [sys.executable] + (["-S"] if sys.flags.no_site else [])
-        code = (
-            f"import sys; sys.path.insert(0, {HERE!r}); "
-            "import test_dist_failures as t; t._rank_main()"
-        )
-        self.procs = [
-            subprocess.Popen(
-                cmd + ["-c", code, case],
-                env=dict(base, RANK=str(r), LOCAL_RANK=str(r)),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for r in range(world)
-        ]
 
-    def wait_ready(self, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        names = [os.path.join(self.tmp, f"ready.{r}") for r in range(len(self.procs))]
-        while not all(os.path.exists(n) for n in names):
-            for r, p in enumerate(self.procs):
-                if p.poll() is not None and not os.path.exists(names[r]):
-                    out, err = p.communicate()
-                    raise AssertionError(f"rank {r} exited {p.returncode} early:\n{out}\n{err}")
-            assert time.monotonic() < deadline, "ranks did not start in time"
-            time.sleep(0.05)
-
-    def finish(self, ranks, timeout):
-        """{rank: (returncode, stdout, stderr, seconds until exit)} for `ranks`."""
-        t0 = time.monotonic()
-        out = {}
-        for r in ranks:
-            p = self.procs[r]
-            try:
-                o, e = p.communicate(timeout=max(0.5, t0 + timeout - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                o, e = p.communicate()
-                e += "\n[killed by the test: too slow]"
-            out[r] = (p.returncode, o, e, time.monotonic() - t0)
-        return out
-
-    def close(self):
-        for p in self.procs:
-            if p.poll() is None:
-                try:
-                    p.send_signal(signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
-                p.kill()
-            p.communicate()
+def wait_ready(ranks: Ranks, tmp_path, timeout=60.0) -> None:
+    ranks.wait_files([str(tmp_path / f"ready.{r}") for r in range(len(ranks))], timeout)
 
 
 def result(res):
@@ -190,9 +133,8 @@ LOST = r"rank {r} \(host 127\.0\.0\.1\) lost: {why}"
 def test_killed_rank_stops_every_survivor_within_seconds(tmp_path):
     # Default heartbeat settings (timeout 10 s): a killed process is noticed by its closed
     # connection, long before any timeout, whichever survivor waits on whom.
-    ranks = Ranks("train", 4, tmp_path)
-    try:
-        ranks.wait_ready()
+    with start("train", 4, tmp_path) as ranks:
+        wait_ready(ranks, tmp_path)
         ranks.procs[2].kill()
         res = ranks.finish([0, 1, 3], timeout=30)
         for r, rr in res.items():
@@ -200,17 +142,14 @@ def test_killed_rank_stops_every_survivor_within_seconds(tmp_path):
             assert rr[0] == 3, line
             assert rr[3] < 6, f"rank {r} took {rr[3]:.1f} s: {line}"
             assert re.search(LOST.format(r=2, why="connection closed without goodbye"), line), line
-    finally:
-        ranks.close()
 
 
 def test_frozen_rank_stops_every_survivor_within_the_heartbeat_timeout(tmp_path):
     # SIGSTOP: the process and its connections stay, it just never answers (a phone frozen or
     # unplugged). Gloo alone would wait out its 60 s timeout.
     env = {"PHALANX_HEARTBEAT_TIMEOUT": "3", "PHALANX_HEARTBEAT_INTERVAL": "0.5"}
-    ranks = Ranks("train", 3, tmp_path, env=env)
-    try:
-        ranks.wait_ready()
+    with start("train", 3, tmp_path, env=env) as ranks:
+        wait_ready(ranks, tmp_path)
         os.kill(ranks.procs[1].pid, signal.SIGSTOP)
         res = ranks.finish([0, 2], timeout=30)
         for r, rr in res.items():
@@ -219,14 +158,11 @@ def test_frozen_rank_stops_every_survivor_within_the_heartbeat_timeout(tmp_path)
             assert rr[3] < 9, f"rank {r} took {rr[3]:.1f} s: {line}"
             assert re.search(LOST.format(r=1, why=r"no heartbeat for \d+\.\d s"), line), line
         ranks.procs[1].kill()
-    finally:
-        ranks.close()
 
 
 def test_killed_store_host_stops_the_others_naming_it(tmp_path):
-    ranks = Ranks("train", 3, tmp_path, env={"PHALANX_HEARTBEAT_TIMEOUT": "3"})
-    try:
-        ranks.wait_ready()
+    with start("train", 3, tmp_path, env={"PHALANX_HEARTBEAT_TIMEOUT": "3"}) as ranks:
+        wait_ready(ranks, tmp_path)
         ranks.procs[0].kill()  # rank 0 hosts the store
         res = ranks.finish([1, 2], timeout=30)
         for r, rr in res.items():
@@ -234,8 +170,6 @@ def test_killed_store_host_stops_the_others_naming_it(tmp_path):
             assert rr[0] == 3, line
             assert rr[3] < 9, f"rank {r} took {rr[3]:.1f} s: {line}"
             assert re.search(r"store at 127\.0\.0\.1:\d+ \(hosted by rank 0\)", line), line
-    finally:
-        ranks.close()
 
 
 def test_collective_longer_than_the_heartbeat_timeout_completes(tmp_path):
@@ -244,15 +178,12 @@ def test_collective_longer_than_the_heartbeat_timeout_completes(tmp_path):
         "PHALANX_HEARTBEAT_INTERVAL": "0.3",
         "PHX_SLOW_SECONDS": "5",
     }
-    ranks = Ranks("slow_rank", 2, tmp_path, env=env)
-    try:
+    with start("slow_rank", 2, tmp_path, env=env) as ranks:
         res = ranks.finish([0, 1], timeout=60)
         lines = {r: result(rr) for r, rr in res.items()}
         for r, rr in res.items():
             assert rr[0] == 0, f"rank {r}: {lines[r]}\n{rr[2]}"
         assert float(lines[0].split()[2]) > 4, lines  # rank 0 did wait in the all-reduce
-    finally:
-        ranks.close()
 
 
 @pytest.mark.parametrize("how", ["destroy", "atexit"])
@@ -263,21 +194,17 @@ def test_clean_departure_is_not_a_failure(tmp_path, how):
         "PHX_LEAVE": how,
         "PHX_TRAIN_STEPS": "200",  # 4 s and more: twice the heartbeat timeout
     }
-    ranks = Ranks("leave", 3, tmp_path, env=env)
-    try:
+    with start("leave", 3, tmp_path, env=env) as ranks:
         res = ranks.finish([2, 0, 1], timeout=60)
         assert result(res[2]) == "RESULT left"
         for r in (0, 1):
             assert res[r][0] == 0 and result(res[r]) == "RESULT ok", res[r]
-    finally:
-        ranks.close()
 
 
 def test_rank_ending_in_an_unhandled_exception_is_reported_at_once(tmp_path):
     env = {"PHX_LEAVE": "crash", "PHX_TRAIN_STEPS": "1000000"}  # heartbeat timeout 10 s
-    ranks = Ranks("leave", 3, tmp_path, env=env)
-    try:
-        ranks.wait_ready()
+    with start("leave", 3, tmp_path, env=env) as ranks:
+        wait_ready(ranks, tmp_path)
         res = ranks.finish([2, 0, 1], timeout=40)
         assert "KeyError" in res[2][2]
         for r in (0, 1):
@@ -285,8 +212,6 @@ def test_rank_ending_in_an_unhandled_exception_is_reported_at_once(tmp_path):
             assert res[r][0] == 3, line
             assert res[r][3] < 8, f"rank {r} took {res[r][3]:.1f} s: {line}"
             assert re.search(LOST.format(r=2, why="connection closed without goodbye"), line)
-    finally:
-        ranks.close()
 
 
 # --------------------------------------------------------------------------- in process
@@ -370,23 +295,9 @@ def test_abandoned_thread_leaving_gloo_during_exit_is_harmless():
     numpy-backed tensor) once the interpreter finalizes: CPython ends such a thread with
     pthread_exit, and the unwinding aborted the process ("terminate called without an active
     exception") after it had passed its checks."""
-    cmd = [sys.executable] + (["-S"] if sys.flags.no_site else [])
-    code = (
-        f"import sys; sys.path.insert(0, {HERE!r}); "
-        "import test_dist_failures as t; t._abandoned_thread_at_exit_main()"
-    )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.Popen(
-        cmd + ["-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0 and "OK" in out, (
-        f"exited {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}"
+    done = call("test_dist_failures", "_abandoned_thread_at_exit_main", timeout=60)
+    assert done.returncode == 0 and "OK" in done.stdout, (
+        f"exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     )
 
 

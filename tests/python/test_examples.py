@@ -5,25 +5,17 @@ the Fashion-MNIST demo script on a small subset."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+
+from _spawn import run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PYTHON = [sys.executable] + (["-S"] if sys.flags.no_site else [])
 
 
 def launch(*args, timeout=180):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    proc = subprocess.run(
-        PYTHON + ["-m", "phalanx.distributed.launch", "--nproc", "2", *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=timeout,
-        cwd=ROOT,
+    proc = run_python(
+        ["-m", "phalanx.distributed.launch", "--nproc", "2", *args], timeout=timeout, cwd=ROOT
     )
-    return proc.returncode, proc.stdout.decode() + proc.stderr.decode()
+    return proc.returncode, proc.stdout + proc.stderr
 
 
 def test_mobilenet_large_batch_with_shares_and_compression():

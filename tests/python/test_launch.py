@@ -15,17 +15,18 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from _spawn import PYTHON, python_env, run_python, start_python
 
 from phalanx.distributed import launch
+from phalanx.distributed._launch.hosts import parse_hosts
+from phalanx.distributed._launch.output import Console, LineSplitter
+from phalanx.distributed._launch.plan import plan_ranks, route_address
 
 HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch_helpers")
-# The same interpreter and flags as this test, so ranks import the same phalanx.
-PYTHON = [sys.executable] + (["-S"] if sys.flags.no_site else [])
-LAUNCH = PYTHON + ["-m", "phalanx.distributed.launch"]
+LAUNCH = ["-m", "phalanx.distributed.launch"]
 FAKE_SSH = shlex.join(PYTHON + [os.path.join(HELPERS, "fake_ssh.py")])
 REMOTE_PYTHON = shlex.join(PYTHON)
 TIMEOUT = 60  # seconds any one launcher run may take
@@ -36,24 +37,14 @@ def helper(name: str) -> str:
 
 
 def env_for_launcher(**extra) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env = python_env(**extra)
     env.pop("PHALANX_SSH", None)
-    env.update(extra)
     return env
 
 
 def run_launch(args, timeout=TIMEOUT, **env):
-    r = subprocess.run(
-        LAUNCH + list(args),
-        env=env_for_launcher(**env),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=timeout,
-    )
-    # decoded by hand: text=True would turn the progress lines' \r into \n
-    r.stdout, r.stderr = r.stdout.decode(), r.stderr.decode()
-    return r
+    # (the harness keeps the progress lines' \r as they are)
+    return run_python(LAUNCH + list(args), env=env_for_launcher(**env), timeout=timeout)
 
 
 def alive(pid: int) -> bool:
@@ -183,12 +174,11 @@ def test_rank_killed_by_a_signal(tmp_path):
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_to_the_launcher_stops_every_rank(tmp_path, sig, code):
-    launcher = subprocess.Popen(
+    launcher = start_python(
         LAUNCH
         + ["--nproc", "2", "--kill-timeout", "1", helper("sleepy_rank.py"), str(tmp_path)]
         + ["--ignore-term", "1"],
         env=env_for_launcher(),
-        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -208,11 +198,10 @@ def test_signal_to_the_launcher_stops_every_rank(tmp_path, sig, code):
 
 
 def test_second_sigint_kills_at_once(tmp_path):
-    launcher = subprocess.Popen(
+    launcher = start_python(
         LAUNCH
         + ["--kill-timeout", "60", helper("sleepy_rank.py"), str(tmp_path), "--ignore-term", "0"],
         env=env_for_launcher(),
-        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -244,18 +233,19 @@ def test_max_time(tmp_path):
 
 @pytest.mark.parametrize("where", ["local", "ssh"])
 def test_ranks_die_with_a_killed_launcher(tmp_path, where):
-    """Local ranks get SIGKILL from Linux (parent-death signal); ranks over ssh see their
-    session's stdin close, and their host's watchdog stops them."""
+    """SIGKILL, as the OOM killer sends it: nothing the job started may outlive the launcher,
+    neither the ranks nor the processes they started. Local ranks: each rank's guard (boot.py)
+    sees the launcher's end of its pipe close and kills the rank's process group; ranks over
+    ssh see their session's stdin close, and their host's watchdog kills the group."""
     if where == "local":
         place = ["--nproc", "2", helper("sleepy_rank.py")]
     else:
         hosts = hosts_file(tmp_path, "127.0.0.1:2\n")
         place = ["--hosts", hosts, "--ssh", FAKE_SSH, "--python", REMOTE_PYTHON]
         place += ["--cwd", HELPERS, "--kill-timeout", "1", "sleepy_rank.py"]
-    launcher = subprocess.Popen(
+    launcher = start_python(
         LAUNCH + place + [str(tmp_path)],
         env=env_for_launcher(),
-        stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -263,15 +253,27 @@ def test_ranks_die_with_a_killed_launcher(tmp_path, where):
         wait_for(lambda: len(rank_pids(tmp_path)) == 4, TIMEOUT, "both ranks to start")
         launcher.kill()
         launcher.wait(TIMEOUT)
-        if where == "ssh":  # the watchdog takes the rank's whole process group
-            assert_all_gone(tmp_path, expected=4)
-        else:  # only the ranks themselves: their own children are beyond the death signal
-            ranks = [int(open(tmp_path / f"rank{r}.pid").read().split()[0]) for r in range(2)]
-            wait_for(lambda: not any(alive(p) for p in ranks), 5, "the ranks to die")
+        assert_all_gone(tmp_path, expected=4)  # both ranks and both grandchildren
     finally:
         launcher.kill()
         launcher.wait()
         kill_leftovers(tmp_path)
+
+
+def test_a_rank_has_no_child_it_did_not_start(tmp_path):
+    """The guard that boot.py leaves beside a local rank is not the rank's child: a rank
+    waiting for any child must not collect it (and so stop guarding)."""
+    script = tmp_path / "wait_any.py"
+    script.write_text(
+        "import os\n"
+        "try:\n"
+        "    print('collected', os.wait())\n"
+        "except ChildProcessError:\n"
+        "    print('no children')\n"
+    )
+    r = run_launch(["--nproc", "1", "--no-prefix", str(script)])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "no children\n"
 
 
 # --------------------------------------------------------------------------- ranks over ssh
@@ -407,21 +409,9 @@ def test_bad_command_line(tmp_path, capsys, argv, message):
 
 def test_command_line_entry_points():
     """`python -m phalanx launch` and `python -m phalanx.distributed.launch`."""
-    r = subprocess.run(
-        PYTHON + ["-m", "phalanx", "launch", "--nproc", "0", "x.py"],
-        env=env_for_launcher(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    r = run_python(["-m", "phalanx", "launch", "--nproc", "0", "x.py"], env=env_for_launcher())
     assert r.returncode == 2 and "--nproc must be at least 1" in r.stderr, r.stderr
-    r = subprocess.run(
-        PYTHON + ["-m", "phalanx.distributed.launch", "--help"],
-        env=env_for_launcher(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    r = run_python(LAUNCH + ["--help"], env=env_for_launcher())
     assert r.returncode == 0 and "usage: phalanx launch" in r.stdout
     assert "--kill-timeout" in r.stdout and "Exit status:" in r.stdout
 
@@ -440,7 +430,7 @@ def test_cli_dispatch(capsys):
 
 
 def test_parse_hosts():
-    entries = launch.parse_hosts(
+    entries = parse_hosts(
         "# rack\n192.168.1.20:4\nu0_a123@192.168.1.21  # one slot\n\n"
         "phone3 slots=2 port=8022 addr=10.0.0.3\n"
     )
@@ -449,7 +439,7 @@ def test_parse_hosts():
         ("u0_a123@192.168.1.21", 1, None, "192.168.1.21"),
         ("phone3", 2, 8022, "10.0.0.3"),
     ]
-    specs = launch.plan_ranks(None, launch.parse_hosts("a:2\nb\na\n"))
+    specs = plan_ranks(None, parse_hosts("a:2\nb\na\n"))
     assert [
         (s.rank, s.host.host, s.local_rank, s.local_world_size, s.group_rank) for s in specs
     ] == [
@@ -461,7 +451,7 @@ def test_parse_hosts():
 
 
 def test_line_splitter():
-    s = launch.LineSplitter()
+    s = LineSplitter()
     assert s.feed(b"hel") == []  # a partial line waits
     assert s.feed(b"lo\nwor") == [("line", b"hello")]
     assert s.feed(b"ld\r\n") == [("line", b"world")]
@@ -473,16 +463,16 @@ def test_line_splitter():
     assert s.feed(b"\r 1%\r 2%\r\n") == [("progress", b" 1%"), ("line", b" 2%")]
     assert s.feed(b"tail") == []
     assert s.finish() == [("line", b"tail")]
-    quiet = launch.LineSplitter(progress=False)
+    quiet = LineSplitter(progress=False)
     assert quiet.feed(b"\r10%\r20%") == []
     assert quiet.feed(b"\n") == [("line", b"20%")]
-    long = launch.LineSplitter(limit=4)
+    long = LineSplitter(limit=4)
     assert long.feed(b"abcdefgh") == [("line", b"abcdefgh")]
 
 
 def test_console_progress_lines():
     out, err = io.BytesIO(), io.BytesIO()
-    c = launch.Console(out, err)
+    c = Console(out, err)
     c.emit(0, out, b"[rank 0] ", "progress", b"10%")
     c.emit(0, out, b"[rank 0] ", "progress", b"20%")
     c.emit(1, out, b"[rank 1] ", "line", b"hello")  # ends rank 0's open line first
@@ -496,4 +486,4 @@ def test_console_progress_lines():
 
 
 def test_master_address_for_hosts_is_the_route_not_the_hostname():
-    assert launch.route_address(launch.parse_hosts("127.0.0.2:2\n")) == "127.0.0.1"
+    assert route_address(parse_hosts("127.0.0.2:2\n")) == "127.0.0.1"

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from _world import HERE, World, serve
+from _spawn import HERE, World, python_env, run_python, serve
 from netns import NetNamespaces, ip, remove_stale, skip_reason
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
@@ -113,19 +113,9 @@ def test_unreachable_master_namespace_address_fails_within_the_timeout():
             "else:\n"
             "    print('joined?!')\n"
         )
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        env.update(MASTER_ADDR=missing, MASTER_PORT="29500", PHALANX_ADDR=net.addrs[1])
-        interp = [sys.executable] + (["-S"] if sys.flags.no_site else [])
-        t0 = time.monotonic()
-        proc = subprocess.run(
-            net.exec_prefix(1) + interp + ["-c", code],
-            env=env,
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        wall = time.monotonic() - t0
+        env = python_env(MASTER_ADDR=missing, MASTER_PORT="29500", PHALANX_ADDR=net.addrs[1])
+        proc = run_python(["-c", code], env=env, prefix=net.exec_prefix(1), cwd=HERE, timeout=60)
+        wall = proc.seconds
     out = proc.stdout.strip()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert out.startswith("TimeoutError") and f"{missing}:29500" in out, out

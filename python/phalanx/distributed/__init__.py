@@ -377,8 +377,6 @@ def _finish(work, async_op: bool):
 _ALGORITHMS = {
     None: _C.dist.AllreduceAlgorithm.AUTO,
     "ring": _C.dist.AllreduceAlgorithm.RING,
-    "ring_chunked": _C.dist.AllreduceAlgorithm.RING_CHUNKED,
-    "halving_doubling": _C.dist.AllreduceAlgorithm.HALVING_DOUBLING,
     "bcube": _C.dist.AllreduceAlgorithm.BCUBE,
 }
 
@@ -388,11 +386,8 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op: bool = False, *, a
 
     `algorithm` overrides the choice by message and world size (None: ring for 2 ranks or a
     per-rank share of 16 MiB and more, else bcube; the rule and its reasons are in
-    choose_allreduce_algorithm, callable as _C.dist.choose_allreduce_algorithm): "ring",
-    "ring_chunked", "halving_doubling" or "bcube". All give the same results up to the
-    order of floating-point additions. Caution: "ring_chunked" and "halving_doubling" use
-    Gloo's older API, after which "ring" all-reduces in the same process were measured
-    ~40x slower (4 ranks); prefer "ring" or "bcube" in long-running jobs."""
+    choose_allreduce_algorithm, callable as _C.dist.choose_allreduce_algorithm): "ring" or
+    "bcube". Both give the same results up to the order of floating-point additions."""
     if algorithm not in _ALGORITHMS:
         names = ", ".join(repr(k) for k in _ALGORITHMS if k)
         raise ValueError(f"all_reduce: algorithm {algorithm!r} is not one of {names}")

@@ -44,68 +44,29 @@ local rank's whole process group; remote ranks are stopped by closing their ssh 
 stdin, which a small watchdog on the host turns into SIGTERM), and SIGKILL after
 --kill-timeout seconds. A summary lists the failed and stopped ranks, first failure first.
 Ctrl-C, SIGTERM or SIGHUP to the launcher stops every rank the same way (a second Ctrl-C
-kills at once). Local ranks also die with the launcher if it is killed (Linux parent-death
-signal); remote ranks when their ssh connection drops.
+kills at once). If the launcher itself is killed (even by SIGKILL, as the OOM killer does),
+every rank dies with it, together with the processes it started in its own process group
+(a process that moves to a session of its own is beyond reach): a small guard beside each
+local rank notices, and on a remote host the watchdog notices the ssh session ending.
 
 Exit status: 0 if every rank exited 0; otherwise the first failure's exit code (128+N for
 signal N), 128+N when the launcher got signal N (130 for Ctrl-C), 124 when --max-time ran
 out, 2 for bad command-line input (nothing started), 1 when the store could not start.
 """
 
-# This module stays the public face of the launcher: its docstring is the user manual (the
-# --help epilog), and it keeps main() and the `python -m` entry point. The implementation
-# lives in the private package phalanx.distributed._launch, one concern a module; the names
-# below are re-exported so `from phalanx.distributed import launch` still reaches them.
+# This module is the public face of the launcher: its docstring is the user manual (the
+# --help epilog), and it holds main() and the `python -m` entry point. The implementation
+# lives in the private package phalanx.distributed._launch, one concern a module; it is not
+# re-exported here, so the public API is just these three functions.
 
 from __future__ import annotations
 
 import sys
 
 from ._launch import cli as _cli
-from ._launch.cli import DEFAULT_KILL_TIMEOUT
-from ._launch.common import PROG, UsageError
-from ._launch.hosts import HostEntry, parse_hosts, read_hosts
-from ._launch.output import MAX_LINE, Console, LineSplitter, pump
-from ._launch.plan import RankSpec, plan_ranks, rank_env, route_address
-from ._launch.procs import local_command
-from ._launch.remote import DEFAULT_SSH_OPTS, REMOTE_WATCHDOG, remote_command, ssh_command
-from ._launch.supervisor import (
-    POLL_INTERVAL,
-    PUMP_JOIN_TIMEOUT,
-    REMOTE_KILL_MARGIN,
-    Launcher,
-    Rank,
-)
+from ._launch.common import PROG
 
-__all__ = [
-    "DEFAULT_KILL_TIMEOUT",
-    "DEFAULT_SSH_OPTS",
-    "MAX_LINE",
-    "POLL_INTERVAL",
-    "PROG",
-    "PUMP_JOIN_TIMEOUT",
-    "REMOTE_KILL_MARGIN",
-    "REMOTE_WATCHDOG",
-    "Console",
-    "HostEntry",
-    "Launcher",
-    "LineSplitter",
-    "Rank",
-    "RankSpec",
-    "UsageError",
-    "build_parser",
-    "local_command",
-    "main",
-    "parse_args",
-    "parse_hosts",
-    "plan_ranks",
-    "pump",
-    "rank_env",
-    "read_hosts",
-    "remote_command",
-    "route_address",
-    "ssh_command",
-]
+__all__ = ["build_parser", "main", "parse_args"]
 
 
 # The three command-line functions pass this module's docstring along as the manual, so the

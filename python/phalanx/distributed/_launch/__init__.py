@@ -7,8 +7,10 @@ package holds the parts, each small enough to read on its own:
 - hosts: parsing the --hosts file
 - plan: which rank runs where, each rank's environment, the store address
 - output: whole-line, prefixed forwarding of rank output (LineSplitter, Console, pump)
-- remote: ssh command lines and the watchdog that runs on each host
-- procs: local rank commands (parent-death wrapper) and process signalling helpers
+- remote: ssh command lines
+- watchdog: the program run beside each remote rank on its host (sent as source)
+- procs: local rank commands and process signalling helpers
+- boot: the program that starts each local rank, so it dies with the launcher (sent as source)
 - supervisor: the Launcher that starts, watches and stops the job
 - cli: argument parsing and checking, and main()
 

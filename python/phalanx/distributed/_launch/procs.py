@@ -1,5 +1,5 @@
-"""Local rank processes for `phalanx launch`: the command that starts one (with the Linux
-parent-death wrapper), and the small, failure-tolerant helpers that signal, probe and close
+"""Local rank processes for `phalanx launch`: the command that starts one (through boot.py,
+so it dies with the launcher), and the small, failure-tolerant helpers that signal, probe and close
 processes and name signals in messages.
 
 The helpers swallow "already gone" errors on purpose: a rank may exit at any moment between
@@ -13,21 +13,12 @@ import signal
 import subprocess
 import sys
 
-from .common import target
+from .common import program_source, target
 
-# Starts a local rank: asks Linux to SIGKILL it when the launcher dies (the setting survives
-# exec), gives up if the launcher is already gone, then execs the rank's command.
-_PDEATHSIG_BOOT = """\
-import os, sys
-try:
-    import ctypes
-    ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-except Exception:
-    pass
-if os.getppid() != int(sys.argv[1]):
-    os._exit(1)
-os.execvp(sys.argv[2], sys.argv[2:])
-"""
+# The program that starts a local rank (boot.py: parent-death signal and a guard that kills
+# the rank's process group when the launcher dies), sent as source text: `python -I` cannot
+# import phalanx from a build directory.
+BOOT_SOURCE = program_source("boot")
 
 
 def _interpreter_flags() -> list[str]:
@@ -39,12 +30,12 @@ def _interpreter_flags() -> list[str]:
         return ["-S"] if sys.flags.no_site else []
 
 
-def local_command(args) -> list[str]:
+def local_command(args, guard_fd: int) -> list[str]:
+    """The command of a local rank: boot.py, told the launcher's pid and the read end of the
+    rank's guard pipe (`guard_fd`, to be passed to the child), then the rank's interpreter."""
     cmd = [sys.executable] + _interpreter_flags() + ["-u"] + target(args)
-    if sys.platform.startswith(("linux", "android")):
-        boot = [sys.executable, "-I", "-S", "-c", _PDEATHSIG_BOOT, str(os.getpid())]
-        cmd = boot + cmd
-    return cmd
+    boot = [sys.executable, "-I", "-S", "-c", BOOT_SOURCE, str(os.getpid()), str(guard_fd)]
+    return boot + cmd
 
 
 def signal_name(n: int) -> str:
@@ -81,6 +72,15 @@ def close(f) -> None:
             f.close()
     except OSError:
         pass
+
+
+def close_fd(fd: int | None) -> None:
+    """Closes a file descriptor (None: nothing to close); returns None for `x = close_fd(x)`."""
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def kill(pid: int, sig: int) -> None:

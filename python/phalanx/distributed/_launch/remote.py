@@ -3,15 +3,15 @@ that runs on the host between sshd and the rank.
 
 ssh alone cannot deliver a signal to the remote process, so the launcher's only lever is the
 session itself: closing the ssh client's stdin (or the connection dropping) tells the
-watchdog to SIGTERM, then SIGKILL, the rank's process group. Everything sent is quoted for a
-POSIX shell, since that is what sshd hands the command to.
+watchdog (watchdog.py) to SIGTERM, then SIGKILL, the rank's process group. Everything sent
+is quoted for a POSIX shell, since that is what sshd hands the command to.
 """
 
 from __future__ import annotations
 
 import shlex
 
-from .common import target
+from .common import program_source, target
 from .hosts import HostEntry
 
 # ssh options added after --ssh-opts (ssh keeps the first value it sees, so the user's win):
@@ -25,39 +25,9 @@ DEFAULT_SSH_OPTS = [
     "ServerAliveCountMax=3",
 ]
 
-# Runs on each remote host between sshd and the rank: the rank gets its own process group;
-# when the ssh session's stdin closes (the launcher asks to stop, or the connection dropped)
-# or the watchdog gets SIGTERM/SIGHUP/SIGINT, the group gets SIGTERM, then SIGKILL after the
-# grace period. Exit status: the rank's, or 128+N for signal N. No single quotes inside, so
-# the quoted command line stays readable.
-REMOTE_WATCHDOG = """\
-import os, signal, subprocess, sys, threading, time
-grace = float(sys.argv[1])
-stop = threading.Event()
-for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-    signal.signal(s, lambda *a: stop.set())
-child = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, start_new_session=True)
-def watch_stdin():
-    while os.read(0, 4096):
-        pass
-    stop.set()
-threading.Thread(target=watch_stdin, daemon=True).start()
-def kill(sig):
-    try:
-        os.killpg(child.pid, sig)
-    except OSError:
-        pass
-while child.poll() is None and not stop.wait(0.1):
-    pass
-if child.poll() is None:
-    kill(signal.SIGTERM)
-    end = time.monotonic() + grace
-    while child.poll() is None and time.monotonic() < end:
-        time.sleep(0.05)
-kill(signal.SIGKILL)
-code = child.wait()
-sys.exit(128 - code if code < 0 else code)
-"""
+# The watchdog run on each host between sshd and the rank (watchdog.py), sent as source text:
+# the host needs an interpreter, not phalanx.
+WATCHDOG_SOURCE = program_source("watchdog")
 
 
 def remote_command(args, env: dict[str, str]) -> str:
@@ -66,7 +36,7 @@ def remote_command(args, env: dict[str, str]) -> str:
     q = shlex.quote
     python = shlex.split(args.python)
     words = ["exec", "env"] + [q(f"{k}={v}") for k, v in env.items()]
-    words += [q(p) for p in python] + ["-c", q(REMOTE_WATCHDOG), q(f"{args.kill_timeout:g}")]
+    words += [q(p) for p in python] + ["-c", q(WATCHDOG_SOURCE), q(f"{args.kill_timeout:g}")]
     words += [q(p) for p in python] + ["-u"] + [q(a) for a in target(args)]
     line = " ".join(words)
     return f"cd {q(args.cwd)} && {line}" if args.cwd else line

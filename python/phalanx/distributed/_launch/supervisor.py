@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .output import Console, pump
 from .plan import RankSpec, rank_env
-from .procs import close, has_exited, kill, killpg, local_command, signal_name
+from .procs import close, close_fd, has_exited, kill, killpg, local_command, signal_name
 from .remote import remote_command, ssh_command
 
 # Extra seconds a remote rank gets beyond --kill-timeout before its ssh client is killed: the
@@ -37,6 +37,7 @@ class Rank:
     ended: float | None = None
     signalled: str | None = None  # what the launcher did to stop it ("SIGTERM", ...)
     failed_first: bool = False
+    guard: int | None = None  # write end of a local rank's guard pipe (see boot.py)
 
     @property
     def remote(self) -> bool:
@@ -126,8 +127,11 @@ class Launcher:
     def spawn(self, spec: RankSpec) -> None:
         args = self.args
         env = rank_env(args, spec, len(self.specs), self.master)
+        guard_read = guard_write = None
         if spec.host is None:
-            cmd = local_command(args)
+            # The rank's guard (boot.py) reads the end of this pipe: the launcher's death.
+            guard_read, guard_write = os.pipe()
+            cmd = local_command(args, guard_read)
             full_env = dict(os.environ, **env)
             stdin = subprocess.DEVNULL
             cwd = args.cwd
@@ -136,16 +140,23 @@ class Launcher:
             full_env = dict(os.environ)
             stdin = subprocess.PIPE  # closing it asks the host's watchdog to stop the rank
             cwd = None
-        proc = subprocess.Popen(
-            cmd,
-            env=full_env,
-            cwd=cwd,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # own process group; Ctrl-C reaches only the launcher
-        )
-        rank = Rank(spec, proc, time.monotonic())
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                env=full_env,
+                cwd=cwd,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=() if guard_read is None else (guard_read,),
+                start_new_session=True,  # own process group; Ctrl-C reaches only the launcher
+            )
+        except BaseException:
+            close_fd(guard_write)
+            raise
+        finally:
+            close_fd(guard_read)
+        rank = Rank(spec, proc, time.monotonic(), guard=guard_write)
         self.ranks.append(rank)
         label = f"rank {spec.rank}" + (f" {spec.host.host}" if spec.host else "")
         prefix = b"" if args.no_prefix else f"[{label}] ".encode()
@@ -212,6 +223,7 @@ class Launcher:
             killpg(rank.proc.pid, signal.SIGKILL)
         rank.code = rank.proc.wait()
         rank.ended = time.monotonic()
+        rank.guard = close_fd(rank.guard)
         for t in rank.threads:
             t.join(PUMP_JOIN_TIMEOUT)
         if rank.code != 0 and self.stop_started is None:
@@ -318,6 +330,7 @@ class Launcher:
                     pass
             if r.remote:
                 close(r.proc.stdin)
+            r.guard = close_fd(r.guard)
         for r in self.ranks:
             for t in r.threads:
                 t.join(PUMP_JOIN_TIMEOUT)

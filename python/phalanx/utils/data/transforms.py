@@ -5,7 +5,7 @@ accept what torchvision's do for ndarrays -- uint8 numpy images of H x W or H x 
 phalanx tensors laid out [..., C, H, W] (or [H, W]), and return the same kind.
 
 BatchTransform does ToTensor + RandomCrop + RandomHorizontalFlip + Normalize on a whole uint8
-batch in one C++ call (csrc/io/transforms.cc, OpenMP over the batch, no GIL), gathering the
+batch in one C++ call (csrc/data/batch_transforms.cc, OpenMP over the batch, no GIL), gathering the
 samples by index on the way. Input layout: [N, H, W], [N, C, H, W], or [N, H, W, C] with
 channels_last=True; output: float32 [N, C, H', W']. The vision datasets turn a per-sample
 Compose of these transforms into a BatchTransform automatically (BatchTransform.from_transform)

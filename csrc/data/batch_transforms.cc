@@ -1,10 +1,10 @@
-#include "io/transforms.h"
+#include "data/batch_transforms.h"
 
 #include <mutex>
 
 #include "core/error.h"
 
-namespace phalanx::io {
+namespace phalanx::data {
 
 CropOffset draw_crop(std::mt19937_64& engine, int64_t h, int64_t w, int64_t th, int64_t tw) {
   PHX_CHECK(th <= h && tw <= w, ValueError, "RandomCrop: required crop size (", th, ", ", tw,
@@ -163,4 +163,4 @@ Tensor transform_batch(const Tensor& images_in, const Tensor& indices_in,
   return out;
 }
 
-}  // namespace phalanx::io
+}  // namespace phalanx::data

@@ -4,16 +4,16 @@
 // layout. The workspace then holds each output's argmax (an int32 index into its input
 // plane), which is also how the backward pass tells the two paths apart.
 #pragma once
+#include "core/sliding_window.h"
 #include "core/tensor.h"
 #include "ops/pool.h"
-#include "ops/window.h"
 
 namespace phalanx::ops {
 
 // Whether the direct loop takes this (float32, 4-D) input.
-bool small_c_max_pool_applies(const Tensor& x);
-MaxPoolResult small_c_max_pool2d_forward(const Tensor& x, const Pool2dParams& p,
-                                         const WindowAxis& h, const WindowAxis& w);
-Tensor small_c_max_pool2d_backward(const Tensor& dy, const Tensor& x, const Tensor& argmax);
+bool direct_max_pool_applies(const Tensor& x);
+MaxPoolResult direct_max_pool2d_forward(const Tensor& x, const Pool2dParams& p, const WindowAxis& h,
+                                        const WindowAxis& w);
+Tensor direct_max_pool2d_backward(const Tensor& dy, const Tensor& x, const Tensor& argmax);
 
 }  // namespace phalanx::ops

@@ -1,4 +1,4 @@
-#include "ops/max_pool_small_c.h"
+#include "ops/max_pool_direct.h"
 
 #include <algorithm>
 #include <cstring>
@@ -108,14 +108,14 @@ struct ClPool {
 
 }  // namespace
 
-bool small_c_max_pool_applies(const Tensor& x) {
+bool direct_max_pool_applies(const Tensor& x) {
   return x.dtype() == DType::Float32 && x.dim() == 4 && x.size(1) % 8 != 0 &&
          (is_channels_last(x) || x.is_contiguous()) &&
          x.size(2) * x.size(3) <= std::numeric_limits<int32_t>::max();
 }
 
-MaxPoolResult small_c_max_pool2d_forward(const Tensor& x, const Pool2dParams& p,
-                                         const WindowAxis& h, const WindowAxis& w) {
+MaxPoolResult direct_max_pool2d_forward(const Tensor& x, const Pool2dParams& p, const WindowAxis& h,
+                                        const WindowAxis& w) {
   const bool cl = is_channels_last(x);
   const int64_t N = x.size(0), C = x.size(1), W = x.size(3);
   const Shape out_shape{N, C, h.out, w.out};
@@ -162,7 +162,7 @@ MaxPoolResult small_c_max_pool2d_forward(const Tensor& x, const Pool2dParams& p,
   return r;
 }
 
-Tensor small_c_max_pool2d_backward(const Tensor& dy_in, const Tensor& x, const Tensor& argmax) {
+Tensor direct_max_pool2d_backward(const Tensor& dy_in, const Tensor& x, const Tensor& argmax) {
   const bool cl = is_channels_last(x);
   const int64_t N = x.size(0), C = x.size(1), W = x.size(3);
   const int64_t OH = argmax.size(2), OW = argmax.size(3);

@@ -13,7 +13,7 @@
 #include "core/generator.h"
 #include "core/tensor.h"
 
-namespace phalanx::io {
+namespace phalanx::data {
 
 // torchvision's RandomCrop.get_params on an image of h x w (already padded): no draw when the
 // crop is the whole image, else top in [0, h - th] then left in [0, w - tw]. ValueError when
@@ -50,4 +50,4 @@ struct BatchTransformSpec {
 Tensor transform_batch(const Tensor& images, const Tensor& indices, const BatchTransformSpec& spec,
                        const GeneratorPtr& gen = nullptr);
 
-}  // namespace phalanx::io
+}  // namespace phalanx::data

@@ -2,7 +2,7 @@
 #pragma once
 #include <cstdint>
 
-namespace phalanx::ops {
+namespace phalanx {
 
 // Output length of a sliding window, PyTorch's formula (ceil_mode as in its pooling);
 // ValueError naming `op` if it is not positive.
@@ -17,4 +17,4 @@ struct WindowAxis {
 };
 WindowAxis window_axis(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int64_t out);
 
-}  // namespace phalanx::ops
+}  // namespace phalanx

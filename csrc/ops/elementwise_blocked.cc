@@ -1,4 +1,4 @@
-#include "ops/blocked_binary.h"
+#include "ops/elementwise_blocked.h"
 
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"

@@ -1,10 +1,10 @@
-#include "ops/window.h"
+#include "core/sliding_window.h"
 
 #include <algorithm>
 
 #include "core/error.h"
 
-namespace phalanx::ops {
+namespace phalanx {
 
 int64_t window_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode,
                         const char* op) {
@@ -21,4 +21,4 @@ WindowAxis window_axis(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, i
   return {in, out, p, std::max<int64_t>(end - in - p, 0)};
 }
 
-}  // namespace phalanx::ops
+}  // namespace phalanx

@@ -1,0 +1,30 @@
+#include "autograd/grad_accumulation.h"
+
+#include "autograd/grad_mode.h"
+#include "ops/elementwise.h"
+
+namespace phalanx::autograd {
+
+void add_gradient(Tensor& total, const Tensor& g, GradSink sink) {
+  if (!g.defined()) return;
+  GradModeGuard no_grad(false);  // summing gradients records no history
+  if (!total.defined()) {
+    total = sink == GradSink::TensorGrad ? g.clone() : g;
+    return;
+  }
+  if (sink == GradSink::TensorGrad && total.is_contiguous() && total.dtype() == DType::Float32 &&
+      total.sizes() == g.sizes()) {
+    ops::axpy_(total, 1.0f, g);
+    return;
+  }
+  total = ops::binary(ops::BinaryOp::Add, total, g);
+}
+
+void accumulate_into_grad(const Tensor& t, const Tensor& g) {
+  AutogradMeta& meta = t.autograd_meta();
+  Tensor total = meta.grad ? Tensor(meta.grad) : Tensor();
+  add_gradient(total, g, GradSink::TensorGrad);
+  if (total.defined()) meta.grad = total.impl_ptr();
+}
+
+}  // namespace phalanx::autograd
