@@ -15,10 +15,10 @@ $(STAMP): scripts/bootstrap.sh
 bootstrap: $(STAMP)
 
 # Editable install: the extension is built in build/py (reused between builds), together with
-# the GoogleTest binary.
+# the GoogleTest binary. Our builds treat warnings as errors (a user's `pip install` does not).
 build: $(STAMP)
 	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PYTHON) -m pip install -q --no-build-isolation \
-	  -C cmake.define.PHALANX_BUILD_TESTS=ON -e .
+	  -C cmake.define.PHALANX_BUILD_TESTS=ON -C cmake.define.PHALANX_WERROR=ON -e .
 
 test: build test-cpp test-python
 
@@ -55,9 +55,13 @@ format:
 	ruff format python tests examples benchmarks
 	ruff check --fix python tests examples benchmarks
 
+# Includes name the layer folder ("core/tensor.h"); a relative "../" include would step around
+# the per-layer header views that enforce the layering (cmake/PhalanxLayers.cmake).
 lint:
 	clang-format --dry-run -Werror $$(git ls-files 'csrc/*.h' 'csrc/*.cc' 'tests/cpp/*.cc')
 	ruff check python tests examples benchmarks
+	@! git grep -nE '^\s*#\s*include\s*"\.\./' -- csrc tests benchmarks || \
+	  { echo 'lint: relative "../" includes step around the layering; include "layer/file.h"'; exit 1; }
 
 clean:
 	rm -rf build

@@ -76,8 +76,10 @@ struct ClPool {
   template <int kC>
   void row(int64_t n, int64_t oh, int64_t c0) const {
     const int64_t cn = kC ? kC : std::min(kBlock, C - c0);
-    float best[kBlock];
-    int32_t best_at[kBlock];
+    // Every window has an in-bounds position, so the first one always fills these; GCC cannot
+    // see that through the lambda and warns (-Wmaybe-uninitialized). Zeroing once per row is free.
+    float best[kBlock] = {};
+    int32_t best_at[kBlock] = {};
     for (int64_t ow = 0; ow < win.w.out; ++ow) {
       bool first = true;
       win.each(oh, ow, [&](int64_t ih, int64_t iw) {
