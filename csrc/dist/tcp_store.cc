@@ -165,6 +165,9 @@ std::vector<char> TCPStore::request(uint8_t op, const std::vector<char>& fields,
 }
 
 void TCPStore::set(const std::string& key, const std::vector<char>& value) {
+  PHX_CHECK(value.size() <= kMaxValueBytes, ValueError, "TCPStore.set('", key, "'): a value of ",
+            value.size(), " bytes is longer than the store's maximum of ", kMaxValueBytes,
+            " bytes");
   Writer w;
   w.str(key);
   w.bytes(value.data(), value.size());
