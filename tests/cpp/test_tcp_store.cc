@@ -206,3 +206,37 @@ TEST(TCPStore, ServerShutdownUnblocksWaitingClient) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, Millis(5000));
   killer.join();
 }
+
+TEST(TCPStore, SetRefusesAValueOverTheDocumentedMaximum) {
+  auto m = master();
+  try {
+    m->set("big", std::vector<char>(TCPStore::kMaxValueBytes + 1));
+    FAIL() << "expected a ValueError";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("longer than the store's maximum of 16777216 bytes"),
+              std::string::npos)
+        << e.what();
+  }
+  m->set("largest", std::vector<char>(TCPStore::kMaxValueBytes, 'x'));
+  EXPECT_EQ(m->get("largest").size(), TCPStore::kMaxValueBytes);
+}
+
+// A pending get is a waiter, not a blocked thread: many of them never hold up other clients.
+TEST(TCPStore, ManyPendingGetsDoNotBlockOtherClients) {
+  auto m = master(Millis(10000));
+  std::vector<std::unique_ptr<TCPStore>> waiting;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 32; ++i)
+    waiting.push_back(
+        std::make_unique<TCPStore>("127.0.0.1", m->port(), false, Millis(10000), "t"));
+  for (int i = 0; i < 32; ++i)
+    threads.emplace_back([&, i] { EXPECT_EQ(str(waiting[i]->get("go")), "now"); });
+  std::this_thread::sleep_for(Millis(100));
+  auto t0 = std::chrono::steady_clock::now();
+  TCPStore c("127.0.0.1", m->port(), false, Millis(5000), "t");
+  c.set("other", bytes("v"));
+  EXPECT_EQ(str(c.get("other")), "v");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, Millis(2000));
+  c.set("go", bytes("now"));
+  for (auto& t : threads) t.join();
+}
