@@ -45,19 +45,29 @@ class TCPStore : public gloo::rendezvous::Store {
  public:
   // The largest value set() takes (the server refuses longer requests unread).
   static constexpr size_t kMaxValueBytes = 16u << 20;
+  // How much longer than a get's or wait's timeout a reply may take (the server answers at
+  // the timeout; this covers a slow network) before the store host counts as unreachable.
+  static constexpr Millis kReplySlack{10000};
 
-  // Connects to host:port, retrying until `timeout` passes (then TimeoutError naming
-  // host:port). With is_master a server is started in this process first (port 0: a free port;
-  // port() tells which). A job id or token the server does not share is refused with an Error.
+  // Connects to host:port and says hello, retrying until `timeout` passes in total (then
+  // TimeoutError naming host:port). With is_master a server is started in this process first (port
+  // 0: a free port; port() tells which). A job id or token the server does not share is refused
+  // with an Error.
   TCPStore(const std::string& host, int port, bool is_master, Millis timeout,
            std::string job_id = "phalanx", std::string token = "");
   ~TCPStore() override;
 
   void set(const std::string& key, const std::vector<char>& value) override;
   // Blocks until the key exists, up to timeout(); TimeoutError names the key.
-  std::vector<char> get(const std::string& key) override;
+  std::vector<char> get(const std::string& key) override { return get(key, timeout_); }
   void wait(const std::vector<std::string>& keys) override { wait(keys, timeout_); }
-  void wait(const std::vector<std::string>& keys, const Millis& timeout) override;
+  void wait(const std::vector<std::string>& keys, const Millis& timeout) override {
+    wait(keys, timeout, kReplySlack);
+  }
+  // With an explicit timeout, and how much longer than it to wait for the server's answer
+  // before calling the store host unreachable (a rendezvous bound by a deadline passes less).
+  std::vector<char> get(const std::string& key, Millis timeout, Millis slack = kReplySlack);
+  void wait(const std::vector<std::string>& keys, Millis timeout, Millis slack);
   // Adds n to the integer counter at key (created at 0) and returns the new value.
   int64_t add(const std::string& key, int64_t n);
   // True if every key exists now; never blocks.
@@ -82,7 +92,7 @@ class TCPStore : public gloo::rendezvous::Store {
   // Waits reply_timeout + slack for the reply (the slack covers a slow network when the
   // server itself waits up to reply_timeout).
   std::vector<char> request(uint8_t op, const std::vector<char>& fields, Millis reply_timeout,
-                            const std::string& what, Millis slack = Millis(10000));
+                            const std::string& what, Millis slack = kReplySlack);
   std::string where() const;
 
   std::string host_;
