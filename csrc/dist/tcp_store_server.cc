@@ -136,7 +136,13 @@ void TCPStoreServer::loop() {
         try {
           bool keep = true;
           if (fds[i].revents & POLLOUT) keep = on_writable(c);
-          if (keep && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+          const bool hung_up = fds[i].revents & (POLLHUP | POLLERR);
+          if (keep && hung_up && (c.waiter || c.close_after_reply)) {
+            // Gone while it waits (not polled for input then): poll would report the hangup
+            // again at once, spinning the loop until the waiter's timeout.
+            closed.push_back(c.fd);
+            keep = false;
+          } else if (keep && ((fds[i].revents & POLLIN) || hung_up)) {
             Outcome o = on_readable(c);
             if (o == Outcome::kClosed) closed.push_back(c.fd);
             keep = o == Outcome::kKeep;

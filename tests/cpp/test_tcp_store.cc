@@ -240,3 +240,39 @@ TEST(TCPStore, ManyPendingGetsDoNotBlockOtherClients) {
   c.set("go", bytes("now"));
   for (auto& t : threads) t.join();
 }
+
+// A client that resets its connection while its get waits is closed at once (its hangup is
+// not left for poll to report again and again until the get's timeout).
+TEST(TCPStore, AClientGoneWhileItsGetWaitsIsClosedAtOnce) {
+  auto m = master();
+  auto* server = m->server();
+  int64_t before = server->open_connections();
+  int fd = raw_connect(m->port());
+  std::string body = "PHX1";
+  body += '\x03';  // get
+  auto str32 = [&](const std::string& s) {
+    for (int i = 0; i < 4; ++i) body += static_cast<char>((s.size() >> (8 * i)) & 0xff);
+    body += s;
+  };
+  str32("t");
+  str32("");
+  str32("never-set");
+  for (int i = 0; i < 8; ++i) body += static_cast<char>(i == 1 ? 0x75 : 0);  // 30000 ms
+  std::string frame;
+  for (int i = 0; i < 4; ++i) frame += static_cast<char>((body.size() >> (8 * i)) & 0xff);
+  frame += body;
+  ASSERT_EQ(::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(frame.size()));
+  for (int i = 0; i < 100 && server->open_connections() == before; ++i)
+    std::this_thread::sleep_for(Millis(10));
+  ASSERT_EQ(server->open_connections(), before + 1);
+  std::this_thread::sleep_for(Millis(100));  // the get is a waiter now
+  linger reset{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  ::close(fd);
+  for (int i = 0; i < 200 && server->open_connections() > before; ++i)
+    std::this_thread::sleep_for(Millis(10));
+  EXPECT_EQ(server->open_connections(), before);
+  m->set("still", bytes("serving"));
+  EXPECT_EQ(str(m->get("still")), "serving");
+}
