@@ -117,17 +117,18 @@ void init_dist(py::module_& m) {
   py::class_<ProcessGroup, std::shared_ptr<ProcessGroup>>(d, "ProcessGroup")
       .def(py::init([](std::shared_ptr<TCPStore> store, int rank, int size,
                        const std::string& address, const std::string& iface, double timeout,
-                       const std::string& prefix) {
+                       const std::string& prefix, std::optional<double> connect_timeout) {
              ProcessGroupOptions o;
              o.address = address;
              o.iface = iface;
              o.timeout = to_ms(timeout);
              o.prefix = prefix;
+             o.connect_timeout = to_ms(connect_timeout);
              py::gil_scoped_release release;
              return std::make_shared<ProcessGroup>(std::move(store), rank, size, o);
            }),
            py::arg("store"), py::arg("rank"), py::arg("size"), py::arg("address"), py::arg("iface"),
-           py::arg("timeout"), py::arg("prefix"))
+           py::arg("timeout"), py::arg("prefix"), py::arg("connect_timeout") = py::none())
       .def("rank", &ProcessGroup::rank)
       .def("size", &ProcessGroup::size)
       .def(

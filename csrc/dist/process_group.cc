@@ -10,10 +10,12 @@
 #include <gloo/transport/tcp/device.h>
 #include <gloo/transport/unbound_buffer.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
 #include "dist/allreduce_algorithm.h"
+#include "dist/deadline_store.h"
 #include "dist/gloo_errors.h"
 #include "dist/reduce_scatter_ring.h"
 #include "dist/reductions.h"
@@ -62,16 +64,25 @@ ProcessGroup::ProcessGroup(std::shared_ptr<TCPStore> store, int rank, int size,
   PHX_CHECK(rank >= 0 && rank < size, ValueError, "ProcessGroup: rank ", rank,
             " is out of range for world_size ", size);
   const std::string& prefix = options.prefix;
+  // Everything below -- the store calls and Gloo's connects -- ends by one deadline.
+  const Millis connect_timeout =
+      options.connect_timeout.count() < 0 ? timeout_ : options.connect_timeout;
+  DeadlineStore rendezvous(*store_, DeadlineStore::Clock::now() + connect_timeout, timeout_);
+  const std::string who = detail::cat("ProcessGroup: rank ", rank, " of ", size);
 
   // Every rank publishes the world size it was started with; comparing with rank 0 catches a
   // mismatch on every rank before the full-mesh connect would hang.
   auto size_key = [&](int r) { return detail::cat(prefix, "/world_size/", r); };
   std::string mine = std::to_string(size);
-  Millis saved = store_->timeout();
-  store_->set_timeout(timeout_);
-  store_->set(size_key(rank), std::vector<char>(mine.begin(), mine.end()));
+  rendezvous.set(size_key(rank), std::vector<char>(mine.begin(), mine.end()));
   auto check_rank = [&](int r) {
-    std::vector<char> v = store_->get(size_key(r));
+    std::vector<char> v;
+    try {
+      v = rendezvous.get(size_key(r));
+    } catch (const TimeoutError& e) {
+      throw TimeoutError(detail::cat(who, ": rank ", r, " did not join within the timeout of ",
+                                     timeout_.count(), " ms (", e.what(), ")"));
+    }
     std::string theirs(v.begin(), v.end());
     PHX_CHECK(theirs == mine, ValueError, "world size mismatch: rank ", rank_,
               " was started with world_size=", size, " but rank ", r, " with world_size=", theirs);
@@ -95,11 +106,16 @@ ProcessGroup::ProcessGroup(std::shared_ptr<TCPStore> store, int rank, int size,
                    [&] { device = gloo::transport::tcp::CreateDevice(attr); });
 
   auto context = std::make_shared<gloo::rendezvous::Context>(rank, size);
-  context->setTimeout(timeout_);
-  gloo::rendezvous::PrefixStore gloo_store(prefix + "/gloo", *store_);
-  translate_errors(detail::cat("ProcessGroup: rank ", rank, " of ", size,
-                               " could not connect to its peers within ", timeout_.count(), " ms"),
+  // Gloo's pair connect waits five times the context's timeout (transport/tcp/pair.h,
+  // waitUntil: "a longer timeout when waiting for initial connect"), so a timeout of T took 5 T
+  // to fail against an unreachable peer: give it a fifth of what is left. Its store waits end
+  // by the deadline anyway (DeadlineStore), and every operation later passes its own timeout.
+  context->setTimeout(std::max(Millis(1), (rendezvous.remaining() + Millis(4)) / 5));
+  gloo::rendezvous::PrefixStore gloo_store(prefix + "/gloo", rendezvous);
+  translate_errors(detail::cat(who, " could not connect to its peers within the timeout of ",
+                               timeout_.count(), " ms"),
                    [&] { context->connectFullMesh(gloo_store, device); });
+  context->setTimeout(timeout_);
   // Gloo's errors name a peer by its listening address; remember which rank that is.
   for (int r = 0; r < size && size > 1; ++r) {
     if (r == rank) continue;
@@ -114,7 +130,6 @@ ProcessGroup::ProcessGroup(std::shared_ptr<TCPStore> store, int rank, int size,
       // Only used to make error messages nicer.
     }
   }
-  store_->set_timeout(saved);
   context_ = context;
   collectives_ = std::make_unique<WorkQueue>("collectives");
   p2p_ = std::make_unique<WorkQueue>("p2p");

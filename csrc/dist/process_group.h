@@ -36,14 +36,18 @@ namespace phalanx::dist {
 struct ProcessGroupOptions {
   std::string address = "127.0.0.1";  // this rank's address for Gloo's listening socket...
   std::string iface;                  // ...or an interface name, which wins when set
-  Millis timeout = Millis(60000);     // rendezvous and default per-operation timeout
+  Millis timeout = Millis(60000);     // default per-operation timeout
+  // The rendezvous and Gloo's connects must end within this, in total (< 0: `timeout`).
+  // init_process_group passes what is left of its timeout after connecting to the store.
+  Millis connect_timeout = Millis(-1);
   std::string prefix = "default_pg";  // store namespace of this group
 };
 
 class ProcessGroup {
  public:
   // Rendezvous: checks every rank has the same world size (ValueError naming both), then
-  // connects the full mesh. Blocks up to options.timeout.
+  // connects the full mesh. Blocks up to options.connect_timeout in total (TimeoutError
+  // naming options.timeout, the caller's).
   ProcessGroup(std::shared_ptr<TCPStore> store, int rank, int size, ProcessGroupOptions options);
   ~ProcessGroup();
   // Finishes the queued operations and stops the communication threads; later operations

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -106,7 +107,11 @@ TCPStore::TCPStore(const std::string& host, int port, bool is_master, Millis tim
                                    " within ", ms_str(timeout_), " (last error: ", err,
                                    "); is rank 0 / the launcher running and MASTER_ADDR and "
                                    "MASTER_PORT right?"));
-  request(kHello, {}, timeout_, "hello");
+  // The hello's answer counts against the same timeout: connecting and being accepted are one
+  // phase for the caller.
+  auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
+  request(kHello, {}, std::max(left, Millis(1)),
+          detail::cat("hello (timeout ", ms_str(timeout_), ")"), Millis(0));
 }
 
 TCPStore::~TCPStore() {
@@ -165,17 +170,21 @@ std::vector<char> TCPStore::request(uint8_t op, const std::vector<char>& fields,
 }
 
 void TCPStore::set(const std::string& key, const std::vector<char>& value) {
+  PHX_CHECK(value.size() <= kMaxValueBytes, ValueError, "TCPStore.set('", key, "'): a value of ",
+            value.size(), " bytes is longer than the store's maximum of ", kMaxValueBytes,
+            " bytes");
   Writer w;
   w.str(key);
   w.bytes(value.data(), value.size());
   request(kSet, w.buf, timeout_, "set('" + key + "')");
 }
 
-std::vector<char> TCPStore::get(const std::string& key) {
+std::vector<char> TCPStore::get(const std::string& key, Millis timeout, Millis slack) {
+  timeout = std::max(timeout, Millis(0));
   Writer w;
   w.str(key);
-  w.u64(static_cast<uint64_t>(timeout_.count()));
-  std::vector<char> reply = request(kGet, w.buf, timeout_, "get('" + key + "')");
+  w.u64(static_cast<uint64_t>(timeout.count()));
+  std::vector<char> reply = request(kGet, w.buf, timeout, "get('" + key + "')", slack);
   Reader in{reply};
   try {
     return in.bytes();
@@ -184,13 +193,14 @@ std::vector<char> TCPStore::get(const std::string& key) {
   }
 }
 
-void TCPStore::wait(const std::vector<std::string>& keys, const Millis& timeout) {
+void TCPStore::wait(const std::vector<std::string>& keys, Millis timeout, Millis slack) {
   if (keys.empty()) return;
+  timeout = std::max(timeout, Millis(0));
   Writer w;
   w.u32(static_cast<uint32_t>(keys.size()));
   for (auto& k : keys) w.str(k);
-  w.u64(static_cast<uint64_t>(std::max<int64_t>(timeout.count(), 0)));
-  request(kWait, w.buf, timeout, "wait(" + join_keys(keys) + ")");
+  w.u64(static_cast<uint64_t>(timeout.count()));
+  request(kWait, w.buf, timeout, "wait(" + join_keys(keys) + ")", slack);
 }
 
 int64_t TCPStore::add(const std::string& key, int64_t n) {

@@ -6,7 +6,8 @@
 #include <cstdlib>
 
 #include "core/error.h"
-#include "dist/tcp_store.h"
+#include "dist/tcp_store_connection.h"
+#include "dist/tcp_store_server.h"
 #include "dist/tcp_store_wire.h"
 
 namespace phalanx::dist {
@@ -14,47 +15,45 @@ namespace phalanx::dist {
 using namespace wire;
 
 struct TCPStoreServer::Request {
-  int fd;
+  Connection& c;
   Reader& in;
   Writer& out;
+  bool pending = false;  // a get or wait left a waiter: no reply now
 };
 
-bool TCPStoreServer::handle(int fd, const std::vector<char>& body) {
-  struct Operation {
-    Op op;
-    bool (TCPStoreServer::*handle)(Request&);
-  };
+const TCPStoreServer::Operation* TCPStoreServer::find_operation(uint8_t op) {
   static const Operation kOperations[] = {
-      {kHello, &TCPStoreServer::on_hello},
-      {kSet, &TCPStoreServer::on_set},
-      {kGet, &TCPStoreServer::on_get},
-      {kWait, &TCPStoreServer::on_wait},
-      {kAdd, &TCPStoreServer::on_add},
-      {kCheck, &TCPStoreServer::on_check},
-      {kHeartbeat, &TCPStoreServer::on_heartbeat},
-      {kGoodbye, &TCPStoreServer::on_goodbye},
+      {kHello, kMaxSmallFrame, &TCPStoreServer::on_hello},
+      {kSet, kMaxSetFrame, &TCPStoreServer::on_set},
+      {kGet, kMaxSmallFrame, &TCPStoreServer::on_get},
+      {kWait, kMaxKeysFrame, &TCPStoreServer::on_wait},
+      {kAdd, kMaxSmallFrame, &TCPStoreServer::on_add},
+      {kCheck, kMaxKeysFrame, &TCPStoreServer::on_check},
+      {kHeartbeat, kMaxSmallFrame, &TCPStoreServer::on_heartbeat},
+      {kGoodbye, kMaxSmallFrame, &TCPStoreServer::on_goodbye},
   };
-  Reader in{body};
-  if (in.u32() != kMagic) return false;
-  uint8_t op = in.u8();
-  const Operation* operation = nullptr;
   for (const Operation& o : kOperations)
-    if (o.op == op) operation = &o;
-  if (!operation) return false;
-  std::string job = in.str(), token = in.str();
+    if (o.op == op) return &o;
+  return nullptr;
+}
+
+bool TCPStoreServer::handle(Connection& c, const std::vector<char>& body) {
+  // next_read checked the magic, the opcode, the job id and the token already.
+  Reader in{body};
+  in.u32();
+  const Operation* operation = find_operation(in.u8());
+  in.str();
+  in.str();
   Writer out;
-  if (job != job_id_ || token != token_) {
-    out.u8(kRejected);
-    out.str(job != job_id_ ? detail::cat("job id '", job, "' does not match the store's job id '",
-                                         job_id_, "' (set PHALANX_JOB_ID to the same value)")
-                           : std::string("the shared token does not match the store's token "
-                                         "(set PHALANX_TOKEN to the same value on every rank)"));
-    send_frame(fd, out.buf);
+  Request request{c, in, out};
+  bool ok = false;
+  try {
+    ok = (this->*operation->handle)(request);
+  } catch (const ParseError&) {
     return false;
   }
-  Request request{fd, in, out};
-  if (!(this->*operation->handle)(request)) return false;
-  return send_frame(fd, out.buf);
+  if (ok && !request.pending) queue_reply(c, out);
+  return ok;
 }
 
 bool TCPStoreServer::on_hello(Request& r) {
@@ -67,11 +66,8 @@ bool TCPStoreServer::on_set(Request& r) {
   std::string key = r.in.str();
   std::vector<char> value = r.in.bytes();
   if (!r.in.done()) return false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    data_[key] = std::move(value);
-  }
-  changed_.notify_all();
+  data_[key] = std::move(value);
+  keys_changed_ = true;
   r.out.u8(kOk);
   return true;
 }
@@ -84,37 +80,48 @@ bool TCPStoreServer::on_wait(Request& r) {
   return wait_for_keys(r, /*get=*/false);
 }
 
-// get: one key, answered with its value; wait: several keys, answered with OK. Both block
-// until the keys exist or their timeout passes (then kTimedOut naming the missing keys).
+// get: one key, answered with its value; wait: several keys, answered with OK. Both answer
+// when the keys exist or their timeout passes (then kTimedOut naming the missing keys); until
+// then the connection holds a waiter, and no thread blocks.
 bool TCPStoreServer::wait_for_keys(Request& r, bool get) {
   uint32_t n = get ? 1 : r.in.u32();
   if (n == 0 || n > r.in.buf.size()) return false;  // each key takes at least 4 bytes
-  std::vector<std::string> keys;
-  for (uint32_t i = 0; i < n; ++i) keys.push_back(r.in.str());
+  auto waiter = std::make_unique<Connection::Waiter>();
+  waiter->get = get;
+  for (uint32_t i = 0; i < n; ++i) waiter->keys.push_back(r.in.str());
   int64_t ms = static_cast<int64_t>(std::min<uint64_t>(r.in.u64(), kMaxWaitMs));
   if (!r.in.done()) return false;
-  std::unique_lock<std::mutex> lock(mu_);
-  auto all_there = [&] {
-    for (auto& k : keys)
-      if (!data_.count(k)) return false;
-    return true;
-  };
-  changed_.wait_for(lock, Millis(ms), [&] { return stopping_ || all_there(); });
-  if (stopping_) return false;
-  if (!all_there()) {
-    std::vector<std::string> missing;
-    for (auto& k : keys)
-      if (!data_.count(k)) missing.push_back(k);
-    r.out.u8(kTimedOut);
-    r.out.str(join_keys(missing));
-  } else {
-    r.out.u8(kOk);
-    if (get) {
-      auto& v = data_[keys[0]];
-      r.out.bytes(v.data(), v.size());
-    }
-  }
+  waiter->deadline = Clock::now() + Millis(ms);
+  r.c.waiter = std::move(waiter);
+  r.pending = true;
+  keys_changed_ = true;  // answered at once if the keys are there
   return true;
+}
+
+void TCPStoreServer::answer_waiters(Clock::time_point now) {
+  bool changed = keys_changed_;
+  keys_changed_ = false;
+  for (auto& [fd, c] : connections_) {
+    Connection::Waiter* w = c->waiter.get();
+    if (!w || (!changed && now < w->deadline)) continue;
+    std::vector<std::string> missing;
+    for (auto& k : w->keys)
+      if (!data_.count(k)) missing.push_back(k);
+    if (!missing.empty() && now < w->deadline) continue;
+    Writer out;
+    if (!missing.empty()) {
+      out.u8(kTimedOut);
+      out.str(join_keys(missing));
+    } else {
+      out.u8(kOk);
+      if (w->get) {
+        auto& v = data_[w->keys[0]];
+        out.bytes(v.data(), v.size());
+      }
+    }
+    c->waiter.reset();
+    queue_reply(*c, out);  // sent when poll says the socket is writable
+  }
 }
 
 bool TCPStoreServer::on_add(Request& r) {
@@ -122,24 +129,21 @@ bool TCPStoreServer::on_add(Request& r) {
   int64_t delta = static_cast<int64_t>(r.in.u64());
   if (!r.in.done()) return false;
   int64_t value = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = data_.find(key);
-    if (it != data_.end()) {
-      std::string s(it->second.begin(), it->second.end());
-      char* end = nullptr;
-      value = std::strtoll(s.c_str(), &end, 10);
-      if (s.empty() || *end != '\0') {
-        r.out.u8(kBadRequest);
-        r.out.str(detail::cat("add: key '", key, "' does not hold an integer"));
-        return true;
-      }
+  auto it = data_.find(key);
+  if (it != data_.end()) {
+    std::string s(it->second.begin(), it->second.end());
+    char* end = nullptr;
+    value = std::strtoll(s.c_str(), &end, 10);
+    if (s.empty() || *end != '\0') {
+      r.out.u8(kBadRequest);
+      r.out.str(detail::cat("add: key '", key, "' does not hold an integer"));
+      return true;
     }
-    value += delta;
-    std::string s = std::to_string(value);
-    data_[key] = std::vector<char>(s.begin(), s.end());
   }
-  changed_.notify_all();
+  value += delta;
+  std::string s = std::to_string(value);
+  data_[key] = std::vector<char>(s.begin(), s.end());
+  keys_changed_ = true;
   r.out.u8(kOk);
   r.out.u64(static_cast<uint64_t>(value));
   return true;
@@ -152,10 +156,7 @@ bool TCPStoreServer::on_check(Request& r) {
   for (uint32_t i = 0; i < n; ++i) keys.push_back(r.in.str());
   if (!r.in.done()) return false;
   bool all = true;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& k : keys) all = all && data_.count(k);
-  }
+  for (auto& k : keys) all = all && data_.count(k);
   r.out.u8(kOk);
   r.out.u8(all ? 1 : 0);
   return true;
@@ -168,7 +169,6 @@ bool TCPStoreServer::on_heartbeat(Request& r) {
   int64_t ms = static_cast<int64_t>(std::min<uint64_t>(r.in.u64(), kMaxWaitMs));
   if (!r.in.done() || rank >= kMaxRank || host.size() > kMaxHostLength) return false;
   auto now = Clock::now();
-  std::lock_guard<std::mutex> lock(mu_);
   Liveness& g = liveness_[group];
   g.timeout = Millis(std::max<int64_t>(ms, 1));
   Member& m = g.members[rank];
@@ -176,7 +176,7 @@ bool TCPStoreServer::on_heartbeat(Request& r) {
   m.last_seen = now;
   m.departed = false;
   m.closed = false;
-  heartbeat_fds_[r.fd] = {group, rank};
+  heartbeat_fds_[r.c.fd] = {group, rank};
   scan(g, now);
   r.out.u8(kOk);
   r.out.u8(g.lost ? 1 : 0);
@@ -192,7 +192,6 @@ bool TCPStoreServer::on_goodbye(Request& r) {
   std::string group = r.in.str();
   uint32_t rank = r.in.u32();
   if (!r.in.done() || rank >= kMaxRank) return false;
-  std::lock_guard<std::mutex> lock(mu_);
   auto g = liveness_.find(group);
   if (g != liveness_.end()) {
     auto m = g->second.members.find(rank);

@@ -13,7 +13,15 @@ using Millis = std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t kMagic = 0x31584850;            // "PHX1"
-constexpr uint32_t kMaxFrame = 64u * 1024 * 1024;  // no rendezvous message comes near this
+constexpr uint32_t kMaxFrame = 64u * 1024 * 1024;  // a reply, as the client reads it
+// What the server reads of a request (see TCPStoreServer): the header's strings, then per
+// operation the whole body. A set carries one value of up to kMaxStoreValueBytes.
+constexpr uint32_t kMaxIdLength = 1024;           // a job id or token
+constexpr uint32_t kMaxSmallFrame = 64u * 1024;   // hello, get, add, heartbeat, goodbye
+constexpr uint32_t kMaxKeysFrame = 1024u * 1024;  // wait and check, which list keys
+constexpr uint32_t kMaxValueBytes = 16u << 20;    // TCPStore::kMaxValueBytes
+constexpr uint32_t kMaxSetFrame = kMaxSmallFrame + kMaxValueBytes;
+constexpr uint32_t kHeaderFixed = 4 + 1 + 4 + 4;  // magic, opcode, the two string lengths
 constexpr int64_t kMaxWaitMs = 24LL * 3600 * 1000;
 constexpr uint32_t kMaxRank = 1u << 20;  // far beyond any rack
 constexpr size_t kMaxHostLength = 1024;  // a host description, not a payload

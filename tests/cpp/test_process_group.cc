@@ -169,3 +169,27 @@ TEST(WorkQueue, AbortAndAbandonLeaveTasksToTheCaller) {
   std::this_thread::sleep_for(Millis(300));
   EXPECT_FALSE(running->released) << "an abandoned thread released its task";
 }
+
+// The rendezvous ends by one deadline (connect_timeout) however many store calls and connects
+// it makes, and its error names the caller's timeout.
+TEST(ProcessGroupRendezvous, EndsByTheConnectDeadlineNamingTheTimeout) {
+  auto store = std::make_shared<TCPStore>("127.0.0.1", 0, true, Millis(30000), "pg", "");
+  dist::ProcessGroupOptions o;
+  o.timeout = Millis(4000);
+  o.connect_timeout = Millis(700);
+  o.prefix = "alone";
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    ProcessGroup g(store, 0, 2, o);  // rank 1 never comes
+    FAIL() << "expected a timeout";
+  } catch (const TimeoutError& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 1 did not join within the timeout of 4000 ms"),
+              std::string::npos)
+        << e.what();
+  }
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, Millis(600));
+  EXPECT_LT(took, Millis(2500));
+  // The store's own timeout is untouched by the rendezvous.
+  EXPECT_EQ(store->timeout(), Millis(30000));
+}

@@ -206,3 +206,73 @@ TEST(TCPStore, ServerShutdownUnblocksWaitingClient) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, Millis(5000));
   killer.join();
 }
+
+TEST(TCPStore, SetRefusesAValueOverTheDocumentedMaximum) {
+  auto m = master();
+  try {
+    m->set("big", std::vector<char>(TCPStore::kMaxValueBytes + 1));
+    FAIL() << "expected a ValueError";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("longer than the store's maximum of 16777216 bytes"),
+              std::string::npos)
+        << e.what();
+  }
+  m->set("largest", std::vector<char>(TCPStore::kMaxValueBytes, 'x'));
+  EXPECT_EQ(m->get("largest").size(), TCPStore::kMaxValueBytes);
+}
+
+// A pending get is a waiter, not a blocked thread: many of them never hold up other clients.
+TEST(TCPStore, ManyPendingGetsDoNotBlockOtherClients) {
+  auto m = master(Millis(10000));
+  std::vector<std::unique_ptr<TCPStore>> waiting;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 32; ++i)
+    waiting.push_back(
+        std::make_unique<TCPStore>("127.0.0.1", m->port(), false, Millis(10000), "t"));
+  for (int i = 0; i < 32; ++i)
+    threads.emplace_back([&, i] { EXPECT_EQ(str(waiting[i]->get("go")), "now"); });
+  std::this_thread::sleep_for(Millis(100));
+  auto t0 = std::chrono::steady_clock::now();
+  TCPStore c("127.0.0.1", m->port(), false, Millis(5000), "t");
+  c.set("other", bytes("v"));
+  EXPECT_EQ(str(c.get("other")), "v");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, Millis(2000));
+  c.set("go", bytes("now"));
+  for (auto& t : threads) t.join();
+}
+
+// A client that resets its connection while its get waits is closed at once (its hangup is
+// not left for poll to report again and again until the get's timeout).
+TEST(TCPStore, AClientGoneWhileItsGetWaitsIsClosedAtOnce) {
+  auto m = master();
+  auto* server = m->server();
+  int64_t before = server->open_connections();
+  int fd = raw_connect(m->port());
+  std::string body = "PHX1";
+  body += '\x03';  // get
+  auto str32 = [&](const std::string& s) {
+    for (int i = 0; i < 4; ++i) body += static_cast<char>((s.size() >> (8 * i)) & 0xff);
+    body += s;
+  };
+  str32("t");
+  str32("");
+  str32("never-set");
+  for (int i = 0; i < 8; ++i) body += static_cast<char>(i == 1 ? 0x75 : 0);  // 30000 ms
+  std::string frame;
+  for (int i = 0; i < 4; ++i) frame += static_cast<char>((body.size() >> (8 * i)) & 0xff);
+  frame += body;
+  ASSERT_EQ(::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(frame.size()));
+  for (int i = 0; i < 100 && server->open_connections() == before; ++i)
+    std::this_thread::sleep_for(Millis(10));
+  ASSERT_EQ(server->open_connections(), before + 1);
+  std::this_thread::sleep_for(Millis(100));  // the get is a waiter now
+  linger reset{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  ::close(fd);
+  for (int i = 0; i < 200 && server->open_connections() > before; ++i)
+    std::this_thread::sleep_for(Millis(10));
+  EXPECT_EQ(server->open_connections(), before);
+  m->set("still", bytes("serving"));
+  EXPECT_EQ(str(m->get("still")), "serving");
+}

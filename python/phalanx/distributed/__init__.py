@@ -28,6 +28,7 @@ import datetime
 import os
 import socket
 import sys
+import time
 from urllib.parse import urlparse
 
 from .. import _C
@@ -230,6 +231,7 @@ def init_process_group(
     PHALANX_HEARTBEAT_TIMEOUT or 10; 0 disables) configure failure detection: a rank silent
     for heartbeat_timeout, or gone without a goodbye, aborts every rank's process groups."""
     global _state, _generation
+    started = time.monotonic()  # `timeout` bounds the store connect and the rendezvous together
     if _state is not None:
         raise RuntimeError("init_process_group was already called; destroy_process_group first")
     if backend not in (None, "gloo"):
@@ -264,7 +266,10 @@ def init_process_group(
     address = "" if iface else local
     namespace = (group_name or "default_pg", _generation)
     prefix = store.key_prefix(*namespace, 0)
-    impl = _C.dist.ProcessGroup(store.native, rank, world_size, address, iface, seconds, prefix)
+    left = max(seconds - (time.monotonic() - started), 0.001)
+    impl = _C.dist.ProcessGroup(
+        store.native, rank, world_size, address, iface, seconds, prefix, connect_timeout=left
+    )
     _generation += 1
     try:
         watchdog = _start_watchdog(
