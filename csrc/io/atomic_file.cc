@@ -94,7 +94,10 @@ pid_t temp_owner(const char* rest) {
 }  // namespace
 
 size_t remove_stale_temporaries(const std::string& path) {
-  const std::string dir = directory_of(path), prefix = file_name_of(path) + ".tmp.";
+  const std::string dir = directory_of(path), name = file_name_of(path);
+  // "dir/" or "dir/.." names a directory, not a file that could have temporaries.
+  if (name.empty() || name == "." || name == "..") return 0;
+  const std::string prefix = name + ".tmp.";
   std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
   if (!d) return 0;  // the save itself reports an unusable directory
   size_t removed = 0;

@@ -121,6 +121,17 @@ TEST_P(AtomicFileTest, StaleTemporariesOfDeadWritersAreRemovedOnTheNextWrite) {
   EXPECT_EQ(contents(), "new");
 }
 
+TEST_P(AtomicFileTest, DirectoryPathsSweepNothing) {
+  const std::string dead = std::to_string(dead_pid());
+  touch(".tmp." + dead);  // what "<dir>/" + ".tmp.<pid>" would match
+  EXPECT_EQ(io::remove_stale_temporaries(dir_.string() + "/"), 0u);
+  EXPECT_EQ(io::remove_stale_temporaries(dir_.string() + "/."), 0u);
+  EXPECT_EQ(listing(), std::vector<std::string>{".tmp." + dead});
+  EXPECT_EQ(io::remove_stale_temporaries((dir_ / "").string() + ".tmp"), 0u);
+  touch("x.tmp." + dead);
+  EXPECT_EQ(io::remove_stale_temporaries((dir_ / "x").string()), 1u);
+}
+
 TEST_P(AtomicFileTest, PathWithNulByteIsRefused) {
   try {
     io::AtomicFile f(path_ + std::string("\0.bak", 5), "test file", GetParam());
