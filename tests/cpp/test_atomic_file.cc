@@ -121,6 +121,21 @@ TEST_P(AtomicFileTest, StaleTemporariesOfDeadWritersAreRemovedOnTheNextWrite) {
   EXPECT_EQ(contents(), "new");
 }
 
+TEST_P(AtomicFileTest, RefusedLinkOfTheUnnamedFileFallsBackToACopy) {
+  write("old");
+  io::test_hooks::fail_linkat = true;
+  try {
+    const std::string big(3 << 20, 'x');  // more than one copy buffer
+    write(big + "end");
+    io::test_hooks::fail_linkat = false;
+    EXPECT_EQ(contents(), big + "end");
+  } catch (...) {
+    io::test_hooks::fail_linkat = false;
+    throw;
+  }
+  EXPECT_EQ(listing(), std::vector<std::string>{"out.bin"});
+}
+
 TEST_P(AtomicFileTest, DirectoryPathsSweepNothing) {
   const std::string dead = std::to_string(dead_pid());
   touch(".tmp." + dead);  // what "<dir>/" + ".tmp.<pid>" would match
