@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -88,7 +89,9 @@ pid_t temp_owner(const char* rest) {
   char* end = nullptr;
   errno = 0;
   long pid = std::strtol(rest, &end, 10);
-  if (end == rest || errno != 0 || pid <= 0 || *rest < '0' || *rest > '9') return 0;
+  if (end == rest || errno != 0 || pid <= 0 || pid > std::numeric_limits<pid_t>::max() ||
+      *rest < '0' || *rest > '9')
+    return 0;
   if (*end == '.') {
     const char* n = end + 1;
     if (*n == '\0') return 0;

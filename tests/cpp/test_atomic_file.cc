@@ -111,11 +111,13 @@ TEST_P(AtomicFileTest, StaleTemporariesOfDeadWritersAreRemovedOnTheNextWrite) {
   touch("out.bin.tmp." + dead + ".7");   // left by this one's fallback
   touch("out.bin.tmp." + mine + ".99");  // a live writer's (this process): kept
   touch("out.bin.tmp.1.x");              // not a name we make: kept
+  touch("out.bin.tmp.99999999999999");   // not a pid: kept
   touch("other.bin.tmp." + dead);        // another target's: kept
   fs::create_directory(dir_ / ("out.bin.tmp." + dead + ".8"));  // not a regular file: kept
   write("new");
-  std::vector<std::string> kept = {"out.bin", "other.bin.tmp." + dead, "out.bin.tmp." + dead + ".8",
-                                   "out.bin.tmp.1.x", "out.bin.tmp." + mine + ".99"};
+  std::vector<std::string> kept = {
+      "out.bin",         "other.bin.tmp." + dead,      "out.bin.tmp." + dead + ".8",
+      "out.bin.tmp.1.x", "out.bin.tmp.99999999999999", "out.bin.tmp." + mine + ".99"};
   std::sort(kept.begin(), kept.end());
   EXPECT_EQ(listing(), kept);
   EXPECT_EQ(contents(), "new");
