@@ -9,7 +9,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <memory>
+#include <vector>
 
 #include "core/error.h"
 #include "io/file_path.h"
@@ -38,6 +40,14 @@ void fsync_directory(const std::string& dir) {
   ::close(fd);
 }
 
+}  // namespace
+
+namespace test_hooks {
+std::atomic<bool> fail_linkat{false};
+}  // namespace test_hooks
+
+namespace {
+
 // Process-wide, so two threads saving the same path never share a temporary name.
 std::atomic<uint64_t> temp_counter{0};
 
@@ -59,7 +69,7 @@ int create_named(const std::string& path, std::string& name) {
 // filesystem has no O_TMPFILE (or /proc, which commit() needs to give it a name).
 int create_anonymous(const std::string& path) {
 #ifdef O_TMPFILE
-  int fd = ::open(directory_of(path).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+  int fd = ::open(directory_of(path).c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0666);
   if (fd < 0) {
     if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) errno = 0;
     return -1;
@@ -79,7 +89,9 @@ pid_t temp_owner(const char* rest) {
   char* end = nullptr;
   errno = 0;
   long pid = std::strtol(rest, &end, 10);
-  if (end == rest || errno != 0 || pid <= 0 || *rest < '0' || *rest > '9') return 0;
+  if (end == rest || errno != 0 || pid <= 0 || pid > std::numeric_limits<pid_t>::max() ||
+      *rest < '0' || *rest > '9')
+    return 0;
   if (*end == '.') {
     const char* n = end + 1;
     if (*n == '\0') return 0;
@@ -94,7 +106,10 @@ pid_t temp_owner(const char* rest) {
 }  // namespace
 
 size_t remove_stale_temporaries(const std::string& path) {
-  const std::string dir = directory_of(path), prefix = file_name_of(path) + ".tmp.";
+  const std::string dir = directory_of(path), name = file_name_of(path);
+  // "dir/" or "dir/.." names a directory, not a file that could have temporaries.
+  if (name.empty() || name == "." || name == "..") return 0;
+  const std::string prefix = name + ".tmp.";
   std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
   if (!d) return 0;  // the save itself reports an unusable directory
   size_t removed = 0;
@@ -145,10 +160,16 @@ void AtomicFile::commit() {
     std::string name;
     for (;;) {
       name = next_temp_name(path_);
-      if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW) == 0) break;
-      if (errno != EEXIST) fail_io("can't name");
+      if (!test_hooks::fail_linkat &&
+          ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+        temp_path_ = name;
+        break;
+      }
+      if (test_hooks::fail_linkat || errno != EEXIST) {
+        copy_to_named();  // a sandbox refusing the link must not cost the save
+        break;
+      }
     }
-    temp_path_ = name;
   }
   std::FILE* f = file_;
   file_ = nullptr;
@@ -160,6 +181,33 @@ void AtomicFile::commit() {
   }
   committed_ = true;
   fsync_directory(directory_of(path_));
+}
+
+void AtomicFile::copy_to_named() {
+  std::string name;
+  const int out = create_named(path_, name);
+  if (out < 0) fail_io("can't create");
+  temp_path_ = name;  // from here the destructor deletes it if anything fails
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{out};
+  std::vector<char> buf(1 << 20);
+  const int in = ::fileno(file_);
+  for (off_t offset = 0;;) {
+    const ssize_t n = ::pread(in, buf.data(), buf.size(), offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail_io("can't read back");
+    if (n == 0) break;
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t w = ::write(out, buf.data() + done, static_cast<size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) fail_io("can't write");
+      done += w;
+    }
+    offset += n;
+  }
+  if (::fsync(out) != 0) fail_io("can't sync");
 }
 
 std::string AtomicFile::describe() const {

@@ -1,6 +1,7 @@
 // A file that appears under its final name complete or not at all, even when the writing
 // process is killed or several threads write the same path at once.
 #pragma once
+#include <atomic>
 #include <cstdio>
 #include <string>
 
@@ -12,8 +13,9 @@ namespace phalanx::io {
 // the destructor, and - for a writer killed with SIGKILL - by the next AtomicFile of the same
 // path, which first removes temporaries whose writer process is gone.
 //
-// commit() syncs the data, names it (a unique `<path>.tmp.<pid>.<n>` for the unnamed file),
-// renames it over `path` and syncs the directory. `path` is therefore always either the
+// commit() syncs the data, names it (a unique `<path>.tmp.<pid>.<n>` for the unnamed file,
+// linked through /proc/self/fd, or copied there if the link is refused), renames it over
+// `path` and syncs the directory. `path` is therefore always either the
 // previous file or one complete new one; with concurrent writers the last rename wins.
 class AtomicFile {
  public:
@@ -37,6 +39,8 @@ class AtomicFile {
   [[noreturn]] void fail_io(const char* action) const;  // IOError from errno
 
  private:
+  void copy_to_named();
+
   std::string path_, what_, temp_path_;
   std::FILE* file_ = nullptr;
   bool committed_ = false;
@@ -46,5 +50,10 @@ class AtomicFile {
 // pid names no live process: what a writer killed mid-write left. Returns how many it deleted.
 // A temporary of a live process, this one included, is never touched.
 size_t remove_stale_temporaries(const std::string& path);
+
+namespace test_hooks {
+// Makes commit() behave as if linking the unnamed file were refused (tests of the copy path).
+extern std::atomic<bool> fail_linkat;
+}  // namespace test_hooks
 
 }  // namespace phalanx::io

@@ -111,14 +111,42 @@ TEST_P(AtomicFileTest, StaleTemporariesOfDeadWritersAreRemovedOnTheNextWrite) {
   touch("out.bin.tmp." + dead + ".7");   // left by this one's fallback
   touch("out.bin.tmp." + mine + ".99");  // a live writer's (this process): kept
   touch("out.bin.tmp.1.x");              // not a name we make: kept
+  touch("out.bin.tmp.99999999999999");   // not a pid: kept
   touch("other.bin.tmp." + dead);        // another target's: kept
   fs::create_directory(dir_ / ("out.bin.tmp." + dead + ".8"));  // not a regular file: kept
   write("new");
-  std::vector<std::string> kept = {"out.bin", "other.bin.tmp." + dead, "out.bin.tmp." + dead + ".8",
-                                   "out.bin.tmp.1.x", "out.bin.tmp." + mine + ".99"};
+  std::vector<std::string> kept = {
+      "out.bin",         "other.bin.tmp." + dead,      "out.bin.tmp." + dead + ".8",
+      "out.bin.tmp.1.x", "out.bin.tmp.99999999999999", "out.bin.tmp." + mine + ".99"};
   std::sort(kept.begin(), kept.end());
   EXPECT_EQ(listing(), kept);
   EXPECT_EQ(contents(), "new");
+}
+
+TEST_P(AtomicFileTest, RefusedLinkOfTheUnnamedFileFallsBackToACopy) {
+  write("old");
+  io::test_hooks::fail_linkat = true;
+  try {
+    const std::string big(3 << 20, 'x');  // more than one copy buffer
+    write(big + "end");
+    io::test_hooks::fail_linkat = false;
+    EXPECT_EQ(contents(), big + "end");
+  } catch (...) {
+    io::test_hooks::fail_linkat = false;
+    throw;
+  }
+  EXPECT_EQ(listing(), std::vector<std::string>{"out.bin"});
+}
+
+TEST_P(AtomicFileTest, DirectoryPathsSweepNothing) {
+  const std::string dead = std::to_string(dead_pid());
+  touch(".tmp." + dead);  // what "<dir>/" + ".tmp.<pid>" would match
+  EXPECT_EQ(io::remove_stale_temporaries(dir_.string() + "/"), 0u);
+  EXPECT_EQ(io::remove_stale_temporaries(dir_.string() + "/."), 0u);
+  EXPECT_EQ(listing(), std::vector<std::string>{".tmp." + dead});
+  EXPECT_EQ(io::remove_stale_temporaries((dir_ / "").string() + ".tmp"), 0u);
+  touch("x.tmp." + dead);
+  EXPECT_EQ(io::remove_stale_temporaries((dir_ / "x").string()), 1u);
 }
 
 TEST_P(AtomicFileTest, PathWithNulByteIsRefused) {
