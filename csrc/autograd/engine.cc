@@ -6,6 +6,8 @@
 
 #include "autograd/grad_accumulation.h"
 #include "autograd/grad_mode.h"
+#include "autograd/hooks.h"
+#include "autograd/validate_outputs.h"
 #include "core/factory.h"
 
 namespace phalanx::autograd {
@@ -106,12 +108,10 @@ void backward(const TensorList& roots, const TensorList& grads, bool retain_grap
     inputs.resize(node->output_shapes.size());
     for (size_t i = 0; i < inputs.size(); ++i)
       if (!inputs[i].defined()) inputs[i] = zeros(node->output_shapes[i]);
-    for (auto& [idx, hook] : node->pre_hooks) {
-      Tensor r = hook(inputs[idx]);
-      if (r.defined()) inputs[idx] = r;
-    }
+    run_pre_hooks(*node, inputs);
     std::shared_ptr<Node> keep = node->shared_from_this();
     TensorList outputs = node->apply(std::move(inputs));
+    validate_outputs(*node, outputs);
     if (!retain_graph) node->release_saved();
     for (size_t i = 0; i < node->next_edges.size(); ++i) {
       const Edge& e = node->next_edges[i];
@@ -119,7 +119,7 @@ void backward(const TensorList& roots, const TensorList& grads, bool retain_grap
       Node* next = e.fn.get();
       auto& buf = buffers[next];
       buf.resize(next->output_shapes.size());
-      if (i < outputs.size()) add_gradient(buf[e.input_nr], outputs[i], GradSink::EngineBuffer);
+      add_gradient(buf[e.input_nr], outputs[i], GradSink::EngineBuffer);
       if (--deps[next] == 0 && queued.insert(next).second) ready.push(next);
     }
   }

@@ -4,6 +4,7 @@
 
 #include "autograd/grad_accumulation.h"
 #include "autograd/grad_mode.h"
+#include "autograd/hooks.h"
 
 namespace phalanx::autograd {
 
@@ -60,12 +61,7 @@ AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> variable)
 TensorList AccumulateGrad::apply(TensorList&& grads) {
   Tensor var(variable_);
   AutogradMeta& meta = var.autograd_meta();
-  Tensor g = grads[0];
-  for (auto& hook : meta.leaf_hooks) {
-    Tensor r = hook(g);
-    if (r.defined()) g = r;
-  }
-  accumulate_into_grad(var, g);
+  accumulate_into_grad(var, run_hooks(meta.leaf_hooks, grads[0]));
   for (auto& hook : meta.post_accumulate_hooks) hook(var);
   return {};
 }

@@ -15,6 +15,8 @@ namespace py = pybind11;
 Tensor as_tensor_operand(py::handle v, const Tensor& like);
 // Sizes given either as varargs (2, 3) or as one sequence ((2, 3) or [2, 3]).
 Shape sizes_from_args(const py::args& args, const char* op);
+// A Python int as int64; ValueError "<what> <value> does not fit in int64" when it does not.
+int64_t int64_arg(py::handle v, const char* what);
 Shape int_list(py::handle v, size_t n_expected, const char* what);  // int or sequence -> n values
 
 py::array to_numpy(const Tensor& t);

@@ -1,5 +1,6 @@
 // phalanx._C.dist bindings: TCPStore, ProcessGroup, Work, ReduceOp. Every call that may block
 // on the network releases the GIL.
+#include <cmath>
 #include <optional>
 
 #include "bindings/convert.h"
@@ -108,6 +109,7 @@ void init_dist(py::module_& m) {
       .def_property_readonly("host", &TCPStore::host)
       .def_property_readonly("port", &TCPStore::port)
       .def_property_readonly("job_id", &TCPStore::job_id)
+      .def_property_readonly("token", &TCPStore::token)
       .def_property(
           "timeout", [](const TCPStore& s) { return s.timeout().count() / 1000.0; },
           [](TCPStore& s, double t) { s.set_timeout(to_ms(t)); });
@@ -184,6 +186,20 @@ void init_dist(py::module_& m) {
           py::arg("reason"))
       .def_property_readonly("aborted", &ProcessGroup::aborted)
       .def_property_readonly("abort_reason", &ProcessGroup::abort_reason);
+
+  d.def(
+      "check_heartbeat_settings",
+      [](double interval, double timeout) {
+        // Not to_ms: a negative setting must reach the check, which names it.
+        auto ms = [](double s, const char* name) {
+          PHX_CHECK(std::isfinite(s) && std::fabs(s) < 1e12, ValueError, name,
+                    " must be a finite number of seconds, got ", s);
+          return Millis(static_cast<int64_t>(std::llround(s * 1000.0)));
+        };
+        return check_heartbeat_settings(ms(interval, "heartbeat_interval"),
+                                        ms(timeout, "heartbeat_timeout"));
+      },
+      py::arg("interval"), py::arg("timeout"));
 
   py::class_<Watchdog, std::shared_ptr<Watchdog>>(d, "Watchdog")
       .def(py::init([](const std::string& host, int port, const std::string& job_id,

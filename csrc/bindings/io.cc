@@ -179,14 +179,17 @@ void init_io(py::module_& m) {
   py::module_ sub = m.def_submodule("io", "Checkpoint files (csrc/io)");
   sub.def(
       "save",
-      [](py::handle obj, const std::string& path, uint64_t chunk_bytes) {
-        io::CheckpointWriter writer(path, chunk_bytes);
+      [](py::handle obj, const std::string& path, uint64_t chunk_bytes, bool named_temp) {
+        io::CheckpointWriter writer(
+            path, chunk_bytes,
+            named_temp ? io::AtomicFile::Temp::kNamed : io::AtomicFile::Temp::kAnonymous);
         proto::Value tree;
         TreeEncoder(writer).encode(obj, &tree);
         py::gil_scoped_release no_gil;
         writer.commit(tree);
       },
-      py::arg("obj"), py::arg("path"), py::arg("chunk_bytes") = io::kDefaultChunkBytes);
+      py::arg("obj"), py::arg("path"), py::arg("chunk_bytes") = io::kDefaultChunkBytes,
+      py::arg("named_temp") = false);
 
   sub.def(
       "load",

@@ -21,6 +21,8 @@ static void register_errors() {
       PyErr_SetString(PyExc_TypeError, e.what());
     } catch (const IndexError& e) {
       PyErr_SetString(PyExc_IndexError, e.what());
+    } catch (const MemoryError& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
     } catch (const TimeoutError& e) {
       PyErr_SetString(PyExc_TimeoutError, e.what());
     } catch (const IOError& e) {

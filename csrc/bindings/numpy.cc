@@ -53,7 +53,22 @@ void delete_python_object(py::object* p) {
   delete p;
 }
 
+// Memory numpy lends read-only (a `bytes` object, a read-only np.load mmap, an array whose
+// writeable flag is off) is copied, never shared. Sharing it would make every write path (in-
+// place ops, optimizer steps, copy_, fill_, setitem, layout conversion, .grad accumulation,
+// collectives) responsible for refusing it, and one missed path writes into a caller's
+// immutable bytes or faults on a read-only mapping. A copy closes all of them by construction,
+// at a cost paid only for read-only arrays. (PyTorch shares and warns.)
 Tensor from_numpy(const py::array& a) {
+  // Bytes in the other order would be read as garbage; numpy converts them on request.
+  PHX_CHECK(a.dtype().attr("isnative").cast<bool>(), TypeError, "from_numpy: numpy dtype ",
+            std::string(py::str(a.dtype().attr("str"))),
+            " is not in this machine's byte order; use phalanx.tensor(arr) (which converts) or "
+            "arr.astype(arr.dtype.newbyteorder('='))");
+  if (!a.writeable()) {
+    py::array copy = py::module_::import("numpy").attr("array")(a, py::arg("copy") = true);
+    return from_numpy(copy);
+  }
   DType dt = dtype_from_numpy(a.dtype());
   const auto item = static_cast<int64_t>(a.itemsize());
   Shape sizes, strides;

@@ -1,8 +1,8 @@
 // The Tensor class: properties, views, indexing, operators and autograd entry points.
 #include "autograd/engine.h"
 #include "autograd/functions.h"
-#include "autograd/grad_accumulation.h"
-#include "autograd/grad_mode.h"
+#include "autograd/hooks.h"
+#include "autograd/indexing.h"
 #include "bindings/convert.h"
 #include "bindings/op_tables.h"
 #include "ops/reduce.h"
@@ -28,11 +28,31 @@ Tensor as_tensor_operand(py::handle v, const Tensor& like) {
   throw TypeError("expected a Tensor or a number, got " + std::string(py::str(py::type::of(v))));
 }
 
+int64_t int64_arg(py::handle v, const char* what) {
+  PHX_CHECK(py::isinstance<py::int_>(v) || PyIndex_Check(v.ptr()), TypeError, what,
+            " must be an int, got ", std::string(py::str(py::type::of(v))));
+  py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(v.ptr()));
+  if (!i) throw py::error_already_set();
+  int overflow = 0;
+  long long r = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  PHX_CHECK(overflow == 0, ValueError, what, " ", std::string(py::str(i)),
+            " does not fit in int64");
+  if (r == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return static_cast<int64_t>(r);
+}
+
+// A sequence of ints, each converted by int64_arg (so an overflow names its value).
+static Shape int64_sequence(py::handle v, const char* what) {
+  Shape s;
+  for (auto item : py::reinterpret_borrow<py::sequence>(v)) s.push_back(int64_arg(item, what));
+  return s;
+}
+
 Shape int_list(py::handle v, size_t n, const char* what) {
-  if (py::isinstance<py::int_>(v)) return Shape(n, v.cast<int64_t>());
+  if (py::isinstance<py::int_>(v)) return Shape(n, int64_arg(v, what));
   PHX_CHECK(py::isinstance<py::sequence>(v), TypeError, what,
             " must be an int or a sequence of ints");
-  Shape s = v.cast<Shape>();
+  Shape s = int64_sequence(v, what);
   PHX_CHECK(s.size() == n, ValueError, what, " must have ", n, " values, got ", shape_str(s));
   return s;
 }
@@ -41,138 +61,89 @@ Shape sizes_from_args(const py::args& args, const char* op) {
   if (args.size() == 1 && !py::isinstance<py::int_>(args[0])) {
     PHX_CHECK(py::isinstance<py::sequence>(args[0]), TypeError, op,
               "(): size must be ints or a sequence of ints");
-    return args[0].cast<Shape>();
+    return int64_sequence(args[0], "size");
   }
   Shape s;
   for (auto a : args) {
     PHX_CHECK(py::isinstance<py::int_>(a), TypeError, op, "(): size must be ints, got ",
               std::string(py::str(py::type::of(a))));
-    s.push_back(a.cast<int64_t>());
+    s.push_back(int64_arg(a, "size"));
   }
   return s;
 }
 
-// ---- indexing --------------------------------------------------------------------------------
+// ---- indexing: Python index objects to autograd::TensorIndex --------------------------------
 
-static Tensor index_tensor(const Tensor& self, py::handle index) {
+// A slice bound as Python reads it (__index__), clamped to int64 as slice.indices() clamps.
+static std::optional<int64_t> slice_bound(py::handle v) {
+  if (v.is_none()) return std::nullopt;
+  Py_ssize_t b = PyNumber_AsSsize_t(v.ptr(), nullptr);
+  if (b == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return static_cast<int64_t>(b);
+}
+
+static std::vector<ag::TensorIndex> index_items(py::handle index) {
   py::tuple items = py::isinstance<py::tuple>(index) ? py::reinterpret_borrow<py::tuple>(index)
                                                      : py::make_tuple(index);
-  int64_t consumed = 0;  // how many of self's dims the index list addresses
-  for (auto it : items)
-    if (!it.is_none() && !py::isinstance<py::ellipsis>(it)) ++consumed;
-  PHX_CHECK(consumed <= self.dim(), IndexError, "too many indices for tensor of dimension ",
-            self.dim());
-  Tensor t = self;
-  int64_t d = 0;  // current dim of t
+  std::vector<ag::TensorIndex> out;
   for (auto it : items) {
     if (it.is_none()) {
-      t = ag::unsqueeze(t, d++);
+      out.push_back(ag::TensorIndex::new_axis());
     } else if (py::isinstance<py::ellipsis>(it)) {
-      d += self.dim() - consumed;
-      consumed = self.dim();
+      out.push_back(ag::TensorIndex::ellipsis());
     } else if (py::isinstance<py::bool_>(it)) {
       throw TypeError("indexing with a Python bool is not supported");
     } else if (py::isinstance<py::int_>(it)) {
-      t = ag::select(t, d, it.cast<int64_t>());
+      out.push_back(ag::TensorIndex::integer_at(int64_arg(it, "index")));
     } else if (py::isinstance<py::slice>(it)) {
-      auto sl = py::reinterpret_borrow<py::slice>(it);
-      PHX_CHECK(sl.attr("step").is_none() || sl.attr("step").cast<int64_t>() > 0, ValueError,
-                "step must be greater than zero");
-      py::ssize_t start, stop, step, len;
-      sl.compute(static_cast<py::ssize_t>(t.size(d)), &start, &stop, &step, &len);
-      t = ag::narrow(t, d++, start, len, step);
-    } else if (py::isinstance<Tensor>(it) || py::isinstance<py::list>(it)) {
-      Tensor idx = py::isinstance<Tensor>(it)
-                       ? it.cast<Tensor>()
-                       : from_numpy(py::module_::import("numpy").attr("asarray")(it));
-      PHX_CHECK(idx.dtype() == DType::Int64 || idx.dtype() == DType::Int32, TypeError,
-                "tensor indices must be int64 (boolean masks are not supported), got ",
-                idx.describe());
-      PHX_CHECK(idx.dim() <= 1, IndexError,
-                "only 0-d or 1-d integer index tensors are supported, got ", idx.describe());
-      // negative indices count from the end
-      int64_t n = t.size(d);
-      Tensor wrapped = ops::where(
-          ops::binary(BinaryOp::Lt, idx, ops::scalar_tensor(0, DType::Int64)),
-          ops::binary(BinaryOp::Add, idx, ops::scalar_tensor(static_cast<double>(n), DType::Int64)),
-          idx.to(DType::Int64));
-      t = ag::index_select(t, d, wrapped.reshape({-1}));
-      if (idx.dim() == 0)
-        t = ag::select(t, d, 0);
-      else
-        ++d;
+      auto step = slice_bound(it.attr("step"));
+      out.push_back(ag::TensorIndex::slice(slice_bound(it.attr("start")),
+                                           slice_bound(it.attr("stop")), step.value_or(1)));
+    } else if (py::isinstance<Tensor>(it)) {
+      out.push_back(ag::TensorIndex::index_tensor(it.cast<Tensor>()));
+    } else if (py::isinstance<py::list>(it)) {
+      out.push_back(ag::TensorIndex::index_tensor(
+          from_numpy(py::module_::import("numpy").attr("asarray")(it))));
     } else {
       throw TypeError("invalid index of type " + std::string(py::str(py::type::of(it))) +
                       ": use ints, slices, None, Ellipsis or an integer tensor");
     }
   }
-  return t;
+  return out;
+}
+
+static Tensor getitem(const Tensor& self, py::handle index) {
+  return ag::index(self, index_items(index));
 }
 
 static void setitem(const Tensor& self, py::handle index, py::handle value) {
-  Tensor target;
-  {
-    ag::GradModeGuard no_history(false);  // the view only addresses memory
-    target = index_tensor(self, index);
-  }
-  PHX_CHECK(target.storage() == self.storage(), TypeError,
-            "assignment through an integer-tensor index is not supported; use slices");
+  auto items = index_items(index);
   if (py::isinstance<Tensor>(value))
-    ag::copy_(target, value.cast<Tensor>());
+    ag::index_put_(self, items, value.cast<Tensor>());
   else
-    ag::fill_(target, value.cast<double>());
+    ag::index_fill_(self, items, value.cast<double>());
 }
 
-// ---- hooks ------------------------------------------------------------------------------------
+// ---- hooks: Python callables as autograd hooks ------------------------------------------------
 
-struct HookHandle {
-  std::shared_ptr<bool> active;
-  void remove() { *active = false; }
-};
-
-static TensorHook python_hook(py::function fn, std::shared_ptr<bool> active) {
-  return [fn, active](const Tensor& g) -> Tensor {
-    if (!*active) return Tensor();
+// Hooks run on the backward's thread, which released the GIL.
+static TensorHook python_hook(py::function fn) {
+  return [fn](const Tensor& g) -> Tensor {
     py::gil_scoped_acquire gil;
     py::object r = fn(g);
     return r.is_none() ? Tensor() : r.cast<Tensor>();
   };
 }
 
-static HookHandle register_hook(const Tensor& t, py::function fn) {
-  PHX_CHECK(t.requires_grad(), Error,
-            "cannot register a hook on a tensor that doesn't require gradient");
-  auto active = std::make_shared<bool>(true);
-  if (t.is_leaf())
-    t.autograd_meta().leaf_hooks.push_back(python_hook(fn, active));
-  else
-    t.grad_fn()->pre_hooks.emplace_back(t.autograd_meta().output_nr, python_hook(fn, active));
-  return {active};
+static ag::HookHandle register_hook(const Tensor& t, py::function fn) {
+  return ag::register_hook(t, python_hook(std::move(fn)));
 }
 
-static HookHandle register_post_accumulate_grad_hook(const Tensor& t, py::function fn) {
-  PHX_CHECK(t.is_leaf() && t.requires_grad(), Error,
-            "post accumulate grad hooks can only be registered on leaf tensors that require grad");
-  auto active = std::make_shared<bool>(true);
-  t.autograd_meta().post_accumulate_hooks.push_back([fn, active](const Tensor& var) {
-    if (!*active) return;
+static ag::HookHandle register_post_accumulate_grad_hook(const Tensor& t, py::function fn) {
+  return ag::register_post_accumulate_grad_hook(t, [fn](const Tensor& var) {
     py::gil_scoped_acquire gil;
     fn(var);
   });
-  return {active};
-}
-
-static void retain_grad(const Tensor& t) {
-  PHX_CHECK(t.requires_grad(), Error, "can't retain_grad on Tensor that has requires_grad=False");
-  if (t.is_leaf() || t.autograd_meta().retains_grad) return;
-  t.autograd_meta().retains_grad = true;
-  std::weak_ptr<TensorImpl> weak = t.impl_ptr();
-  t.grad_fn()->pre_hooks.emplace_back(t.autograd_meta().output_nr,
-                                      [weak](const Tensor& g) -> Tensor {
-                                        if (auto impl = weak.lock())
-                                          ag::accumulate_into_grad(Tensor(impl), g);
-                                        return Tensor();
-                                      });
 }
 
 // ---- reductions with PyTorch's optional-dim signatures -----------------------------------------
@@ -199,7 +170,7 @@ static Tensor backward_gradient(py::handle g) {
 }
 
 void init_tensor(py::module_& m) {
-  py::class_<HookHandle>(m, "RemovableHandle").def("remove", &HookHandle::remove);
+  py::class_<ag::HookHandle>(m, "RemovableHandle").def("remove", &ag::HookHandle::remove);
   py::class_<autograd::Node, std::shared_ptr<autograd::Node>>(m, "Node")
       .def("name", &autograd::Node::name)
       .def("__repr__", [](const autograd::Node& n) { return "<" + n.name() + " object>"; })
@@ -287,7 +258,7 @@ void init_tensor(py::module_& m) {
              return t;
            })
       .def("index_select", &ag::index_select)
-      .def("__getitem__", &index_tensor)
+      .def("__getitem__", &getitem)
       .def("__setitem__", &setitem)
       .def("to", [](const Tensor& t, DType dt) { return ag::to_dtype(t, dt); })
       .def("float", [](const Tensor& t) { return ag::to_dtype(t, DType::Float32); })
@@ -377,7 +348,7 @@ void init_tensor(py::module_& m) {
           py::arg("create_graph") = false)
       .def("register_hook", &register_hook)
       .def("register_post_accumulate_grad_hook", &register_post_accumulate_grad_hook)
-      .def("retain_grad", &retain_grad)
+      .def("retain_grad", &ag::retain_grad)
       .def_property_readonly("retains_grad",
                              [](const Tensor& t) {
                                auto* meta = t.autograd_meta_if_any();

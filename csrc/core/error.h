@@ -18,6 +18,9 @@ struct TypeError : Error {  // wrong dtype or kind of argument
 struct IndexError : Error {  // index or class label out of range
   using Error::Error;
 };
+struct MemoryError : Error {  // a size no allocation can satisfy, refused before allocating
+  using Error::Error;
+};
 struct TimeoutError : Error {
   using Error::Error;
 };

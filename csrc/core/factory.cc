@@ -22,7 +22,11 @@ Tensor arange(double start, double end, double step, DType dtype) {
   PHX_CHECK((step > 0 && end >= start) || (step < 0 && end <= start), ValueError,
             "arange: upper bound ", end, " and lower bound ", start,
             " inconsistent with step sign ", step);
-  auto n = static_cast<int64_t>(std::ceil((end - start) / step));
+  const double count = std::ceil((end - start) / step);
+  // Checked before the cast: a double beyond int64's range does not convert (undefined).
+  PHX_CHECK(std::isfinite(count) && count < 9.2e18, MemoryError, "arange: start ", start, ", end ",
+            end, " and step ", step, " give ", count, " elements, too many to allocate");
+  auto n = static_cast<int64_t>(count);
   Tensor t = Tensor::empty({n}, dtype);
   char* p = static_cast<char*>(t.raw_data());
   for (int64_t i = 0; i < n; ++i)

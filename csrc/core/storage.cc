@@ -2,11 +2,15 @@
 
 #include <mutex>
 
+#include "core/checked_math.h"
 #include "core/error.h"
 
 namespace phalanx {
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes) {
+  // Callers check shapes (storage_nbytes); this is the last line for a size computed elsewhere.
+  PHX_CHECK(nbytes <= kMaxStorageBytes, MemoryError, "cannot allocate ", nbytes,
+            " bytes: more than the maximum of ", kMaxStorageBytes, " bytes for one tensor");
   auto s = std::make_shared<Storage>();
   s->data = allocate_bytes(nbytes);
   s->nbytes = nbytes;

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "core/checked_math.h"
 #include "core/strided_loop.h"
 
 namespace phalanx {
@@ -18,8 +19,12 @@ std::string shape_str(const Shape& s) {
 }
 
 int64_t shape_numel(const Shape& s) {
+  // A zero anywhere makes the count 0, however large the other dimensions are.
+  if (std::find(s.begin(), s.end(), 0) != s.end()) return 0;
   int64_t n = 1;
-  for (int64_t v : s) n *= v;
+  for (int64_t v : s)
+    PHX_CHECK(mul_fits(n, v, n), ValueError, "shape ", shape_str(s),
+              " has more elements than fit in int64");
   return n;
 }
 
@@ -28,9 +33,49 @@ Shape contiguous_strides(const Shape& sizes) {
   int64_t acc = 1;
   for (int64_t i = static_cast<int64_t>(sizes.size()) - 1; i >= 0; --i) {
     st[i] = acc;
-    acc *= std::max<int64_t>(sizes[i], 1);
+    PHX_CHECK(mul_fits(acc, std::max<int64_t>(sizes[i], 1), acc), ValueError, "shape ",
+              shape_str(sizes), " has strides that do not fit in int64");
   }
   return st;
+}
+
+size_t storage_nbytes(const Shape& sizes, DType dtype) {
+  for (int64_t s : sizes)
+    PHX_CHECK(s >= 0, ValueError, "negative dimension ", s, " in size ", shape_str(sizes));
+  if (std::find(sizes.begin(), sizes.end(), 0) != sizes.end()) {
+    contiguous_strides(sizes);  // an empty tensor needs no bytes, but its strides must fit
+    return 0;
+  }
+  size_t bytes = itemsize(dtype);
+  bool fits = true;
+  for (int64_t s : sizes) fits = fits && mul_fits(bytes, static_cast<size_t>(s), bytes);
+  PHX_CHECK(fits && bytes <= kMaxStorageBytes, MemoryError, "cannot allocate a ", dtype_name(dtype),
+            " tensor of size ", shape_str(sizes), ": it needs ",
+            fits ? std::to_string(bytes) : std::string("more than 2**64"),
+            " bytes, more than the maximum of ", kMaxStorageBytes, " bytes for one tensor");
+  return bytes;
+}
+
+// A view must address only bytes of its storage: its lowest and highest elements lie inside.
+static void check_view_fits(const Storage& storage, const Shape& sizes, const Shape& strides,
+                            int64_t offset, DType dtype) {
+  PHX_CHECK(sizes.size() == strides.size(), ValueError, "as_strided: size ", shape_str(sizes),
+            " and stride ", shape_str(strides), " differ in length");
+  for (int64_t s : sizes)
+    PHX_CHECK(s >= 0, ValueError, "as_strided: negative dimension ", s, " in size ",
+              shape_str(sizes));
+  if (shape_numel(sizes) == 0) return;  // addresses nothing
+  int64_t lo = offset, hi = offset;
+  bool fits = true;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    int64_t reach = 0;
+    fits = fits && mul_fits(sizes[i] - 1, strides[i], reach);
+    fits = fits && add_fits(reach < 0 ? lo : hi, reach, reach < 0 ? lo : hi);
+  }
+  const auto capacity = static_cast<int64_t>(storage.nbytes / itemsize(dtype));
+  PHX_CHECK(fits && lo >= 0 && hi < capacity, ValueError, "a view of size ", shape_str(sizes),
+            ", stride ", shape_str(strides), " and offset ", offset,
+            " does not fit in its storage of ", capacity, " elements");
 }
 
 int64_t wrap_dim(int64_t dim, int64_t ndim) {
@@ -42,12 +87,11 @@ int64_t wrap_dim(int64_t dim, int64_t ndim) {
 }
 
 Tensor Tensor::empty(const Shape& sizes, DType dtype) {
-  for (int64_t s : sizes)
-    PHX_CHECK(s >= 0, ValueError, "negative dimension in size ", shape_str(sizes));
+  const size_t nbytes = storage_nbytes(sizes, dtype);  // checks the shape before allocating
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = Storage::allocate(static_cast<size_t>(shape_numel(sizes)) * itemsize(dtype));
-  impl->sizes = sizes;
   impl->strides = contiguous_strides(sizes);
+  impl->storage = Storage::allocate(nbytes);
+  impl->sizes = sizes;
   impl->dtype = dtype;
   return Tensor(std::move(impl));
 }
@@ -108,6 +152,7 @@ void Tensor::materialize_plain() const {
 
 Tensor Tensor::as_strided(const Shape& sizes, const Shape& strides, int64_t offset) const {
   materialize_plain();  // views address plain memory
+  check_view_fits(*impl_->storage, sizes, strides, offset, dtype());
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = impl_->storage;
   impl->sizes = sizes;
@@ -161,7 +206,8 @@ static Shape infer_size(const Shape& sizes, int64_t numel) {
     } else {
       PHX_CHECK(out[i] >= 0, ValueError, "invalid shape dimension ", out[i], " in ",
                 shape_str(sizes));
-      known *= out[i];
+      PHX_CHECK(mul_fits(known, out[i], known), ValueError, "shape ", shape_str(sizes),
+                " is invalid for input of size ", numel);
     }
   }
   if (infer >= 0) {
@@ -241,12 +287,15 @@ Tensor Tensor::expand(const Shape& target) const {
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length, int64_t step) const {
   d = wrap_dim(d, dim());
   PHX_CHECK(step > 0, ValueError, "slice step must be positive, got ", step);
-  PHX_CHECK(start >= 0 && length >= 0 && (length == 0 || start + (length - 1) * step < sizes()[d]),
-            IndexError, "slice [", start, ", +", length, ", step ", step, "] out of range for dim ",
-            d, " of size ", sizes()[d]);
+  int64_t last = 0;  // index of the last element taken; checked, a huge step must not wrap
+  bool in_range = start >= 0 && length >= 0 &&
+                  (length == 0 || (mul_fits(length - 1, step, last) &&
+                                   add_fits(start, last, last) && last < sizes()[d]));
+  PHX_CHECK(in_range, IndexError, "slice [", start, ", +", length, ", step ", step,
+            "] out of range for dim ", d, " of size ", sizes()[d]);
   Shape sz = sizes(), st = strides();
   sz[d] = length;
-  st[d] *= step;
+  if (length > 1) st[d] *= step;  // fits: the last element is inside the tensor
   return as_strided(sz, st, offset() + start * strides()[d]);
 }
 

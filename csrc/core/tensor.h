@@ -14,8 +14,14 @@ namespace phalanx {
 
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);
+// Element count; ValueError naming the shape if it does not fit in int64.
 int64_t shape_numel(const Shape& s);
+// Row-major strides; ValueError naming the shape if one does not fit in int64.
 Shape contiguous_strides(const Shape& sizes);
+// The bytes a new row-major tensor of this shape needs, checked before anything is allocated:
+// ValueError for a negative dimension, MemoryError naming the shape when the count overflows
+// or exceeds kMaxStorageBytes (core/checked_math.h).
+size_t storage_nbytes(const Shape& sizes, DType dtype);
 // Wraps a possibly negative dimension index into [0, ndim); IndexError names both.
 int64_t wrap_dim(int64_t dim, int64_t ndim);
 

@@ -139,6 +139,7 @@ class TCPStore : public gloo::rendezvous::Store {
   const std::string& host() const { return host_; }
   int port() const { return port_; }
   const std::string& job_id() const { return job_id_; }
+  const std::string& token() const { return token_; }
   TCPStoreServer* server() const { return server_.get(); }
 
  private:

@@ -14,14 +14,24 @@ std::string seconds(Millis t) {
 
 }  // namespace
 
+bool check_heartbeat_settings(Millis interval, Millis timeout) {
+  PHX_CHECK(interval.count() >= 0, ValueError, "heartbeat_interval must be >= 0, got ",
+            seconds(interval));
+  PHX_CHECK(timeout.count() >= 0, ValueError, "heartbeat_timeout must be >= 0, got ",
+            seconds(timeout));
+  if (interval.count() == 0 || timeout.count() == 0) return false;
+  PHX_CHECK(timeout > interval, ValueError, "heartbeat_timeout (", seconds(timeout),
+            ") must be longer than heartbeat_interval (", seconds(interval), ")");
+  return true;
+}
+
 Watchdog::Watchdog(const std::string& store_host, int store_port, const std::string& job_id,
                    const std::string& token, WatchdogOptions options)
     : options_(std::move(options)) {
-  PHX_CHECK(options_.interval.count() > 0, ValueError,
-            "heartbeat interval must be > 0 seconds, got ", seconds(options_.interval));
-  PHX_CHECK(options_.timeout > options_.interval, ValueError, "heartbeat timeout (",
-            seconds(options_.timeout), ") must be longer than the heartbeat interval (",
-            seconds(options_.interval), ")");
+  PHX_CHECK(check_heartbeat_settings(options_.interval, options_.timeout), ValueError,
+            "Watchdog: heartbeat_interval and heartbeat_timeout must be > 0 (0 disables failure "
+            "detection: start no watchdog), got ",
+            seconds(options_.interval), " and ", seconds(options_.timeout));
   client_ =
       std::make_unique<TCPStore>(store_host, store_port, false, options_.timeout, job_id, token);
   // Registered before the constructor returns: from here on, a silent death is noticed.

@@ -30,10 +30,17 @@ struct WatchdogOptions {
   std::string store_owner;  // who hosts the store ("rank 0", "the launcher"), for reports
 };
 
+// The heartbeat settings as a user gives them (init_process_group's arguments or the
+// PHALANX_HEARTBEAT_* variables): each >= 0, 0 in either disabling failure detection, and
+// otherwise a timeout longer than the interval. ValueError naming the setting and its value;
+// returns whether failure detection is enabled. The one place these rules live.
+bool check_heartbeat_settings(Millis interval, Millis timeout);
+
 class Watchdog {
  public:
   // Connects its own client to the store (within options.timeout), sends the first heartbeat,
-  // then heartbeats every interval on its thread.
+  // then heartbeats every interval on its thread. The settings must enable failure detection
+  // (check_heartbeat_settings).
   Watchdog(const std::string& store_host, int store_port, const std::string& job_id,
            const std::string& token, WatchdogOptions options);
   ~Watchdog();  // stops without a goodbye: the store reports this rank once the connection closes

@@ -9,6 +9,8 @@
 #include <limits>
 #include <memory>
 
+#include "io/file_path.h"
+
 namespace phalanx::io {
 
 namespace {
@@ -44,7 +46,7 @@ using FilePtr = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
 class Reader {
  public:
   explicit Reader(const std::string& path)
-      : path_(path), file_(std::fopen(path.c_str(), "rb"), &std::fclose) {
+      : path_(path), file_(std::fopen(os_path(path, "checkpoint"), "rb"), &std::fclose) {
     if (!file_) throw_io("can't open");
     struct stat st;
     if (::fstat(::fileno(file_.get()), &st) != 0) throw_io("can't stat");

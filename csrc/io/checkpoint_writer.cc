@@ -1,8 +1,5 @@
 #include "io/checkpoint_writer.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -11,55 +8,30 @@ namespace phalanx::io {
 
 namespace {
 
-std::string directory_of(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-// Without this a power cut after rename() can lose the new directory entry. Best effort: some
-// filesystems (Android's FUSE storage among them) refuse fsync on a directory.
-void fsync_directory(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
+uint64_t checked_chunk_bytes(uint64_t chunk_bytes) {
+  PHX_CHECK(chunk_bytes >= 1 && chunk_bytes <= kMaxChunkBytes, ValueError,
+            "checkpoint chunk size must be in [1, ", kMaxChunkBytes, "] bytes, got ", chunk_bytes);
+  return chunk_bytes;
 }
 
 }  // namespace
 
-CheckpointWriter::CheckpointWriter(std::string path, uint64_t chunk_bytes)
-    : path_(std::move(path)), chunk_bytes_(chunk_bytes) {
-  PHX_CHECK(chunk_bytes_ >= 1 && chunk_bytes_ <= kMaxChunkBytes, ValueError,
-            "checkpoint chunk size must be in [1, ", kMaxChunkBytes, "] bytes, got ", chunk_bytes_);
-  temp_path_ = path_ + ".tmp." + std::to_string(::getpid());
-  file_ = std::fopen(temp_path_.c_str(), "wb");
-  if (!file_) fail_io("can't create");
+CheckpointWriter::CheckpointWriter(std::string path, uint64_t chunk_bytes, AtomicFile::Temp temp)
+    : chunk_bytes_(checked_chunk_bytes(chunk_bytes)), file_(std::move(path), "checkpoint", temp) {
+  // A throwing constructor runs no destructor, but file_ is a member: it discards itself.
+  unsigned char preamble[kPreambleBytes];
+  std::memcpy(preamble, kCheckpointMagic, sizeof kCheckpointMagic);
+  put_le(preamble + sizeof kCheckpointMagic, kCheckpointVersion, 4);
+  write_bytes(preamble, sizeof preamble);
 
-  try {  // a throwing constructor runs no destructor: clean up here
-    unsigned char preamble[kPreambleBytes];
-    std::memcpy(preamble, kCheckpointMagic, sizeof kCheckpointMagic);
-    put_le(preamble + sizeof kCheckpointMagic, kCheckpointVersion, 4);
-    write_bytes(preamble, sizeof preamble);
-
-    proto::Record record;
-    record.mutable_header()->set_producer("phalanx");
-    record.mutable_header()->set_chunk_bytes(chunk_bytes_);
-    write_record(record);
-  } catch (...) {
-    std::fclose(file_);
-    std::remove(temp_path_.c_str());
-    throw;
-  }
-}
-
-CheckpointWriter::~CheckpointWriter() {
-  if (file_) std::fclose(file_);
-  if (!committed_) std::remove(temp_path_.c_str());
+  proto::Record record;
+  record.mutable_header()->set_producer("phalanx");
+  record.mutable_header()->set_chunk_bytes(chunk_bytes_);
+  write_record(record);
 }
 
 uint64_t CheckpointWriter::add_tensor(const std::string& name, const Tensor& t) {
-  PHX_CHECK(t.defined(), ValueError, "checkpoint '", path_, "': tensor '", name, "' is undefined");
+  PHX_CHECK(t.defined(), ValueError, "checkpoint '", path(), "': tensor '", name, "' is undefined");
   auto found = ids_.find(t.impl());
   if (found != ids_.end()) return found->second;
 
@@ -92,7 +64,7 @@ uint64_t CheckpointWriter::add_tensor(const std::string& name, const Tensor& t) 
 }
 
 void CheckpointWriter::commit(const proto::Value& tree) {
-  PHX_CHECK(file_ && !committed_, Error, "checkpoint '", path_, "': commit() called twice");
+  PHX_CHECK(file_.stream(), Error, "checkpoint '", path(), "': commit() called twice");
   proto::Record record;
   *record.mutable_tree() = tree;
   write_record(record);
@@ -103,42 +75,25 @@ void CheckpointWriter::commit(const proto::Value& tree) {
   footer->set_record_count(records_);
   footer->set_tensor_count(tensors_.size());
   write_record(footer_record);
-
-  if (std::fflush(file_) != 0) fail_io("can't write");
-  if (::fsync(::fileno(file_)) != 0) fail_io("can't sync");
-  std::FILE* f = file_;
-  file_ = nullptr;
-  if (std::fclose(f) != 0) fail_io("can't close");
-  if (std::rename(temp_path_.c_str(), path_.c_str()) != 0) {
-    int err = errno;
-    throw IOError(err, "can't move checkpoint '" + temp_path_ + "' over '" + path_ +
-                           "': " + std::strerror(err));
-  }
-  committed_ = true;
-  fsync_directory(directory_of(path_));
+  file_.commit();
 }
 
 void CheckpointWriter::write_record(const proto::Record& record) {
   const size_t size = record.ByteSizeLong();
-  PHX_CHECK(size <= kMaxRecordBytes, ValueError, "checkpoint '", path_, "': a ",
+  PHX_CHECK(size <= kMaxRecordBytes, ValueError, "checkpoint '", path(), "': a ",
             record.has_tree() ? "tree of non-tensor values" : "record", " of ", size,
             " bytes exceeds protobuf's 2 GiB message limit; store large arrays as tensors");
   buffer_.resize(kLengthBytes);
   put_le(reinterpret_cast<unsigned char*>(buffer_.data()), size, kLengthBytes);
-  PHX_CHECK(record.AppendToString(&buffer_), Error, "checkpoint '", path_,
+  PHX_CHECK(record.AppendToString(&buffer_), Error, "checkpoint '", path(),
             "': protobuf could not serialize a record");
   write_bytes(buffer_.data(), buffer_.size());
   ++records_;
 }
 
 void CheckpointWriter::write_bytes(const void* data, size_t n) {
-  if (n && std::fwrite(data, 1, n, file_) != n) fail_io("can't write");
+  if (n && std::fwrite(data, 1, n, file_.stream()) != n) file_.fail_io("can't write");
   crc_ = crc32_update(crc_, data, n);
-}
-
-void CheckpointWriter::fail_io(const char* what) const {
-  int err = errno;
-  throw IOError(err, std::string(what) + " checkpoint '" + temp_path_ + "': " + std::strerror(err));
 }
 
 }  // namespace phalanx::io

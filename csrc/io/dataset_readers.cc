@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "io/file_path.h"
 
 namespace phalanx::io {
 
@@ -150,6 +151,9 @@ Tensor read_idx_uint8(const uint8_t* data, size_t size, const std::string& path,
 namespace {
 
 void check_cifar_size(uint64_t size, const std::string& path) {
+  // An empty batch file is a failed download or copy, not a dataset without images.
+  PHX_CHECK(size > 0, ValueError, path, ": empty CIFAR-10 file (0 bytes): expected ",
+            kCifarRecordBytes, "-byte records");
   PHX_CHECK(size % kCifarRecordBytes == 0, ValueError, path, ": truncated CIFAR-10 file: ", size,
             " bytes is not a whole number of ", kCifarRecordBytes, "-byte records (",
             size / kCifarRecordBytes, " records and ", size % kCifarRecordBytes,
@@ -191,7 +195,7 @@ CifarData read_cifar10_files(const std::vector<std::string>& paths) {
   std::vector<int64_t> counts;
   int64_t total = 0;
   for (const auto& p : paths) {
-    std::ifstream f(p, std::ios::binary | std::ios::ate);
+    std::ifstream f(os_path(p, "CIFAR-10 file"), std::ios::binary | std::ios::ate);
     PHX_CHECK(f.good(), ValueError, p, ": cannot open CIFAR-10 file");
     const auto size = static_cast<uint64_t>(f.tellg());
     check_cifar_size(size, p);
@@ -204,7 +208,7 @@ CifarData read_cifar10_files(const std::vector<std::string>& paths) {
   std::vector<uint8_t> buf(static_cast<size_t>(kChunk * kCifarRecordBytes));
   int64_t first = 0;
   for (size_t k = 0; k < paths.size(); ++k) {
-    std::ifstream f(paths[k], std::ios::binary);
+    std::ifstream f(os_path(paths[k], "CIFAR-10 file"), std::ios::binary);
     for (int64_t done = 0; done < counts[k];) {
       const int64_t n = std::min(kChunk, counts[k] - done);
       f.read(reinterpret_cast<char*>(buf.data()),

@@ -1,5 +1,6 @@
 #include "ops/shape.h"
 
+#include "core/checked_math.h"
 #include "core/factory.h"
 
 namespace phalanx::ops {
@@ -24,7 +25,9 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
                 "must match except in dimension ",
                 d, ": tensor 0 is ", first.describe(), ", tensor ", i, " is ", t.describe());
     dt = promote(dt, t.dtype());
-    shape[d] += t.sizes()[d];
+    PHX_CHECK(add_fits(shape[d], t.sizes()[d], shape[d]), ValueError,
+              "cat(): the result's dimension ", d,
+              " would have more than 2**63-1 elements (tensor ", i, " is ", t.describe(), ")");
   }
   if (!is_floating(first.dtype())) {
     dt = first.dtype();

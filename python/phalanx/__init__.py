@@ -108,7 +108,12 @@ _DTYPE_TO_NUMPY = {
 
 
 def from_numpy(array: _np.ndarray) -> Tensor:
-    """A tensor sharing the array's memory (no copy)."""
+    """A tensor sharing the array's memory (no copy) if the array is writeable.
+
+    A read-only array (`np.frombuffer(bytes)`, `np.load(..., mmap_mode="r")`) is copied:
+    phalanx never shares memory it may not write. Arrays not in native byte order raise
+    TypeError; `tensor()` converts them.
+    """
     if not isinstance(array, _np.ndarray):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
     return _C._from_numpy(array)
@@ -122,6 +127,8 @@ def tensor(data, dtype: dtype | None = None, requires_grad: bool = False) -> Ten
             out = out.to(dtype)
     else:
         arr = _np.asarray(data)
+        if not arr.dtype.isnative:  # big-endian data: convert the values, never reinterpret
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         if arr.dtype not in _NUMPY_TO_DTYPE:
             raise TypeError(f"tensor(): can't convert data of numpy dtype {arr.dtype}")
         target = dtype if dtype is not None else _NUMPY_TO_DTYPE[arr.dtype]

@@ -11,8 +11,12 @@ object appearing twice is stored once and loads as one object; different tensors
 storage (views, tied weights made with views) are stored as separate copies and load
 unshared. nn.Parameter (or any Tensor subclass) loads as a plain Tensor.
 
-A save is atomic: it writes ``<path>.tmp.<pid>`` beside the target, syncs it and renames it
-over the target, so an interrupted save leaves the previous file intact. The format (one
+A save is atomic: it writes a temporary file beside the target, syncs it and renames it over
+the target, so an interrupted save leaves the previous file intact, also when threads or
+processes save the same path concurrently (the last rename wins). On Linux the temporary has
+no name until it is complete (O_TMPFILE), so a save killed with SIGKILL leaves nothing behind;
+elsewhere it is ``<path>.tmp.<pid>.<n>``, and the next save of the path deletes those whose
+process is gone. A path containing a NUL byte raises ValueError, as open() does. The format (one
 stream of length-prefixed protobuf records, checksummed) is described in
 csrc/io/checkpoint.proto; files may exceed protobuf's 2 GiB message limit.
 """
@@ -28,12 +32,13 @@ __all__ = ["save", "load"]
 _DEFAULT_CHUNK_BYTES = 32 << 20
 
 
-def save(obj, f, *, _chunk_bytes: int = _DEFAULT_CHUNK_BYTES) -> None:
+def save(obj, f, *, _chunk_bytes: int = _DEFAULT_CHUNK_BYTES, _named_temp: bool = False) -> None:
     """Saves `obj` to the file path `f` (str or os.PathLike), replacing it atomically.
 
-    `_chunk_bytes` (testing only) caps the bytes of one tensor record; larger tensors are split.
+    Testing only: `_chunk_bytes` caps the bytes of one tensor record (larger tensors are split);
+    `_named_temp` uses the named temporary file of systems without O_TMPFILE.
     """
-    _C.io.save(obj, _fs_path(f, "save"), _chunk_bytes)
+    _C.io.save(obj, _fs_path(f, "save"), _chunk_bytes, _named_temp)
 
 
 def load(f, map_location=None, *, weights_only: bool | None = None):

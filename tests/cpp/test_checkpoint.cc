@@ -122,18 +122,37 @@ TEST_F(CheckpointTest, ChecksumIsZlibCrc32) {
 }
 
 TEST_F(CheckpointTest, UncommittedWriterLeavesOldFileAndNoTemp) {
+  for (auto mode : {io::AtomicFile::Temp::kAnonymous, io::AtomicFile::Temp::kNamed}) {
+    write_sample();
+    const std::string before = read_bytes();
+    std::string temp;
+    {
+      io::CheckpointWriter w(path_, io::kDefaultChunkBytes, mode);
+      temp = w.temp_path();
+      w.add_tensor("big", Tensor::empty({1000}));
+      // An unnamed temporary (O_TMPFILE) has no directory entry until commit().
+      EXPECT_EQ(w.anonymous_temp(), temp.empty());
+      EXPECT_EQ(w.anonymous_temp(), mode == io::AtomicFile::Temp::kAnonymous);
+      if (!temp.empty()) {
+        EXPECT_TRUE(fs::exists(temp));
+      }
+    }  // destroyed without commit(), as when an exception unwinds through a save
+    if (!temp.empty()) {
+      EXPECT_FALSE(fs::exists(temp));
+    }
+    EXPECT_EQ(read_bytes(), before);
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+  }
+}
+
+TEST_F(CheckpointTest, PathWithNulByteIsRefusedNotTruncated) {
   write_sample();
-  const std::string before = read_bytes();
-  std::string temp;
-  {
-    io::CheckpointWriter w(path_);
-    temp = w.temp_path();
-    w.add_tensor("big", Tensor::empty({1000}));
-    EXPECT_TRUE(fs::exists(temp));
-  }  // destroyed without commit(), as when an exception unwinds through a save
-  EXPECT_FALSE(fs::exists(temp));
-  EXPECT_EQ(read_bytes(), before);
-  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+  try {
+    io::read_checkpoint(path_ + std::string("\0other", 6));
+    FAIL() << "loaded the file named by the path's prefix";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("embedded null byte"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(CheckpointTest, TruncationAtEveryOffsetIsDetected) {

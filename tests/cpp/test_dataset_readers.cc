@@ -128,6 +128,16 @@ TEST(CifarReader, TruncatedAndBadLabel) {
   EXPECT_TRUE(contains(msg, "y.bin: not a CIFAR-10 file: record 1 has label 200")) << msg;
 }
 
+TEST(CifarReader, EmptyFileIsRefusedNotAnEmptyDataset) {
+  auto msg = error_of<ValueError>([&] { io::parse_cifar10(nullptr, 0, "/x/data_batch_2.bin"); });
+  EXPECT_TRUE(contains(msg, "/x/data_batch_2.bin: empty CIFAR-10 file (0 bytes)")) << msg;
+  const std::string p = testing::TempDir() + "phx_empty_cifar.bin";
+  std::ofstream(p, std::ios::binary).close();
+  msg = error_of<ValueError>([&] { io::read_cifar10_files({p}); });
+  std::remove(p.c_str());
+  EXPECT_TRUE(contains(msg, p + ": empty CIFAR-10 file")) << msg;
+}
+
 TEST(CifarReader, ReadsAndConcatenatesFiles) {
   auto b = cifar_records(3);
   const std::string p1 = testing::TempDir() + "phx_c1.bin", p2 = testing::TempDir() + "phx_c2.bin";

@@ -335,3 +335,28 @@ TEST(WatchdogTest, RejectsATimeoutNotLongerThanTheInterval) {
       Watchdog("127.0.0.1", m->port(), "w", "", watchdog_options(0, Millis(1000), Millis(1000))),
       ValueError);
 }
+
+TEST(WatchdogTest, HeartbeatSettingsAreCheckedInOnePlace) {
+  EXPECT_TRUE(dist::check_heartbeat_settings(Millis(1000), Millis(10000)));
+  EXPECT_FALSE(dist::check_heartbeat_settings(Millis(0), Millis(10000)));  // disabled
+  EXPECT_FALSE(dist::check_heartbeat_settings(Millis(1000), Millis(0)));   // disabled
+  auto message = [](Millis interval, Millis timeout) {
+    try {
+      dist::check_heartbeat_settings(interval, timeout);
+    } catch (const ValueError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message(Millis(-500), Millis(1000)).find("heartbeat_interval must be >= 0, got -0.5 s"),
+            std::string::npos);
+  EXPECT_NE(message(Millis(100), Millis(-1000)).find("heartbeat_timeout must be >= 0, got -1 s"),
+            std::string::npos);
+  EXPECT_NE(message(Millis(2000), Millis(1000))
+                .find("heartbeat_timeout (1 s) must be longer than heartbeat_interval (2 s)"),
+            std::string::npos);
+  // The watchdog refuses disabled settings: the caller starts none then.
+  auto m = master();
+  EXPECT_THROW(Watchdog("127.0.0.1", m->port(), "w", "", watchdog_options(0, Millis(0), Millis(0))),
+               ValueError);
+}

@@ -161,6 +161,7 @@ class Ranks:
         base.update(env or {})
         args = ["-c", _code(module, func, path), *argv]
         self.procs: list[subprocess.Popen] = []
+        self._closed = False
         self._out: list = []
         self._err: list = []
         self._t0 = time.monotonic()
@@ -231,7 +232,11 @@ class Ranks:
             time.sleep(0.05)
 
     def close(self) -> None:
-        """Kills every rank's process group (idempotent) and reaps the ranks."""
+        """Kills every rank's process group and reaps the ranks; once only (a reaped rank's
+        pid may be reused)."""
+        if self._closed:
+            return
+        self._closed = True
         for p in self.procs:
             _kill_group(p)
         for p in self.procs:

@@ -548,3 +548,21 @@ def test_backward_callback_runs_after_every_gradient_is_accumulated():
 def test_backward_callback_outside_backward_raises():
     with pytest.raises(RuntimeError, match="only possible while a backward pass runs"):
         phalanx._C._queue_backward_callback(lambda: None)
+
+
+def test_hook_changing_the_gradient_shape_is_refused():
+    p = phalanx.ones(3, requires_grad=True)
+    p.register_hook(lambda g: phalanx.ones(7))
+    with pytest.raises(RuntimeError, match=r"tensor of shape \[3\] to \[7\]"):
+        (p * 2).sum().backward()
+    assert p.grad is None
+
+
+def test_hook_on_intermediate_changing_the_gradient_dtype_is_refused():
+    x = phalanx.ones(2, requires_grad=True)
+    y = x * 3
+    y.register_hook(lambda g: g.half())
+    with pytest.raises(
+        RuntimeError, match=r"changed the dtype of the gradient of a tensor of shape \[2\]"
+    ):
+        y.sum().backward()

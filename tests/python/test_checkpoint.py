@@ -630,6 +630,48 @@ def test_checkpoint_errors(tmp_path):
         Checkpoint(tmp_path / "plain.phx").load()
 
 
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda t: t.update(rng={}),
+            r"lacks the generator state of \['phalanx', 'numpy', 'python'\]",
+        ),
+        (lambda t: t["rng"].pop("numpy"), r"lacks the generator state of \['numpy'\]"),
+        (lambda t: t["rng"].update(phalanx=3), r"rng\['phalanx'\] should be bytes, got int 3"),
+        (lambda t: t["rng"].update(numpy=(1, 2)), r"rng\['numpy'\] should be"),
+        (lambda t: t["rng"].update(python=None), r"rng\['python'\] should be a 3-tuple"),
+        (lambda t: t.update(rng=[1]), r"'rng' should be a dict of generator states, got list"),
+        (lambda t: t.pop("state"), "it has no 'state' entry"),
+        (lambda t: t.update(metadata=None), "'metadata' should be a dict, got NoneType"),
+        (lambda t: t.update(version="1"), "'version' should be an int, got str '1'"),
+    ],
+)
+def test_checkpoint_with_malformed_entries_is_refused_before_restoring(path, edit, message):
+    # An empty rng entry used to raise KeyError: 'phalanx' after the model was already restored.
+    model = TinyModel(0)
+    Checkpoint(path, model=model).save(step=1)
+    tree = phalanx.load(path)
+    edit(tree)
+    phalanx.save(tree, path)
+    other = TinyModel(1)
+    before = {k: v.detach().numpy().copy() for k, v in other.params.items()}
+    with pytest.raises(ValueError, match=message) as info:
+        Checkpoint(path, model=other).load()
+    assert path in str(info.value)
+    assert all(np.array_equal(before[k], v.detach().numpy()) for k, v in other.params.items())
+
+
+def test_checkpoint_without_rng_loads_with_rng_false(path):
+    Checkpoint(path, rng=False).save(step=2)
+    with pytest.raises(ValueError, match="saved without generator states; pass rng=False"):
+        Checkpoint(path).load()
+    tree = phalanx.load(path)
+    tree["rng"] = {}  # not restored, so not checked
+    phalanx.save(tree, path)
+    assert Checkpoint(path, rng=False).load()["step"] == 2
+
+
 def test_checkpoint_unsupported_state_names_the_key(tmp_path):
     class Bad:
         def state_dict(self):

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import collections
 import os
+import re
+import subprocess
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -433,6 +437,189 @@ def test_worker_exception_propagates(workers):
             got.append(b)
     assert flat(got) == list(range(12))
     assert flat(DataLoader(Range(8), batch_size=4, num_workers=workers)) == list(range(8))
+
+
+class BadAt(Dataset):
+    """Sample `bad` raises `error`; the others are their index."""
+
+    def __init__(self, bad, error, n=20):
+        self.bad, self.error, self.n = bad, error, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if i == self.bad:
+            raise self.error
+        return i
+
+
+class NeedsTwoArguments(Exception):
+    def __init__(self, a, b):
+        super().__init__(a, b)
+
+
+_CAUGHT = r"Caught {} in DataLoader worker thread \d while {}\.\nOriginal Traceback \(most recent"
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 4])
+def test_worker_exception_names_thread_and_sample_and_keeps_its_type(batch_size):
+    loader = DataLoader(
+        BadAt(7, ValueError("sample 7 is bad")), batch_size=batch_size, num_workers=2
+    )
+    with pytest.raises(ValueError) as info:
+        list(loader)
+    assert type(info.value) is ValueError
+    msg = str(info.value)
+    assert re.match(_CAUGHT.format("ValueError", "loading sample index 7"), msg), msg
+    assert "in __getitem__\n    raise self.error" in msg  # the original traceback
+    assert msg.rstrip().endswith("ValueError: sample 7 is bad")
+
+
+def test_main_thread_exception_is_unchanged():  # num_workers=0: as PyTorch, the bare exception
+    with pytest.raises(ValueError) as info:
+        list(DataLoader(BadAt(7, ValueError("sample 7 is bad")), num_workers=0))
+    assert str(info.value) == "sample 7 is bad"
+
+
+def test_worker_exception_message_for_keyerror_and_odd_types():
+    with pytest.raises(KeyError) as info:
+        list(DataLoader(BadAt(3, KeyError("k")), num_workers=1))
+    assert str(info.value).startswith("Caught KeyError in DataLoader worker thread 0 while")
+    # A type that can't be rebuilt from one message becomes RuntimeError, as in PyTorch.
+    with pytest.raises(
+        RuntimeError, match=_CAUGHT.format("NeedsTwoArguments", "loading sample index 3")
+    ):
+        list(DataLoader(BadAt(3, NeedsTwoArguments(1, 2)), num_workers=1))
+
+
+def test_worker_exception_in_collate_batch_fetch_and_init_fn():
+    def bad_collate(samples):
+        raise TypeError("can't collate")
+
+    with pytest.raises(
+        TypeError,
+        match=_CAUGHT.format("TypeError", r"collating the batch of sample indices \[0, 1\]"),
+    ):
+        list(DataLoader(Range(4), batch_size=2, num_workers=1, collate_fn=bad_collate))
+
+    class BadBatches(TensorDataset):
+        def get_batch(self, indices):
+            raise IndexError("no batch")
+
+    ds = BadBatches(phalanx.arange(0, 30, 1))
+    msg = r"loading the batch of sample indices \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, "
+    msg += r"\.\.\. \(13 in all\)\]"
+    with pytest.raises(IndexError, match=_CAUGHT.format("IndexError", msg)):
+        next(iter(DataLoader(ds, batch_size=13, num_workers=1)))
+
+    def bad_init(wid):
+        raise OSError("no device")
+
+    with pytest.raises(OSError, match=_CAUGHT.format("OSError", "running worker_init_fn")):
+        list(DataLoader(Range(4), num_workers=2, worker_init_fn=bad_init))
+
+
+def _next_within(it, seconds=60):
+    """next(it) on a daemon thread, so that a hang fails this test instead of the suite."""
+    out = {}
+
+    def run():
+        try:
+            out["value"] = next(it)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            out["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"next() still blocked after {seconds} s"
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+class BrokenStream(IterableDataset):
+    def __iter__(self):
+        yield from range(8)
+        raise ValueError("stream broke")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_exhausted_iterable_loader_keeps_raising_stop_iteration(workers):
+    it = iter(DataLoader(Stream(10), batch_size=4, num_workers=workers))
+    assert len(list(it)) == 3
+    for _ in range(2):  # before: blocked forever with workers
+        with pytest.raises(StopIteration):
+            _next_within(it)
+    it = iter(DataLoader(BrokenStream(), batch_size=3, num_workers=workers))
+    assert _next_within(it).tolist() == [0, 1, 2]
+    assert _next_within(it).tolist() == [3, 4, 5]
+    with pytest.raises(ValueError) as info:
+        _next_within(it)
+    if workers:
+        assert re.match(_CAUGHT.format("ValueError", "loading batch 2"), str(info.value))
+        with pytest.raises(StopIteration):  # after the error: the end, not a hang
+            _next_within(it)
+
+
+def test_iterable_loader_timeout_is_a_runtime_error():
+    class Slow(IterableDataset):
+        def __iter__(self):
+            yield 1
+            time.sleep(30)
+            yield 2
+
+    it = iter(DataLoader(Slow(), batch_size=None, num_workers=1, timeout=0.2))
+    assert _next_within(it) == 1
+    with pytest.raises(RuntimeError, match="timed out after 0.2 seconds"):
+        _next_within(it)
+    with pytest.raises(StopIteration):
+        _next_within(it)
+
+
+_STUCK = """
+import threading
+from phalanx.utils.data import DataLoader, Dataset, IterableDataset
+
+class Stuck(Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        if i == 2:
+            threading.Event().wait()  # forever
+        return i
+
+class StuckStream(IterableDataset):
+    def __iter__(self):
+        yield 0
+        threading.Event().wait()
+
+for ds in (Stuck(), StuckStream()):
+    it = iter(DataLoader(ds, batch_size=None, num_workers=2 if ds.__class__ is Stuck else 1,
+                         timeout=0.3))
+    assert next(it) == 0
+    if ds.__class__ is Stuck:
+        assert next(it) == 1
+    try:
+        next(it)
+    except RuntimeError as e:
+        print("timed out:", e, flush=True)
+print("exiting", flush=True)
+"""
+
+
+def test_process_exits_after_a_loader_timed_out_on_a_stuck_thread():
+    # Before: the stuck prefetch thread was joined at interpreter exit, which never came.
+    cmd = [sys.executable, *(["-S"] if sys.flags.no_site else []), "-c", _STUCK]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"the interpreter did not exit; it printed {e.stdout!r}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("timed out after 0.3 seconds") == 2, done.stdout
+    assert done.stdout.endswith("exiting\n")
 
 
 def test_worker_init_fn_runs_per_thread():

@@ -295,6 +295,17 @@ def test_cifar10_errors_name_the_path(tmp_path):
         CIFAR10(tmp_path)
 
 
+def test_cifar10_empty_batch_file_is_refused(tmp_path):
+    # A 0-byte batch (a failed download or copy) used to load silently as zero images.
+    write_cifar(tmp_path)
+    empty = tmp_path / "data_batch_2.bin"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"{empty}: empty CIFAR-10 file"):
+        CIFAR10(tmp_path)
+    with pytest.raises(ValueError, match="x.bin: empty CIFAR-10 file"):
+        phalanx._C.data.parse_cifar10(b"", "x.bin")
+
+
 # ------------------------------------------------------------------------------- SyntheticImages
 
 

@@ -298,6 +298,77 @@ def test_different_models_on_ranks_raise_naming_the_ranks():
     assert "rank 1's model differs from rank(s) [0]" in msgs[1]
 
 
+def rewrap_after_checkpoint(rank, world, sizes, path, eval_forward):
+    """The PyTorch resume flow on one live model: train a step, checkpoint (rank 0), load the
+    checkpoint into the same module and optimizer state, wrap the module again and train on
+    through the new wrapper. The first wrapper's gradient hooks must not run any more: they
+    failed the new wrapper's backward, or (after a forward without backward through the old
+    wrapper, `eval_forward`) all-reduced every bucket a second time. Returns the parameter
+    history, the errors the old wrapper gives, and how often it communicated after being
+    replaced."""
+    from phalanx.distributed.algorithms.ddp_comm_hooks import allreduce_hook
+
+    model = make_net(seed=100 + rank)
+    ddp = DDP(model)
+    calls = []
+
+    def counting_hook(state, bucket):
+        calls.append(bucket.index())
+        return allreduce_hook(state, bucket)
+
+    ddp.register_comm_hook(None, counting_hook)
+    history = [params_of(model)]
+    opt = phalanx.optim.SGD(ddp.parameters(), lr=LR, momentum=0.9)
+    mine = slices(sizes)[rank]
+
+    def step(ddp, opt, i):
+        x, y = global_batch(sum(sizes), seed=i)
+        opt.zero_grad()
+        F.cross_entropy(ddp(phalanx.tensor(x[mine])), phalanx.tensor(y[mine])).backward()
+        opt.step()
+        history.append(params_of(model))
+
+    step(ddp, opt, 0)
+    if eval_forward:  # e.g. a validation pass with gradients still enabled
+        ddp(phalanx.tensor(global_batch(2, seed=9)[0]))
+    if rank == 0:
+        phalanx.save({"model": model.state_dict(), "opt": opt.state_dict()}, path)
+    dist.barrier()
+    checkpoint = phalanx.load(path)
+    model.load_state_dict(checkpoint["model"])
+    old, calls_before = ddp, len(calls)
+    ddp = DDP(model)
+    opt = phalanx.optim.SGD(ddp.parameters(), lr=LR, momentum=0.9)
+    opt.load_state_dict(checkpoint["opt"])
+    for i in range(1, STEPS):
+        step(ddp, opt, i)
+    errors = []
+    x, _ = global_batch(2, seed=0)
+    for use in (lambda: old(phalanx.tensor(x)), lambda: old.register_comm_hook(None, None)):
+        try:
+            use()
+        except RuntimeError as e:
+            errors.append(str(e))
+    return history, errors, len(calls) - calls_before
+
+
+@pytest.mark.parametrize("eval_forward", [False, True])
+def test_rewrapping_a_module_after_loading_a_checkpoint_retires_the_old_wrapper(
+    tmp_path, eval_forward
+):
+    sizes = [4, 4]
+    path = str(tmp_path / "ck.phx")
+    results = run_ranks("test_ddp", "rewrap_after_checkpoint", 2, (sizes, path, eval_forward))
+    (history, errors, old_calls), (history1, _, old_calls1) = results
+    assert old_calls == old_calls1 == 0, "the replaced wrapper still all-reduced gradients"
+    want = reference(history[0], sizes, accumulate=False, world=2)
+    assert_same_history(history, want, "rank 0 after re-wrapping")
+    assert_same_history(history1, want, "rank 1 after re-wrapping")
+    assert len(errors) == 2, errors
+    for e in errors:
+        assert "wrapped again by a newer DistributedDataParallel" in e, e
+
+
 def misuse(rank, world):
     model = make_net(seed=0)
     ddp = DDP(model)

@@ -416,6 +416,25 @@ def test_store_api_and_garbage_client():
     assert dist.TCPStore("127.0.0.1", master.port, 2, timeout=2.0, job_id="j").get("k") == b"v"
 
 
+def test_store_public_accessors():
+    store = dist.TCPStore("127.0.0.1", 0, 1, is_master=True, timeout=5.0, job_id="j7", token="s")
+    assert store.job_id == "j7" and store.token == "s"
+    assert store.key_prefix("default_pg", 3, 0) == "j7/default_pg/3/0"
+    assert store.key_prefix() == "j7"
+    assert isinstance(store.native, phalanx._C.dist.TCPStore)
+
+
+def test_heartbeat_settings_are_checked_by_the_one_cxx_rule():
+    check = phalanx._C.dist.check_heartbeat_settings
+    assert check(1.0, 10.0) and not check(0, 10.0) and not check(1.0, 0)
+    with pytest.raises(ValueError, match=r"heartbeat_interval must be >= 0, got -1 s"):
+        check(-1.0, 10.0)
+    with pytest.raises(ValueError, match=r"heartbeat_timeout \(1 s\) must be longer"):
+        check(2.0, 1.0)
+    with pytest.raises(ValueError, match="heartbeat_timeout must be a finite number"):
+        check(1.0, float("nan"))
+
+
 def test_not_initialized_errors():
     assert not dist.is_initialized()
     with pytest.raises(RuntimeError, match="init_process_group"):

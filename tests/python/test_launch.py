@@ -352,6 +352,15 @@ BAD_HOSTS = [
     ("host colour=red", "unknown field 'colour'"),
     ("# fine\nhost:2 slots=3", "line 2: 'host:2 slots=3': slots given twice"),
     ("# only a comment\n\n", "lists no hosts"),
+    # RFC 1123 names: the resolver's UnicodeError for a long label used to escape (exit 1)
+    ("a" * 64 + ".example", "label 'aaaaaaaaaaaaaaaaaaaa...' has 64 characters, at most 63"),
+    ("u@" + "b" * 64, "has 64 characters, at most 63 allowed"),
+    (".".join(["c" * 50] * 5), "254 characters, at most 253 allowed"),
+    ("# ok\nhost\n-host", "line 3: '-host': bad host name '-host'"),
+    ("host-:2", "bad host name 'host-'"),
+    ("a..b", "bad host name 'a..b'"),
+    ("b\u00fccher.de", "bad host name 'b\u00fccher.de'"),
+    ("999.1.1.1", "bad host name '999.1.1.1': not a valid IPv4 address"),
     ("", "lists no hosts"),
 ]
 
@@ -364,6 +373,21 @@ def test_bad_hosts_file(tmp_path, capsys, text, message):
     assert code == 2
     assert message in capsys.readouterr().err
     assert not marker.exists()
+
+
+def test_longest_host_names_are_accepted():
+    label = "a" * 63
+    longest = ".".join([label, label, label, "b" * 61])  # 253 characters
+    entries = parse_hosts(f"{label}.example:2\nu@{longest}\n10.0.0.1\nx-1.y2\n")
+    assert [e.host for e in entries] == [f"{label}.example", longest, "10.0.0.1", "x-1.y2"]
+
+
+def test_malformed_host_line_exits_2_without_a_traceback(tmp_path):
+    hosts = hosts_file(tmp_path, "a" * 64 + ".example\n")
+    r = run_launch(["--hosts", hosts, "--ssh", "true", "x.py"])
+    assert r.returncode == 2, r.stderr
+    assert "line 1:" in r.stderr and "at most 63 allowed" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def _marker_script(tmp_path):

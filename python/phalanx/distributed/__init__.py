@@ -105,7 +105,9 @@ class _State:
         self.timeout = timeout
         self.groups: list[ProcessGroup] = [world]
         self.next_group = 1
-        self.prefix = ""  # store namespace of this initialization, under the job id
+        # Store namespace of this initialization (under the job id, see TCPStore.key_prefix):
+        # (group name, generation); group i's keys live under key_prefix(*namespace, i).
+        self.namespace: tuple = ()
         self.watchdog = None  # _C.dist.Watchdog, None when disabled
 
 
@@ -171,6 +173,8 @@ def _local_address(master_host: str, master_port: int) -> str:
 
 
 def _heartbeat_setting(value, env: str, default: float) -> float:
+    """The argument, else the environment variable, else the default, in seconds (checked,
+    together with the other setting, by _C.dist.check_heartbeat_settings)."""
     if value is None:
         raw = os.environ.get(env)
         if raw is None or raw == "":
@@ -179,10 +183,7 @@ def _heartbeat_setting(value, env: str, default: float) -> float:
             value = float(raw)
         except ValueError:
             raise ValueError(f"environment variable {env}={raw!r} is not a number") from None
-    seconds = _seconds(value, None)
-    if seconds < 0:
-        raise ValueError(f"{env.lower().replace('phalanx_', '')} must be >= 0, got {seconds}")
-    return seconds
+    return _seconds(value, None)
 
 
 def _start_watchdog(
@@ -195,13 +196,13 @@ def _start_watchdog(
     timeout: float,
 ):
     """The heartbeat thread of this process (None when disabled: a setting of 0)."""
-    if interval == 0 or timeout == 0:
+    if not _C.dist.check_heartbeat_settings(interval, timeout):
         return None
     return _C.dist.Watchdog(
         store.host,
         store.port,
-        store._store.job_id,
-        store._token,
+        store.job_id,
+        store.token,
         group_key,
         rank,
         address,
@@ -246,11 +247,7 @@ def init_process_group(
     hb_timeout = _heartbeat_setting(
         heartbeat_timeout, "PHALANX_HEARTBEAT_TIMEOUT", DEFAULT_HEARTBEAT_TIMEOUT
     )
-    if interval and hb_timeout and hb_timeout <= interval:
-        raise ValueError(
-            f"heartbeat_timeout ({hb_timeout} s) must be longer than heartbeat_interval "
-            f"({interval} s)"
-        )
+    _C.dist.check_heartbeat_settings(interval, hb_timeout)  # before anything connects
     owner = "rank 0"
     if store is None:
         if init_method is not None and init_method.startswith("file://"):
@@ -265,8 +262,9 @@ def init_process_group(
     iface = os.environ.get("PHALANX_IFACE", "")
     local = _local_address(host, port)
     address = "" if iface else local
-    prefix = f"{store._store.job_id}/{group_name or 'default_pg'}/{_generation}/0"
-    impl = _C.dist.ProcessGroup(store._store, rank, world_size, address, iface, seconds, prefix)
+    namespace = (group_name or "default_pg", _generation)
+    prefix = store.key_prefix(*namespace, 0)
+    impl = _C.dist.ProcessGroup(store.native, rank, world_size, address, iface, seconds, prefix)
     _generation += 1
     try:
         watchdog = _start_watchdog(
@@ -278,7 +276,7 @@ def init_process_group(
     if watchdog is not None:
         watchdog.watch(impl)
     _state = _State(store, ProcessGroup(impl, range(world_size)), rank, seconds)
-    _state.prefix = f"{group_name or 'default_pg'}/{_generation - 1}"
+    _state.namespace = namespace
     _state.watchdog = watchdog
 
 
@@ -317,9 +315,9 @@ def new_group(
     seconds = _seconds(timeout, st.timeout)
     iface = os.environ.get("PHALANX_IFACE", "")
     address = "" if iface else _local_address(st.store.host, st.store.port)
-    prefix = f"{st.store._store.job_id}/{st.prefix}/{index}"
+    prefix = st.store.key_prefix(*st.namespace, index)
     impl = _C.dist.ProcessGroup(
-        st.store._store, ranks.index(st.rank), len(ranks), address, iface, seconds, prefix
+        st.store.native, ranks.index(st.rank), len(ranks), address, iface, seconds, prefix
     )
     if st.watchdog is not None:
         st.watchdog.watch(impl)

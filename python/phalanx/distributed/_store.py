@@ -41,7 +41,6 @@ class TCPStore:
         if token is None:
             token = os.environ.get("PHALANX_TOKEN", "")
         self.world_size = world_size
-        self._token = token  # the watchdog's own connection presents it too
         self._store = _C.dist.TCPStore(
             host_name, int(port), bool(is_master), _seconds(timeout, 300.0), job_id, token
         )
@@ -49,6 +48,26 @@ class TCPStore:
     @property
     def host(self) -> str:
         return self._store.host
+
+    @property
+    def job_id(self) -> str:
+        """The job this store serves; every key of a job lives under it (see key_prefix)."""
+        return self._store.job_id
+
+    @property
+    def token(self) -> str:
+        """The shared secret a client presents (the watchdog's own connection needs it too)."""
+        return self._store.token
+
+    @property
+    def native(self):
+        """The C++ client (phalanx._C.dist.TCPStore) that process groups rendezvous on."""
+        return self._store
+
+    def key_prefix(self, *parts) -> str:
+        """The store namespace "<job id>/<part>/<part>...": keeps two jobs sharing one store
+        (and successive groups of one job) apart."""
+        return "/".join([self.job_id, *(str(p) for p in parts)])
 
     @property
     def port(self) -> int:

@@ -56,6 +56,8 @@ class Checkpoint:
         **extra,
     ):
         self.path = os.fspath(path)
+        if "\0" in self.path:  # the OS would see the path only up to the NUL byte
+            raise ValueError(f"Checkpoint: embedded null byte in path {self.path!r}")
         self.is_dir = os.path.isdir(self.path) or self.path.endswith((os.sep, "/"))
         if keep_last is not None and (not self.is_dir or keep_last < 1):
             raise ValueError(
@@ -102,13 +104,7 @@ class Checkpoint:
                 errno.ENOENT, "Checkpoint: no checkpoint-<step>.phx file in", self.path
             )
         tree = _load(path)
-        if not (isinstance(tree, dict) and tree.get("format") == _FORMAT):
-            raise ValueError(f"Checkpoint: '{path}' was written by phalanx.save, not by Checkpoint")
-        if tree["version"] > _VERSION:
-            raise ValueError(
-                f"Checkpoint: '{path}' has layout version {tree['version']}; "
-                f"this phalanx reads up to {_VERSION}"
-            )
+        _check_layout(tree, path, with_rng=self.rng)  # before anything is restored
         states = tree["state"]
         missing = [name for name in self.objects if name not in states]
         if missing:
@@ -118,11 +114,6 @@ class Checkpoint:
         for name, obj in self.objects.items():  # registration order: model before optimizer
             obj.load_state_dict(states[name])
         if self.rng:
-            if tree["rng"] is None:
-                raise ValueError(
-                    f"Checkpoint: '{path}' was saved without generator states; "
-                    "pass rng=False to restore it"
-                )
             _set_rng_state(tree["rng"])
         return {"step": tree["step"], "epoch": tree["epoch"], **tree["metadata"]}
 
@@ -156,6 +147,71 @@ class Checkpoint:
             return
         for _, old in self._existing()[: -self.keep_last]:
             os.remove(old)
+
+
+def _check_layout(tree, path: str, with_rng: bool) -> None:
+    """ValueError naming `path` and the entry unless `tree` has Checkpoint's layout: a file
+    edited, produced by another tool or by a buggy save must fail here with a message, not
+    with a KeyError deep inside a restore."""
+    if not (isinstance(tree, dict) and tree.get("format") == _FORMAT):
+        raise ValueError(f"Checkpoint: '{path}' was written by phalanx.save, not by Checkpoint")
+
+    def bad(entry: str, expected: str, value) -> ValueError:
+        return ValueError(
+            f"Checkpoint: '{path}' is malformed: {entry} should be {expected}, "
+            f"got {_describe(value)}"
+        )
+
+    version = tree.get("version")
+    if type(version) is not int:
+        raise bad("'version'", "an int", version)
+    if version > _VERSION:
+        raise ValueError(
+            f"Checkpoint: '{path}' has layout version {version}; "
+            f"this phalanx reads up to {_VERSION}"
+        )
+    for key, kinds, expected in (
+        ("state", dict, "a dict"),
+        ("metadata", dict, "a dict"),
+        ("step", (int, type(None)), "an int or None"),
+        ("epoch", (int, type(None)), "an int or None"),
+    ):
+        if key not in tree:
+            raise ValueError(f"Checkpoint: '{path}' is malformed: it has no '{key}' entry")
+        if not isinstance(tree[key], kinds):
+            raise bad(f"'{key}'", expected, tree[key])
+    if not with_rng:
+        return
+    rng = tree.get("rng")
+    if rng is None:
+        raise ValueError(
+            f"Checkpoint: '{path}' was saved without generator states; pass rng=False to restore it"
+        )
+    if not isinstance(rng, dict):
+        raise bad("'rng'", "a dict of generator states", rng)
+    missing = [name for name in ("phalanx", "numpy", "python") if name not in rng]
+    if missing:
+        raise ValueError(
+            f"Checkpoint: '{path}' is malformed: its 'rng' entry lacks the generator state of "
+            f"{missing} (it has {sorted(rng, key=str)}); pass rng=False to restore the rest"
+        )
+    if not isinstance(rng["phalanx"], bytes):
+        raise bad("rng['phalanx']", "bytes", rng["phalanx"])
+    numpy_state = rng["numpy"]
+    if not (
+        isinstance(numpy_state, (tuple, list))
+        and len(numpy_state) == 5
+        and all(isinstance(v, t) for v, t in zip(numpy_state, (str, bytes, int, int, float)))
+    ):
+        raise bad("rng['numpy']", "(str, bytes, int, int, float)", numpy_state)
+    python_state = rng["python"]
+    if not (isinstance(python_state, (tuple, list)) and len(python_state) == 3):
+        raise bad("rng['python']", "a 3-tuple from random.getstate()", python_state)
+
+
+def _describe(value) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def _rng_state() -> dict:

@@ -58,7 +58,7 @@ def _start_guard(fd: int) -> None:
         os._exit(0)
 
 
-def main(argv: list[str]) -> None:
+def main(argv) -> None:
     launcher, fd, command = int(argv[0]), int(argv[1]), argv[2:]
     _set_parent_death_signal()
     if os.getppid() != launcher:  # the launcher died before the death signal was set

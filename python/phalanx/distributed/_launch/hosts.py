@@ -27,7 +27,12 @@ class HostEntry:
         return f"{self.user}@{self.host}" if self.user else self.host
 
 
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+# RFC 1123 host names: dot-separated labels of letters, digits and hyphens, 1 to 63
+# characters each, no hyphen at either end, 253 characters in all. The lengths matter as
+# much as the characters: Python's resolver (the IDNA codec) rejects a longer label with a
+# UnicodeError, not the OSError every caller expects.
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_MAX_HOST_NAME = 253
 _USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
 
 
@@ -37,6 +42,34 @@ def _is_ipv4(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _check_host(host: str) -> None:
+    """ValueError unless `host` is an IPv4 address or an RFC 1123 host name."""
+    if _is_ipv4(host):
+        return
+    expected = "IPv4 address or host name expected"
+    if not host:
+        raise ValueError(f"bad host name '' ({expected})")
+    if len(host) > _MAX_HOST_NAME:
+        raise ValueError(
+            f"bad host name {host[:20] + '...'!r}: {len(host)} characters, at most "
+            f"{_MAX_HOST_NAME} allowed"
+        )
+    labels = host.split(".")
+    for label in labels:
+        if len(label) > 63:
+            raise ValueError(
+                f"bad host name {host!r}: label {label[:20] + '...'!r} has {len(label)} "
+                "characters, at most 63 allowed"
+            )
+        if not _LABEL.fullmatch(label):
+            raise ValueError(
+                f"bad host name {host!r} ({expected}: labels of letters, digits and inner "
+                "hyphens, separated by single dots)"
+            )
+    if all(label.isdigit() for label in labels):
+        raise ValueError(f"bad host name {host!r}: not a valid IPv4 address")
 
 
 def _positive_int(text: str, what: str, limit: int) -> int:
@@ -51,8 +84,7 @@ def _parse_host_line(line: str) -> HostEntry:
     user, at, host = dest.rpartition("@")
     if at and not _USER.match(user):
         raise ValueError(f"bad user name {user!r} in {first!r}")
-    if not _HOSTNAME.match(host):
-        raise ValueError(f"bad host name {host!r} (IPv4 address or host name expected)")
+    _check_host(host)
     entry = HostEntry(host=host, user=user or None)
     if colon:
         entry.slots = _positive_int(slots_text, "slots", 4096)

@@ -63,7 +63,7 @@ def route_address(hosts: list[HostEntry]) -> str:
                     addr = s.getsockname()[0]
                 if addr and addr != "0.0.0.0":
                     return addr
-            except OSError as e:
+            except (OSError, UnicodeError) as e:  # UnicodeError: the IDNA codec's verdict
                 errors.append(f"{name}: {e}")
     raise UsageError(
         "cannot find this machine's address toward the hosts ("

@@ -7,6 +7,9 @@ a process group of its own; when the ssh session's stdin closes (the launcher as
 to stop, is killed, or the connection dropped) or this watchdog gets SIGTERM, SIGHUP or
 SIGINT, the group gets SIGTERM, then SIGKILL after GRACE seconds. Exit status: the rank's, or
 128+N when signal N ended it.
+
+It runs under the host's python3, which may be older than the launcher's: nothing here
+needs more than Python 3.6 (no annotations that are evaluated, no newer library calls).
 """
 
 import os
@@ -30,7 +33,7 @@ def _killpg(pid: int, sig: int) -> None:
         pass
 
 
-def main(argv: list[str]) -> int:
+def main(argv) -> int:
     grace = float(argv[0])
     stop = threading.Event()
     for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):

@@ -105,10 +105,27 @@ def _partition(params: list, cap_bytes: int, first_cap_bytes: int) -> list[list[
     return buckets
 
 
+# The live reducer whose hooks are on each parameter, by id (the reducer holds its parameters,
+# so an id cannot be reused while its entry exists). A parameter can feed one reducer only:
+# when a module is wrapped again (PyTorch users re-wrap after loading a checkpoint), the
+# older reducer's hooks would run in the new wrapper's backward too, failing it or
+# all-reducing every bucket twice, even after the old wrapper was dropped (its hooks keep it
+# alive). So a new reducer retires every reducer that shares a parameter with it.
+_owners: dict[int, Reducer] = {}
+
+RETIRED = (
+    "DistributedDataParallel: this wrapper was retired because its module was wrapped again "
+    "by a newer DistributedDataParallel; run forward (and register hooks) through the new one"
+)
+
+
 class Reducer:
     def __init__(self, named_params, group, world_size, cap_bytes, first_cap_bytes, hook, state):
         named = list(reversed(named_params))
         params = [p for _, p in named]
+        for old in {id(r): r for p in params if (r := _owners.get(id(p)))}.values():
+            old.retire()
+        self.retired = False
         self._group = group
         self._world_size = world_size
         self._hook = hook
@@ -121,6 +138,7 @@ class Reducer:
             for slot, i in enumerate(members):
                 hook = functools.partial(self._on_grad, bucket, slot)
                 self._handles.append(params[i].register_post_accumulate_grad_hook(hook))
+                _owners[id(params[i])] = self
         self._armed = False
         self._local = False  # a no_sync() forward ran: gradients stay local
         self._callback_queued = False
@@ -131,20 +149,30 @@ class Reducer:
     # -- configuration ------------------------------------------------------------------
 
     def set_hook(self, hook, state) -> None:
+        self.check_live()
         self._hook = hook
         self._state = state
-
-    def bucket_sizes(self) -> list[int]:
-        """Elements per bucket, in launch order."""
-        return [b.numel for b in self._buckets]
 
     def bucket_names(self) -> list[list[str]]:
         return [list(b.names) for b in self._buckets]
 
-    def remove_hooks(self) -> None:
+    def retire(self) -> None:
+        """Removes this reducer's gradient hooks for good (a newer reducer took over its
+        parameters); using it afterwards raises RuntimeError."""
         for h in self._handles:
             h.remove()
         self._handles = []
+        for b in self._buckets:
+            for p in b.params:
+                if _owners.get(id(p)) is self:
+                    del _owners[id(p)]
+        self.retired = True
+        self._armed = self._local = False
+
+    def check_live(self) -> None:
+        """Raises RuntimeError once retired."""
+        if self.retired:
+            raise RuntimeError(RETIRED)
 
     # -- one iteration ------------------------------------------------------------------
 
@@ -152,6 +180,7 @@ class Reducer:
         """Called by forward when the coming backward must synchronise gradients.
         local_batch (batch weighting only): this rank's sample count; the global count is
         summed asynchronously now, while forward runs."""
+        self.check_live()
         for b in self._buckets:
             b.reset()
         self._next_launch = 0
@@ -178,6 +207,7 @@ class Reducer:
 
     def prepare_local(self) -> None:
         """Called by a forward under no_sync(): the coming backward accumulates locally."""
+        self.check_live()
         self._armed = False
         self._local = True
 

@@ -81,6 +81,10 @@ def _batch_size(inputs, kwargs) -> int:
 class DistributedDataParallel(Module):
     """Wraps `module` for data-parallel training over `process_group` (default: the world).
 
+    Wrapping a module again (e.g. after loading a checkpoint into it) retires the older
+    wrapper of its parameters: its gradient hooks are removed and using it raises
+    RuntimeError.
+
     Args:
         module: the model; every rank must build the same architecture. Its parameters and
             buffers are overwritten with rank 0's at construction.
@@ -180,6 +184,7 @@ class DistributedDataParallel(Module):
     # -- training -------------------------------------------------------------------------
 
     def forward(self, *inputs, **kwargs):
+        self.reducer.check_live()  # before the buffer broadcast, a collective
         if self.broadcast_buffers and self._world_size > 1:
             buffers = list(self.module.buffers())
             if buffers:
@@ -209,6 +214,7 @@ class DistributedDataParallel(Module):
     def register_comm_hook(self, state, hook) -> None:
         """Replaces the bucket all-reduce: hook(state, bucket) -> phalanx.futures.Future of
         the bucket's sum over ranks. Call once, before training."""
+        self.reducer.check_live()
         if self._hook_registered:
             raise RuntimeError("register_comm_hook may only be called once")
         if not callable(hook):

@@ -18,10 +18,11 @@ import itertools
 import queue
 import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, Callable
 
-from . import _worker
+from . import _errors, _worker
+from ._pool import DaemonPool
 from .collate import default_collate, default_convert
 from .dataset import IterableDataset, supports_get_batch
 from .sampler import BatchSampler, RandomSampler, SequentialSampler, draw_seed
@@ -168,13 +169,32 @@ class DataLoader:
         return len(self._index_sampler)
 
     def _fetch(self, position: int, base_seed: int, indices):
-        """Builds the batch at `position` of the epoch; runs on the main or a prefetch thread."""
-        with _worker.batch_seed(_worker.mix_seed(base_seed, position)):
-            if not self._auto_collation:
-                return self.collate_fn(self.dataset[indices])
-            if self._batched_fetch:
-                return self.dataset.get_batch(indices)
-            return self.collate_fn([self.dataset[i] for i in indices])
+        """Builds the batch at `position` of the epoch; runs on the main or a prefetch thread.
+
+        On a prefetch thread an exception is re-raised naming the thread and the sample (see
+        _errors); on the main thread it propagates as it is, as in PyTorch."""
+        doing = f"loading batch {position}"
+        try:
+            with _worker.batch_seed(_worker.mix_seed(base_seed, position)):
+                if not self._auto_collation:
+                    doing = f"loading sample index {indices!r}"
+                    sample = self.dataset[indices]
+                    doing = f"converting sample index {indices!r}"
+                    return self.collate_fn(sample)
+                if self._batched_fetch:
+                    doing = f"loading the batch of sample indices {_brief(indices)}"
+                    return self.dataset.get_batch(indices)
+                samples = []
+                for i in indices:
+                    doing = f"loading sample index {i!r}"
+                    samples.append(self.dataset[i])
+                doing = f"collating the batch of sample indices {_brief(indices)}"
+                return self.collate_fn(samples)
+        except Exception as e:
+            info = _worker.get_worker_info()
+            if info is None:
+                raise
+            raise _errors.in_worker(e, info.id, doing) from None
 
     # --------------------------------------------------------------------------------- resume
 
@@ -224,7 +244,7 @@ class _LoaderIter:
         for _ in itertools.islice(self._indices, skip):  # indices only: skipping costs nothing
             self.consumed += 1
         self._position = self.consumed  # next batch to schedule
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonPool | None = None
         self._pending: deque[Future] = deque()
         if loader.num_workers > 0:
             self._pool = _make_pool(loader, self.base_seed)
@@ -284,7 +304,7 @@ class _LoaderIter:
             for f in self._pending:
                 f.cancel()
             self._pending.clear()
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown()
             self._pool = None
 
     def __del__(self) -> None:
@@ -294,22 +314,29 @@ class _LoaderIter:
             pass
 
 
-def _make_pool(loader: DataLoader, base_seed: int) -> ThreadPoolExecutor:
-    counter = itertools.count()
+def _brief(indices) -> str:
+    """The indices of a batch for an error message, elided past a dozen."""
+    indices = list(indices)
+    if len(indices) <= 12:
+        return repr(indices)
+    return repr(indices[:12])[:-1] + f", ... ({len(indices)} in all)]"
+
+
+def _make_pool(loader: DataLoader, base_seed: int) -> DaemonPool:
     base = _worker.mix_seed(base_seed, -1)  # WorkerInfo.seed: distinct from the batch seeds
 
-    def init() -> None:
-        wid = next(counter)
+    def init(wid: int) -> None:
         info = _worker.WorkerInfo(
             wid, loader.num_workers, _worker.mix_seed(base, wid), loader.dataset
         )
         _worker._set_worker_info(info)
         if loader.worker_init_fn is not None:
-            loader.worker_init_fn(wid)
+            try:
+                loader.worker_init_fn(wid)
+            except Exception as e:  # every batch this thread takes fails with it
+                raise _errors.in_worker(e, wid, "running worker_init_fn") from None
 
-    return ThreadPoolExecutor(
-        max_workers=loader.num_workers, thread_name_prefix="phalanx-data", initializer=init
-    )
+    return DaemonPool(loader.num_workers, "phalanx-data", init)
 
 
 _END = object()
@@ -322,6 +349,7 @@ class _IterableLoaderIter:
         self._loader = loader
         self._seed = draw_seed(loader.generator)
         self._batches = self._produce()
+        self._finished = False  # the end or an error was handed out: next() stops from now on
         self._queue: queue.Queue | None = None
         if loader.num_workers > 0:
             self._queue = queue.Queue(maxsize=loader.num_workers * loader.prefetch_factor)
@@ -348,19 +376,27 @@ class _IterableLoaderIter:
 
     def _run(self) -> None:
         _worker._set_worker_info(_worker.WorkerInfo(0, 1, self._seed, self._loader.dataset))
+        position = 0  # of the batch being produced, for the error message
         try:
             for batch in self._batches:
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put((True, batch), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
+                if not self._put((True, batch)):
                     return
-            self._queue.put((True, _END))
+                position += 1
+            self._put((True, _END))
+        except Exception as e:
+            self._put((False, _errors.in_worker(e, 0, f"loading batch {position}")))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            self._queue.put((False, e))
+            self._put((False, e))
+
+    def _put(self, item) -> bool:
+        """Queues `item` unless the consumer has gone (False then): never blocks for good."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def __iter__(self):
         return self
@@ -368,12 +404,27 @@ class _IterableLoaderIter:
     def __next__(self):
         if self._queue is None:
             return next(self._batches)
-        ok, item = self._queue.get(timeout=self._loader.timeout or None)
+        if self._finished:  # the thread has stopped: nothing will ever arrive
+            raise StopIteration
+        try:
+            ok, item = self._queue.get(timeout=self._loader.timeout or None)
+        except queue.Empty:
+            self._finish()
+            raise RuntimeError(
+                f"DataLoader timed out after {self._loader.timeout} seconds "
+                "waiting for a batch from its prefetch thread"
+            ) from None
         if not ok:
+            self._finish()
             raise item
         if item is _END:
+            self._finish()
             raise StopIteration
         return item
+
+    def _finish(self) -> None:
+        self._finished = True
+        self._stop.set()
 
     def __del__(self) -> None:
         if self._queue is not None:

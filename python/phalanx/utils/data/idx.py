@@ -24,6 +24,7 @@ import zlib
 import numpy as np
 
 from ... import _C
+from ._paths import fs_path
 
 __all__ = [
     "DEFAULT_FASHION_MNIST_ROOT",
@@ -76,7 +77,7 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
     2049 for labels); otherwise any valid IDX type and rank is accepted. The header checks and
     the decoding run in C++ (csrc/io/dataset_readers.cc); errors are ValueErrors naming the file.
     """
-    path = os.fspath(path)
+    path = fs_path(path, "read_idx path")
     return _C.data.read_idx(_read_bytes(path), path, expected_magic)
 
 
@@ -101,7 +102,7 @@ def load_fashion_mnist(
     package `dataset-fashion-mnist` installs them, /usr/share/datasets/fashion-mnist.
     Also reads MNIST, whose files have the same names and layout.
     """
-    root = DEFAULT_FASHION_MNIST_ROOT if root is None else os.fspath(root)
+    root = DEFAULT_FASHION_MNIST_ROOT if root is None else fs_path(root, "root")
     if not os.path.isdir(root):
         raise FileNotFoundError(
             f"Fashion-MNIST directory not found: {root}; {_INSTALL_HINT}, or pass the "

@@ -9,6 +9,7 @@ import numpy as np
 
 import phalanx
 
+from .._paths import fs_path
 from ..dataset import Dataset
 from ..transforms import BatchTransform
 
@@ -23,7 +24,11 @@ class VisionDataset(Dataset):
     """
 
     def __init__(self, root, transform=None, target_transform=None) -> None:
-        self.root = None if root is None else os.path.expanduser(os.fspath(root))
+        self.root = (
+            None
+            if root is None
+            else os.path.expanduser(fs_path(root, f"{type(self).__name__} root"))
+        )
         self.transform = transform
         self.target_transform = target_transform
         self._batch_cache = (None, None)

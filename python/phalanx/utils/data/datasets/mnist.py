@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from .._paths import fs_path
 from ..idx import DEFAULT_FASHION_MNIST_ROOT, IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from ._download import download_url
 from ._vision import VisionDataset
@@ -97,7 +98,7 @@ class MNIST(VisionDataset):
 
     def _pick_root(self, root) -> str:
         if root is not None:
-            return os.path.expanduser(os.fspath(root))
+            return os.path.expanduser(fs_path(root, f"{type(self).__name__} root"))
         for r in self.system_roots:
             if os.path.isdir(r):
                 return r
