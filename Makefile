@@ -51,14 +51,14 @@ bench-dist: build
 	$(PYTHON) benchmarks/dist_bench.py $(BENCH_DIST_ARGS)
 
 format:
-	clang-format -i $$(git ls-files 'csrc/*.h' 'csrc/*.cc' 'tests/cpp/*.cc')
+	clang-format -i $$(git ls-files 'csrc/*.h' 'csrc/*.cc' 'tests/cpp/*.cc' 'tests/layering/*.cc')
 	ruff format python tests examples benchmarks
 	ruff check --fix python tests examples benchmarks
 
 # Includes name the layer folder ("core/tensor.h"); a relative "../" include would step around
 # the per-layer header views that enforce the layering (cmake/PhalanxLayers.cmake).
 lint:
-	clang-format --dry-run -Werror $$(git ls-files 'csrc/*.h' 'csrc/*.cc' 'tests/cpp/*.cc')
+	clang-format --dry-run -Werror $$(git ls-files 'csrc/*.h' 'csrc/*.cc' 'tests/cpp/*.cc' 'tests/layering/*.cc')
 	ruff check python tests examples benchmarks
 	@! git grep -nE '^\s*#\s*include\s*"\.\./' -- csrc tests benchmarks || \
 	  { echo 'lint: relative "../" includes step around the layering; include "layer/file.h"'; exit 1; }
