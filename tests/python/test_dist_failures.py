@@ -223,7 +223,7 @@ def _pair_of_groups(store, prefix="pair"):
     import threading
 
     groups = [None, None]
-    clients = [store, dist.TCPStore(HOST, store.port, 2, timeout=30, job_id=store._store.job_id)]
+    clients = [store, dist.TCPStore(HOST, store.port, 2, timeout=30, job_id=store.job_id)]
 
     def make(r):
         groups[r] = phalanx._C.dist.ProcessGroup(clients[r]._store, r, 2, HOST, "", 30.0, prefix)

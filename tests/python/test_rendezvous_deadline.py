@@ -15,11 +15,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 
 import pytest
-from _spawn import free_port
+from _spawn import PYTHON, free_port, python_env
 
 PREFIX = "dist-cpp-"
 STORE_ADDR, STORE_ADDR1 = "10.215.0.1", "10.215.0.2"  # the store's link
@@ -118,10 +117,9 @@ def test_init_process_group_fails_within_its_timeout_when_peer_packets_are_dropp
     if reason:
         pytest.skip(reason)
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env = python_env()
     env.update(MASTER_ADDR=STORE_ADDR, MASTER_PORT=str(port), PHALANX_JOB_ID=f"deadline-{port}")
     env.update(PHALANX_HEARTBEAT_INTERVAL="0")  # only the rendezvous is under test
-    interp = [sys.executable] + (["-S"] if sys.flags.no_site else [])
     with DroppingLink() as link:
         procs = []
         for rank, (ns, addr) in enumerate([(link.a, GLOO_ADDR0), (link.b, GLOO_ADDR1)]):
@@ -130,7 +128,7 @@ def test_init_process_group_fails_within_its_timeout_when_peer_packets_are_dropp
                 "netns",
                 "exec",
                 ns,
-                *interp,
+                *PYTHON,
                 "-c",
                 RANK,
                 str(rank),

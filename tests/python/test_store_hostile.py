@@ -11,13 +11,12 @@ import os
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 
 import numpy as np
 import pytest
-from _spawn import run_ranks
+from _spawn import PYTHON, python_env, run_ranks
 
 import phalanx
 import phalanx.distributed as dist
@@ -44,13 +43,10 @@ sys.stdin.read()
 
 class StoreProcess:
     def __init__(self, env=None, extra_address_space_mb=0):
-        cmd = [sys.executable] + (["-S"] if sys.flags.no_site else [])
-        cmd += ["-c", SERVER, JOB, TOKEN, str(extra_address_space_mb)]
+        cmd = [*PYTHON, "-c", SERVER, JOB, TOKEN, str(extra_address_space_mb)]
         self.proc = subprocess.Popen(
             cmd,
-            env=dict(
-                os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), **(env or {})
-            ),
+            env=python_env(**(env or {})),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
