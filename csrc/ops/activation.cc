@@ -16,7 +16,6 @@ namespace {
 struct Spec {
   algorithm alg;  // the *_use_dst_for_bwd variant when the backward reads the output
   float alpha, beta;
-  const char* name;
 };
 
 Spec spec(Activation kind, float alpha) {
@@ -25,21 +24,21 @@ Spec spec(Activation kind, float alpha) {
   const bool slope_from_output = alpha >= 0.f;
   switch (kind) {
     case Activation::Relu:
-      return {algorithm::eltwise_relu_use_dst_for_bwd, 0.f, 0.f, "relu"};
+      return {algorithm::eltwise_relu_use_dst_for_bwd, 0.f, 0.f};
     case Activation::Relu6:
       // clip_v2's gradient is 0 at both bounds (clip's is 1 at the upper one), as PyTorch's
-      return {algorithm::eltwise_clip_v2_use_dst_for_bwd, 0.f, 6.f, "relu6"};
+      return {algorithm::eltwise_clip_v2_use_dst_for_bwd, 0.f, 6.f};
     case Activation::LeakyRelu:
       return {slope_from_output ? algorithm::eltwise_relu_use_dst_for_bwd : algorithm::eltwise_relu,
-              alpha, 0.f, "leaky_relu"};
+              alpha, 0.f};
     case Activation::GeluErf:
-      return {algorithm::eltwise_gelu_erf, 0.f, 0.f, "gelu"};
+      return {algorithm::eltwise_gelu_erf, 0.f, 0.f};
     case Activation::GeluTanh:
-      return {algorithm::eltwise_gelu_tanh, 0.f, 0.f, "gelu"};
+      return {algorithm::eltwise_gelu_tanh, 0.f, 0.f};
     case Activation::Sigmoid:
-      return {algorithm::eltwise_logistic_use_dst_for_bwd, 0.f, 0.f, "sigmoid"};
+      return {algorithm::eltwise_logistic_use_dst_for_bwd, 0.f, 0.f};
     case Activation::Tanh:
-      return {algorithm::eltwise_tanh_use_dst_for_bwd, 0.f, 0.f, "tanh"};
+      return {algorithm::eltwise_tanh_use_dst_for_bwd, 0.f, 0.f};
   }
   throw Error("internal: unknown activation");
 }
@@ -92,7 +91,8 @@ void run_forward(const Spec& sp, const Tensor& x, const Tensor& y) {
 
 Tensor activation_forward(Activation kind, const Tensor& x_in, float alpha) {
   Spec sp = spec(kind, alpha);
-  Tensor x = dnnl_input(x_in, sp.name, "input");
+  const char* name = activation_name(kind);
+  Tensor x = dnnl_input(x_in, name, "input");
   if (x.numel() == 0) return Tensor::empty(x.sizes());
   Tensor y = empty_like_desc(x.sizes(), x.is_blocked() ? desc_of(x) : plain_desc(x.sizes()));
   run_forward(sp, x, y);
@@ -108,10 +108,6 @@ bool activation_forward_in_place(Activation kind, const Tensor& x, float alpha) 
   return true;
 }
 
-const char* activation_name(Activation kind) {
-  return spec(kind, 0.f).name;
-}
-
 bool activation_backward_uses_output(Activation kind, float alpha) {
   return uses_dst(spec(kind, alpha).alg);
 }
@@ -120,10 +116,11 @@ Tensor activation_backward(Activation kind, const Tensor& dy_in, const Tensor& s
   Spec sp = spec(kind, alpha);
   const bool from_output = uses_dst(sp.alg);
   // x: the forward's input or output, whichever the primitive reads (both share a layout)
-  Tensor x = dnnl_input(saved, sp.name, from_output ? "output" : "input");
+  const char* name = activation_name(kind);
+  Tensor x = dnnl_input(saved, name, from_output ? "output" : "input");
   if (x.numel() == 0) return Tensor::empty(x.sizes());
   auto md = eltwise_desc(x);
-  Tensor dy = dnnl_input(dy_in, sp.name, "grad_output");
+  Tensor dy = dnnl_input(dy_in, name, "grad_output");
   dy = x.is_blocked() ? reorder_to(dy, md, ReorderKind::Data) : dy.contiguous();
   auto fwd = forward_entry(sp, md, eltwise_key(x));
   struct Entry {

@@ -107,10 +107,10 @@ MaxPoolResult max_pool2d_forward(const Tensor& x_in, const Pool2dParams& p) {
 }
 
 Tensor max_pool2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& workspace,
-                           const Pool2dParams& p) {
+                           MaxPoolKernel kernel, const Pool2dParams& p) {
   Tensor x = dnnl_input(x_in, "max_pool2d_backward", "input");
   MaxSetup s = max_setup(x, p);
-  if (workspace.dtype() == DType::Int32) {  // the forward took the direct loop
+  if (kernel == MaxPoolKernel::Direct) {
     // x may have gone plain since (the argmaxes index planes, so either layout works); a
     // blocked layout other than channels-last is brought back to plain.
     if (!direct_max_pool_applies(x)) x = x.contiguous();
