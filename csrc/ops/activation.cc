@@ -1,9 +1,9 @@
 #include "ops/activation.h"
 
+#include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
-#include "dnnl/primitive_cache.h"
 
 namespace phalanx::ops {
 
@@ -55,10 +55,7 @@ bool uses_dst(algorithm alg) {
   }
 }
 
-struct FwdEntry {
-  dnnl::eltwise_forward::primitive_desc pd;
-  dnnl::eltwise_forward prim;
-};
+using FwdEntry = Cached<dnnl::eltwise_forward>;
 
 // Eltwise ops do not care about shape, so a plain tensor is described as a flat vector (one
 // primitive serves every shape of that size); a blocked one keeps its layout.
@@ -68,11 +65,11 @@ dnnl::memory::desc eltwise_desc(const Tensor& x) {
 
 std::shared_ptr<FwdEntry> forward_entry(const Spec& sp, const dnnl::memory::desc& md,
                                         const std::string& key) {
-  return PrimitiveCache::global().get_or_create<FwdEntry>(
+  return cached<dnnl::eltwise_forward>(
       cache_key("eltwise_fwd", static_cast<int>(sp.alg), sp.alpha, sp.beta, key), [&] {
         auto pd = compat::eltwise_fwd(cpu_engine(), dnnl::prop_kind::forward_training, sp.alg, md,
                                       sp.alpha, sp.beta);
-        return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::eltwise_forward(pd)});
+        return pd;
       });
 }
 
@@ -123,14 +120,10 @@ Tensor activation_backward(Activation kind, const Tensor& dy_in, const Tensor& s
   Tensor dy = dnnl_input(dy_in, name, "grad_output");
   dy = x.is_blocked() ? reorder_to(dy, md, ReorderKind::Data) : dy.contiguous();
   auto fwd = forward_entry(sp, md, eltwise_key(x));
-  struct Entry {
-    dnnl::eltwise_backward::primitive_desc pd;
-    dnnl::eltwise_backward prim;
-  };
-  auto e = PrimitiveCache::global().get_or_create<Entry>(
+  auto e = cached<dnnl::eltwise_backward>(
       cache_key("eltwise_bwd", static_cast<int>(sp.alg), sp.alpha, sp.beta, eltwise_key(x)), [&] {
         auto pd = compat::eltwise_bwd(cpu_engine(), sp.alg, md, sp.alpha, sp.beta, fwd->pd);
-        return std::make_shared<Entry>(Entry{pd, dnnl::eltwise_backward(pd)});
+        return pd;
       });
   Tensor dx = empty_like_desc(x.sizes(), x.is_blocked() ? md : plain_desc(x.sizes()));
   execute(e->prim, {{from_output ? DNNL_ARG_DST : DNNL_ARG_SRC, memory_of(x, md)},
