@@ -43,7 +43,7 @@ bool differentiable(const Tensor& t) {
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   Tensor out = ops::binary(op, a, b);
-  if (out.dtype() != DType::Float32 || op >= BinaryOp::Eq) return out;
+  if (out.dtype() != DType::Float32 || ops::is_comparison(op)) return out;
   const Shape sa = a.sizes(), sb = b.sizes();
   const TensorList inputs{differentiable(a) ? a : Tensor(), differentiable(b) ? b : Tensor()};
   switch (op) {

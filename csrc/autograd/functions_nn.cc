@@ -75,13 +75,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 
 namespace {
 
-const char* activation_node_name(ops::Activation kind) {
-  static const char* names[] = {"ReluBackward", "HardtanhBackward", "LeakyReluBackward",
-                                "GeluBackward", "GeluBackward",     "SigmoidBackward",
-                                "TanhBackward"};
-  return names[static_cast<int>(kind)];
-}
-
 BackwardFn activation_backward_fn(ops::Activation kind, float alpha) {
   return [kind, alpha](const BackwardContext& c) {
     return TensorList{ops::activation_backward(kind, c.grad(), c.saved[0], alpha)};
@@ -95,7 +88,8 @@ Tensor activation(ops::Activation kind, const Tensor& x, float alpha) {
   // Saving the output when the backward can use it frees the input (a batch norm's output,
   // typically) as soon as the caller drops it.
   const Tensor& saved = ops::activation_backward_uses_output(kind, alpha) ? out : x;
-  record(activation_node_name(kind), {out}, {x}, {saved}, activation_backward_fn(kind, alpha));
+  record(ops::activation_info(kind).backward_name, {out}, {x}, {saved},
+         activation_backward_fn(kind, alpha));
   return out;
 }
 
@@ -113,7 +107,8 @@ Tensor activation_(ops::Activation kind, const Tensor& x, float alpha) {
   if (!(history && x.impl()->view_base) && ops::activation_forward_in_place(kind, x, alpha)) {
     // x now stands for the output: its history continues from its previous producer, and
     // the node saves x at its new version (a later in-place write to it is then caught).
-    record(activation_node_name(kind), {x}, {x}, {x}, activation_backward_fn(kind, alpha));
+    record(ops::activation_info(kind).backward_name, {x}, {x}, {x},
+           activation_backward_fn(kind, alpha));
     return x;
   }
   copy_(x, activation(kind, x, alpha));
@@ -123,8 +118,9 @@ Tensor activation_(ops::Activation kind, const Tensor& x, float alpha) {
 Tensor max_pool2d(const Tensor& x, const ops::Pool2dParams& p) {
   auto r = ops::max_pool2d_forward(x, p);
   Tensor ws = r.workspace;
-  record("MaxPool2DBackward", {r.y}, {x}, {x}, [p, ws](const BackwardContext& c) {
-    return TensorList{ops::max_pool2d_backward(c.grad(), c.saved[0], ws, p)};
+  ops::MaxPoolKernel kernel = r.kernel;
+  record("MaxPool2DBackward", {r.y}, {x}, {x}, [p, ws, kernel](const BackwardContext& c) {
+    return TensorList{ops::max_pool2d_backward(c.grad(), c.saved[0], ws, kernel, p)};
   });
   return r.y;
 }

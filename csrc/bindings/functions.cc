@@ -1,7 +1,6 @@
 // Module-level tensor functions: creation and math, with PyTorch's names and signatures.
 #include "autograd/functions.h"
 #include "bindings/convert.h"
-#include "bindings/op_tables.h"
 #include "core/factory.h"
 #include "ops/reduce.h"
 
@@ -111,15 +110,17 @@ void init_functions(py::module_& m) {
         },
         py::arg("input"), py::arg("other"));
   }
-  for (const auto& [name, op_] : kComparisons) {
-    BinaryOp op = op_;
+  for (const auto& info : ops::kBinaryOps) {
+    if (!info.is_comparison) continue;
+    const char* name = info.name;
+    BinaryOp op = info.op;
     m.def(name, [op](const Tensor& a, py::handle b) {
       return ops::binary(op, a, as_tensor_operand(b, a));
     });
   }
-  for (const auto& [name, op_] : kUnaryOps) {
-    UnaryOp op = op_;
-    m.def(name, [op](const Tensor& a) { return ag::unary(op, a); });
+  for (const auto& info : ops::kUnaryOps) {
+    UnaryOp op = info.op;
+    m.def(info.name, [op](const Tensor& a) { return ag::unary(op, a); });
   }
   m.def(
       "clamp",

@@ -39,14 +39,8 @@ void init_nn(py::module_& parent) {
     py::gil_scoped_release compute;
     return ag::batch_norm(x, m, v, scale, shift, training, momentum, eps);
   });
-  py::enum_<ops::Activation>(m, "Activation")
-      .value("relu", ops::Activation::Relu)
-      .value("relu6", ops::Activation::Relu6)
-      .value("leaky_relu", ops::Activation::LeakyRelu)
-      .value("gelu", ops::Activation::GeluErf)
-      .value("gelu_tanh", ops::Activation::GeluTanh)
-      .value("sigmoid", ops::Activation::Sigmoid)
-      .value("tanh", ops::Activation::Tanh);
+  py::enum_<ops::Activation> activation_enum(m, "Activation");
+  for (const auto& a : ops::kActivations) activation_enum.value(a.python_name, a.kind);
   m.def("activation", &ag::activation, py::arg("kind"), py::arg("input"), py::arg("alpha") = 0.f);
   m.def("activation_", &ag::activation_, py::arg("kind"), py::arg("input"), py::arg("alpha") = 0.f);
   m.def("max_pool2d", [](const Tensor& x, py::object k, py::object s, py::object p, py::object d,

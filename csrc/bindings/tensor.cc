@@ -4,7 +4,6 @@
 #include "autograd/hooks.h"
 #include "autograd/indexing.h"
 #include "bindings/convert.h"
-#include "bindings/op_tables.h"
 #include "ops/reduce.h"
 
 namespace phalanx::bindings {
@@ -465,8 +464,10 @@ void init_tensor(py::module_& m) {
           [](const Tensor& a, const Tensor& b) { return ag::binary(BinaryOp::Maximum, a, b); });
   cls.def("minimum",
           [](const Tensor& a, const Tensor& b) { return ag::binary(BinaryOp::Minimum, a, b); });
-  for (const auto& [name, op_] : kComparisons) {
-    BinaryOp op = op_;
+  for (const auto& info : ops::kBinaryOps) {
+    if (!info.is_comparison) continue;
+    const char* name = info.name;
+    BinaryOp op = info.op;
     auto fn = [op](const Tensor& a, py::handle b) {
       return ops::binary(op, a, as_tensor_operand(b, a));
     };
@@ -476,9 +477,9 @@ void init_tensor(py::module_& m) {
   // == is elementwise, so hashing goes by object identity, as in PyTorch
   cls.def("__hash__", [](py::handle self) { return reinterpret_cast<uintptr_t>(self.ptr()); });
 
-  for (const auto& [name, op_] : kUnaryOps) {
-    UnaryOp op = op_;
-    cls.def(name, [op](const Tensor& a) { return ag::unary(op, a); });
+  for (const auto& info : ops::kUnaryOps) {
+    UnaryOp op = info.op;
+    cls.def(info.name, [op](const Tensor& a) { return ag::unary(op, a); });
   }
   cls.def("__neg__", [](const Tensor& a) { return ag::unary(UnaryOp::Neg, a); });
   cls.def("__abs__", [](const Tensor& a) { return ag::unary(UnaryOp::Abs, a); });

@@ -1,9 +1,9 @@
 #include "ops/activation.h"
 
+#include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
-#include "dnnl/primitive_cache.h"
 
 namespace phalanx::ops {
 
@@ -16,7 +16,6 @@ namespace {
 struct Spec {
   algorithm alg;  // the *_use_dst_for_bwd variant when the backward reads the output
   float alpha, beta;
-  const char* name;
 };
 
 Spec spec(Activation kind, float alpha) {
@@ -25,21 +24,21 @@ Spec spec(Activation kind, float alpha) {
   const bool slope_from_output = alpha >= 0.f;
   switch (kind) {
     case Activation::Relu:
-      return {algorithm::eltwise_relu_use_dst_for_bwd, 0.f, 0.f, "relu"};
+      return {algorithm::eltwise_relu_use_dst_for_bwd, 0.f, 0.f};
     case Activation::Relu6:
       // clip_v2's gradient is 0 at both bounds (clip's is 1 at the upper one), as PyTorch's
-      return {algorithm::eltwise_clip_v2_use_dst_for_bwd, 0.f, 6.f, "relu6"};
+      return {algorithm::eltwise_clip_v2_use_dst_for_bwd, 0.f, 6.f};
     case Activation::LeakyRelu:
       return {slope_from_output ? algorithm::eltwise_relu_use_dst_for_bwd : algorithm::eltwise_relu,
-              alpha, 0.f, "leaky_relu"};
+              alpha, 0.f};
     case Activation::GeluErf:
-      return {algorithm::eltwise_gelu_erf, 0.f, 0.f, "gelu"};
+      return {algorithm::eltwise_gelu_erf, 0.f, 0.f};
     case Activation::GeluTanh:
-      return {algorithm::eltwise_gelu_tanh, 0.f, 0.f, "gelu"};
+      return {algorithm::eltwise_gelu_tanh, 0.f, 0.f};
     case Activation::Sigmoid:
-      return {algorithm::eltwise_logistic_use_dst_for_bwd, 0.f, 0.f, "sigmoid"};
+      return {algorithm::eltwise_logistic_use_dst_for_bwd, 0.f, 0.f};
     case Activation::Tanh:
-      return {algorithm::eltwise_tanh_use_dst_for_bwd, 0.f, 0.f, "tanh"};
+      return {algorithm::eltwise_tanh_use_dst_for_bwd, 0.f, 0.f};
   }
   throw Error("internal: unknown activation");
 }
@@ -56,10 +55,7 @@ bool uses_dst(algorithm alg) {
   }
 }
 
-struct FwdEntry {
-  dnnl::eltwise_forward::primitive_desc pd;
-  dnnl::eltwise_forward prim;
-};
+using FwdEntry = Cached<dnnl::eltwise_forward>;
 
 // Eltwise ops do not care about shape, so a plain tensor is described as a flat vector (one
 // primitive serves every shape of that size); a blocked one keeps its layout.
@@ -69,11 +65,11 @@ dnnl::memory::desc eltwise_desc(const Tensor& x) {
 
 std::shared_ptr<FwdEntry> forward_entry(const Spec& sp, const dnnl::memory::desc& md,
                                         const std::string& key) {
-  return PrimitiveCache::global().get_or_create<FwdEntry>(
+  return cached<dnnl::eltwise_forward>(
       cache_key("eltwise_fwd", static_cast<int>(sp.alg), sp.alpha, sp.beta, key), [&] {
         auto pd = compat::eltwise_fwd(cpu_engine(), dnnl::prop_kind::forward_training, sp.alg, md,
                                       sp.alpha, sp.beta);
-        return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::eltwise_forward(pd)});
+        return pd;
       });
 }
 
@@ -92,7 +88,8 @@ void run_forward(const Spec& sp, const Tensor& x, const Tensor& y) {
 
 Tensor activation_forward(Activation kind, const Tensor& x_in, float alpha) {
   Spec sp = spec(kind, alpha);
-  Tensor x = dnnl_input(x_in, sp.name, "input");
+  const char* name = activation_name(kind);
+  Tensor x = dnnl_input(x_in, name, "input");
   if (x.numel() == 0) return Tensor::empty(x.sizes());
   Tensor y = empty_like_desc(x.sizes(), x.is_blocked() ? desc_of(x) : plain_desc(x.sizes()));
   run_forward(sp, x, y);
@@ -108,10 +105,6 @@ bool activation_forward_in_place(Activation kind, const Tensor& x, float alpha) 
   return true;
 }
 
-const char* activation_name(Activation kind) {
-  return spec(kind, 0.f).name;
-}
-
 bool activation_backward_uses_output(Activation kind, float alpha) {
   return uses_dst(spec(kind, alpha).alg);
 }
@@ -120,20 +113,17 @@ Tensor activation_backward(Activation kind, const Tensor& dy_in, const Tensor& s
   Spec sp = spec(kind, alpha);
   const bool from_output = uses_dst(sp.alg);
   // x: the forward's input or output, whichever the primitive reads (both share a layout)
-  Tensor x = dnnl_input(saved, sp.name, from_output ? "output" : "input");
+  const char* name = activation_name(kind);
+  Tensor x = dnnl_input(saved, name, from_output ? "output" : "input");
   if (x.numel() == 0) return Tensor::empty(x.sizes());
   auto md = eltwise_desc(x);
-  Tensor dy = dnnl_input(dy_in, sp.name, "grad_output");
+  Tensor dy = dnnl_input(dy_in, name, "grad_output");
   dy = x.is_blocked() ? reorder_to(dy, md, ReorderKind::Data) : dy.contiguous();
   auto fwd = forward_entry(sp, md, eltwise_key(x));
-  struct Entry {
-    dnnl::eltwise_backward::primitive_desc pd;
-    dnnl::eltwise_backward prim;
-  };
-  auto e = PrimitiveCache::global().get_or_create<Entry>(
+  auto e = cached<dnnl::eltwise_backward>(
       cache_key("eltwise_bwd", static_cast<int>(sp.alg), sp.alpha, sp.beta, eltwise_key(x)), [&] {
         auto pd = compat::eltwise_bwd(cpu_engine(), sp.alg, md, sp.alpha, sp.beta, fwd->pd);
-        return std::make_shared<Entry>(Entry{pd, dnnl::eltwise_backward(pd)});
+        return pd;
       });
   Tensor dx = empty_like_desc(x.sizes(), x.is_blocked() ? md : plain_desc(x.sizes()));
   execute(e->prim, {{from_output ? DNNL_ARG_DST : DNNL_ARG_SRC, memory_of(x, md)},

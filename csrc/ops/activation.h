@@ -1,16 +1,47 @@
 // Pointwise activations on oneDNN eltwise: relu, relu6, leaky_relu, gelu, sigmoid, tanh.
 #pragma once
+#include <iterator>
+
 #include "core/tensor.h"
 
 namespace phalanx::ops {
 
 enum class Activation { Relu, Relu6, LeakyRelu, GeluErf, GeluTanh, Sigmoid, Tanh };
 
+// Every name an activation has, in one table in enum order: the Python enum's (bindings), the
+// one messages use, and its backward node's (PyTorch's grad_fn names).
+struct ActivationInfo {
+  Activation kind;
+  const char* python_name;
+  const char* name;
+  const char* backward_name;
+};
+inline constexpr ActivationInfo kActivations[] = {
+    {Activation::Relu, "relu", "relu", "ReluBackward"},
+    {Activation::Relu6, "relu6", "relu6", "HardtanhBackward"},
+    {Activation::LeakyRelu, "leaky_relu", "leaky_relu", "LeakyReluBackward"},
+    {Activation::GeluErf, "gelu", "gelu", "GeluBackward"},
+    {Activation::GeluTanh, "gelu_tanh", "gelu", "GeluBackward"},
+    {Activation::Sigmoid, "sigmoid", "sigmoid", "SigmoidBackward"},
+    {Activation::Tanh, "tanh", "tanh", "TanhBackward"},
+};
+constexpr const ActivationInfo& activation_info(Activation kind) {
+  return kActivations[static_cast<size_t>(kind)];
+}
+constexpr bool activation_table_in_enum_order() {
+  for (size_t i = 0; i < std::size(kActivations); ++i)
+    if (kActivations[i].kind != static_cast<Activation>(i)) return false;
+  return std::size(kActivations) == static_cast<size_t>(Activation::Tanh) + 1;
+}
+static_assert(activation_table_in_enum_order(), "kActivations must list every Activation in order");
+
 // alpha is the negative slope of leaky_relu; unused otherwise.
 Tensor activation_forward(Activation kind, const Tensor& x, float alpha = 0.f);
 
 // "relu", "relu6", "leaky_relu", "gelu", "sigmoid", "tanh": for messages.
-const char* activation_name(Activation kind);
+constexpr const char* activation_name(Activation kind) {
+  return activation_info(kind).name;
+}
 
 // Whether the backward needs only the forward's output (relu, relu6, leaky_relu with a slope
 // >= 0, sigmoid, tanh). Autograd then saves the output, which the next layer saves anyway, and

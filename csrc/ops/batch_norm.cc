@@ -1,10 +1,10 @@
 #include "ops/batch_norm.h"
 
 #include "core/factory.h"
+#include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
-#include "dnnl/primitive_cache.h"
 
 namespace phalanx::ops {
 
@@ -33,10 +33,7 @@ normalization_flags flags_for(bool affine, bool training) {
   return f;
 }
 
-struct FwdEntry {
-  dnnl::batch_normalization_forward::primitive_desc pd;
-  dnnl::batch_normalization_forward prim;
-};
+using FwdEntry = Cached<dnnl::batch_normalization_forward>;
 
 // The input as the primitives take it. oneDNN 2.6's batch norm on plain NCHW is 1.5x
 // (forward) to 4x (backward) slower than PyTorch's; channels-last, with the conversion, is
@@ -53,11 +50,11 @@ memory::desc data_desc(const Tensor& x, const Shape& s) {
 
 std::shared_ptr<FwdEntry> forward_entry(const memory::desc& md, const std::string& layout,
                                         const Shape& s, bool affine, bool training, double eps) {
-  return PrimitiveCache::global().get_or_create<FwdEntry>(
+  return cached<dnnl::batch_normalization_forward>(
       cache_key("bn_fwd", s, layout, affine, training, eps), [&] {
         auto pd = compat::bn_fwd(cpu_engine(), dnnl::prop_kind::forward_training, md,
                                  static_cast<float>(eps), flags_for(affine, training));
-        return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::batch_normalization_forward(pd)});
+        return pd;
       });
 }
 
@@ -151,16 +148,12 @@ BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
   const bool affine = weight.defined();
   const std::string layout = layout_key(x);
   auto fwd = forward_entry(md, layout, s, affine, training, eps);
-  struct Entry {
-    dnnl::batch_normalization_backward::primitive_desc pd;
-    dnnl::batch_normalization_backward prim;
-  };
-  auto e = PrimitiveCache::global().get_or_create<Entry>(
+  auto e = cached<dnnl::batch_normalization_backward>(
       cache_key("bn_bwd", s, layout, affine, training, eps), [&] {
         auto pd = compat::bn_bwd(
             cpu_engine(), affine ? dnnl::prop_kind::backward : dnnl::prop_kind::backward_data, md,
             static_cast<float>(eps), flags_for(affine, training), fwd->pd);
-        return std::make_shared<Entry>(Entry{pd, dnnl::batch_normalization_backward(pd)});
+        return pd;
       });
   BatchNormGrads g;
   g.dx = empty_like_desc(x.sizes(), md);

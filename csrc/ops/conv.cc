@@ -2,10 +2,10 @@
 
 #include "core/factory.h"
 #include "core/sliding_window.h"
+#include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
-#include "dnnl/primitive_cache.h"
 #include "dnnl/weight_cache.h"
 
 namespace phalanx::ops {
@@ -138,14 +138,10 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
   auto fwd = forward_entry(s, has_bias, dnnl::prop_kind::forward_training);
   Conv2dGrads g;
   if (need[0]) {
-    struct Entry {
-      dnnl::convolution_backward_data::primitive_desc pd;
-      dnnl::convolution_backward_data prim;
-    };
-    auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("conv_bwd_data", s.key), [&] {
+    auto e = cached<dnnl::convolution_backward_data>(cache_key("conv_bwd_data", s.key), [&] {
       auto pd = compat::conv_bwd_data(cpu_engine(), fwd->src, s.wei, fwd->dst, s.strides, s.dilates,
                                       s.pl, s.pr, fwd->pd);
-      return std::make_shared<Entry>(Entry{pd, dnnl::convolution_backward_data(pd)});
+      return pd;
     });
     Tensor dyb = reorder_to(dy, e->pd.diff_dst_desc(), ReorderKind::Data);
     Tensor wb = reorder_weight(w, s.wei_shape, e->pd.weights_desc(), p.cache_weight);
@@ -155,16 +151,12 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
                       {DNNL_ARG_DIFF_SRC, memory_of(g.dx, e->pd.diff_src_desc())}});
   }
   if (need[1] || (need[2] && has_bias)) {
-    struct Entry {
-      dnnl::convolution_backward_weights::primitive_desc pd;
-      dnnl::convolution_backward_weights prim;
-    };
-    auto e = PrimitiveCache::global().get_or_create<Entry>(
-        cache_key("conv_bwd_w", s.key, has_bias), [&] {
+    auto e =
+        cached<dnnl::convolution_backward_weights>(cache_key("conv_bwd_w", s.key, has_bias), [&] {
           auto pd =
               compat::conv_bwd_weights(cpu_engine(), fwd->src, s.wei, has_bias ? &s.bias : nullptr,
                                        fwd->dst, s.strides, s.dilates, s.pl, s.pr, fwd->pd);
-          return std::make_shared<Entry>(Entry{pd, dnnl::convolution_backward_weights(pd)});
+          return pd;
         });
     Tensor xb = reorder_to(x, e->pd.src_desc(), ReorderKind::Data);
     Tensor dyb = reorder_to(dy, e->pd.diff_dst_desc(), ReorderKind::Data);

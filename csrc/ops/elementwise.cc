@@ -9,12 +9,6 @@
 
 namespace phalanx::ops {
 
-const char* binary_name(BinaryOp op) {
-  static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                                "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
-  return names[static_cast<int>(op)];
-}
-
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   size_t n = std::max(a.size(), b.size());
   Shape out(n);
@@ -26,10 +20,6 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     out[i] = da == 1 ? db : da;
   }
   return out;
-}
-
-static bool is_comparison(BinaryOp op) {
-  return op >= BinaryOp::Eq;
 }
 
 DType binary_result_dtype(BinaryOp op, DType a, DType b) {

@@ -1,5 +1,6 @@
 // Broadcasting elementwise math and comparisons, on plain strided tensors.
 #pragma once
+#include <cstddef>
 #include <optional>
 
 #include "core/tensor.h"
@@ -9,7 +10,63 @@ namespace phalanx::ops {
 enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge };
 enum class UnaryOp { Neg, Exp, Log, Sqrt, Abs, Sign, Reciprocal, Sin, Cos, LogicalNot };
 
-const char* binary_name(BinaryOp op);
+// Each op's name (PyTorch's, used in messages and as the Python function/method name) and
+// traits, in one table per enum, in enum order.
+struct BinaryOpInfo {
+  BinaryOp op;
+  const char* name;
+  bool is_comparison;  // returns bool and has no gradient
+};
+inline constexpr BinaryOpInfo kBinaryOps[] = {
+    {BinaryOp::Add, "add", false},
+    {BinaryOp::Sub, "sub", false},
+    {BinaryOp::Mul, "mul", false},
+    {BinaryOp::Div, "div", false},
+    {BinaryOp::Pow, "pow", false},
+    {BinaryOp::Maximum, "maximum", false},
+    {BinaryOp::Minimum, "minimum", false},
+    {BinaryOp::Eq, "eq", true},
+    {BinaryOp::Ne, "ne", true},
+    {BinaryOp::Lt, "lt", true},
+    {BinaryOp::Le, "le", true},
+    {BinaryOp::Gt, "gt", true},
+    {BinaryOp::Ge, "ge", true},
+};
+struct UnaryOpInfo {
+  UnaryOp op;
+  const char* name;
+};
+inline constexpr UnaryOpInfo kUnaryOps[] = {
+    {UnaryOp::Neg, "neg"},
+    {UnaryOp::Exp, "exp"},
+    {UnaryOp::Log, "log"},
+    {UnaryOp::Sqrt, "sqrt"},
+    {UnaryOp::Abs, "abs"},
+    {UnaryOp::Sign, "sign"},
+    {UnaryOp::Reciprocal, "reciprocal"},
+    {UnaryOp::Sin, "sin"},
+    {UnaryOp::Cos, "cos"},
+    {UnaryOp::LogicalNot, "logical_not"},
+};
+
+template <class Info, size_t N, class Enum>
+constexpr bool lists_every_op_in_order(const Info (&table)[N], Enum last) {
+  for (size_t i = 0; i < N; ++i)
+    if (table[i].op != static_cast<Enum>(i)) return false;
+  return N == static_cast<size_t>(last) + 1;
+}
+static_assert(lists_every_op_in_order(kBinaryOps, BinaryOp::Ge));
+static_assert(lists_every_op_in_order(kUnaryOps, UnaryOp::LogicalNot));
+
+constexpr const char* binary_name(BinaryOp op) {
+  return kBinaryOps[static_cast<size_t>(op)].name;
+}
+constexpr bool is_comparison(BinaryOp op) {
+  return kBinaryOps[static_cast<size_t>(op)].is_comparison;
+}
+constexpr const char* unary_name(UnaryOp op) {
+  return kUnaryOps[static_cast<size_t>(op)].name;
+}
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 // The dtype PyTorch would give op(a, b).
 DType binary_result_dtype(BinaryOp op, DType a, DType b);

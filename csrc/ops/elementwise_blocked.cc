@@ -1,9 +1,9 @@
 #include "ops/elementwise_blocked.h"
 
+#include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
-#include "dnnl/primitive_cache.h"
 
 namespace phalanx::ops {
 
@@ -32,14 +32,10 @@ Tensor blocked_binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const auto md = desc_of(a.is_blocked() ? a : b);
   Tensor x = reorder_to(a, md, ReorderKind::Data);
   Tensor y = reorder_to(b, md, ReorderKind::Data);
-  struct Entry {
-    dnnl::binary::primitive_desc pd;
-    dnnl::binary prim;
-  };
-  auto e = PrimitiveCache::global().get_or_create<Entry>(
-      cache_key("binary", static_cast<int>(alg), compat::md_key(md)), [&] {
+  auto e =
+      cached<dnnl::binary>(cache_key("binary", static_cast<int>(alg), compat::md_key(md)), [&] {
         auto pd = compat::binary_pd(cpu_engine(), alg, md, md, md);
-        return std::make_shared<Entry>(Entry{pd, dnnl::binary(pd)});
+        return pd;
       });
   Tensor out = empty_like_desc(a.sizes(), md);
   execute(e->prim, {{DNNL_ARG_SRC_0, memory_of(x, md)},

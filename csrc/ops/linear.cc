@@ -1,8 +1,8 @@
 #include "ops/linear.h"
 
+#include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
-#include "dnnl/primitive_cache.h"
 
 namespace phalanx::ops {
 
@@ -12,17 +12,14 @@ namespace compat = phalanx::dnnl_compat;
 
 namespace {
 
-struct FwdEntry {
-  dnnl::inner_product_forward::primitive_desc pd;
-  dnnl::inner_product_forward prim;
-};
+using FwdEntry = Cached<dnnl::inner_product_forward>;
 
 std::shared_ptr<FwdEntry> forward_entry(int64_t N, int64_t I, int64_t O, bool bias) {
-  return PrimitiveCache::global().get_or_create<FwdEntry>(cache_key("ip_fwd", N, I, O, bias), [&] {
+  return cached<dnnl::inner_product_forward>(cache_key("ip_fwd", N, I, O, bias), [&] {
     auto bmd = plain_desc({O});
     auto pd = compat::ip_fwd(cpu_engine(), dnnl::prop_kind::forward_training, plain_desc({N, I}),
                              plain_desc({O, I}), bias ? &bmd : nullptr, plain_desc({N, O}));
-    return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::inner_product_forward(pd)});
+    return pd;
   });
 }
 
@@ -73,14 +70,10 @@ LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
   LinearGrads g;
   auto fwd = forward_entry(N, I, O, has_bias);
   if (need[0]) {
-    struct Entry {
-      dnnl::inner_product_backward_data::primitive_desc pd;
-      dnnl::inner_product_backward_data prim;
-    };
-    auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("ip_bwd_data", N, I, O), [&] {
+    auto e = cached<dnnl::inner_product_backward_data>(cache_key("ip_bwd_data", N, I, O), [&] {
       auto pd = compat::ip_bwd_data(cpu_engine(), plain_desc({N, I}), plain_desc({O, I}),
                                     plain_desc({N, O}), fwd->pd);
-      return std::make_shared<Entry>(Entry{pd, dnnl::inner_product_backward_data(pd)});
+      return pd;
     });
     g.dx = Tensor::empty({N, I});
     execute(e->prim, {{DNNL_ARG_DIFF_DST, plain_memory(dy)},
@@ -88,16 +81,12 @@ LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
                       {DNNL_ARG_DIFF_SRC, plain_memory(g.dx)}});
   }
   if (need[1] || (need[2] && has_bias)) {
-    struct Entry {
-      dnnl::inner_product_backward_weights::primitive_desc pd;
-      dnnl::inner_product_backward_weights prim;
-    };
-    auto e = PrimitiveCache::global().get_or_create<Entry>(
-        cache_key("ip_bwd_w", N, I, O, has_bias), [&] {
+    auto e =
+        cached<dnnl::inner_product_backward_weights>(cache_key("ip_bwd_w", N, I, O, has_bias), [&] {
           auto bmd = plain_desc({O});
           auto pd = compat::ip_bwd_weights(cpu_engine(), plain_desc({N, I}), plain_desc({O, I}),
                                            has_bias ? &bmd : nullptr, plain_desc({N, O}), fwd->pd);
-          return std::make_shared<Entry>(Entry{pd, dnnl::inner_product_backward_weights(pd)});
+          return pd;
         });
     g.dw = Tensor::empty({O, I});
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, plain_memory(x)},
@@ -126,16 +115,11 @@ Tensor bmm(const Tensor& a_in, const Tensor& b_in) {
     c.fill(0);
     return c;
   }
-  struct Entry {
-    dnnl::matmul::primitive_desc pd;
-    dnnl::matmul prim;
-  };
-  auto e = PrimitiveCache::global().get_or_create<Entry>(
-      cache_key("matmul", a.size(0), b.size(0), M, K, N), [&] {
-        auto pd = compat::matmul_pd(cpu_engine(), plain_desc(a.sizes()), plain_desc(b.sizes()),
-                                    plain_desc(c.sizes()));
-        return std::make_shared<Entry>(Entry{pd, dnnl::matmul(pd)});
-      });
+  auto e = cached<dnnl::matmul>(cache_key("matmul", a.size(0), b.size(0), M, K, N), [&] {
+    auto pd = compat::matmul_pd(cpu_engine(), plain_desc(a.sizes()), plain_desc(b.sizes()),
+                                plain_desc(c.sizes()));
+    return pd;
+  });
   execute(e->prim, {{DNNL_ARG_SRC, plain_memory(a)},
                     {DNNL_ARG_WEIGHTS, plain_memory(b)},
                     {DNNL_ARG_DST, plain_memory(c)}});

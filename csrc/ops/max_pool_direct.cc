@@ -120,6 +120,7 @@ MaxPoolResult direct_max_pool2d_forward(const Tensor& x, const Pool2dParams& p, 
   const int64_t N = x.size(0), C = x.size(1), W = x.size(3);
   const Shape out_shape{N, C, h.out, w.out};
   MaxPoolResult r;
+  r.kernel = MaxPoolKernel::Direct;
   r.y = empty_in(out_shape, cl);
   r.workspace = Tensor::empty(out_shape, DType::Int32);  // plain (N, C, OH, OW) argmaxes
   const Layout li = layout_of(x.sizes(), cl), lo = layout_of(out_shape, cl);

@@ -2,7 +2,7 @@
 // 20-40x slower there than on 16 channels in every layout it offers (padded blocked, plain,
 // channels-last), so these run a direct loop instead, in the input's plain or channels-last
 // layout. The workspace then holds each output's argmax (an int32 index into its input
-// plane), which is also how the backward pass tells the two paths apart.
+// plane); the result says MaxPoolKernel::Direct so the backward takes this path too.
 #pragma once
 #include "core/sliding_window.h"
 #include "core/tensor.h"

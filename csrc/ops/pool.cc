@@ -5,10 +5,10 @@
 
 #include "core/factory.h"
 #include "core/sliding_window.h"
+#include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
-#include "dnnl/primitive_cache.h"
 #include "ops/max_pool_direct.h"
 
 namespace phalanx::ops {
@@ -74,17 +74,14 @@ MaxSetup max_setup(const Tensor& x, const Pool2dParams& p) {
   return s;
 }
 
-struct MaxFwdEntry {
-  compat::pooling_forward::primitive_desc pd;
-  compat::pooling_forward prim;
-};
+using MaxFwdEntry = Cached<compat::pooling_forward>;
 
 std::shared_ptr<MaxFwdEntry> max_forward_entry(const MaxSetup& s) {
-  return PrimitiveCache::global().get_or_create<MaxFwdEntry>(cache_key("maxpool_fwd", s.key), [&] {
+  return cached<compat::pooling_forward>(cache_key("maxpool_fwd", s.key), [&] {
     auto pd = compat::pool_fwd(cpu_engine(), dnnl::prop_kind::forward_training,
                                dnnl::algorithm::pooling_max, s.src, s.dst, s.strides, s.kernel,
                                s.dilation, s.pl, s.pr);
-    return std::make_shared<MaxFwdEntry>(MaxFwdEntry{pd, compat::pooling_forward(pd)});
+    return pd;
   });
 }
 
@@ -107,10 +104,10 @@ MaxPoolResult max_pool2d_forward(const Tensor& x_in, const Pool2dParams& p) {
 }
 
 Tensor max_pool2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& workspace,
-                           const Pool2dParams& p) {
+                           MaxPoolKernel kernel, const Pool2dParams& p) {
   Tensor x = dnnl_input(x_in, "max_pool2d_backward", "input");
   MaxSetup s = max_setup(x, p);
-  if (workspace.dtype() == DType::Int32) {  // the forward took the direct loop
+  if (kernel == MaxPoolKernel::Direct) {
     // x may have gone plain since (the argmaxes index planes, so either layout works); a
     // blocked layout other than channels-last is brought back to plain.
     if (!direct_max_pool_applies(x)) x = x.contiguous();
@@ -118,15 +115,11 @@ Tensor max_pool2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor
                                       workspace);
   }
   auto fwd = max_forward_entry(s);
-  struct Entry {
-    compat::pooling_backward::primitive_desc pd;
-    compat::pooling_backward prim;
-  };
-  auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("maxpool_bwd", s.key), [&] {
+  auto e = cached<compat::pooling_backward>(cache_key("maxpool_bwd", s.key), [&] {
     auto pd =
         compat::pool_bwd(cpu_engine(), dnnl::algorithm::pooling_max, s.src, fwd->pd.dst_desc(),
                          s.strides, s.kernel, s.dilation, s.pl, s.pr, fwd->pd);
-    return std::make_shared<Entry>(Entry{pd, compat::pooling_backward(pd)});
+    return pd;
   });
   Tensor dy = reorder_to(dnnl_input(dy_in, "max_pool2d_backward", "grad_output"),
                          e->pd.diff_dst_desc(), ReorderKind::Data);

@@ -13,13 +13,21 @@ struct Pool2dParams {
   bool count_include_pad = true;  // average pooling only
 };
 
+// Which implementation pooled: the backward must be the same one, since each reads its own
+// workspace.
+enum class MaxPoolKernel {
+  OneDnn,  // oneDNN's pooling primitive; workspace: its opaque bytes (uint8)
+  Direct,  // the direct loop of max_pool_direct.h; workspace: int32 argmaxes (N, C, OH, OW)
+};
 struct MaxPoolResult {
   Tensor y;
-  Tensor workspace;  // opaque bytes oneDNN needs for the backward pass (uint8)
+  Tensor workspace;
+  MaxPoolKernel kernel = MaxPoolKernel::OneDnn;
 };
 MaxPoolResult max_pool2d_forward(const Tensor& x, const Pool2dParams& p);
+// `workspace` and `kernel` are the forward's.
 Tensor max_pool2d_backward(const Tensor& dy, const Tensor& x, const Tensor& workspace,
-                           const Pool2dParams& p);
+                           MaxPoolKernel kernel, const Pool2dParams& p);
 
 Tensor avg_pool2d_forward(const Tensor& x, const Pool2dParams& p);
 Tensor avg_pool2d_backward(const Tensor& dy, const Tensor& x, const Pool2dParams& p);

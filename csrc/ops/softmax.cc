@@ -1,8 +1,8 @@
 #include "ops/softmax.h"
 
+#include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
-#include "dnnl/primitive_cache.h"
 
 namespace phalanx::ops {
 
@@ -21,16 +21,13 @@ Shape three_d(const Tensor& x, int64_t dim) {
   return {outer, x.size(dim), inner};
 }
 
-struct FwdEntry {
-  compat::softmax_forward::primitive_desc pd;
-  compat::softmax_forward prim;
-};
+using FwdEntry = Cached<compat::softmax_forward>;
 
 std::shared_ptr<FwdEntry> forward_entry(const Shape& s, bool log) {
-  return PrimitiveCache::global().get_or_create<FwdEntry>(cache_key("softmax_fwd", s, log), [&] {
+  return cached<compat::softmax_forward>(cache_key("softmax_fwd", s, log), [&] {
     auto pd =
         compat::softmax_fwd(cpu_engine(), dnnl::prop_kind::forward_training, log, plain_desc(s), 1);
-    return std::make_shared<FwdEntry>(FwdEntry{pd, compat::softmax_forward(pd)});
+    return pd;
   });
 }
 
@@ -58,13 +55,9 @@ Tensor softmax_backward(const Tensor& dy_in, const Tensor& y_in, int64_t dim, bo
   if (y.numel() == 0) return dx;
   Shape s = three_d(y, dim);
   auto fwd = forward_entry(s, log);
-  struct Entry {
-    compat::softmax_backward::primitive_desc pd;
-    compat::softmax_backward prim;
-  };
-  auto e = PrimitiveCache::global().get_or_create<Entry>(cache_key("softmax_bwd", s, log), [&] {
+  auto e = cached<compat::softmax_backward>(cache_key("softmax_bwd", s, log), [&] {
     auto pd = compat::softmax_bwd(cpu_engine(), log, plain_desc(s), 1, fwd->pd);
-    return std::make_shared<Entry>(Entry{pd, compat::softmax_backward(pd)});
+    return pd;
   });
   execute(e->prim, {{DNNL_ARG_DST, plain_memory(y, plain_desc(s))},
                     {DNNL_ARG_DIFF_DST, plain_memory(dy, plain_desc(s))},
