@@ -1,6 +1,7 @@
 #include "autograd/node.h"
 
 #include <atomic>
+#include <mutex>
 
 #include "autograd/grad_mode.h"
 #include "ops/elementwise.h"
@@ -60,6 +61,17 @@ void FunctionNode::release_saved() {
   released_ = true;
 }
 
+namespace {
+std::mutex& grad_mutex() {  // one for all leaves: held for one add
+  static std::mutex m;
+  return m;
+}
+std::mutex& accumulator_mutex() {
+  static std::mutex m;
+  return m;
+}
+}  // namespace
+
 AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> variable)
     : variable_(std::move(variable)) {
   output_shapes.push_back(variable_->sizes);
@@ -74,6 +86,10 @@ TensorList AccumulateGrad::apply(TensorList&& grads) {
     if (r.defined()) g = r;
   }
   GradModeGuard no_grad(false);
+  // Threads: backward passes of different graphs may reach one leaf (a shared module's
+  // parameter) at once; the read-add-write of .grad is theirs to share, one at a time.
+  // Hooks run outside: Python ones take the GIL, which a thread waiting here may hold.
+  std::unique_lock<std::mutex> lock(grad_mutex());
   if (!meta.grad) {
     // A fresh tensor: the incoming one may alias something the graph still holds.
     meta.grad = g.clone().impl_ptr();
@@ -84,12 +100,16 @@ TensorList AccumulateGrad::apply(TensorList&& grads) {
     else
       meta.grad = ops::binary(ops::BinaryOp::Add, old, g).impl_ptr();
   }
+  lock.unlock();
   for (auto& hook : meta.post_accumulate_hooks) hook(var);
   return {};
 }
 
 std::shared_ptr<Node> grad_accumulator(const Tensor& t) {
   AutogradMeta& meta = t.autograd_meta();
+  // Threads building graphs on one leaf share its accumulator: made once, under a lock (an
+  // unguarded weak_ptr written by two threads ends in bad_weak_ptr or a double free).
+  std::lock_guard<std::mutex> lock(accumulator_mutex());
   if (auto acc = meta.grad_accumulator.lock()) return acc;
   auto acc = std::make_shared<AccumulateGrad>(t.impl_ptr());
   meta.grad_accumulator = acc;
