@@ -1,5 +1,7 @@
 #include "autograd/grad_accumulation.h"
 
+#include <mutex>
+
 #include "autograd/grad_mode.h"
 #include "ops/elementwise.h"
 
@@ -20,8 +22,19 @@ void add_gradient(Tensor& total, const Tensor& g, GradSink sink) {
   total = ops::binary(ops::BinaryOp::Add, total, g);
 }
 
+namespace {
+std::mutex& grad_mutex() {  // one for all leaves: held for one add
+  static std::mutex m;
+  return m;
+}
+}  // namespace
+
 void accumulate_into_grad(const Tensor& t, const Tensor& g) {
   AutogradMeta& meta = t.autograd_meta();
+  // Threads: backward passes of different graphs may reach one leaf (a shared module's
+  // parameter) at once; the read-add-write of .grad is theirs to share, one at a time. Hooks
+  // run before this, outside the lock: Python ones take the GIL, which a waiting thread may hold.
+  std::lock_guard<std::mutex> lock(grad_mutex());
   Tensor total = meta.grad ? Tensor(meta.grad) : Tensor();
   add_gradient(total, g, GradSink::TensorGrad);
   if (total.defined()) meta.grad = total.impl_ptr();

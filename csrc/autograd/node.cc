@@ -1,6 +1,7 @@
 #include "autograd/node.h"
 
 #include <atomic>
+#include <mutex>
 
 #include "autograd/grad_accumulation.h"
 #include "autograd/grad_mode.h"
@@ -53,6 +54,13 @@ void FunctionNode::release_saved() {
   released_ = true;
 }
 
+namespace {
+std::mutex& accumulator_mutex() {
+  static std::mutex m;
+  return m;
+}
+}  // namespace
+
 AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> variable)
     : variable_(std::move(variable)) {
   output_shapes.push_back(variable_->sizes);
@@ -68,6 +76,9 @@ TensorList AccumulateGrad::apply(TensorList&& grads) {
 
 std::shared_ptr<Node> grad_accumulator(const Tensor& t) {
   AutogradMeta& meta = t.autograd_meta();
+  // Threads building graphs on one leaf share its accumulator: made once, under a lock (an
+  // unguarded weak_ptr written by two threads ends in bad_weak_ptr or a double free).
+  std::lock_guard<std::mutex> lock(accumulator_mutex());
   if (auto acc = meta.grad_accumulator.lock()) return acc;
   auto acc = std::make_shared<AccumulateGrad>(t.impl_ptr());
   meta.grad_accumulator = acc;

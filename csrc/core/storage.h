@@ -21,7 +21,9 @@ struct Storage {
   void* data = nullptr;
   size_t nbytes = 0;
   std::shared_ptr<void> owner;  // keeps foreign memory (a numpy array) alive; null if ours
-  uint64_t version = 0;
+  // Atomic: threads writing tensors that share a storage must never lose a bump (a lost one
+  // would let autograd use a saved tensor that was modified, or the weight cache a stale copy).
+  std::atomic<uint64_t> version{0};
 
   // --- derived data: valid only while the bytes are those it was computed from ------------
   // A derived cache may trust `version` only if every write bumps it. Writers that do not:

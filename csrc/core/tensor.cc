@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <numeric>
 #include <sstream>
 
@@ -139,15 +140,29 @@ std::string Tensor::describe() const {
 
 // ---- views -------------------------------------------------------------------------------
 
+namespace {
+// Held while a blocked tensor is converted in place and while a handle to its blocked bytes
+// is taken (Tensor::alias): the two never interleave. Conversions happen at boundaries (numpy,
+// ops oneDNN lacks), so one lock for all tensors costs little.
+std::mutex& conversion_mutex() {
+  static std::mutex m;
+  return m;
+}
+}  // namespace
+
 void Tensor::materialize_plain() const {
   if (!is_blocked()) return;
+  std::lock_guard<std::mutex> lock(conversion_mutex());
+  const auto layout = impl_->layout;  // writers hold the lock
+  if (!layout) return;                // another thread converted it meanwhile
   auto plain = Storage::allocate(static_cast<size_t>(numel()) * itemsize(dtype()));
-  impl_->layout->to_plain(raw_data(), plain->data);
-  plain->version = impl_->storage->version;  // same values: saved tensors stay valid
+  layout->to_plain(raw_data(), plain->data);
+  plain->version = impl_->storage->version.load();  // same values: saved tensors stay valid
   impl_->storage = std::move(plain);
   impl_->offset = 0;
   impl_->strides = contiguous_strides(impl_->sizes);
-  impl_->layout.reset();
+  // Last, and atomically: a thread that sees the tensor plain then sees the plain storage.
+  std::atomic_store(&impl_->layout, std::shared_ptr<const OpaqueLayout>());
 }
 
 Tensor Tensor::as_strided(const Shape& sizes, const Shape& strides, int64_t offset) const {
@@ -465,6 +480,10 @@ Tensor Tensor::to(DType t) const {
 
 Tensor Tensor::alias() const {
   auto impl = std::make_shared<TensorImpl>();
+  // A blocked tensor's fields may be replaced by a conversion on another thread: copied
+  // under its lock, they are consistent (and the copy keeps the blocked storage alive).
+  std::unique_lock<std::mutex> lock(conversion_mutex(), std::defer_lock);
+  if (is_blocked()) lock.lock();
   impl->storage = impl_->storage;
   impl->sizes = impl_->sizes;
   impl->strides = impl_->strides;

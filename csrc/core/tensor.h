@@ -1,6 +1,7 @@
 // Tensor: a strided view of a Storage, with a dtype and (optionally) autograd state.
 // A Tensor is a cheap handle; copies share the same TensorImpl.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -89,7 +90,15 @@ class Tensor {
   int64_t offset() const { return impl_->offset; }
   const std::shared_ptr<Storage>& storage() const { return impl_->storage; }
   bool is_contiguous() const;
-  bool is_blocked() const { return impl_->layout != nullptr; }
+  // Threads: `layout` is read and cleared atomically (a conversion to plain may run on another
+  // thread); storage, offset and strides change only together with it, under a lock.
+  bool is_blocked() const { return layout() != nullptr; }
+  std::shared_ptr<const OpaqueLayout> layout() const { return std::atomic_load(&impl_->layout); }
+  // A handle whose storage and layout no conversion can change: *this when plain (a plain
+  // tensor stays plain), else an alias taken under the conversion lock. Code that reads a
+  // blocked tensor's bytes does so through one, so another thread converting the tensor in
+  // place meanwhile cannot swap the storage under it.
+  Tensor stable() const { return is_blocked() ? alias() : *this; }
 
   void* raw_data() const;  // address of element 0 (after offset)
   template <typename T>
@@ -122,6 +131,8 @@ class Tensor {
                               // in place), else a copy
   // Converts a tensor stored in a oneDNN blocked layout to plain row-major, in place: every
   // handle of this TensorImpl sees the plain data afterwards. No-op for plain tensors.
+  // Threads: one conversion at a time (a process-wide lock); a tensor read by several threads
+  // is converted once, and readers of its blocked bytes hold a stable() handle.
   void materialize_plain() const;
   Tensor clone() const;                     // always a fresh row-major copy
   Tensor to(DType dtype) const;             // self if same dtype

@@ -20,6 +20,37 @@ using dnnl::engine;
 using dnnl::memory;
 using dnnl::prop_kind;
 
+// Threads: oneDNN's own (library) scratchpad is shared, by every primitive of a thread or by
+// every execution of one primitive depending on how oneDNN was built; a primitive executed by
+// two threads at once then has both use one scratchpad (wrong results, or a batch-norm kernel
+// spinning forever on a barrier kept there). So every primitive is made with a user
+// scratchpad, which execute() (engine.cc) passes from a buffer of the calling thread: any
+// primitive can then run on any number of threads at once.
+inline const dnnl::primitive_attr& user_scratchpad() {
+  static const dnnl::primitive_attr attr = [] {
+    dnnl::primitive_attr a;
+    a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return a;
+  }();
+  return attr;
+}
+
+// The scratchpad a primitive made with user_scratchpad() needs (a zero-size desc: none).
+inline memory::desc scratchpad_desc(const dnnl::primitive& p) {
+#if PHX_DNNL_V3
+  const_dnnl_memory_desc_t c =
+      dnnl_primitive_desc_query_md(p.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+  if (!c) return memory::desc();
+  dnnl_memory_desc_t copy = nullptr;
+  dnnl::error::wrap_c_api(dnnl_memory_desc_clone(&copy, c), "could not clone a scratchpad desc");
+  return memory::desc(copy);
+#else
+  const dnnl_memory_desc_t* c =
+      dnnl_primitive_desc_query_md(p.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+  return c ? memory::desc(*c) : memory::desc();
+#endif
+}
+
 inline memory::dims md_dims(const memory::desc& md) {
 #if PHX_DNNL_V3
   return md.get_dims();
@@ -82,11 +113,11 @@ inline dnnl::convolution_forward::primitive_desc conv_fwd(
   return {e,   prop,    algorithm::convolution_direct,
           src, wei,     bias ? *bias : no_bias,
           dst, strides, dilates,
-          pl,  pr};
+          pl,  pr,      user_scratchpad()};
 #else
   dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, src, wei,
                                     bias ? *bias : no_bias, dst, strides, dilates, pl, pr);
-  return {d, e};
+  return {d, user_scratchpad(), e};
 #endif
 }
 
@@ -96,12 +127,21 @@ inline dnnl::convolution_backward_data::primitive_desc conv_bwd_data(
     const memory::dims& pl, const memory::dims& pr,
     const dnnl::convolution_forward::primitive_desc& hint) {
 #if PHX_DNNL_V3
-  return {e,   algorithm::convolution_direct, diff_src, wei, diff_dst, strides, dilates, pl, pr,
-          hint};
+  return {e,
+          algorithm::convolution_direct,
+          diff_src,
+          wei,
+          diff_dst,
+          strides,
+          dilates,
+          pl,
+          pr,
+          hint,
+          user_scratchpad()};
 #else
   dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, diff_src, wei, diff_dst,
                                           strides, dilates, pl, pr);
-  return {d, e, hint};
+  return {d, user_scratchpad(), e, hint};
 #endif
 }
 
@@ -122,12 +162,13 @@ inline dnnl::convolution_backward_weights::primitive_desc conv_bwd_weights(
           dilates,
           pl,
           pr,
-          hint};
+          hint,
+          user_scratchpad()};
 #else
   dnnl::convolution_backward_weights::desc d(algorithm::convolution_direct, src, diff_wei,
                                              diff_bias ? *diff_bias : no_bias, diff_dst, strides,
                                              dilates, pl, pr);
-  return {d, e, hint};
+  return {d, user_scratchpad(), e, hint};
 #endif
 }
 
@@ -138,10 +179,10 @@ inline dnnl::inner_product_forward::primitive_desc ip_fwd(const engine& e, prop_
                                                           const memory::desc& dst) {
   const memory::desc no_bias;
 #if PHX_DNNL_V3
-  return {e, prop, src, wei, bias ? *bias : no_bias, dst};
+  return {e, prop, src, wei, bias ? *bias : no_bias, dst, user_scratchpad()};
 #else
   dnnl::inner_product_forward::desc d(prop, src, wei, bias ? *bias : no_bias, dst);
-  return {d, e};
+  return {d, user_scratchpad(), e};
 #endif
 }
 
@@ -149,10 +190,10 @@ inline dnnl::inner_product_backward_data::primitive_desc ip_bwd_data(
     const engine& e, const memory::desc& diff_src, const memory::desc& wei,
     const memory::desc& diff_dst, const dnnl::inner_product_forward::primitive_desc& hint) {
 #if PHX_DNNL_V3
-  return {e, diff_src, wei, diff_dst, hint};
+  return {e, diff_src, wei, diff_dst, hint, user_scratchpad()};
 #else
   dnnl::inner_product_backward_data::desc d(diff_src, wei, diff_dst);
-  return {d, e, hint};
+  return {d, user_scratchpad(), e, hint};
 #endif
 }
 
@@ -162,11 +203,11 @@ inline dnnl::inner_product_backward_weights::primitive_desc ip_bwd_weights(
     const dnnl::inner_product_forward::primitive_desc& hint) {
   const memory::desc no_bias;
 #if PHX_DNNL_V3
-  return {e, src, diff_wei, diff_bias ? *diff_bias : no_bias, diff_dst, hint};
+  return {e, src, diff_wei, diff_bias ? *diff_bias : no_bias, diff_dst, hint, user_scratchpad()};
 #else
   dnnl::inner_product_backward_weights::desc d(src, diff_wei, diff_bias ? *diff_bias : no_bias,
                                                diff_dst);
-  return {d, e, hint};
+  return {d, user_scratchpad(), e, hint};
 #endif
 }
 
@@ -174,10 +215,10 @@ inline dnnl::batch_normalization_forward::primitive_desc bn_fwd(const engine& e,
                                                                 const memory::desc& data, float eps,
                                                                 dnnl::normalization_flags flags) {
 #if PHX_DNNL_V3
-  return {e, prop, data, data, eps, flags};
+  return {e, prop, data, data, eps, flags, user_scratchpad()};
 #else
   dnnl::batch_normalization_forward::desc d(prop, data, eps, flags);
-  return {d, e};
+  return {d, user_scratchpad(), e};
 #endif
 }
 
@@ -186,10 +227,10 @@ inline dnnl::batch_normalization_backward::primitive_desc bn_bwd(
     dnnl::normalization_flags flags,
     const dnnl::batch_normalization_forward::primitive_desc& hint) {
 #if PHX_DNNL_V3
-  return {e, prop, data, data, data, eps, flags, hint};
+  return {e, prop, data, data, data, eps, flags, hint, user_scratchpad()};
 #else
   dnnl::batch_normalization_backward::desc d(prop, data, data, eps, flags);
-  return {d, e, hint};
+  return {d, user_scratchpad(), e, hint};
 #endif
 }
 
@@ -208,10 +249,10 @@ inline dnnl::eltwise_forward::primitive_desc eltwise_fwd(const engine& e, prop_k
                                                          algorithm alg, const memory::desc& data,
                                                          float alpha, float beta) {
 #if PHX_DNNL_V3
-  return {e, prop, alg, data, data, alpha, beta};
+  return {e, prop, alg, data, data, alpha, beta, user_scratchpad()};
 #else
   dnnl::eltwise_forward::desc d(prop, alg, data, alpha, beta);
-  return {d, e};
+  return {d, user_scratchpad(), e};
 #endif
 }
 
@@ -219,10 +260,10 @@ inline dnnl::eltwise_backward::primitive_desc eltwise_bwd(
     const engine& e, algorithm alg, const memory::desc& data, float alpha, float beta,
     const dnnl::eltwise_forward::primitive_desc& hint) {
 #if PHX_DNNL_V3
-  return {e, alg, data, data, data, alpha, beta, hint};
+  return {e, alg, data, data, data, alpha, beta, hint, user_scratchpad()};
 #else
   dnnl::eltwise_backward::desc d(alg, data, data, alpha, beta);
-  return {d, e, hint};
+  return {d, user_scratchpad(), e, hint};
 #endif
 }
 
@@ -245,10 +286,10 @@ inline pooling_forward::primitive_desc pool_fwd(const engine& e, prop_kind prop,
                                                 const memory::dims& dilation,
                                                 const memory::dims& pl, const memory::dims& pr) {
 #if PHX_DNNL_V3
-  return {e, prop, alg, src, dst, strides, kernel, dilation, pl, pr};
+  return {e, prop, alg, src, dst, strides, kernel, dilation, pl, pr, user_scratchpad()};
 #else
   pooling_forward::desc d(prop, alg, src, dst, strides, kernel, dilation, pl, pr);
-  return {d, e};
+  return {d, user_scratchpad(), e};
 #endif
 }
 
@@ -257,10 +298,10 @@ inline pooling_backward::primitive_desc pool_bwd(
     const memory::dims& strides, const memory::dims& kernel, const memory::dims& dilation,
     const memory::dims& pl, const memory::dims& pr, const pooling_forward::primitive_desc& hint) {
 #if PHX_DNNL_V3
-  return {e, alg, diff_src, diff_dst, strides, kernel, dilation, pl, pr, hint};
+  return {e, alg, diff_src, diff_dst, strides, kernel, dilation, pl, pr, hint, user_scratchpad()};
 #else
   pooling_backward::desc d(alg, diff_src, diff_dst, strides, kernel, dilation, pl, pr);
-  return {d, e, hint};
+  return {d, user_scratchpad(), e, hint};
 #endif
 }
 
@@ -268,10 +309,10 @@ inline softmax_forward::primitive_desc softmax_fwd(const engine& e, prop_kind pr
                                                    const memory::desc& data, int axis) {
   const algorithm alg = log ? algorithm::softmax_log : algorithm::softmax_accurate;
 #if PHX_DNNL_V3
-  return {e, prop, alg, data, data, axis};
+  return {e, prop, alg, data, data, axis, user_scratchpad()};
 #else
   softmax_forward::desc d(prop, alg, data, data, axis);
-  return {d, e};
+  return {d, user_scratchpad(), e};
 #endif
 }
 
@@ -280,10 +321,10 @@ inline softmax_backward::primitive_desc softmax_bwd(const engine& e, bool log,
                                                     const softmax_forward::primitive_desc& hint) {
   const algorithm alg = log ? algorithm::softmax_log : algorithm::softmax_accurate;
 #if PHX_DNNL_V3
-  return {e, alg, data, data, data, axis, hint};
+  return {e, alg, data, data, data, axis, hint, user_scratchpad()};
 #else
   softmax_backward::desc d(alg, data, data, data, axis);
-  return {d, e, hint};
+  return {d, user_scratchpad(), e, hint};
 #endif
 }
 
@@ -291,20 +332,20 @@ inline dnnl::binary::primitive_desc binary_pd(const engine& e, algorithm alg,
                                               const memory::desc& src0, const memory::desc& src1,
                                               const memory::desc& dst) {
 #if PHX_DNNL_V3
-  return {e, alg, src0, src1, dst};
+  return {e, alg, src0, src1, dst, user_scratchpad()};
 #else
   dnnl::binary::desc d(alg, src0, src1, dst);
-  return {d, e};
+  return {d, user_scratchpad(), e};
 #endif
 }
 
 inline dnnl::matmul::primitive_desc matmul_pd(const engine& e, const memory::desc& a,
                                               const memory::desc& b, const memory::desc& c) {
 #if PHX_DNNL_V3
-  return {e, a, b, c};
+  return {e, a, b, c, user_scratchpad()};
 #else
   dnnl::matmul::desc d(a, b, c);
-  return {d, e};
+  return {d, user_scratchpad(), e};
 #endif
 }
 

@@ -2,6 +2,9 @@
 
 #include <omp.h>
 
+#include "core/allocator.h"
+#include "dnnl/compat.h"
+
 namespace phalanx::dnnl_util {
 
 const dnnl::engine& cpu_engine() {
@@ -42,9 +45,46 @@ Tensor float_input(const Tensor& t, const char* op, const char* arg) {
   return t.contiguous();
 }
 
+namespace {
+
+// The calling thread's scratchpad: grown to the largest a primitive needed, kept for the
+// thread's life (primitives run one at a time per thread; their OpenMP workers share it).
+class ThreadScratchpad {
+ public:
+  void* get(size_t nbytes) {
+    if (nbytes > size_) {
+      release();
+      data_ = allocate_bytes(nbytes);
+      size_ = nbytes;
+    }
+    return data_;
+  }
+  ~ThreadScratchpad() { release(); }
+
+ private:
+  void release() {
+    if (data_) free_bytes(data_, size_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace
+
 void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args) {
   auto& s = thread_stream();
-  p.execute(s, args);
+  const dnnl::memory::desc pad = dnnl_compat::scratchpad_desc(p);
+  const size_t nbytes = pad.get_size();
+  if (nbytes == 0) {
+    p.execute(s, args);
+  } else {
+    thread_local ThreadScratchpad scratchpad;
+    auto with_pad = args;
+    with_pad[DNNL_ARG_SCRATCHPAD] = dnnl::memory(pad, cpu_engine(), scratchpad.get(nbytes));
+    p.execute(s, with_pad);
+  }
   s.wait();
 }
 

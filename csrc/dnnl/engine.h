@@ -20,6 +20,9 @@ dnnl::memory plain_memory(const Tensor& t, const dnnl::memory::desc& md);
 // Checks a tensor is float32 and returns it contiguous; TypeError names op and argument.
 Tensor float_input(const Tensor& t, const char* op, const char* arg);
 
+// Runs a primitive on the calling thread's stream, passing it the thread's scratchpad (every
+// primitive is made with a user scratchpad, see compat.h): safe on any number of threads, also
+// for one primitive shared by them.
 void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args);
 
 // Sets the compute threads (OpenMP) used by oneDNN and phalanx's own loops.

@@ -12,7 +12,7 @@ std::atomic<uint64_t> g_data{0}, g_weights{0}, g_to_plain{0};
 
 void run_reorder(const dnnl::memory& src, const dnnl::memory& dst) {
   // oneDNN caches reorder primitives internally; creating one for a seen pair is cheap.
-  dnnl::reorder r(src, dst);
+  dnnl::reorder r(dnnl::reorder::primitive_desc(src, dst, dnnl_compat::user_scratchpad()));
   execute(r, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
 }
 }  // namespace
@@ -47,12 +47,14 @@ dnnl::memory::desc desc_of(const Tensor& t) {
 }
 
 dnnl::memory::desc desc_of(const Tensor& t, const Shape& logical) {
-  if (t.is_blocked()) return static_cast<const DnnlLayout&>(*t.impl()->layout).desc();
+  if (auto layout = t.layout()) return static_cast<const DnnlLayout&>(*layout).desc();
   return plain_desc(logical);
 }
 
 std::string layout_key(const Tensor& t) {
-  return t.is_blocked() ? dnnl_compat::md_key(desc_of(t)) : std::string("plain");
+  auto layout = t.layout();
+  return layout ? dnnl_compat::md_key(static_cast<const DnnlLayout&>(*layout).desc())
+                : std::string("plain");
 }
 
 dnnl::memory memory_of(const Tensor& t, const dnnl::memory::desc& md) {
@@ -80,7 +82,8 @@ void reorder_into(const dnnl::memory& src, const dnnl::memory& dst, ReorderKind 
 
 Tensor reorder_to(const Tensor& t, const Shape& logical, const dnnl::memory::desc& md,
                   ReorderKind kind) {
-  Tensor src = t.is_blocked() ? t : t.contiguous();
+  Tensor src = t.stable();
+  if (!src.is_blocked()) src = src.contiguous();
   auto have = desc_of(src, logical);
   if (have == md) return src;
   Tensor out = empty_like_desc(t.sizes(), md);
@@ -96,7 +99,8 @@ Tensor dnnl_input(const Tensor& t, const char* op, const char* arg) {
   PHX_CHECK(t.defined(), ValueError, op, ": argument '", arg, "' is missing");
   PHX_CHECK(t.dtype() == DType::Float32, TypeError, op, ": expected '", arg,
             "' to be float32, got ", t.describe());
-  return t.is_blocked() ? t : t.contiguous();
+  Tensor s = t.stable();  // see Tensor::stable: the bytes this op reads stay put
+  return s.is_blocked() ? s : s.contiguous();
 }
 
 }  // namespace phalanx::dnnl_util

@@ -1,5 +1,10 @@
 // Primitives are created once per (op, shapes, layouts, attributes) and reused: creating one
 // costs far more than running a small one. Keys are strings built by the ops.
+//
+// Threads: one process-wide cache, every member under its lock; a primitive it returns may be
+// executed by several threads at once, because each execution brings its own scratchpad
+// (dnnl_util::execute). Two threads missing the same key both create the primitive; the first
+// stored is kept and returned to both.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -43,8 +48,14 @@ class PrimitiveCache {
     return made;
   }
 
-  uint64_t hits() const { return hits_; }
-  uint64_t misses() const { return misses_; }  // = primitives created
+  uint64_t hits() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return hits_;
+  }
+  uint64_t misses() const {  // = primitives created
+    std::lock_guard<std::mutex> lock(mutex_);
+    return misses_;
+  }
   size_t size() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return map_.size();

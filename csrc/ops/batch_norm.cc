@@ -1,5 +1,7 @@
 #include "ops/batch_norm.h"
 
+#include <mutex>
+
 #include "core/factory.h"
 #include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
@@ -58,6 +60,11 @@ std::shared_ptr<FwdEntry> forward_entry(const memory::desc& md, const std::strin
       });
 }
 
+std::mutex& running_stats_mutex() {  // one for all modules: held for two C-length loops
+  static std::mutex m;
+  return m;
+}
+
 Tensor channel_param(const Tensor& t, int64_t C, const char* name) {
   Tensor c = float_input(t, "batch_norm", name);
   PHX_CHECK(c.dim() == 1 && c.size(0) == C, ValueError, "batch_norm: ", name, " must have shape [",
@@ -111,6 +118,10 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
   args[DNNL_ARG_MEAN] = plain_memory(r.mean);
   args[DNNL_ARG_VARIANCE] = plain_memory(r.var);
   execute(e->prim, args);
+  // Threads: one module's forward may run on several threads (training mode too); each
+  // update of the running statistics is a read-modify-write done whole, under a lock, so the
+  // result is that of some serial order of the calls.
+  std::lock_guard<std::mutex> lock(running_stats_mutex());
   if (training && running_mean.defined()) {
     channel_param(running_mean, C, "running_mean");
     PHX_CHECK(running_mean.is_contiguous(), ValueError,

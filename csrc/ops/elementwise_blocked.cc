@@ -10,7 +10,8 @@ namespace phalanx::ops {
 using namespace phalanx::dnnl_util;
 namespace compat = phalanx::dnnl_compat;
 
-Tensor blocked_binary(BinaryOp op, const Tensor& a, const Tensor& b) {
+Tensor blocked_binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = a_in.stable(), b = b_in.stable();  // layouts that stay as checked below
   dnnl::algorithm alg;
   switch (op) {
     case BinaryOp::Add:
