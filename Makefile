@@ -56,8 +56,9 @@ test-tsan: $(STAMP)
 	  -DPHALANX_BUILD_TESTS=ON -DPython_EXECUTABLE=$$(which $(PYTHON))
 	cmake --build $(TSAN_DIR) -j $(JOBS) --target phalanx_core_tests _C
 	$(TSAN_ENV) $(TSAN_DIR)/phalanx_core_tests --gtest_filter='Threads.*'
+	# the real interpreter: a pyenv shim is a shell script, which the preloaded runtime breaks
 	$(TSAN_ENV) PHX_THREAD_ITERS=0.2 PHX_THREAD_TIMEOUT=600 LD_PRELOAD="$(TSAN_RT)" \
-	  scripts/run_with_extension.sh $(TSAN_DIR) -m pytest tests/python/test_threads.py -x -q \
+	  PYTHON=$$($(PYTHON) -c 'import sys; print(sys.executable)') scripts/run_with_extension.sh $(TSAN_DIR) -m pytest tests/python/test_threads.py -x -q \
 	  -p no:cacheprovider
 
 # Data-parallel training on 2 local ranks (the launcher gives each rank one of the 2 cores).
