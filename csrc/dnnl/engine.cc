@@ -2,7 +2,9 @@
 
 #include <omp.h>
 
-#include "core/allocator.h"
+#include <cstdlib>
+
+#include "core/error.h"
 #include "dnnl/compat.h"
 
 namespace phalanx::dnnl_util {
@@ -49,12 +51,16 @@ namespace {
 
 // The calling thread's scratchpad: grown to the largest a primitive needed, kept for the
 // thread's life (primitives run one at a time per thread; their OpenMP workers share it).
+// From malloc, like oneDNN's own scratchpad was: not tensor memory, so memory_stats() and
+// the caching allocator see only tensors.
 class ThreadScratchpad {
  public:
   void* get(size_t nbytes) {
     if (nbytes > size_) {
       release();
-      data_ = allocate_bytes(nbytes);
+      const size_t rounded = (nbytes + 63) / 64 * 64;  // aligned_alloc wants a multiple
+      data_ = std::aligned_alloc(64, rounded);
+      PHX_CHECK(data_, Error, "out of memory allocating a ", nbytes, "-byte oneDNN scratchpad");
       size_ = nbytes;
     }
     return data_;
@@ -63,7 +69,7 @@ class ThreadScratchpad {
 
  private:
   void release() {
-    if (data_) free_bytes(data_, size_);
+    std::free(data_);
     data_ = nullptr;
     size_ = 0;
   }

@@ -6,6 +6,8 @@
 //  - storages that can change without a bump (numpy memory, tensors with live numpy views)
 //    cache nothing;
 //  - entries die with the storage, so a freed and reused address can never match.
+// Threads: entries are immutable and swapped whole under the storage's lock (core/storage.cc);
+// two threads missing at once both reorder, and either result is kept.
 #pragma once
 #include <dnnl.hpp>
 
