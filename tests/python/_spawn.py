@@ -40,6 +40,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie left for an init that does not reap counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
 def python_env(**extra: str) -> dict[str, str]:
     """This process's environment with PYTHONPATH set to this test's sys.path, plus `extra`."""
     env = dict(os.environ)

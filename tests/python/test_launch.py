@@ -18,7 +18,7 @@ import subprocess
 import time
 
 import pytest
-from _spawn import PYTHON, python_env, run_python, start_python
+from _spawn import PYTHON, alive, python_env, run_python, start_python
 
 from phalanx.distributed import launch
 from phalanx.distributed._launch.hosts import parse_hosts
@@ -45,15 +45,6 @@ def env_for_launcher(**extra) -> dict:
 def run_launch(args, timeout=TIMEOUT, **env):
     # (the harness keeps the progress lines' \r as they are)
     return run_python(LAUNCH + list(args), env=env_for_launcher(**env), timeout=timeout)
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie left for an init that does not reap counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
 
 
 def rank_pids(pid_dir) -> list[int]:

@@ -11,18 +11,9 @@ import sys
 import time
 
 import pytest
-from _spawn import PYTHON, Ranks, World, call, run_python, run_ranks, serve
+from _spawn import PYTHON, Ranks, World, alive, call, run_python, run_ranks, serve
 
 import phalanx
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
 
 
 def gone_within(pids, seconds: float) -> bool:
