@@ -10,6 +10,7 @@
 #include "dnnl/primitive_cache.h"
 #include "ops/max_pool_small_c.h"
 #include "ops/window.h"
+#include "ops/window_args.h"
 
 namespace phalanx::ops {
 
@@ -27,10 +28,9 @@ void check_input(const Tensor& x, const char* op) {
 
 void check_params(const Pool2dParams& p, const char* op, bool dilated) {
   for (int i = 0; i < 2; ++i) {
-    PHX_CHECK(p.kernel[i] > 0, ValueError, op, ": kernel_size must be positive, got ", p.kernel[i]);
-    PHX_CHECK(p.stride[i] > 0, ValueError, op, ": stride must be positive, got ", p.stride[i]);
-    PHX_CHECK(p.dilation[i] > 0, ValueError, op, ": dilation must be positive, got ",
-              p.dilation[i]);
+    check_window_arg(op, "kernel_size", p.kernel[i], 1);
+    check_window_arg(op, "stride", p.stride[i], 1);
+    check_window_arg(op, "dilation", p.dilation[i], 1);
     int64_t eff = dilated ? p.dilation[i] * (p.kernel[i] - 1) + 1 : p.kernel[i];
     PHX_CHECK(p.padding[i] >= 0 && p.padding[i] <= eff / 2, ValueError, op,
               ": padding should be at most half of effective kernel size, but got pad=",
