@@ -11,6 +11,7 @@
 #include "ops/max_pool_small_c.h"
 #include "ops/window.h"
 #include "ops/window_args.h"
+#include "ops/zero_size.h"
 
 namespace phalanx::ops {
 
@@ -20,10 +21,14 @@ namespace compat = phalanx::dnnl_compat;
 
 namespace {
 
-void check_input(const Tensor& x, const char* op) {
+void check_input(const Tensor& x, const char* op, bool channels_may_be_empty = false) {
+  // An empty batch is fine (the output is empty too); PyTorch refuses empty channels, except
+  // for adaptive pooling.
   PHX_CHECK(x.dim() == 4, ValueError, op, ": expected a 4-D input (N, C, H, W), got ",
             x.describe());
-  PHX_CHECK(x.size(0) > 0 && x.size(1) > 0, ValueError, op, ": empty input ", x.describe());
+  PHX_CHECK(channels_may_be_empty || x.size(1) > 0, ValueError, op,
+            ": expected a non-empty channel dimension (only the ", "batch may be 0), got input ",
+            x.describe());
 }
 
 void check_params(const Pool2dParams& p, const char* op, bool dilated) {
@@ -93,6 +98,8 @@ std::shared_ptr<MaxFwdEntry> max_forward_entry(const MaxSetup& s) {
 MaxPoolResult max_pool2d_forward(const Tensor& x_in, const Pool2dParams& p) {
   Tensor x = dnnl_input(x_in, "max_pool2d", "input");
   MaxSetup s = max_setup(x, p);
+  if (has_no_elements(x))
+    return {Tensor::empty({s.N, s.C, s.h.out, s.w.out}), Tensor::empty({0}, DType::UInt8)};
   if (small_c_max_pool_applies(x)) return small_c_max_pool2d_forward(x, p, s.h, s.w);
   x = reorder_to(x, s.src, ReorderKind::Data);
   auto e = max_forward_entry(s);
@@ -110,6 +117,7 @@ Tensor max_pool2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor
                            const Pool2dParams& p) {
   Tensor x = dnnl_input(x_in, "max_pool2d_backward", "input");
   MaxSetup s = max_setup(x, p);
+  if (has_no_elements(x)) return zeros(x.sizes());
   if (workspace.dtype() == DType::Int32) {  // the forward took the direct loop
     // x may have gone plain since (the argmaxes index planes, so either layout works); a
     // blocked layout other than channels-last is brought back to plain.
@@ -240,7 +248,7 @@ Tensor avg_pool2d_backward(const Tensor& dy, const Tensor& x, const Pool2dParams
 
 Tensor adaptive_avg_pool2d_forward(const Tensor& x_in, std::array<int64_t, 2> out) {
   Tensor x = float_input(x_in, "adaptive_avg_pool2d", "input");
-  check_input(x, "adaptive_avg_pool2d");
+  check_input(x, "adaptive_avg_pool2d", true);
   PHX_CHECK(out[0] > 0 && out[1] > 0, ValueError,
             "adaptive_avg_pool2d: output_size must be positive, got (", out[0], ", ", out[1], ")");
   PHX_CHECK(x.size(2) > 0 && x.size(3) > 0, ValueError, "adaptive_avg_pool2d: empty spatial input ",
