@@ -2,6 +2,8 @@
 
 #include <mutex>
 
+#include "ops/zero_size.h"
+
 #include "core/factory.h"
 #include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
@@ -151,6 +153,11 @@ BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
                                    double eps, std::array<bool, 3> need) {
   Tensor x = dnnl_input(x_in, "batch_norm_backward", "input");
   Shape s = as_4d(x);
+  if (has_no_elements(x)) {  // no samples (or no spatial extent): every sum is empty
+    const bool affine = weight.defined();
+    return {zero_grad_if(need[0], x.sizes()), zero_grad_if(need[1] && affine, {s[1]}),
+            zero_grad_if(need[2] && affine, {s[1]})};
+  }
   x = normalisable(x, s);  // already done when given the forward's r.x
   const memory::desc md = data_desc(x, s);
   Tensor dy =

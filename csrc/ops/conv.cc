@@ -7,6 +7,7 @@
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
 #include "dnnl/weight_cache.h"
+#include "ops/window_args.h"
 
 namespace phalanx::ops {
 
@@ -33,11 +34,10 @@ ConvSetup setup(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
             w.describe());
   PHX_CHECK(p.groups > 0, ValueError, "conv2d: groups must be positive, got ", p.groups);
   for (int i = 0; i < 2; ++i) {
-    PHX_CHECK(p.stride[i] > 0, ValueError, "conv2d: stride must be positive, got ", p.stride[i]);
-    PHX_CHECK(p.dilation[i] > 0, ValueError, "conv2d: dilation must be positive, got ",
-              p.dilation[i]);
-    PHX_CHECK(p.padding[i] >= 0, ValueError, "conv2d: padding must be non-negative, got ",
-              p.padding[i]);
+    check_window_arg("conv2d", "stride", p.stride[i], 1);
+    check_window_arg("conv2d", "dilation", p.dilation[i], 1);
+    check_window_arg("conv2d", "padding", p.padding[i], 0);
+    check_window_arg("conv2d", "kernel size (weight.shape[2:])", w.size(2 + i), 1);
   }
   ConvSetup s{};
   s.N = x.size(0), s.C = x.size(1), s.H = x.size(2), s.W = x.size(3);

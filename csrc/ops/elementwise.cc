@@ -97,6 +97,14 @@ Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
   if (op == BinaryOp::Div) compute = DType::Float32;
   PHX_CHECK(!(compute == DType::Bool && (op == BinaryOp::Sub || op == BinaryOp::Pow)), TypeError,
             name, ": not supported on bool tensors; use logical operators or convert first");
+  if (op == BinaryOp::Pow && !is_floating(compute)) {
+    // x ** -n is a fraction, which an integer result would silently truncate (2 ** -1 -> 0).
+    Tensor e = b_in.contiguous().to(DType::Int64);
+    const int64_t* p = e.data<int64_t>();
+    for (int64_t i = 0; i < e.numel(); ++i)
+      PHX_CHECK(p[i] >= 0, ValueError,
+                "Integers to negative integer powers are not allowed. (exponent ", p[i], ")");
+  }
   DType result = binary_result_dtype(op, a_in.dtype(), b_in.dtype());
   if (Tensor r = blocked_binary(op, a_in, b_in); r.defined()) return r;
   Tensor a = a_in.contiguous().to(compute).expand(shape);

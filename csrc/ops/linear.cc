@@ -1,8 +1,10 @@
 #include "ops/linear.h"
 
+#include "core/factory.h"
 #include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
+#include "ops/reduce.h"
 
 namespace phalanx::ops {
 
@@ -68,6 +70,12 @@ LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
   check_linear(x, w);
   const int64_t N = x.size(0), I = x.size(1), O = w.size(0);
   LinearGrads g;
+  if (N == 0 || I == 0 || O == 0) {  // oneDNN has no empty inner product: the sums are empty
+    if (need[0]) g.dx = zeros({N, I});
+    if (need[1]) g.dw = zeros({O, I});
+    if (need[2] && has_bias) g.db = N ? sum(dy, {0}, false) : zeros({O});
+    return g;
+  }
   auto fwd = forward_entry(N, I, O, has_bias);
   if (need[0]) {
     auto e = cached<dnnl::inner_product_backward_data>(cache_key("ip_bwd_data", N, I, O), [&] {

@@ -10,6 +10,8 @@
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
 #include "ops/max_pool_direct.h"
+#include "ops/window_args.h"
+#include "ops/zero_size.h"
 
 namespace phalanx::ops {
 
@@ -19,18 +21,21 @@ namespace compat = phalanx::dnnl_compat;
 
 namespace {
 
-void check_input(const Tensor& x, const char* op) {
+void check_input(const Tensor& x, const char* op, bool channels_may_be_empty = false) {
+  // An empty batch is fine (the output is empty too); PyTorch refuses empty channels, except
+  // for adaptive pooling.
   PHX_CHECK(x.dim() == 4, ValueError, op, ": expected a 4-D input (N, C, H, W), got ",
             x.describe());
-  PHX_CHECK(x.size(0) > 0 && x.size(1) > 0, ValueError, op, ": empty input ", x.describe());
+  PHX_CHECK(channels_may_be_empty || x.size(1) > 0, ValueError, op,
+            ": expected a non-empty channel dimension (only the ", "batch may be 0), got input ",
+            x.describe());
 }
 
 void check_params(const Pool2dParams& p, const char* op, bool dilated) {
   for (int i = 0; i < 2; ++i) {
-    PHX_CHECK(p.kernel[i] > 0, ValueError, op, ": kernel_size must be positive, got ", p.kernel[i]);
-    PHX_CHECK(p.stride[i] > 0, ValueError, op, ": stride must be positive, got ", p.stride[i]);
-    PHX_CHECK(p.dilation[i] > 0, ValueError, op, ": dilation must be positive, got ",
-              p.dilation[i]);
+    check_window_arg(op, "kernel_size", p.kernel[i], 1);
+    check_window_arg(op, "stride", p.stride[i], 1);
+    check_window_arg(op, "dilation", p.dilation[i], 1);
     int64_t eff = dilated ? p.dilation[i] * (p.kernel[i] - 1) + 1 : p.kernel[i];
     PHX_CHECK(p.padding[i] >= 0 && p.padding[i] <= eff / 2, ValueError, op,
               ": padding should be at most half of effective kernel size, but got pad=",
@@ -90,6 +95,8 @@ std::shared_ptr<MaxFwdEntry> max_forward_entry(const MaxSetup& s) {
 MaxPoolResult max_pool2d_forward(const Tensor& x_in, const Pool2dParams& p) {
   Tensor x = dnnl_input(x_in, "max_pool2d", "input");
   MaxSetup s = max_setup(x, p);
+  if (has_no_elements(x))
+    return {Tensor::empty({s.N, s.C, s.h.out, s.w.out}), Tensor::empty({0}, DType::UInt8)};
   if (direct_max_pool_applies(x)) return direct_max_pool2d_forward(x, p, s.h, s.w);
   x = reorder_to(x, s.src, ReorderKind::Data);
   auto e = max_forward_entry(s);
@@ -107,6 +114,7 @@ Tensor max_pool2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor
                            MaxPoolKernel kernel, const Pool2dParams& p) {
   Tensor x = dnnl_input(x_in, "max_pool2d_backward", "input");
   MaxSetup s = max_setup(x, p);
+  if (has_no_elements(x)) return zeros(x.sizes());
   if (kernel == MaxPoolKernel::Direct) {
     // x may have gone plain since (the argmaxes index planes, so either layout works); a
     // blocked layout other than channels-last is brought back to plain.
@@ -233,7 +241,7 @@ Tensor avg_pool2d_backward(const Tensor& dy, const Tensor& x, const Pool2dParams
 
 Tensor adaptive_avg_pool2d_forward(const Tensor& x_in, std::array<int64_t, 2> out) {
   Tensor x = float_input(x_in, "adaptive_avg_pool2d", "input");
-  check_input(x, "adaptive_avg_pool2d");
+  check_input(x, "adaptive_avg_pool2d", true);
   PHX_CHECK(out[0] > 0 && out[1] > 0, ValueError,
             "adaptive_avg_pool2d: output_size must be positive, got (", out[0], ", ", out[1], ")");
   PHX_CHECK(x.size(2) > 0 && x.size(3) > 0, ValueError, "adaptive_avg_pool2d: empty spatial input ",

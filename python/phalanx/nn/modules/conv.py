@@ -8,6 +8,7 @@ from ... import _C
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
+from ._arguments import check_count, check_window
 from .module import Module
 
 
@@ -55,6 +56,13 @@ class Conv2d(Module):
             raise ValueError(
                 f"Conv2d: padding_mode '{padding_mode}' is not supported; only 'zeros'"
             )
+        check_count("Conv2d", "in_channels", in_channels)
+        check_count("Conv2d", "out_channels", out_channels)
+        check_window("Conv2d", "kernel_size", kernel_size, 1)
+        check_window("Conv2d", "stride", stride, 1)
+        check_window("Conv2d", "dilation", dilation, 1)
+        if not isinstance(padding, str):
+            check_window("Conv2d", "padding", padding, 0)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = _pair(kernel_size)

@@ -8,6 +8,7 @@ from ... import _C
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
+from ._arguments import check_count
 from .module import Module
 
 
@@ -16,6 +17,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
+        check_count("Linear", "in_features", in_features)
+        check_count("Linear", "out_features", out_features)
         self.in_features = in_features
         self.out_features = out_features
         self.weight = Parameter(_C.empty([out_features, in_features]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import functional as F
+from ._arguments import check_pool_padding, check_window
 from .module import Module
 
 
@@ -19,6 +20,12 @@ class MaxPool2d(Module):
         super().__init__()
         if return_indices:
             raise ValueError("MaxPool2d: return_indices=True is not supported")
+        check_window("MaxPool2d", "kernel_size", kernel_size, 1)
+        if stride is not None:
+            check_window("MaxPool2d", "stride", stride, 1)
+        check_window("MaxPool2d", "padding", padding, 0)
+        check_window("MaxPool2d", "dilation", dilation, 1)
+        check_pool_padding("MaxPool2d", kernel_size, padding)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
@@ -51,6 +58,11 @@ class AvgPool2d(Module):
         super().__init__()
         if divisor_override is not None:
             raise ValueError("AvgPool2d: divisor_override is not supported")
+        check_window("AvgPool2d", "kernel_size", kernel_size, 1)
+        if stride is not None:
+            check_window("AvgPool2d", "stride", stride, 1)
+        check_window("AvgPool2d", "padding", padding, 0)
+        check_pool_padding("AvgPool2d", kernel_size, padding)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
