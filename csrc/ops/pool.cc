@@ -246,6 +246,9 @@ Tensor adaptive_avg_pool2d_forward(const Tensor& x_in, std::array<int64_t, 2> ou
             "adaptive_avg_pool2d: output_size must be positive, got (", out[0], ", ", out[1], ")");
   PHX_CHECK(x.size(2) > 0 && x.size(3) > 0, ValueError, "adaptive_avg_pool2d: empty spatial input ",
             x.describe());
+  // The window tables below have one entry per output row and column: an output no tensor
+  // could hold is refused (MemoryError naming its shape) before they are built.
+  storage_nbytes({x.size(0), x.size(1), out[0], out[1]}, x.dtype());
   return window_avg_forward(x, adaptive_windows(x.size(2), out[0]),
                             adaptive_windows(x.size(3), out[1]));
 }

@@ -82,3 +82,11 @@ def test_empty_tensors_with_huge_dimensions_still_work():
 def test_ordinary_sizes_unaffected():
     assert phalanx.zeros(3, 4).sum().item() == 0
     assert phalanx.ones((2, 3)).shape == (2, 3)
+
+
+def test_adaptive_pool_to_an_impossible_output_names_its_shape():
+    # Its window tables (one entry per output row and column) used to be built first: a bare
+    # std::bad_alloc.
+    x = phalanx.zeros(1, 1, 2, 2)
+    with pytest.raises(MemoryError, match=r"\[1, 1, 1099511627776, 1099511627776\]"):
+        phalanx.nn.functional.adaptive_avg_pool2d(x, (2**40, 2**40))
