@@ -61,6 +61,32 @@ CASES = {
         lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(x, 1),
         [(0, 2, 4, 4)],
     ),
+    "conv_batch0": (
+        lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b),
+        [(0, 3, 5, 5), (4, 3, 3, 3), (4,)],
+    ),
+    "conv_batch0_no_bias_16c": (
+        lambda lib, x, w: lib.nn.functional.conv2d(x, w),
+        [(0, 16, 6, 6), (16, 16, 3, 3)],
+    ),
+    "conv_batch0_stride_padding": (
+        lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, stride=2, padding=1),
+        [(0, 4, 5, 5), (6, 4, 3, 3), (6,)],
+    ),
+    "conv_batch0_groups": (
+        lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, groups=2),
+        [(0, 4, 5, 5), (6, 2, 3, 3), (6,)],
+    ),
+    "conv_batch0_depthwise": (
+        lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, padding=1, groups=4),
+        [(0, 4, 5, 5), (4, 1, 3, 3), (4,)],
+    ),
+    "bn_train_batch0_2d": (lambda lib, x, w, b: _bn(lib, x, w, b, True), [(0, 3), (3,), (3,)]),
+    "bn_train_batch0_4d": (
+        lambda lib, x, w, b: _bn(lib, x, w, b, True),
+        [(0, 3, 2, 2), (3,), (3,)],
+    ),
+    "bn_train_spatial0": (lambda lib, x, w, b: _bn(lib, x, w, b, True), [(2, 3, 0, 2), (3,), (3,)]),
 }
 
 
@@ -106,3 +132,62 @@ def test_adaptive_pooling_with_no_channels_works_forward_like_torch():
     assert tuple(y.shape) == tuple(ref.shape)
     y.sum().backward()
     assert x.grad.shape == (2, 0, 4, 4)
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_conv2d_module_on_an_empty_batch_matches_torch(groups):
+    ours = phalanx.nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=groups)
+    theirs = torch.nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=groups)
+    for lib, m in ((phalanx, ours), (torch, theirs)):
+        x = lib.zeros(0, 4, 7, 7, requires_grad=True)
+        y = m(x)
+        y.sum().backward()
+        assert tuple(y.shape) == (0, 8, 4, 4) and tuple(x.grad.shape) == (0, 4, 7, 7)
+        assert not m.weight.grad.numpy().any() and not m.bias.grad.numpy().any()
+
+
+def test_conv2d_with_no_output_channels_is_refused_like_torch():
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.conv2d(torch.zeros(2, 4, 5, 5), torch.zeros(0, 4, 3, 3))
+    with pytest.raises(ValueError, match=r"out_channels.*\[0, 4, 3, 3\]"):
+        phalanx.nn.functional.conv2d(phalanx.zeros(2, 4, 5, 5), phalanx.zeros(0, 4, 3, 3))
+
+
+def test_conv2d_with_no_input_channels_is_refused():
+    # PyTorch returns a (2, 0, 3, 3) output here, ignoring the weight's 3 output channels;
+    # phalanx refuses it by name rather than copy that.
+    with pytest.raises(ValueError, match=r"in_channels.*\[2, 0, 5, 5\]"):
+        phalanx.nn.functional.conv2d(phalanx.zeros(2, 0, 5, 5), phalanx.zeros(3, 0, 3, 3))
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 2, 2), (2, 3, 0, 2)])
+def test_batch_norm_module_training_on_no_values_matches_torch(shape):
+    results = []
+    for lib in (phalanx, torch):
+        m = lib.nn.BatchNorm1d(3) if len(shape) == 2 else lib.nn.BatchNorm2d(3)
+        x = lib.full(shape, 0.5, requires_grad=True)
+        y = m(x)
+        y.sum().backward()
+        results.append(
+            [y.detach().numpy(), x.grad.numpy(), m.weight.grad.numpy(), m.bias.grad.numpy()]
+            + [m.running_mean.numpy(), m.running_var.numpy(), m.num_batches_tracked.numpy()]
+        )
+    for a, b in zip(*results):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+
+def test_batch_norm_training_with_one_value_per_channel_is_refused_like_torch():
+    with pytest.raises(ValueError):
+        torch.nn.functional.batch_norm(torch.zeros(1, 3, 1, 1), None, None, training=True)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        phalanx.nn.functional.batch_norm(phalanx.zeros(1, 3, 1, 1), None, None, training=True)
+
+
+def test_batch_norm_training_counts_values_over_every_spatial_axis():
+    # (1, 3, 1, 4) holds 4 values per channel: PyTorch trains on it; phalanx used to refuse
+    # it, counting only N * H.
+    x = np.arange(12, dtype=np.float32).reshape(1, 3, 1, 4)
+    ref = torch.nn.functional.batch_norm(torch.tensor(x), None, None, training=True)
+    y = phalanx.nn.functional.batch_norm(phalanx.tensor(x), None, None, training=True)
+    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
