@@ -89,6 +89,49 @@ CASES = {
     "bn_train_spatial0": (lambda lib, x, w, b: _bn(lib, x, w, b, True), [(2, 3, 0, 2), (3,), (3,)]),
 }
 
+for _act in ("relu6", "leaky_relu", "gelu", "sigmoid", "tanh"):
+    for _shape in ((0, 3), (2, 0), (0, 3, 2, 2)):
+        CASES[f"{_act}_{'x'.join(map(str, _shape))}"] = (
+            lambda lib, x, act=_act: getattr(lib.nn.functional, act)(x),
+            [_shape],
+        )
+
+# Reduction "mean" over no samples is 0/0: NaN in PyTorch, and so here.
+for _red in ("mean", "sum", "none"):
+    CASES[f"nll_loss_{_red}"] = (
+        lambda lib, x, red=_red: lib.nn.functional.nll_loss(
+            x, lib.zeros(0, dtype=lib.int64), reduction=red
+        ),
+        [(0, 3)],
+    )
+    CASES[f"cross_entropy_{_red}"] = (
+        lambda lib, x, red=_red: lib.nn.functional.cross_entropy(
+            x, lib.zeros(0, dtype=lib.int64), reduction=red
+        ),
+        [(0, 3)],
+    )
+    CASES[f"mse_loss_{_red}"] = (
+        lambda lib, x, red=_red: lib.nn.functional.mse_loss(x, lib.zeros(0, 3), reduction=red),
+        [(0, 3)],
+    )
+
+CASES.update(
+    {
+        "flatten": (lambda lib, x: x.flatten(1), [(0, 3, 2)]),
+        "flatten_module": (lambda lib, x: lib.nn.Flatten()(x), [(0, 3, 2)]),
+        "adaptive_avg_pool_batch0_2x2": (
+            lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(x, (2, 2)),
+            [(0, 3, 4, 4)],
+        ),
+        "dropout_training": (
+            lambda lib, x: lib.nn.functional.dropout(x, 0.5, training=True),
+            [(0, 3)],
+        ),
+        "max_over_nonempty_dim": (lambda lib, x: x.max(1)[0], [(0, 3)]),
+        "mean_all": (lambda lib, x: x.mean(), [(0, 3)]),
+    }
+)
+
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_zero_size_forward_and_backward_match_torch(name):
@@ -191,3 +234,55 @@ def test_batch_norm_training_counts_values_over_every_spatial_axis():
     ref = torch.nn.functional.batch_norm(torch.tensor(x), None, None, training=True)
     y = phalanx.nn.functional.batch_norm(phalanx.tensor(x), None, None, training=True)
     np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["max", "min", "argmax", "argmin"])
+@pytest.mark.parametrize("dim", [None, 0])
+def test_extremes_over_no_elements_are_refused_like_torch(op, dim):
+    args = () if dim is None else (dim,)
+    with pytest.raises((RuntimeError, IndexError)):
+        getattr(torch.zeros(0, 3), op)(*args)
+    error = ValueError if dim is None else IndexError
+    what = "non-empty tensor" if dim is None else "zero-size dimension 0"
+    with pytest.raises(error, match=rf"^{op}\(\): .*{what}.*\[0, 3\]"):
+        getattr(phalanx.zeros(0, 3), op)(*args)
+
+
+OPTIMIZERS = {
+    "sgd_momentum_decay": lambda lib, ps: lib.optim.SGD(
+        ps, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True
+    ),
+    "adam": lambda lib, ps: lib.optim.Adam(ps, lr=0.1, weight_decay=0.1),
+    "adamw": lambda lib, ps: lib.optim.AdamW(ps, lr=0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizers_step_a_zero_size_parameter_like_torch(name):
+    results = []
+    for lib in (phalanx, torch):
+        empty = lib.nn.Parameter(lib.zeros(0, 3))
+        full = lib.nn.Parameter(lib.full((2, 3), 0.5))
+        opt = OPTIMIZERS[name](lib, [empty, full])
+        for _ in range(2):
+            opt.zero_grad()
+            (empty.sum() + (full * full).sum()).backward()
+            opt.step()
+        results.append((empty.detach().numpy(), full.detach().numpy()))
+    for a, b in zip(*results):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_lars_steps_a_zero_size_parameter():
+    # No PyTorch reference: the trust ratio of a parameter with no elements (norm 0) must not
+    # turn the step into NaN for it or for the others.
+    empty = phalanx.nn.Parameter(phalanx.zeros(0, 3))
+    full = phalanx.nn.Parameter(phalanx.full((2, 3), 0.5))
+    opt = phalanx.optim.LARS([empty, full], lr=0.1, weight_decay=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        (empty.sum() + (full * full).sum()).backward()
+        opt.step()
+    assert empty.shape == (0, 3)
+    assert np.isfinite(full.detach().numpy()).all() and (full.detach().numpy() < 0.5).all()
