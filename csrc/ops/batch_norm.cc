@@ -86,7 +86,9 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
   PHX_CHECK(weight.defined() == bias.defined(), ValueError,
             "batch_norm: weight and bias must be given together");
   const bool affine = weight.defined();
-  PHX_CHECK(!training || s[0] * s[2] > 1, ValueError,
+  // As PyTorch: exactly one value per channel has no variance to normalise by; none at all
+  // (an empty batch) gives an empty output and leaves the running statistics alone.
+  PHX_CHECK(!training || s[0] * s[2] * s[3] != 1, ValueError,
             "batch_norm: expected more than 1 value per channel when training, got input ",
             x.describe());
   PHX_CHECK(training || (running_mean.defined() && running_var.defined()), ValueError,

@@ -8,6 +8,7 @@
 #include "dnnl/layout.h"
 #include "dnnl/weight_cache.h"
 #include "ops/window_args.h"
+#include "ops/zero_size.h"
 
 namespace phalanx::ops {
 
@@ -43,6 +44,12 @@ ConvSetup setup(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
   s.N = x.size(0), s.C = x.size(1), s.H = x.size(2), s.W = x.size(3);
   s.OC = w.size(0), s.KH = w.size(2), s.KW = w.size(3);
   const int64_t g = p.groups;
+  // PyTorch refuses no output channels and, for no input channels, returns an output whose
+  // channel count ignores the weight; both are refused here by name. A batch of 0 is fine.
+  PHX_CHECK(s.C > 0, ValueError, "conv2d: in_channels must be positive, got input ", x.describe(),
+            " with 0 channels");
+  PHX_CHECK(s.OC > 0, ValueError, "conv2d: out_channels must be positive, got weight ",
+            w.describe(), " with 0 output channels");
   PHX_CHECK(s.C % g == 0, ValueError, "conv2d: in_channels (", s.C,
             ") must be divisible by groups (", g, ")");
   PHX_CHECK(s.OC % g == 0, ValueError, "conv2d: out_channels (", s.OC,
@@ -50,8 +57,6 @@ ConvSetup setup(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
   PHX_CHECK(w.size(1) * g == s.C, ValueError, "conv2d: weight ", w.describe(), " with groups=", g,
             " expects input with ", w.size(1) * g, " channels, but got ", s.C, " channels (input ",
             x.describe(), ")");
-  PHX_CHECK(s.N > 0 && s.C > 0 && s.OC > 0, ValueError, "conv2d: empty input or weight: input ",
-            x.describe(), ", weight ", w.describe());
   int64_t oh =
       window_out_size(s.H, s.KH, p.stride[0], p.padding[0], p.dilation[0], false, "conv2d");
   int64_t ow =
@@ -117,6 +122,8 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
     PHX_CHECK(bias.dim() == 1 && bias.size(0) == s.OC, ValueError, "conv2d: bias must have shape [",
               s.OC, "], got ", bias.describe());
   }
+  // oneDNN makes no primitive for an empty batch (or spatial extent): the output is empty.
+  if (has_no_elements(x)) return Tensor::empty({s.N, s.OC, s.h.out, s.w.out});
   auto e = forward_entry(s, bias.defined(), dnnl::prop_kind::forward_training);
   x = reorder_to(x, e->pd.src_desc(), ReorderKind::Data);
   Tensor wb = reorder_weight(w, s.wei_shape, e->pd.weights_desc(), p.cache_weight);
@@ -135,6 +142,9 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
   Tensor w = float_input(w_in, "conv2d_backward", "weight");
   Tensor dy = dnnl_input(dy_in, "conv2d_backward", "grad_output");
   ConvSetup s = setup(x, w, p);
+  if (has_no_elements(x))  // no samples: every weight/bias gradient is a sum over nothing
+    return {zero_grad_if(need[0], x.sizes()), zero_grad_if(need[1], w.sizes()),
+            zero_grad_if(need[2] && has_bias, {s.OC})};
   auto fwd = forward_entry(s, has_bias, dnnl::prop_kind::forward_training);
   Conv2dGrads g;
   if (need[0]) {

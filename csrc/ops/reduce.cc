@@ -132,11 +132,16 @@ Tensor amax_all(const Tensor& a, bool is_max) {
 }
 
 Tensor argmax(const Tensor& a, std::optional<int64_t> dim, bool keepdim, bool is_max) {
+  const char* name = is_max ? "argmax" : "argmin";  // max_dim's own errors would say max/min
   if (!dim) {
-    PHX_CHECK(a.numel() > 0, ValueError, "argmax(): expected a non-empty tensor");
+    PHX_CHECK(a.numel() > 0, ValueError, name, "(): expected a non-empty tensor, got ",
+              a.describe());
     Tensor idx = max_dim(a.reshape({-1}), 0, false, is_max).second;
     return keepdim ? idx.reshape(Shape(a.dim(), 1)) : idx;
   }
+  const int64_t d = wrap_dim(*dim, a.dim());
+  PHX_CHECK(a.dim() == 0 || a.size(d) > 0, IndexError, name,
+            "(): cannot reduce over a zero-size dimension ", d, " of ", a.describe());
   return max_dim(a, *dim, keepdim, is_max).second;
 }
 

@@ -61,7 +61,76 @@ CASES = {
         lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(x, 1),
         [(0, 2, 4, 4)],
     ),
+    "conv_batch0": (
+        lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b),
+        [(0, 3, 5, 5), (4, 3, 3, 3), (4,)],
+    ),
+    "conv_batch0_no_bias_16c": (
+        lambda lib, x, w: lib.nn.functional.conv2d(x, w),
+        [(0, 16, 6, 6), (16, 16, 3, 3)],
+    ),
+    "conv_batch0_stride_padding": (
+        lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, stride=2, padding=1),
+        [(0, 4, 5, 5), (6, 4, 3, 3), (6,)],
+    ),
+    "conv_batch0_groups": (
+        lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, groups=2),
+        [(0, 4, 5, 5), (6, 2, 3, 3), (6,)],
+    ),
+    "conv_batch0_depthwise": (
+        lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, padding=1, groups=4),
+        [(0, 4, 5, 5), (4, 1, 3, 3), (4,)],
+    ),
+    "bn_train_batch0_2d": (lambda lib, x, w, b: _bn(lib, x, w, b, True), [(0, 3), (3,), (3,)]),
+    "bn_train_batch0_4d": (
+        lambda lib, x, w, b: _bn(lib, x, w, b, True),
+        [(0, 3, 2, 2), (3,), (3,)],
+    ),
+    "bn_train_spatial0": (lambda lib, x, w, b: _bn(lib, x, w, b, True), [(2, 3, 0, 2), (3,), (3,)]),
 }
+
+for _act in ("relu6", "leaky_relu", "gelu", "sigmoid", "tanh"):
+    for _shape in ((0, 3), (2, 0), (0, 3, 2, 2)):
+        CASES[f"{_act}_{'x'.join(map(str, _shape))}"] = (
+            lambda lib, x, act=_act: getattr(lib.nn.functional, act)(x),
+            [_shape],
+        )
+
+# Reduction "mean" over no samples is 0/0: NaN in PyTorch, and so here.
+for _red in ("mean", "sum", "none"):
+    CASES[f"nll_loss_{_red}"] = (
+        lambda lib, x, red=_red: lib.nn.functional.nll_loss(
+            x, lib.zeros(0, dtype=lib.int64), reduction=red
+        ),
+        [(0, 3)],
+    )
+    CASES[f"cross_entropy_{_red}"] = (
+        lambda lib, x, red=_red: lib.nn.functional.cross_entropy(
+            x, lib.zeros(0, dtype=lib.int64), reduction=red
+        ),
+        [(0, 3)],
+    )
+    CASES[f"mse_loss_{_red}"] = (
+        lambda lib, x, red=_red: lib.nn.functional.mse_loss(x, lib.zeros(0, 3), reduction=red),
+        [(0, 3)],
+    )
+
+CASES.update(
+    {
+        "flatten": (lambda lib, x: x.flatten(1), [(0, 3, 2)]),
+        "flatten_module": (lambda lib, x: lib.nn.Flatten()(x), [(0, 3, 2)]),
+        "adaptive_avg_pool_batch0_2x2": (
+            lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(x, (2, 2)),
+            [(0, 3, 4, 4)],
+        ),
+        "dropout_training": (
+            lambda lib, x: lib.nn.functional.dropout(x, 0.5, training=True),
+            [(0, 3)],
+        ),
+        "max_over_nonempty_dim": (lambda lib, x: x.max(1)[0], [(0, 3)]),
+        "mean_all": (lambda lib, x: x.mean(), [(0, 3)]),
+    }
+)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -106,3 +175,114 @@ def test_adaptive_pooling_with_no_channels_works_forward_like_torch():
     assert tuple(y.shape) == tuple(ref.shape)
     y.sum().backward()
     assert x.grad.shape == (2, 0, 4, 4)
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_conv2d_module_on_an_empty_batch_matches_torch(groups):
+    ours = phalanx.nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=groups)
+    theirs = torch.nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=groups)
+    for lib, m in ((phalanx, ours), (torch, theirs)):
+        x = lib.zeros(0, 4, 7, 7, requires_grad=True)
+        y = m(x)
+        y.sum().backward()
+        assert tuple(y.shape) == (0, 8, 4, 4) and tuple(x.grad.shape) == (0, 4, 7, 7)
+        assert not m.weight.grad.numpy().any() and not m.bias.grad.numpy().any()
+
+
+def test_conv2d_with_no_output_channels_is_refused_like_torch():
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.conv2d(torch.zeros(2, 4, 5, 5), torch.zeros(0, 4, 3, 3))
+    with pytest.raises(ValueError, match=r"out_channels.*\[0, 4, 3, 3\]"):
+        phalanx.nn.functional.conv2d(phalanx.zeros(2, 4, 5, 5), phalanx.zeros(0, 4, 3, 3))
+
+
+def test_conv2d_with_no_input_channels_is_refused():
+    # PyTorch returns a (2, 0, 3, 3) output here, ignoring the weight's 3 output channels;
+    # phalanx refuses it by name rather than copy that.
+    with pytest.raises(ValueError, match=r"in_channels.*\[2, 0, 5, 5\]"):
+        phalanx.nn.functional.conv2d(phalanx.zeros(2, 0, 5, 5), phalanx.zeros(3, 0, 3, 3))
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 2, 2), (2, 3, 0, 2)])
+def test_batch_norm_module_training_on_no_values_matches_torch(shape):
+    results = []
+    for lib in (phalanx, torch):
+        m = lib.nn.BatchNorm1d(3) if len(shape) == 2 else lib.nn.BatchNorm2d(3)
+        x = lib.full(shape, 0.5, requires_grad=True)
+        y = m(x)
+        y.sum().backward()
+        results.append(
+            [y.detach().numpy(), x.grad.numpy(), m.weight.grad.numpy(), m.bias.grad.numpy()]
+            + [m.running_mean.numpy(), m.running_var.numpy(), m.num_batches_tracked.numpy()]
+        )
+    for a, b in zip(*results):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+
+def test_batch_norm_training_with_one_value_per_channel_is_refused_like_torch():
+    with pytest.raises(ValueError):
+        torch.nn.functional.batch_norm(torch.zeros(1, 3, 1, 1), None, None, training=True)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        phalanx.nn.functional.batch_norm(phalanx.zeros(1, 3, 1, 1), None, None, training=True)
+
+
+def test_batch_norm_training_counts_values_over_every_spatial_axis():
+    # (1, 3, 1, 4) holds 4 values per channel: PyTorch trains on it; phalanx used to refuse
+    # it, counting only N * H.
+    x = np.arange(12, dtype=np.float32).reshape(1, 3, 1, 4)
+    ref = torch.nn.functional.batch_norm(torch.tensor(x), None, None, training=True)
+    y = phalanx.nn.functional.batch_norm(phalanx.tensor(x), None, None, training=True)
+    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["max", "min", "argmax", "argmin"])
+@pytest.mark.parametrize("dim", [None, 0])
+def test_extremes_over_no_elements_are_refused_like_torch(op, dim):
+    args = () if dim is None else (dim,)
+    with pytest.raises((RuntimeError, IndexError)):
+        getattr(torch.zeros(0, 3), op)(*args)
+    error = ValueError if dim is None else IndexError
+    what = "non-empty tensor" if dim is None else "zero-size dimension 0"
+    with pytest.raises(error, match=rf"^{op}\(\): .*{what}.*\[0, 3\]"):
+        getattr(phalanx.zeros(0, 3), op)(*args)
+
+
+OPTIMIZERS = {
+    "sgd_momentum_decay": lambda lib, ps: lib.optim.SGD(
+        ps, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True
+    ),
+    "adam": lambda lib, ps: lib.optim.Adam(ps, lr=0.1, weight_decay=0.1),
+    "adamw": lambda lib, ps: lib.optim.AdamW(ps, lr=0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizers_step_a_zero_size_parameter_like_torch(name):
+    results = []
+    for lib in (phalanx, torch):
+        empty = lib.nn.Parameter(lib.zeros(0, 3))
+        full = lib.nn.Parameter(lib.full((2, 3), 0.5))
+        opt = OPTIMIZERS[name](lib, [empty, full])
+        for _ in range(2):
+            opt.zero_grad()
+            (empty.sum() + (full * full).sum()).backward()
+            opt.step()
+        results.append((empty.detach().numpy(), full.detach().numpy()))
+    for a, b in zip(*results):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_lars_steps_a_zero_size_parameter():
+    # No PyTorch reference: the trust ratio of a parameter with no elements (norm 0) must not
+    # turn the step into NaN for it or for the others.
+    empty = phalanx.nn.Parameter(phalanx.zeros(0, 3))
+    full = phalanx.nn.Parameter(phalanx.full((2, 3), 0.5))
+    opt = phalanx.optim.LARS([empty, full], lr=0.1, weight_decay=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        (empty.sum() + (full * full).sum()).backward()
+        opt.step()
+    assert empty.shape == (0, 3)
+    assert np.isfinite(full.detach().numpy()).all() and (full.detach().numpy() < 0.5).all()
