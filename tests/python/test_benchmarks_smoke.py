@@ -4,7 +4,8 @@ import json
 import os
 import re
 import subprocess
-import sys
+
+from _spawn import PYTHON, python_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(ROOT, "benchmarks")
@@ -14,7 +15,7 @@ def test_quick_benchmark_reports_tables(tmp_path):
     out_json = tmp_path / "bench.json"
     proc = subprocess.run(
         [
-            sys.executable,
+            *PYTHON,
             os.path.join(BENCH, "run.py"),
             "--quick",
             "--models",
@@ -28,6 +29,7 @@ def test_quick_benchmark_reports_tables(tmp_path):
             "--json",
             str(out_json),
         ],
+        env=python_env(),
         capture_output=True,
         text=True,
         timeout=120,

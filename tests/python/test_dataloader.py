@@ -7,12 +7,12 @@ import collections
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 
 import numpy as np
 import pytest
+from _spawn import PYTHON, python_env
 
 import phalanx
 from phalanx import _C
@@ -612,9 +612,9 @@ print("exiting", flush=True)
 
 def test_process_exits_after_a_loader_timed_out_on_a_stuck_thread():
     # Before: the stuck prefetch thread was joined at interpreter exit, which never came.
-    cmd = [sys.executable, *(["-S"] if sys.flags.no_site else []), "-c", _STUCK]
+    cmd = [*PYTHON, "-c", _STUCK]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(cmd, env=python_env(), capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"the interpreter did not exit; it printed {e.stdout!r}")
     assert done.returncode == 0, done.stderr

@@ -3,12 +3,11 @@
 No PyTorch needed: these check phalanx's own accounting (csrc/core/allocator.h).
 """
 
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
+from _spawn import PYTHON, python_env
 
 import phalanx
 import phalanx.nn.functional as F
@@ -63,9 +62,9 @@ def test_caching_can_be_turned_off():
         "print(s['cache_hits'], s['cached_bytes'], s['cache_misses'],\n"
         "      int(s['caching_allocator']))\n"
     )
-    env = dict(os.environ, PHALANX_CACHING_ALLOCATOR="0")
+    env = python_env(PHALANX_CACHING_ALLOCATOR="0")
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        [*PYTHON, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
     hits, cached, misses, on = map(int, out.stdout.split())

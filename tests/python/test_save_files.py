@@ -4,12 +4,12 @@ killed save, and several threads saving one path at once."""
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import threading
 import time
 
 import pytest
+from _spawn import PYTHON, python_env
 
 import phalanx
 from phalanx.utils.checkpoint import Checkpoint
@@ -79,11 +79,10 @@ def test_save_killed_mid_write_leaves_no_temporary_behind(tmp_path, named):
     phalanx.save({"i": -1, "w": phalanx.ones(3)}, path)
     for _ in range(2):  # one leftover per kill, before
         child = subprocess.Popen(
-            # -S as this interpreter: the phalanx under test, not the editable install
-            [sys.executable, *(["-S"] if sys.flags.no_site else []), "-c", _SAVER, path]
-            + ["1" if named else "0"],
+            [*PYTHON, "-c", _SAVER, path] + ["1" if named else "0"],
             stdout=subprocess.PIPE,
             text=True,
+            env=python_env(),
         )
         try:
             assert child.stdout.readline() == "ready\n"

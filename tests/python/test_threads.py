@@ -8,9 +8,9 @@ so a crash or a hang fails its test instead of the suite. Many iterations: races
 
 import os
 import subprocess
-import sys
 
 import pytest
+from _spawn import PYTHON, python_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Iterations per thread; PHX_THREAD_ITERS scales them (the TSan/ASan runs use fewer).
@@ -19,11 +19,13 @@ TIMEOUT = float(os.environ.get("PHX_THREAD_TIMEOUT", "240"))
 
 
 def run_workload(name, iterations, omp_threads):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env["OMP_NUM_THREADS"] = str(omp_threads)
-    cmd = [sys.executable] + (["-S"] if sys.flags.no_site else [])
-    cmd += [os.path.join(HERE, "_thread_workloads.py"), name, str(max(1, int(iterations * SCALE)))]
+    env = python_env(OMP_NUM_THREADS=str(omp_threads))
+    cmd = [
+        *PYTHON,
+        os.path.join(HERE, "_thread_workloads.py"),
+        name,
+        str(max(1, int(iterations * SCALE))),
+    ]
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired as e:
