@@ -50,6 +50,11 @@ ConvSetup setup(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
             " with 0 channels");
   PHX_CHECK(s.OC > 0, ValueError, "conv2d: out_channels must be positive, got weight ",
             w.describe(), " with 0 output channels");
+  // With samples but no rows or columns, padding would make a non-empty output from nothing;
+  // PyTorch refuses it too (only an empty batch may be empty).
+  PHX_CHECK(s.N == 0 || (s.H > 0 && s.W > 0), ValueError,
+            "conv2d: input height and width must be positive unless the batch is empty, got ",
+            x.describe());
   PHX_CHECK(s.C % g == 0, ValueError, "conv2d: in_channels (", s.C,
             ") must be divisible by groups (", g, ")");
   PHX_CHECK(s.OC % g == 0, ValueError, "conv2d: out_channels (", s.OC,

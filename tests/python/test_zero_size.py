@@ -286,3 +286,12 @@ def test_lars_steps_a_zero_size_parameter():
         opt.step()
     assert empty.shape == (0, 3)
     assert np.isfinite(full.detach().numpy()).all() and (full.detach().numpy() < 0.5).all()
+
+
+def test_conv2d_with_samples_but_no_rows_is_refused_like_torch():
+    # Padding would otherwise make a (1, 2, 2, 7) output out of nothing (it came back as
+    # uninitialised memory).
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.conv2d(torch.zeros(1, 3, 0, 5), torch.ones(2, 3, 1, 1), padding=1)
+    with pytest.raises(ValueError, match=r"height and width.*\[1, 3, 0, 5\]"):
+        phalanx.nn.functional.conv2d(phalanx.zeros(1, 3, 0, 5), phalanx.ones(2, 3, 1, 1), padding=1)
