@@ -196,8 +196,8 @@ void TCPStoreServer::accept_clients() {
       continue;
     }
     if (connections_.size() >= limits_.max_connections && !evict_unauthenticated()) {
-      ::close(fd);  // full of authenticated clients: this one waits for its retry
-      ++dropped_;
+      ++dropped_;  // full of authenticated clients: this one waits for its retry
+      ::close(fd);
       continue;
     }
     try {
@@ -209,8 +209,8 @@ void TCPStoreServer::accept_clients() {
       connections_.emplace(fd, std::move(c));
       ++open_;
     } catch (const std::exception&) {
-      ::close(fd);
       ++dropped_;
+      ::close(fd);
     }
   }
 }
@@ -229,10 +229,11 @@ void TCPStoreServer::close_connection(int fd, bool dropped) {
   if (it == connections_.end()) return;
   if (!stopping_) heartbeat_connection_closed(fd);
   heartbeat_fds_.erase(fd);
-  ::close(fd);
-  connections_.erase(it);
+  // Counted before the close: a client that sees its connection end must see the count too.
   --open_;
   if (dropped) ++dropped_;
+  connections_.erase(it);
+  ::close(fd);
 }
 
 TCPStoreServer::Step TCPStoreServer::next_read(Connection& c, size_t& want) {
