@@ -91,7 +91,10 @@ clean:
 # oneDNN 3.x check (phones build 3.x, Debian ships 2.6): the same sources built against
 # oneDNN 3.2 from PyPI wheels (GNU OpenMP runtime, like the phone builds) in a private prefix
 # under build/onednn3, then the GoogleTests and the Python tests run against that build. The
-# Python run drops the editable install's import hook so `phalanx` comes from build/onednn3/pkg.
+# Python run goes through scripts/run_with_extension.sh, as test-asan's does, so the tests and
+# every process they start import that build, never the editable install.
+# ONEDNN3_TESTS narrows the Python run (default: the whole suite).
+ONEDNN3_TESTS ?= tests/python
 ONEDNN3_DIR := build/onednn3
 ONEDNN3_PREFIX := $(CURDIR)/$(ONEDNN3_DIR)/prefix
 ONEDNN3_WHEELS := onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0
@@ -103,15 +106,12 @@ test-onednn3: $(STAMP)
 	  -DPHALANX_BUILD_PYTHON=ON -DPHALANX_BUILD_TESTS=ON \
 	  -Ddnnl_DIR=$(ONEDNN3_PREFIX)/lib/cmake/dnnl -DPython_EXECUTABLE=$$(which $(PYTHON))
 	cmake --build $(ONEDNN3_DIR)/build -j $(JOBS)
-	rm -rf $(ONEDNN3_DIR)/pkg && mkdir -p $(ONEDNN3_DIR)/pkg
-	cp -r python/phalanx $(ONEDNN3_DIR)/pkg/ && cp $(ONEDNN3_DIR)/build/_C*.so $(ONEDNN3_DIR)/pkg/phalanx/
 	ctest --test-dir $(ONEDNN3_DIR)/build --output-on-failure --timeout 300; cpp=$$?; \
-	$(PYTHON) -c 'import sys; \
-	  sys.meta_path[:] = [f for f in sys.meta_path if "ScikitBuild" not in type(f).__name__]; \
-	  sys.path.insert(0, "$(CURDIR)/$(ONEDNN3_DIR)/pkg"); import phalanx; \
+	scripts/run_with_extension.sh $(ONEDNN3_DIR)/build -c 'import phalanx; \
 	  v = phalanx._C._onednn_version(); print("phalanx._C:", phalanx._C.__file__, "oneDNN", v); \
-	  assert phalanx._C.__file__.startswith("$(CURDIR)/$(ONEDNN3_DIR)/pkg/") and v[0] == 3; \
-	  import pytest; sys.exit(pytest.main(["tests/python", "-p", "no:cacheprovider"]))'; \
+	  assert "/$(ONEDNN3_DIR)/build/pkg/" in phalanx._C.__file__ and v[0] == 3' && \
+	scripts/run_with_extension.sh $(ONEDNN3_DIR)/build -m pytest $(ONEDNN3_TESTS) \
+	  -p no:cacheprovider; \
 	py=$$?; echo "test-onednn3: GoogleTests exit $$cpp, Python tests exit $$py"; \
 	test $$cpp -eq 0 -a $$py -eq 0
 
