@@ -19,6 +19,7 @@ of equal batches.
 from __future__ import annotations
 
 import functools
+import weakref
 
 from ... import _C
 from ... import distributed as dist
@@ -106,12 +107,13 @@ def _partition(params: list, cap_bytes: int, first_cap_bytes: int) -> list[list[
 
 
 # The live reducer whose hooks are on each parameter, by id (the reducer holds its parameters,
-# so an id cannot be reused while its entry exists). A parameter can feed one reducer only:
+# so an id cannot be reused while its entry exists; the entry is weak, so this table never
+# keeps a dropped model alive). A parameter can feed one reducer only:
 # when a module is wrapped again (PyTorch users re-wrap after loading a checkpoint), the
 # older reducer's hooks would run in the new wrapper's backward too, failing it or
 # all-reducing every bucket twice, even after the old wrapper was dropped (its hooks keep it
 # alive). So a new reducer retires every reducer that shares a parameter with it.
-_owners: dict[int, Reducer] = {}
+_owners: weakref.WeakValueDictionary[int, Reducer] = weakref.WeakValueDictionary()
 
 RETIRED = (
     "DistributedDataParallel: this wrapper was retired because its module was wrapped again "
