@@ -79,18 +79,14 @@ class ThreadScratchpad {
 
 }  // namespace
 
-void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args) {
+void execute(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> args) {
   auto& s = thread_stream();
   const dnnl::memory::desc pad = dnnl_compat::scratchpad_desc(p);
-  const size_t nbytes = pad.get_size();
-  if (nbytes == 0) {
-    p.execute(s, args);
-  } else {
+  if (const size_t nbytes = pad.get_size()) {
     thread_local ThreadScratchpad scratchpad;
-    auto with_pad = args;
-    with_pad[DNNL_ARG_SCRATCHPAD] = dnnl::memory(pad, cpu_engine(), scratchpad.get(nbytes));
-    p.execute(s, with_pad);
+    args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(pad, cpu_engine(), scratchpad.get(nbytes));
   }
+  p.execute(s, args);
   s.wait();
 }
 

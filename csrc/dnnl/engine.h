@@ -23,7 +23,8 @@ Tensor float_input(const Tensor& t, const char* op, const char* arg);
 // Runs a primitive on the calling thread's stream, passing it the thread's scratchpad (every
 // primitive is made with a user scratchpad, see compat.h): safe on any number of threads, also
 // for one primitive shared by them.
-void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args);
+// `args` is taken by value (callers move it in) so the scratchpad is added without a copy.
+void execute(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> args);
 
 // Sets the compute threads (OpenMP) used by oneDNN and phalanx's own loops.
 void set_num_threads(int n);

@@ -1,14 +1,14 @@
 #include "ops/batch_norm.h"
 
 #include <mutex>
-
-#include "ops/zero_size.h"
+#include <utility>
 
 #include "core/factory.h"
 #include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
+#include "ops/zero_size.h"
 
 namespace phalanx::ops {
 
@@ -121,7 +121,7 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
   }
   args[DNNL_ARG_MEAN] = plain_memory(r.mean);
   args[DNNL_ARG_VARIANCE] = plain_memory(r.var);
-  execute(e->prim, args);
+  execute(e->prim, std::move(args));
   // Threads: one module's forward may run on several threads (training mode too); each
   // update of the running statistics is a read-modify-write done whole, under a lock, so the
   // result is that of some serial order of the calls.
@@ -192,7 +192,7 @@ BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
     args[DNNL_ARG_DIFF_SCALE] = plain_memory(g.dweight);
     args[DNNL_ARG_DIFF_SHIFT] = plain_memory(g.dbias);
   }
-  execute(e->prim, args);
+  execute(e->prim, std::move(args));
   if (!need[0]) g.dx = Tensor();
   return g;
 }

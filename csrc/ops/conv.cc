@@ -1,5 +1,7 @@
 #include "ops/conv.h"
 
+#include <utility>
+
 #include "core/factory.h"
 #include "core/sliding_window.h"
 #include "dnnl/cached_primitive.h"
@@ -137,7 +139,7 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
                                        {DNNL_ARG_WEIGHTS, memory_of(wb, e->pd.weights_desc())},
                                        {DNNL_ARG_DST, memory_of(y, e->pd.dst_desc())}};
   if (bias.defined()) args[DNNL_ARG_BIAS] = plain_memory(bias, s.bias);
-  execute(e->prim, args);
+  execute(e->prim, std::move(args));
   return y;
 }
 
@@ -186,7 +188,7 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
       g.db = Tensor::empty({s.OC});
       args[DNNL_ARG_DIFF_BIAS] = plain_memory(g.db, s.bias);
     }
-    execute(e->prim, args);
+    execute(e->prim, std::move(args));
     if (dwb.is_blocked())
       reorder_into(memory_of(dwb, e->pd.diff_weights_desc()),
                    plain_memory(g.dw, plain_desc(s.wei_shape)), ReorderKind::Weights);

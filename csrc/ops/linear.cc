@@ -1,5 +1,7 @@
 #include "ops/linear.h"
 
+#include <utility>
+
 #include "core/factory.h"
 #include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
@@ -58,7 +60,7 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
                                        {DNNL_ARG_WEIGHTS, plain_memory(w)},
                                        {DNNL_ARG_DST, plain_memory(y)}};
   if (bias.defined()) args[DNNL_ARG_BIAS] = plain_memory(bias);
-  execute(e->prim, args);
+  execute(e->prim, std::move(args));
   return y;
 }
 
@@ -104,7 +106,7 @@ LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
       g.db = Tensor::empty({O});
       args[DNNL_ARG_DIFF_BIAS] = plain_memory(g.db);
     }
-    execute(e->prim, args);
+    execute(e->prim, std::move(args));
   }
   return g;
 }
