@@ -196,9 +196,7 @@ def _start_watchdog(
     interval: float,
     timeout: float,
 ):
-    """The heartbeat thread of this process (None when disabled: a setting of 0)."""
-    if not _C.dist.check_heartbeat_settings(interval, timeout):
-        return None
+    """The heartbeat thread of this process (settings already checked and enabled)."""
     return _C.dist.Watchdog(
         store.host,
         store.port,
@@ -249,7 +247,8 @@ def init_process_group(
     hb_timeout = _heartbeat_setting(
         heartbeat_timeout, "PHALANX_HEARTBEAT_TIMEOUT", DEFAULT_HEARTBEAT_TIMEOUT
     )
-    _C.dist.check_heartbeat_settings(interval, hb_timeout)  # before anything connects
+    # Checked before anything connects; False when either setting is 0 (detection disabled).
+    heartbeat = _C.dist.check_heartbeat_settings(interval, hb_timeout)
     owner = "rank 0"
     if store is None:
         if init_method is not None and init_method.startswith("file://"):
@@ -272,8 +271,10 @@ def init_process_group(
     )
     _generation += 1
     try:
-        watchdog = _start_watchdog(
-            store, prefix + "/liveness", rank, local, owner, interval, hb_timeout
+        watchdog = (
+            _start_watchdog(store, prefix + "/liveness", rank, local, owner, interval, hb_timeout)
+            if heartbeat
+            else None
         )
     except BaseException:
         impl.shutdown()
