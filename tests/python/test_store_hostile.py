@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import pytest
-from _spawn import PYTHON, python_env, run_ranks
+from _spawn import python_env, run_ranks, start_python
 
 import phalanx
 import phalanx.distributed as dist
@@ -43,9 +43,8 @@ sys.stdin.read()
 
 class StoreProcess:
     def __init__(self, env=None, extra_address_space_mb=0):
-        cmd = [*PYTHON, "-c", SERVER, JOB, TOKEN, str(extra_address_space_mb)]
-        self.proc = subprocess.Popen(
-            cmd,
+        self.proc = start_python(
+            ["-c", SERVER, JOB, TOKEN, str(extra_address_space_mb)],
             env=python_env(**(env or {})),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
