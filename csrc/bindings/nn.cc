@@ -1,6 +1,7 @@
 // phalanx._C.nn: the neural-network ops behind phalanx.nn.functional.
 #include "autograd/functions.h"
 #include "bindings/convert.h"
+#include "ops/window_args.h"
 
 namespace phalanx::bindings {
 
@@ -17,6 +18,8 @@ static Tensor opt(py::handle t) {
 
 void init_nn(py::module_& parent) {
   py::module_ m = parent.def_submodule("nn", "neural-network ops");
+  // The largest stride, padding, dilation or kernel size (the modules check it when built).
+  m.attr("max_window_arg") = ops::kMaxWindowArg;
   m.def("conv2d", [](const Tensor& x, const Tensor& w, py::object bias, py::object stride,
                      py::object padding, py::object dilation, int64_t groups) {
     ops::Conv2dParams p;

@@ -3,8 +3,10 @@ naming the argument and its value, rather than at the first forward (or by oneDN
 
 from __future__ import annotations
 
-# oneDNN keeps window geometry in 32-bit integers (csrc/ops/window_args.h).
-MAX_WINDOW_ARG = 2**31 - 1
+from ... import _C
+
+# oneDNN keeps window geometry in 32-bit integers: the C++ ops' limit (csrc/ops/window_args.h).
+MAX_WINDOW_ARG = _C.nn.max_window_arg
 
 
 def _values(value) -> tuple:
