@@ -10,6 +10,7 @@ usage: phalanx <command> [options]
 
 commands:
   launch    start a data-parallel job on local processes (--nproc N) or over ssh (--hosts FILE)
+  doctor    check this machine (and, with --peer/--hosts, the links) for training; run it first
 
 'phalanx <command> --help' describes a command.
 """
@@ -25,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         from .distributed.launch import main as launch
 
         return launch(rest, prog="phalanx launch")
+    if command == "doctor":
+        from .doctor import main as doctor
+
+        return doctor(rest, prog="phalanx doctor")
     sys.stderr.write(f"phalanx: unknown command {command!r}\n{USAGE}")
     return 2
 
