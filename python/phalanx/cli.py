@@ -10,6 +10,7 @@ usage: phalanx <command> [options]
 
 commands:
   launch    start a data-parallel job on local processes (--nproc N) or over ssh (--hosts FILE)
+  cluster   run a job on emulated phones (CPU, memory and link caps; root only)
 
 'phalanx <command> --help' describes a command.
 """
@@ -25,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         from .distributed.launch import main as launch
 
         return launch(rest, prog="phalanx launch")
+    if command == "cluster":
+        from .distributed.emulate.cli import main as cluster
+
+        return cluster(rest)
     sys.stderr.write(f"phalanx: unknown command {command!r}\n{USAGE}")
     return 2
 
