@@ -118,6 +118,7 @@ PYBIND11_MODULE(_C, m) {
 
   init_tensor(m);
   init_functions(m);
+  init_custom_function(m);
   init_nn(m);
   init_optim(m);
   init_io(m);
