@@ -393,13 +393,14 @@ class PhoneCluster:
         `phalanx launch --hosts HOSTFILE --ssh SHIM ...` with one rank per phone."""
         if not self._open:
             raise RuntimeError("the PhoneCluster is not open (use it in a with-block)")
-        py = list(python) if python is not None else interpreter()
+        own = interpreter()  # the launcher needs the phalanx we import
+        py = list(python) if python is not None else own
         shim = shlex.join([sys.executable, "-I", "-S", SHIM, "--phones", self.phone_table])
         return [
             shutil.which("nsenter") or "nsenter",
             f"--net=/run/netns/{self.net.bridge_ns}",
             "--",
-            *py,
+            *own,
             "-m",
             "phalanx.distributed.launch",
             "--hosts",
@@ -432,8 +433,9 @@ class PhoneCluster:
         """Starts `script args` (or `-m module` with module=True) with rank i on phone i,
         through `phalanx launch` (`launch_args` go to it, e.g. ["--max-time", "60"]). The
         ranks run in `cwd` (default: this one) with job_env(env) and `python` (default:
-        this interpreter and flags). Output goes to files read by Job.stdout()/stderr()
-        unless `stdout`/`stderr` are given. The job is stopped by close() at the latest."""
+        this interpreter and flags; the launcher always runs on this one). Output goes to
+        files read by Job.stdout()/stderr() unless `stdout`/`stderr` are given. The job
+        is stopped by close() at the latest."""
         cmd = self.launch_command(
             script, args, module=module, launch_args=launch_args, python=python
         )
