@@ -51,10 +51,13 @@ def dataset(n: int):
 
 
 def build(sync_bn, convert=True):
+    """sync_bn: a BatchNorm layer; convert: made a SyncBatchNorm (the control leaves it
+    a BatchNorm2d, which normalises each rank's batch by itself)."""
     phalanx.manual_seed(0)
     model = Net(sync_bn)
     if sync_bn and convert:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        assert isinstance(model.bn, nn.SyncBatchNorm)
     return model
 
 
@@ -65,12 +68,12 @@ def state_of(model) -> dict:
 # ------------------------------------------------------------------------------ rank side
 
 
-def train_balanced(rank, world, g, steps, schedule, slow, sync_bn, interval):
+def train_balanced(rank, world, g, steps, schedule, slow, sync_bn, interval, convert=True):
     x, y = dataset(g * steps)
     data = TensorDataset(phalanx.tensor(x), phalanx.tensor(y))
     sampler = BalancedDistributedSampler(data, g, seed=SEED)
     loader = DataLoader(data, batch_sampler=sampler)
-    model = build(sync_bn)
+    model = build(sync_bn, convert)
     model.delay = slow.get(rank, 0.0)
     ddp = DDP(model, balance=sampler, balance_interval=interval)
     opt = phalanx.optim.SGD(ddp.parameters(), lr=LR, momentum=0.9)
@@ -119,7 +122,7 @@ def assert_same(got, want, what):
         (3, 32, {1: [5, 11, 16], 3: [16, 5, 11], 5: [11, 16, 5]}),
     ],
 )
-@pytest.mark.parametrize("sync_bn", [False], ids=["plain"])
+@pytest.mark.parametrize("sync_bn", [False, True], ids=["plain", "syncbn"])
 def test_every_step_equals_one_process_on_the_global_batch(world, g, schedule, sync_bn):
     steps = 8
     results = run_ranks(
@@ -130,6 +133,15 @@ def test_every_step_equals_one_process_on_the_global_batch(world, g, schedule, s
         assert_same(history, want, f"rank {rank} of {world}")
     shares_seen = {tuple(r[1][k] for r in results) for k in range(steps)}
     assert set(map(tuple, schedule.values())) <= shares_seen
+
+
+def test_control_plain_batchnorm_with_unequal_shares_is_not_the_global_batch():
+    """The control for the SyncBatchNorm case above: per-rank statistics differ."""
+    g, steps, schedule = 16, 3, {1: [5, 11]}
+    args = (g, steps, schedule, {}, True, 1000, False)
+    results = run_ranks("test_balance", "train_balanced", 2, args)
+    with pytest.raises(AssertionError):
+        assert_same(results[0][0], reference(g, steps, True), "rank 0")
 
 
 def test_balancer_moves_shares_to_the_fast_rank_and_stays_exact():
@@ -187,3 +199,36 @@ def test_proportional_shares_respect_minimum_cap_and_sum():
     assert proportional_shares([1.0, 1.0], 5, caps=[1, 30]) == [1, 4]
     with pytest.raises(ValueError, match="max_samples_per_rank=\\[4, 4\\] \\(sum 8\\)"):
         proportional_shares([1.0, 1.0], 10, caps=[4, 4])
+
+
+def test_convert_sync_batchnorm_keeps_parameters_buffers_and_mode():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, momentum=None), nn.ReLU())
+    model[1].eval()
+    bn = model[1]
+    out = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert out is model and isinstance(model[1], nn.SyncBatchNorm)
+    sync = model[1]
+    assert sync.weight is bn.weight and sync.bias is bn.bias
+    assert sync.running_mean is bn.running_mean and sync.running_var is bn.running_var
+    assert sync.momentum is None and not sync.training
+    assert list(model.state_dict()) == [
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+        "1.running_mean",
+        "1.running_var",
+        "1.num_batches_tracked",
+    ]
+    lone = nn.SyncBatchNorm.convert_sync_batchnorm(nn.BatchNorm1d(3))
+    assert isinstance(lone, nn.SyncBatchNorm)
+
+
+def test_sync_batchnorm_without_a_process_group_is_batchnorm():
+    phalanx.manual_seed(1)
+    x = phalanx.randn(6, 4, 3, 3)
+    plain, sync = nn.BatchNorm2d(4), nn.SyncBatchNorm(4)
+    np.testing.assert_allclose(sync(x).detach().numpy(), plain(x).detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(sync.running_var.numpy(), plain.running_var.numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="expected at least 2D input \\(got 1D input\\)"):
+        sync(phalanx.randn(4))

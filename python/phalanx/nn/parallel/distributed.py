@@ -186,6 +186,9 @@ class DistributedDataParallel(Module):
             process_group,
         )
         self._hook_registered = False
+        for m in module.modules():  # SyncBatchNorm weights its statistics' gradients like us
+            if hasattr(m, "_grad_weight") and hasattr(m, "convert_sync_batchnorm"):
+                m._grad_weight = self.reducer._current_weight
         self.balancer = None
         if balance is not None or batch_weighting == "run_time":
             self.balancer = Balancer(
