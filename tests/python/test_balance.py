@@ -232,3 +232,60 @@ def test_sync_batchnorm_without_a_process_group_is_batchnorm():
     np.testing.assert_allclose(sync.running_var.numpy(), plain.running_var.numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match="expected at least 2D input \\(got 1D input\\)"):
         sync(phalanx.randn(4))
+
+
+# ------------------------------------------------------------------- wimpy-nodes weighting
+
+
+def train_run_time(rank, world, g, steps, slow):
+    x, y = dataset(g * steps)
+    model = build(False)
+    model.delay = slow.get(rank, 0.0)
+    ddp = DDP(model, batch_weighting="run_time")
+    opt = phalanx.optim.SGD(ddp.parameters(), lr=LR)
+    history, weights = [state_of(model)], []
+    per = g // world
+    for k in range(steps):
+        part = slice(k * g + rank * per, k * g + (rank + 1) * per)  # equal batches
+        opt.zero_grad()
+        F.cross_entropy(ddp(phalanx.tensor(x[part])), phalanx.tensor(y[part])).backward()
+        opt.step()
+        history.append(state_of(model))
+        weights.append(list(ddp.balancer.weights))
+    return history, weights
+
+
+def test_run_time_weighting_is_the_speed_weighted_sum_of_rank_gradients():
+    """The wimpy-nodes method: equal batches, rank r's mean-loss gradient weighted by its
+    speed over the sum of speeds. Not the global batch's gradient (documented)."""
+    g, steps, world = 16, 6, 2
+    results = run_ranks("test_balance", "train_run_time", world, (g, steps, {1: 0.004}))
+    weights = results[0][1]
+    assert weights == results[1][1]  # every rank used the same weights
+    assert weights[0] == [0.5, 0.5]  # nothing measured yet
+    assert all(abs(sum(w) - 1.0) < 1e-6 for w in weights)
+    assert weights[-1][0] > 0.6 > 0.4 > weights[-1][1]  # the fast rank counts more
+    x, y = dataset(g * steps)
+    model = build(False)
+    opt = phalanx.optim.SGD(model.parameters(), lr=LR)
+    want = [state_of(model)]
+    per = g // world
+    for k in range(steps):
+        opt.zero_grad()
+        loss = 0
+        for r in range(world):
+            part = slice(k * g + r * per, k * g + (r + 1) * per)
+            out = model(phalanx.tensor(x[part]))
+            loss = loss + F.cross_entropy(out, phalanx.tensor(y[part])) * weights[k][r]
+        loss.backward()
+        opt.step()
+        want.append(state_of(model))
+    for rank, (history, _) in enumerate(results):
+        assert_same(history, want, f"rank {rank}")
+
+
+def test_balance_and_run_time_weighting_exclude_each_other():
+    with pytest.raises(ValueError, match="cannot be combined with batch_weighting='run_time'"):
+        DDP(Net(), balance=object(), batch_weighting="run_time")
+    with pytest.raises(ValueError, match="'uniform', 'local_batch' or 'run_time', got 'speed'"):
+        DDP(Net(), batch_weighting="speed")
