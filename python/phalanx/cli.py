@@ -1,5 +1,6 @@
 """The `phalanx` command: `phalanx launch [options] script.py [args...]` starts a distributed
-job (see phalanx.distributed.launch). Also reachable as `python -m phalanx launch ...`."""
+job (see phalanx.distributed.launch); `phalanx sweep` runs a hyperparameter sweep.
+Also reachable as `python -m phalanx launch ...`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ usage: phalanx <command> [options]
 
 commands:
   launch    start a data-parallel job on local processes (--nproc N) or over ssh (--hosts FILE)
+  sweep     run a script once per hyperparameter setting and rank the results
 
 'phalanx <command> --help' describes a command.
 """
@@ -25,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         from .distributed.launch import main as launch
 
         return launch(rest, prog="phalanx launch")
+    if command == "sweep":
+        from ._sweep.cli import main as sweep
+
+        return sweep(rest, prog="phalanx sweep")
     sys.stderr.write(f"phalanx: unknown command {command!r}\n{USAGE}")
     return 2
 
