@@ -7,7 +7,17 @@ from .conv import Conv2d
 from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Linear
-from .loss import CrossEntropyLoss, MSELoss, NLLLoss
+from .loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from .module import Module, RemovableHandle
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
@@ -38,4 +48,10 @@ __all__ = [
     "CrossEntropyLoss",
     "MSELoss",
     "NLLLoss",
+    "L1Loss",
+    "SmoothL1Loss",
+    "HuberLoss",
+    "KLDivLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
 ]
