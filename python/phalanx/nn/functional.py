@@ -266,3 +266,7 @@ from .functional_losses import *  # noqa: E402,F403
 from .functional_losses import __all__ as _losses_all  # noqa: E402
 
 __all__ += _losses_all
+from .functional_layers import *  # noqa: E402,F403
+from .functional_layers import __all__ as _layers_all  # noqa: E402
+
+__all__ += _layers_all

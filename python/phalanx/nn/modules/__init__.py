@@ -1,10 +1,11 @@
 """The layer classes of phalanx.nn, one file per family."""
 
-from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, Softmax, Tanh
+from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import Identity, ModuleDict, ModuleList, Sequential
 from .conv import Conv2d
-from .dropout import Dropout
+from .conv_more import Conv1d, ConvTranspose2d
+from .dropout import Dropout, Dropout1d, Dropout2d
 from .flatten import Flatten
 from .linear import Linear
 from .loss import (
@@ -19,7 +20,10 @@ from .loss import (
     SmoothL1Loss,
 )
 from .module import Module, RemovableHandle
+from .normalization import GroupNorm, LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .sparse import Embedding
+from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
     "Module",
@@ -54,4 +58,15 @@ __all__ = [
     "KLDivLoss",
     "BCELoss",
     "BCEWithLogitsLoss",
+    "Conv1d",
+    "ConvTranspose2d",
+    "LayerNorm",
+    "GroupNorm",
+    "Embedding",
+    "SiLU",
+    "Dropout1d",
+    "Dropout2d",
+    "Upsample",
+    "UpsamplingNearest2d",
+    "UpsamplingBilinear2d",
 ]
