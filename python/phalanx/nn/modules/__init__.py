@@ -23,6 +23,7 @@ from .module import Module, RemovableHandle
 from .normalization import GroupNorm, LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .sparse import Embedding
+from .syncbatchnorm import SyncBatchNorm
 from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Linear",
     "BatchNorm1d",
     "BatchNorm2d",
+    "SyncBatchNorm",
     "ReLU",
     "ReLU6",
     "LeakyReLU",
