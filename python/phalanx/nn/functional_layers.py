@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import _C
 from .._C import Tensor
+from ._errors import TypeRuntimeError, ValueRuntimeError
 
 __all__ = [
     "conv1d",
@@ -78,12 +79,12 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     _check_tensor(op, "input", input)
     _check_tensor(op, "weight", weight)
     if weight.dim() != 3:
-        raise ValueError(
+        raise ValueRuntimeError(
             f"{op}: weight must be 3-D (out_channels, in_channels/groups, kernel), got shape "
             f"{list(weight.shape)}"
         )
     if input.dim() not in (2, 3):
-        raise ValueError(f"{op}: expected a 2-D or 3-D input, got shape {list(input.shape)}")
+        raise ValueRuntimeError(f"{op}: expected a 2-D or 3-D input, got shape {list(input.shape)}")
     unbatched = input.dim() == 2
     x = input.unsqueeze(0) if unbatched else input
     (s,), (d,) = _tuple(stride, 1, "stride", op), _tuple(dilation, 1, "dilation", op)
@@ -126,9 +127,9 @@ def conv_transpose2d(
     _check_tensor(op, "input", input)
     _check_tensor(op, "weight", weight)
     if weight.dim() != 4:
-        raise ValueError(f"{op}: weight must be 4-D, got shape {list(weight.shape)}")
+        raise ValueRuntimeError(f"{op}: weight must be 4-D, got shape {list(weight.shape)}")
     if input.dim() not in (3, 4):
-        raise ValueError(f"{op}: expected a 3-D or 4-D input, got shape {list(input.shape)}")
+        raise ValueRuntimeError(f"{op}: expected a 3-D or 4-D input, got shape {list(input.shape)}")
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
     s = _tuple(stride, 2, "stride", op)
@@ -139,7 +140,7 @@ def conv_transpose2d(
         raise ValueError(f"{op}: groups must be positive, got {groups}")
     c_in = weight.shape[0]
     if x.shape[1] != c_in or c_in % groups:
-        raise ValueError(
+        raise ValueRuntimeError(
             f"{op}: input has {x.shape[1]} channels, weight of shape {list(weight.shape)} "
             f"expects {c_in} (divisible by groups={groups})"
         )
@@ -186,13 +187,13 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(shape)
     if k == 0 or input.dim() < k or tuple(input.shape[input.dim() - k :]) != shape:
-        raise ValueError(
+        raise ValueRuntimeError(
             f"{op}: given normalized_shape={list(shape)}, expected input with shape "
             f"[*, {', '.join(str(s) for s in shape)}], but got input of size {list(input.shape)}"
         )
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != shape:
-            raise ValueError(
+            raise ValueRuntimeError(
                 f"{op}: {name} of shape {list(t.shape)} must have normalized_shape {list(shape)}"
             )
     size = math.prod(shape)
@@ -212,15 +213,15 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     op = "group_norm"
     _check_tensor(op, "input", input)
     if input.dim() < 2:
-        raise ValueError(f"{op}: expected an (N, C, *) input, got shape {list(input.shape)}")
+        raise ValueRuntimeError(f"{op}: expected an (N, C, *) input, got shape {list(input.shape)}")
     n, c = input.shape[0], input.shape[1]
     if num_groups <= 0 or c % num_groups:
-        raise ValueError(
+        raise ValueRuntimeError(
             f"{op}: num_channels={c} must be divisible by num_groups={num_groups} (> 0)"
         )
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != (c,):
-            raise ValueError(f"{op}: {name} of shape {list(t.shape)} must be [{c}]")
+            raise ValueRuntimeError(f"{op}: {name} of shape {list(t.shape)} must be [{c}]")
     rows = n * num_groups
     y = (
         input * 1.0
@@ -278,9 +279,9 @@ def embedding(
             f"max_norm={max_norm}, scale_grad_by_freq={scale_grad_by_freq}, sparse={sparse}"
         )
     if input.dtype not in (_C.dtype.int64, _C.dtype.int32):
-        raise TypeError(f"{op}: indices must be int64 or int32, got {input.dtype!r}")
+        raise TypeRuntimeError(f"{op}: indices must be int64 or int32, got {input.dtype!r}")
     if weight.dim() != 2:
-        raise ValueError(f"{op}: weight must be 2-D, got shape {list(weight.shape)}")
+        raise ValueRuntimeError(f"{op}: weight must be 2-D, got shape {list(weight.shape)}")
     num = weight.shape[0]
     flat = input.reshape([-1])
     if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= num):
@@ -303,20 +304,20 @@ def one_hot(tensor, num_classes=-1):
     op = "one_hot"
     _check_tensor(op, "tensor", tensor)
     if tensor.dtype != _C.dtype.int64:
-        raise TypeError(
+        raise TypeRuntimeError(
             f"{op} is only applicable to index tensor of type int64 (LongTensor), got "
             f"{tensor.dtype!r}"
         )
     if tensor.numel() == 0 and num_classes == -1:
-        raise ValueError(f"{op}: can not infer total number of classes from empty tensor")
+        raise ValueRuntimeError(f"{op}: can not infer total number of classes from empty tensor")
     if tensor.numel():
         lo, hi = int(tensor.min()), int(tensor.max())
         if lo < 0:
-            raise ValueError(f"{op}: class values must be non-negative, got {lo}")
+            raise ValueRuntimeError(f"{op}: class values must be non-negative, got {lo}")
         if num_classes == -1:
             num_classes = hi + 1
         elif hi >= num_classes:
-            raise ValueError(
+            raise ValueRuntimeError(
                 f"{op}: class values must be smaller than num_classes={num_classes}, got {hi}"
             )
     classes = _C._arange(0, num_classes, 1, _C.dtype.int64, False)
@@ -400,7 +401,7 @@ def pad(input, pad, mode="constant", value=None):
     _check_tensor(op, "input", input)
     pad = [int(v) for v in pad]
     if len(pad) % 2 or len(pad) // 2 > input.dim():
-        raise ValueError(
+        raise ValueRuntimeError(
             f"{op}: padding length must be even and at most 2 * input.dim() = "
             f"{2 * input.dim()}, got {len(pad)} values"
         )
@@ -421,7 +422,7 @@ def pad(input, pad, mode="constant", value=None):
         if before < 0 or after < 0:
             raise ValueError(f"{op}: negative padding {pad} needs mode='constant'")
         if mode == "reflect" and (before >= n or after >= n):
-            raise ValueError(
+            raise ValueRuntimeError(
                 f"{op}: reflect padding ({before}, {after}) of dimension {dim} must be smaller "
                 f"than its size {n}"
             )
@@ -431,7 +432,7 @@ def pad(input, pad, mode="constant", value=None):
             or mode == "circular"
             and (before > n or after > n)
         ):
-            raise ValueError(
+            raise ValueRuntimeError(
                 f"{op}: {mode} padding ({before}, {after}) of dimension {dim} needs at least "
                 f"that many elements, got size {n}"
             )

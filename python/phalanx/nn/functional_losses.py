@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .. import _C
 from .._C import Tensor
+from ._errors import ValueRuntimeError
 
 __all__ = [
     "binary_cross_entropy",
@@ -81,7 +82,7 @@ def binary_cross_entropy(
     reduction = _legacy(size_average, reduce, reduction)
     _check("binary_cross_entropy", input, target, reduction)
     if input.numel() and (float(input.min()) < 0.0 or float(input.max()) > 1.0):
-        raise ValueError(
+        raise ValueRuntimeError(
             "binary_cross_entropy: all elements of input should be between 0 and 1, got "
             f"values in [{float(input.min())}, {float(input.max())}]; for logits use "
             "binary_cross_entropy_with_logits"
@@ -136,7 +137,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     reduction = _legacy(size_average, reduce, reduction)
     _check("smooth_l1_loss", input, target, reduction)
     if beta < 0:
-        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
+        raise ValueRuntimeError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
     d = (input - target).abs()
     if beta == 0.0:
         return _reduce(d, reduction)
@@ -147,7 +148,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """0.5 * d**2 where |d| < delta, else delta * (|d| - 0.5 * delta)."""
     _check("huber_loss", input, target, reduction)
     if delta <= 0:
-        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+        raise ValueRuntimeError(f"huber_loss: delta must be > 0, got {delta}")
     d = (input - target).abs()
     loss = _C.where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta)
     if weight is not None:
