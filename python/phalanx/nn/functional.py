@@ -270,3 +270,7 @@ from .functional_layers import *  # noqa: E402,F403
 from .functional_layers import __all__ as _layers_all  # noqa: E402
 
 __all__ += _layers_all
+from .functional_extra import *  # noqa: E402,F403
+from .functional_extra import __all__ as _extra_all  # noqa: E402
+
+__all__ += _extra_all

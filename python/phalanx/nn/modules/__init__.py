@@ -6,6 +6,27 @@ from .container import Identity, ModuleDict, ModuleList, Sequential
 from .conv import Conv2d
 from .conv_more import Conv1d, ConvTranspose2d
 from .dropout import Dropout, Dropout1d, Dropout2d
+from .extra import (
+    ELU,
+    AdaptiveAvgPool1d,
+    AvgPool1d,
+    ConstantPad1d,
+    ConstantPad2d,
+    CosineSimilarity,
+    Hardsigmoid,
+    Hardswish,
+    MaxPool1d,
+    Mish,
+    PReLU,
+    ReflectionPad1d,
+    ReflectionPad2d,
+    ReplicationPad1d,
+    ReplicationPad2d,
+    Softplus,
+    Unflatten,
+    ZeroPad1d,
+    ZeroPad2d,
+)
 from .flatten import Flatten
 from .linear import Linear
 from .loss import (
@@ -71,4 +92,23 @@ __all__ = [
     "Upsample",
     "UpsamplingNearest2d",
     "UpsamplingBilinear2d",
+    "MaxPool1d",
+    "AvgPool1d",
+    "AdaptiveAvgPool1d",
+    "ConstantPad1d",
+    "ConstantPad2d",
+    "ZeroPad1d",
+    "ZeroPad2d",
+    "ReflectionPad1d",
+    "ReflectionPad2d",
+    "ReplicationPad1d",
+    "ReplicationPad2d",
+    "Unflatten",
+    "ELU",
+    "Softplus",
+    "Hardswish",
+    "Hardsigmoid",
+    "Mish",
+    "PReLU",
+    "CosineSimilarity",
 ]
