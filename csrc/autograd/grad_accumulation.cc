@@ -20,6 +20,10 @@ void add_gradient(Tensor& total, const Tensor& g, GradSink sink) {
   if (!g.defined()) return;
   GradModeGuard no_grad(false);  // summing gradients records no history
   if (!total.defined()) {
+    // A blocked gradient nobody else holds goes plain in place (.grad is read plain): one
+    // conversion instead of a conversion and a copy.
+    if (sink == GradSink::TensorGrad && g.is_blocked() && g.impl_ptr().use_count() == 1)
+      g.materialize_plain();
     total = sink == GradSink::TensorGrad && !exclusively_owned(g) ? g.clone() : g;
     return;
   }
