@@ -112,7 +112,10 @@ def test_phones_are_made_as_asked_and_removed():
         listed = namespaces()
         assert all(n in listed for n in c.names + [c.net.bridge_ns])
         quotas = [g.cpu.get("cpu.cfs_quota_us").strip() for g in c.groups]
-        assert quotas == ["60000", "-1", "15000"]
+        periods = [g.cpu.get("cpu.cfs_period_us").strip() for g in c.groups]
+        assert quotas[1] == "-1"  # 2 ms of run time per period of 2 ms / cores
+        assert (quotas[0], periods[0]) == ("2000", "3333")
+        assert (quotas[2], periods[2]) == ("2000", "13333")
         assert [int(g.memory.get("memory.limit_in_bytes")) for g in c.groups] == [300 << 20] * 3
         assert "rate 1Gbit" in c.net.qdisc(0) and "rate 100Mbit" in c.net.qdisc(1)
         assert "tbf" not in c.net.qdisc(2)
