@@ -23,6 +23,11 @@ COMMANDS = {
         "main",
         "run a job on emulated phones (CPU, memory and link caps; root only)",
     ),
+    "sweep": (
+        "phalanx._sweep.cli",
+        "main",
+        "run a script once per hyperparameter setting and rank the results",
+    ),
 }
 
 
