@@ -397,3 +397,20 @@ def test_cli_bad_input_exits_2_naming_it():
     )
     assert d.returncode == 2
     assert "--throttle '5@1=0.2': phone 5 of 2 (0..1)" in d.stderr
+
+
+@needs_phones
+def test_cli_status_lists_and_clean_removes_leftovers_of_a_dead_owner():
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = f"phx{dead.pid}s0r0"
+    ip("netns", "add", stale)
+    try:
+        status = run_python(["-m", "phalanx.cli", "cluster", "status"], timeout=60)
+        assert status.returncode == 0, status.stderr
+        assert f"netns          {stale}  owner pid {dead.pid}: stale" in status.stdout
+        clean = run_python(["-m", "phalanx.cli", "cluster", "clean"], timeout=60)
+        assert clean.returncode == 0 and stale in clean.stdout, clean
+        assert stale not in namespaces()
+    finally:
+        ip("netns", "del", stale, check=False)

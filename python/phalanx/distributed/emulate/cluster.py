@@ -9,7 +9,7 @@ hostfile of the phones, and reaches each one through shim.py instead of ssh.
 Everything made carries the prefix phx<owner pid>s<set> and is removed by close(): on
 leaving the with-block (also by an exception or Ctrl-C), at interpreter exit, on SIGTERM or
 SIGHUP (turned into SystemExit while a cluster is open), and, for an owner killed outright,
-by the next cluster created on the machine (or `phalanx cluster sweep`).
+by the next cluster created on the machine (or `phalanx cluster clean`).
 """
 
 from __future__ import annotations
