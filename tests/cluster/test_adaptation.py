@@ -44,6 +44,8 @@ def run_job(cluster, mode, steps, global_batch, width=16, interval=5, actions=No
     soon as rank 0 has reported that step. Returns rank 0's step records."""
     args = ["--mode", mode, "--steps", str(steps), "--global-batch", str(global_batch)]
     args += ["--width", str(width), "--interval", str(interval)]
+    used0 = [cluster.cpu_seconds(i) or 0.0 for i in range(cluster.n)]
+    started = time.monotonic()
     job = cluster.launch(RANK, args)
     pending = dict(actions or {})
     end = time.monotonic() + timeout
@@ -55,7 +57,11 @@ def run_job(cluster, mode, steps, global_batch, width=16, interval=5, actions=No
         assert time.monotonic() < end, f"{mode} job ran past {timeout} s:\n{job.stderr()[-3000:]}"
         time.sleep(0.1)
     records = steps_of(job)
+    wall = time.monotonic() - started
+    cores = [((cluster.cpu_seconds(i) or 0.0) - used0[i]) / wall for i in range(cluster.n)]
     print(cluster.report())  # did the caps hold the phones back? (if not: machine too busy)
+    print("cores each phone got: " + ", ".join(f"{x:.2f}" for x in cores))
+    run_job.cores = cores
     assert job.returncode == 0, (
         f"{mode} job failed:\n{job.stdout()[-2000:]}\n{job.stderr()[-3000:]}"
     )
@@ -77,6 +83,14 @@ def test_balanced_shares_beat_equal_shares_with_a_slow_phone():
     g = 48
     with PhoneCluster(3, cpu=caps, link="1gbit") as c:
         equal = run_job(c, "equal", 16, g)
+        got = run_job.cores
+        # The test needs the caps to be what limits the phones: on a machine so busy that
+        # every phone gets less than the slow phone's cap, all phones are equally slow and
+        # no split of the batch can help.
+        assert min(got[0], got[1]) >= 2 * got[2], (
+            f"this machine is too busy for this test: the phones got {got} cores under caps "
+            f"{caps}, so the slow phone was not slower; run it on an idle machine"
+        )
         balanced = run_job(c, "balance", 36, g)
     t_equal, t_balanced = steady(equal, 8), steady(balanced, 10)
     final = balanced[-1]["shares"]

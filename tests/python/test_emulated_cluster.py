@@ -282,6 +282,7 @@ def test_cpu_quota_limits_a_busy_loop_and_a_change_takes_effect_mid_run():
             c.set_cpu(0, None)  # and recovers
             uncapped = _windows(p, 3)
             throttled = c.throttling(0)
+            used = c.cpu_seconds(0)
         finally:
             p.stdin.close()
             p.wait(10)
@@ -294,6 +295,9 @@ def test_cpu_quota_limits_a_busy_loop_and_a_change_takes_effect_mid_run():
     assert min(at_03) > max(at_005), (at_03, at_005)
     assert sum(uncapped) / 3 > 2 * 0.05, (at_005, uncapped)
     assert throttled["throttled_periods"] >= 10, throttled
+    if used is not None:  # cpuacct counts what the loop reported using (plus its start)
+        reported = 0.5 * sum(at_03 + at_005 + uncapped)
+        assert reported <= used <= reported * 1.25 + 0.15, (used, reported)
 
 
 OVER_THE_CAP = """

@@ -26,7 +26,7 @@ from ._names import is_stale
 ROOT = "/sys/fs/cgroup"
 QUOTA_US = 2_000  # run time per period; the period follows from the cap
 MIN_PERIOD_US, MAX_PERIOD_US = 1_000, 1_000_000  # the kernel's limits
-CONTROLLERS = ("cpu", "memory")
+CONTROLLERS = ("cpu", "memory", "cpuacct")
 
 
 def _own_cgroup(controller: str) -> str | None:
@@ -150,19 +150,26 @@ def remove_stale() -> list[str]:
 
 class PhoneCgroups:
     """The cgroups of one phone: `cpu` always (so a cap can be set later), `memory` when
-    capped. Created by create(), removed (with every process inside) by remove()."""
+    capped, `cpuacct` where mounted (the CPU time the phone really got: on a busy machine
+    less than its cap). Created by create(), removed (with every process inside) by
+    remove()."""
 
     def __init__(self, name: str, cpu: float | None, mem: int | None) -> None:
         self.name = name
         self.cpu = Cgroup("cpu", name)
         self.memory = Cgroup("memory", name) if mem is not None else None
+        self.acct = Cgroup("cpuacct", name) if missing("cpuacct") is None else None
         self._cpu_cap = cpu
         self._mem_cap = mem
         self.created: list[Cgroup] = []
 
     @property
     def groups(self) -> list[Cgroup]:
-        return [g for g in (self.cpu, self.memory) if g is not None]
+        return [g for g in (self.cpu, self.memory, self.acct) if g is not None]
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the phone's processes used (None without cpuacct)."""
+        return None if self.acct is None else int(self.acct.get("cpuacct.usage")) / 1e9
 
     def create(self) -> None:
         for g in self.groups:

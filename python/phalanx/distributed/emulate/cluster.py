@@ -333,6 +333,11 @@ class PhoneCluster:
         throttled_seconds (from cpu.stat)."""
         return self.groups[self._phone(i)].throttling()
 
+    def cpu_seconds(self, i: int) -> float | None:
+        """CPU time phone i's processes have used so far (None where cpuacct is missing):
+        on a busy machine a phone gets less than its cap, and this says how much less."""
+        return self.groups[self._phone(i)].cpu_seconds()
+
     def oom_kills(self, i: int) -> int:
         """Processes on phone i the OOM killer ended for going over its memory cap."""
         return self.groups[self._phone(i)].oom_kills()
@@ -368,7 +373,10 @@ class PhoneCluster:
         lines = []
         for i in range(self.n):
             t = self.groups[i].throttling()
-            text = f"phone {i}: cpu held back {t['throttled_seconds']:.1f} s"
+            used = self.groups[i].cpu_seconds()
+            text = f"phone {i}: "
+            text += "" if used is None else f"cpu used {used:.1f} s, "
+            text += f"held back by its cap {t['throttled_seconds']:.1f} s"
             kills = self.oom_kills(i)
             if kills:
                 text += (
