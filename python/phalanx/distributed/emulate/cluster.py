@@ -42,6 +42,7 @@ from ._units import (
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
 _live: set[PhoneCluster] = set()
 _old_handlers: dict = {}  # signal -> handler replaced while clusters are open
+_closing: list[PhoneCluster] = []  # clusters being removed right now
 _PR_SET_PDEATHSIG = 1
 
 
@@ -169,10 +170,8 @@ class Job:
         return _read(self._err)
 
     def close(self) -> None:
+        """Stops the job (its output stays readable until the Job is dropped)."""
         self.stop(grace=2.0)
-        for f in self._files:
-            f.close()
-        self._files.clear()
 
 
 def _read(f) -> str:
@@ -296,6 +295,13 @@ class PhoneCluster:
         if not self._open:
             return
         self._open = False
+        _closing.append(self)  # a SIGTERM now must not cut the cleanup short
+        try:
+            self._remove()
+        finally:
+            _closing.remove(self)
+
+    def _remove(self) -> None:
         errors = []
         for job in self.jobs:
             job.close()
@@ -453,7 +459,8 @@ class PhoneCluster:
 
 
 def _exit_on_signal(signum, frame) -> None:
-    raise SystemExit(128 + signum)
+    if not _closing:  # already on the way out: let the cleanup finish
+        raise SystemExit(128 + signum)
 
 
 def _catch_signals() -> None:
