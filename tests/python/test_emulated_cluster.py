@@ -418,3 +418,33 @@ def test_cli_status_lists_and_clean_removes_leftovers_of_a_dead_owner():
         assert stale not in namespaces()
     finally:
         ip("netns", "del", stale, check=False)
+
+
+@needs_phones
+def test_a_capped_phone_runs_as_many_openmp_threads_as_whole_cores(tmp_path, monkeypatch):
+    """OpenMP's default (one thread per core of this machine) would spin inside a fraction
+    of a core; a phone's processes default to its whole cores (at least 1) unless set."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    script = tmp_path / "threads.py"
+    script.write_text("import os; print('threads', os.environ.get('OMP_NUM_THREADS'))\n")
+    with PhoneCluster(3, cpu=[0.5, 2, None]) as c:
+        job = c.launch(str(script), python=BARE)
+        assert job.wait(timeout=60) == 0, job.stderr()
+        out = job.stdout()
+        bare = subprocess.run(
+            c.prefix(0) + ["sh", "-c", "echo threads $OMP_NUM_THREADS"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        mine = subprocess.run(
+            c.prefix(0) + ["sh", "-c", "echo threads $OMP_NUM_THREADS"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=dict(os.environ, OMP_NUM_THREADS="3"),
+        )
+    assert f"[rank 0 {c.names[0]}] threads 1" in out, out
+    assert f"[rank 1 {c.names[1]}] threads 2" in out, out
+    assert f"[rank 2 {c.names[2]}] threads None" in out, out
+    assert bare.stdout == "threads 1\n" and mine.stdout == "threads 3\n", (bare, mine)

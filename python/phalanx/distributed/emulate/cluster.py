@@ -283,11 +283,23 @@ class PhoneCluster:
                 f.write(f"{name} addr={addr}\n")
         self.phone_table = os.path.join(self.dir, "phones.json")
         table = {
-            name: {"cgroups": [c.path for c in g.groups], "exec": self.net.exec_prefix(i)}
+            name: {
+                "cgroups": [c.path for c in g.groups],
+                "exec": self.net.exec_prefix(i),
+                "env": self._phone_env(i),
+            }
             for i, (name, g) in enumerate(zip(self.names, self.groups))
         }
         with open(self.phone_table, "w") as f:
             json.dump(table, f, indent=1)
+
+    def _phone_env(self, i: int) -> dict[str, str]:
+        """Variables a phone's processes start with: as many OpenMP threads as the phone has
+        whole cores (at least 1), unless already set. The machine's default would start one
+        thread per core of this machine, and threads that spin-wait inside a small CPU quota
+        burn it."""
+        cap = self.cpu[i]
+        return {} if cap is None else {"OMP_NUM_THREADS": str(max(1, int(cap)))}
 
     def close(self) -> None:
         """Stops every job, kills every process left on a phone, removes the phones. Safe to
@@ -361,7 +373,9 @@ class PhoneCluster:
         exec'd inside its namespace (the Popen pid stays the program's own). For harnesses
         that start ranks themselves instead of through launch()."""
         g = self.groups[self._phone(i)]
-        return ["sh", "-c", f'{g.enter_command()} && exec "$@"', "phone"] + self.net.exec_prefix(i)
+        defaults = "".join(f'export {k}="${{{k}:-{v}}}" && ' for k, v in self._phone_env(i).items())
+        enter = f'{g.enter_command()} && {defaults}exec "$@"'
+        return ["sh", "-c", enter, "phone"] + self.net.exec_prefix(i)
 
     def describe(self) -> str:
         """One line per phone: name, address, CPU, link, memory."""
