@@ -17,8 +17,9 @@ tests/python/cluster_helpers/balance_rank.py (a small CNN on CIFAR-shaped data):
 
 Each row is the median step time over the last half of the run (after the balancer has
 settled), beside the ideal step time: global batch / sum of the phones' speeds, with the
-speeds the balancer measured. Target: balanced within 15% of ideal. The caps are upper
-bounds: on a loaded machine phones get less, so run it when nothing else does.
+speeds the balancer measured, and the cores each phone really got (cgroup cpuacct).
+Target: balanced within 15% of ideal. The caps are upper bounds: on a loaded machine the
+phones get less (and less unequal) than their caps, so run it when nothing else does.
 """
 
 from __future__ import annotations
@@ -43,8 +44,14 @@ def run_mode(cluster, mode, args) -> dict:
         port = _free_port()
         job_args += ["--torch-master", f"{cluster.addrs[0]}:{port}"]
         env = {"GLOO_SOCKET_IFNAME": cluster.net.iface, "OMP_NUM_THREADS": "1"}
+    used = [cluster.cpu_seconds(i) or 0.0 for i in range(cluster.n)]
+    started = time.monotonic()
     job = cluster.launch(RANK, job_args, env=env)
     code = job.wait(timeout=args.timeout)
+    wall = time.monotonic() - started
+    # What each phone really got: on a busy machine less than its cap, and then the
+    # phones are less unequal than their caps say.
+    cores = [((cluster.cpu_seconds(i) or 0.0) - used[i]) / wall for i in range(cluster.n)]
     if code != 0:
         sys.stderr.write(f"{mode}: the job failed ({code}):\n{job.stderr()[-3000:]}\n")
         return {"mode": mode, "failed": code}
@@ -58,6 +65,7 @@ def run_mode(cluster, mode, args) -> dict:
         "mode": mode,
         "step_time": statistics.median(r["time"] for r in tail),
         "shares": tail[-1]["shares"],
+        "cores": cores,
         "records": records,
     }
     speeds = [r["speeds"] for r in tail if r.get("speeds") and None not in r["speeds"]]
@@ -119,17 +127,18 @@ def main(argv=None) -> int:
     )
     if speeds:
         print("measured speeds (samples/s): " + ", ".join(f"{s:.1f}" for s in speeds))
-    print(f"| {'mode':10} | {'step (s)':>9} | {'x ideal':>8} | final shares |")
-    print(f"|{'-' * 12}|{'-' * 11}|{'-' * 10}|--------------|")
+    print(f"| {'mode':10} | {'step (s)':>9} | {'x ideal':>8} | final shares | cores got |")
+    print(f"|{'-' * 12}|{'-' * 11}|{'-' * 10}|--------------|-----------|")
     if ideal:
-        print(f"| {'ideal':10} | {ideal:9.3f} | {1.0:8.2f} | (batch / sum of speeds) |")
+        print(f"| {'ideal':10} | {ideal:9.3f} | {1.0:8.2f} | (batch / sum of speeds) | |")
     verdict = None
     for r in results:
         if "failed" in r:
-            print(f"| {r['mode']:10} | {'failed':>9} | {'':8} | exit {r['failed']} |")
+            print(f"| {r['mode']:10} | {'failed':>9} | {'':8} | exit {r['failed']} | |")
             continue
         ratio = r["step_time"] / ideal if ideal else float("nan")
-        print(f"| {r['mode']:10} | {r['step_time']:9.3f} | {ratio:8.2f} | {r['shares']} |")
+        got = ", ".join(f"{x:.2f}" for x in r["cores"])
+        print(f"| {r['mode']:10} | {r['step_time']:9.3f} | {ratio:8.2f} | {r['shares']} | {got} |")
         if r["mode"] == "balance" and ideal:
             verdict = ratio <= 1.15
     if verdict is not None:
