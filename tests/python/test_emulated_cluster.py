@@ -193,8 +193,10 @@ def test_leftovers_of_a_killed_owner_are_swept_by_the_next_cluster(tmp_path):
     try:
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait(10)
+        # The launcher has a parent-death signal: the job stops with its owner...
+        assert_gone([], [], ranks + [made["launcher"]], timeout=30)
         listed = namespaces()
-        assert all(n in listed for n in made["names"])  # SIGKILL leaves them behind...
+        assert all(n in listed for n in made["names"])  # ...but namespaces stay behind...
         with PhoneCluster(1):  # ...until the next cluster starts
             assert_gone(made["names"], made["cgroups"], ranks + [made["launcher"]])
     finally:

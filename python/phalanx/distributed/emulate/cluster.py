@@ -15,7 +15,6 @@ by the next cluster created on the machine (or `phalanx cluster clean`).
 from __future__ import annotations
 
 import atexit
-import ctypes
 import json
 import os
 import shlex
@@ -43,7 +42,6 @@ SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
 _live: set[PhoneCluster] = set()
 _old_handlers: dict = {}  # signal -> handler replaced while clusters are open
 _closing: list[PhoneCluster] = []  # clusters being removed right now
-_PR_SET_PDEATHSIG = 1
 
 
 class MissingCapability(RuntimeError):
@@ -94,13 +92,13 @@ def job_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:
-    """In the launcher's child before exec: SIGTERM when the owner dies (even by SIGKILL),
-    so a killed owner's job stops with it (nsenter execs, keeping this setting)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+def _die_with_parent() -> list[str]:
+    """A prefix giving the launcher a parent-death signal: SIGTERM when the owner dies (even
+    by SIGKILL), so a killed owner's job stops with it. setpriv sets it and execs (as does
+    nsenter), so it reaches the launcher; no preexec_fn, which is unsafe in a process with
+    threads (a notebook kernel). Without setpriv the next cluster's sweep stops the job."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "SIGTERM"] if setpriv else []
 
 
 class Job:
@@ -125,7 +123,6 @@ class Job:
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
 
     @property
@@ -425,6 +422,7 @@ class PhoneCluster:
         py = list(python) if python is not None else own
         shim = shlex.join([sys.executable, "-I", "-S", SHIM, "--phones", self.phone_table])
         return [
+            *_die_with_parent(),
             shutil.which("nsenter") or "nsenter",
             f"--net=/run/netns/{self.net.bridge_ns}",
             "--",
