@@ -168,7 +168,12 @@ def equal_ranks(rank, world, g, steps):
     n = g * steps
     data = TensorDataset(phalanx.zeros(n, 3, 8, 8), phalanx.zeros(n, dtype=phalanx.int64))
     sampler = BalancedDistributedSampler(data, g, seed=SEED)
-    ddp = DDP(build(False), balance=sampler)
+    model = build(False)
+    # Equal "phones": each sample costs 1 ms of (sleeping) work on both ranks. Real compute
+    # alone would not make equal ranks on a shared 2-core machine: another job descheduling
+    # one rank for seconds is a real slowdown, which the balancer is right to follow.
+    model.delay = 0.001
+    ddp = DDP(model, balance=sampler)
     opt = phalanx.optim.SGD(ddp.parameters(), lr=0.01)
     sizes = []
     for xb, yb in DataLoader(data, batch_sampler=sampler):

@@ -271,8 +271,6 @@ class Balancer:
         due = self.steps % self.interval == 0 or bool(np.any(col["hint"] > 0))
         if not over_cap and not (measured and due):
             return
-        if self.telemetry is not None:
-            self.telemetry.rebased()
         per_sample = col["per_sample"].tolist()
         speeds = [1.0 / t for t in per_sample] if measured else [1.0] * self.world_size
         proposal = proportional_shares(speeds, total, caps)
@@ -280,6 +278,10 @@ class Balancer:
             1.0 - self.hysteresis
         ) * _predicted_step(current, per_sample)
         confirmed, self._favoured = better and self._favoured, better
+        if self.telemetry is not None and (confirmed or over_cap or not better):
+            # the hint is answered (adopted, or nothing to gain): new reference readings;
+            # while a change waits for its confirmation the hint keeps the evaluation coming
+            self.telemetry.rebased()
         if not (over_cap or confirmed):
             return
         self._favoured = False
