@@ -294,3 +294,29 @@ def test_balance_and_run_time_weighting_exclude_each_other():
         DDP(Net(), balance=object(), batch_weighting="run_time")
     with pytest.raises(ValueError, match="'uniform', 'local_batch' or 'run_time', got 'speed'"):
         DDP(Net(), batch_weighting="speed")
+
+
+def capped_ranks(rank, world, g, steps, caps, slow):
+    x, y = dataset(g * steps)
+    data = TensorDataset(phalanx.tensor(x), phalanx.tensor(y))
+    sampler = BalancedDistributedSampler(data, g, seed=SEED)
+    model = build(False)
+    model.delay = slow.get(rank, 0.0)
+    ddp = DDP(model, balance=sampler, balance_interval=2, max_samples_per_rank=caps[rank])
+    sizes = []
+    for xb, yb in DataLoader(data, batch_sampler=sampler):
+        F.cross_entropy(ddp(xb), yb).backward()
+        sizes.append(xb.shape[0])
+    return sizes, ddp.balancer.metrics()
+
+
+def test_max_samples_per_rank_is_enforced_at_once_and_kept():
+    """Rank 0 (little memory) may hold 10 samples: its equal share of 16 is cut after the
+    first step, and although rank 1 is the slow one, rank 0 never gets more than 10."""
+    g, steps = 32, 10
+    results = run_ranks("test_balance", "capped_ranks", 2, (g, steps, [10, None], {1: 0.004}))
+    (s0, m0), (s1, _) = results
+    # decided at the end of step 0, in force from the next step
+    assert s0[0] == 16 and s0[1:] == [10] * (steps - 1), (s0, m0["changes"])
+    assert s1[1:] == [22] * (steps - 1)
+    assert m0["changes"] == [{"step": 1, "at_step": 1, "shares": [10, 22]}]
