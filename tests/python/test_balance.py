@@ -320,3 +320,35 @@ def test_max_samples_per_rank_is_enforced_at_once_and_kept():
     assert s0[0] == 16 and s0[1:] == [10] * (steps - 1), (s0, m0["changes"])
     assert s1[1:] == [22] * (steps - 1)
     assert m0["changes"] == [{"step": 1, "at_step": 1, "shares": [10, 22]}]
+
+
+def bad_balance_arguments(rank, world):
+    data = TensorDataset(phalanx.zeros(64, 3, 8, 8))
+    sampler = BalancedDistributedSampler(data, 16)
+    other = BalancedDistributedSampler(data, 16, num_replicas=3, rank=rank)
+    messages = []
+    for kwargs in (
+        {"balance": sampler, "balance_interval": 0},
+        {"balance": sampler, "balance_hysteresis": 1.5},
+        {"balance": sampler, "max_samples_per_rank": 0},
+        {"balance": other},
+        {"balance": list(range(16))},
+    ):
+        try:
+            DDP(build(False), **kwargs)
+        except (TypeError, ValueError) as e:
+            messages.append(str(e))
+    return messages
+
+
+def test_bad_balance_arguments_are_named():
+    messages = run_ranks("test_balance", "bad_balance_arguments", 2)[1]
+    assert len(messages) == 5, messages
+    assert "balance_interval must be an int >= 1, got 0" in messages[0]
+    assert "balance_hysteresis must be in [0, 1), got 1.5" in messages[1]
+    assert "max_samples_per_rank must be a positive int or None, got 0" in messages[2]
+    assert (
+        "the sampler is for rank 1 of 3, the process group has this process as rank 1 of 2"
+        in (messages[3])
+    )
+    assert "takes a phalanx.utils.data.BalancedDistributedSampler, got list" in messages[4]
