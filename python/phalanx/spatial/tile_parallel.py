@@ -139,26 +139,30 @@ class TileParallel(nn.Module):
     def _run(self, index, x, have, sr, sc, alias):
         m = self._layers[index]
         if isinstance(m, nn.Conv2d):
-            x = layers.crop_and_pad(x, have, sr, sc)
+            x, pad, skip, _ = layers.prepare(x, have, sr, sc, m.stride)
             b = alias[id(m.bias)] if m.bias is not None else None
-            return F.conv2d(x, alias[id(m.weight)], b, m.stride, 0, m.dilation, m.groups)
+            y = F.conv2d(x, alias[id(m.weight)], b, m.stride, pad, m.dilation, m.groups)
+            return layers.finish(y, skip, sr, sc)
         if isinstance(m, nn.MaxPool2d):
-            x = layers.crop_and_pad(x, have, sr, sc, float("-inf"))
-            return F.max_pool2d(x, m.kernel_size, m.stride, 0, getattr(m, "dilation", 1))
+            stride = layers._pair(m.stride)
+            x, pad, skip, _ = layers.prepare(x, have, sr, sc, stride, float("-inf"))
+            y = F.max_pool2d(x, m.kernel_size, stride, pad, getattr(m, "dilation", 1))
+            return layers.finish(y, skip, sr, sc)
         if isinstance(m, nn.AvgPool2d):
-            padded = layers.crop_and_pad(x, have, sr, sc)
-            y = F.avg_pool2d(padded, m.kernel_size, m.stride, 0)
-            if m.count_include_pad or not (sr.pad != (0, 0) or sc.pad != (0, 0)):
-                return y
-            with phalanx.no_grad():
-                share = layers.real_fraction(
-                    (1, 1, sr.take[1] - sr.take[0], sc.take[1] - sc.take[0]),
-                    sr,
-                    sc,
-                    m.kernel_size,
-                    m.stride,
-                )
-            return y / share
+            stride = layers._pair(m.stride)
+            x, pad, skip, copied = layers.prepare(x, have, sr, sc, stride)
+            y = F.avg_pool2d(x, m.kernel_size, stride, pad, False, m.count_include_pad)
+            if copied and not m.count_include_pad:
+                # the copied zeros were counted as values: divide by the share that is real
+                with phalanx.no_grad():
+                    ones = phalanx.ones(1, 1, sr.take[1] - sr.take[0], sc.take[1] - sc.take[0])
+                    taken = ((0, ones.shape[2]), (0, ones.shape[3]))
+                    mask, _, _, _ = layers.prepare(
+                        ones, taken, layers._shift(sr), layers._shift(sc), stride
+                    )
+                    share = F.avg_pool2d(mask, m.kernel_size, stride, pad, False, False)
+                y = y / share
+            return layers.finish(y, skip, sr, sc)
         x = layers.crop_and_pad(x, have, sr, sc)  # elementwise: the interval it produces
         if isinstance(m, nn.BatchNorm2d):
             return self._batch_norm(m, x, sr, sc, alias)
