@@ -119,6 +119,19 @@ def run_case(case, group=None, dp_group=None, dp_index=0, dp_size=1):
         opt_tiled.step()
         opt_ref.zero_grad()
         opt_tiled.zero_grad()
+    # evaluation mode (running statistics, no graph) after training
+    ref.eval()
+    tiled.eval()
+    xs = rng.standard_normal((dp_size * batch, channels(kind), *size)).astype(np.float32)
+    with phalanx.no_grad():
+        want = ref(phalanx.tensor(xs))
+        got = model(phalanx.tensor(xs[dp_index * batch : (dp_index + 1) * batch]))
+    if output == "batch":
+        lo, hi = phalanx.spatial.split(batch, members)[me]
+        want = want[dp_index * batch + lo : dp_index * batch + hi]
+    else:
+        want = want[dp_index * batch : (dp_index + 1) * batch]
+    compare("eval output", got, want, errors)
     return [f"{case}: {e}" for e in errors]
 
 
@@ -184,3 +197,21 @@ def activation_memory(rank, world, grid):
 
     one = held(stack)
     return one, held(TileParallel(stack, grid, output="full"))
+
+
+def dropout_mask(rank, world):
+    """Dropout in training: one mask over the whole map, drawn alike on every rank (same
+    seed) and cut to each tile: the assembled output is the input times that mask."""
+    stack = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Dropout(0.5), nn.Conv2d(3, 2, 1))
+    tiled = TileParallel(stack, (1, world), output="full")
+    x = phalanx.randn(2, 2, 9, 11)
+    phalanx.manual_seed(5)
+    y = tiled(x)
+    phalanx.manual_seed(5)
+    keep = (phalanx.rand(2, 3, 9, 11) >= 0.5).float() * 2.0
+    with phalanx.no_grad():
+        want = stack[2](stack[0](x) * keep)
+    errors = []
+    compare("dropout output", y, want, errors)
+    assert not errors, errors
+    return True

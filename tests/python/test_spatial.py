@@ -61,6 +61,11 @@ def test_hybrid_two_tile_groups_data_parallel_between():
     assert results == [True] * 4
 
 
+def test_dropout_uses_one_mask_over_the_whole_map():
+    results, _ = _timed(2, "dropout_mask")
+    assert results == [True, True]
+
+
 def test_different_inputs_on_the_ranks_are_refused_on_every_rank():
     results, _ = _timed(2, "different_inputs")
     for msg in results:
