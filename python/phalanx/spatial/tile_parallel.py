@@ -16,7 +16,7 @@ from .. import distributed as dist
 from .. import nn
 from ..nn import functional as F
 from . import comm, layers
-from .geometry import plan_tiles
+from .geometry import plan_tiles, split
 
 OUTPUTS = ("full", "batch")
 
@@ -78,6 +78,13 @@ class TileParallel(nn.Module):
             )
         edges = [0, *cuts, n]
         return list(zip(edges[:-1], edges[1:]))
+
+    def local_batch(self, n: int) -> tuple[int, int]:
+        """The samples [lo, hi) of a batch of n whose output this rank gets (all of them for
+        output="full", its slice for output="batch")."""
+        if self.output == "full" or self._group.solo:
+            return 0, n
+        return split(n, len(self._group))[self._group.index]
 
     def plans(self, size):
         """Per fused group, the TilePlan of every rank, for an input map of `size` (H, W)."""
@@ -178,25 +185,18 @@ class TileParallel(nn.Module):
             return F.batch_norm(x, m.running_mean, m.running_var, w, b, False, 0.0, m.eps)
         # Statistics over the whole map: each rank sums over the block it owns, all-reduced.
         (o0, o1), (p0, p1) = sr.owned, sc.owned
-        own = x[:, :, o0 - sr.out[0] : o1 - sr.out[0], p0 - sc.out[0] : p1 - sc.out[0]]
+        owned = ((o0 - sr.out[0], o1 - sr.out[0]), (p0 - sc.out[0], p1 - sc.out[0]))
         count = x.shape[0] * sr.map_size * sc.map_size
-        c = x.shape[1]
-        mean = comm.AllReduceSum.apply(own.sum(dim=(0, 2, 3)), self._group) / count
-        centred = own - mean.reshape(1, c, 1, 1)
-        var = comm.AllReduceSum.apply((centred * centred).sum(dim=(0, 2, 3)), self._group) / count
-        y = (x - mean.reshape(1, c, 1, 1)) / (var.reshape(1, c, 1, 1) + m.eps).sqrt()
-        if w is not None:
-            y = y * w.reshape(1, c, 1, 1)
-        if b is not None:
-            y = y + b.reshape(1, c, 1, 1)
+        mean, var = comm.TiledBatchNorm.statistics(x, self._group, owned, count)
+        y = comm.TiledBatchNorm.apply(x, w, b, mean, var, self._group, owned, count, m.eps)
         if m.training and m.track_running_stats and m.running_mean is not None:
             with phalanx.no_grad():
                 m.num_batches_tracked.add_(1)
                 f = m.momentum
                 if f is None:
                     f = 1.0 / float(m.num_batches_tracked.item())
-                unbiased = var.detach() * (count / max(count - 1, 1))
-                m.running_mean.mul_(1 - f).add_(mean.detach() * f)
+                unbiased = var * (count / max(count - 1, 1))
+                m.running_mean.mul_(1 - f).add_(mean * f)
                 m.running_var.mul_(1 - f).add_(unbiased * f)
         return y
 
