@@ -128,3 +128,9 @@ bench: build
 .PHONY: bench-phone
 bench-phone: build
 	$(PYTHON) benchmarks/run.py --points phone --no-memory $(BENCH_ARGS)
+
+# Issue 13: fused-tile training of Tiny-YOLOv2 on emulated phones (root; ~30 min on an idle
+# machine). SPATIAL_BENCH_ARGS="--quick" for one small point.
+.PHONY: bench-spatial
+bench-spatial: build
+	$(PYTHON) benchmarks/spatial_bench.py $(SPATIAL_BENCH_ARGS)

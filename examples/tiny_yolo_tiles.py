@@ -68,6 +68,9 @@ def parse_args(argv=None):
     p.add_argument("--link-mbit", type=float, default=100.0, help="plan: link rate")
     p.add_argument("--latency-ms", type=float, default=0.5, help="plan: per-message latency")
     p.add_argument("--mem-mib", type=float, default=None, help="plan: memory per device")
+    p.add_argument(
+        "--predict", action="store_true", help="add the cost model's prediction for the run"
+    )
     return p.parse_args(argv)
 
 
@@ -92,10 +95,7 @@ def build(args, world, rank):
             "data_parallel": world // (rows * cols),
         }
     else:
-        # Every rank must choose the same configuration: plan from the mean of all ranks'
-        # profiled layer times (identical after the all-reduce).
-        times = phalanx.tensor(phalanx.spatial.planner.profile(net, shape))
-        dist.all_reduce(times)
+        times = layer_times(net, shape, world)
         cfg = plan(
             net,
             shape,
@@ -103,10 +103,19 @@ def build(args, world, rank):
             args.link_mbit * 1e6 / 8,
             None if args.mem_mib is None else args.mem_mib * 2**20,
             latency=args.latency_ms * 1e-3,
-            layer_times=[t / world for t in times.tolist()],
+            layer_times=times,
             verbose=rank == 0,
         )
     return hybrid(net, cfg, args.batch, world, rank)
+
+
+def layer_times(net, shape, world):
+    """Per-layer forward+backward seconds, profiled on every rank and averaged, so every rank
+    plans (and predicts) from the same numbers."""
+    times = phalanx.tensor(phalanx.spatial.planner.profile(net, shape))
+    if world > 1:
+        dist.all_reduce(times)
+    return [t / world for t in times.tolist()]
 
 
 def hybrid(net, cfg, batch, world, rank):
@@ -193,6 +202,21 @@ def main(argv=None) -> dict:
         "front_peak_bytes": [int(a[0].item()) for a in all_stats],
         "front_kept_bytes": [int(a[1].item()) for a in all_stats],
     }
+    if args.predict:
+        n = result["ranks"]
+        phalanx.manual_seed(0)
+        net = tiny_yolo_backbone(args.width)
+        shape = (args.batch, 3, args.image_size, args.image_size)
+        times = layer_times(net, shape, n if args.mode != "single" else 1)
+        config = {
+            k: result[k] for k in ("layers", "groups", "grid", "data_parallel") if k in result
+        }
+        if args.mode == "single":
+            config = {"data_parallel": 1}
+        result["predicted"] = phalanx.spatial.planner.predict(
+            net, shape, config, args.link_mbit * 1e6 / 8, times, latency=args.latency_ms * 1e-3
+        )
+        result["layer_times"] = times
     if rank == 0:
         print(json.dumps(result), flush=True)
     return result

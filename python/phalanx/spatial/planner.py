@@ -67,23 +67,42 @@ def spatial_prefix(model) -> int:
     return n
 
 
-def profile(model, input_shape, repeats: int = 2) -> list[float]:
-    """Seconds of forward+backward of each layer of `model` on an input of `input_shape`."""
-    x = phalanx.randn(*input_shape)
-    times = []
-    for m in model:
-        xi = x.detach()
-        xi.requires_grad_(True)
-        best = float("inf")
-        for _ in range(repeats):
+def profile(model, input_shape, repeats: int = 3) -> list[float]:
+    """Seconds of forward+backward of each layer of `model` on an input of `input_shape`,
+    measured inside whole training passes (forward: around each layer; backward: between the
+    gradient hooks of consecutive layer outputs), the median of `repeats` after one warm-up."""
+    runs = []
+    for r in range(repeats + 1):
+        x = phalanx.randn(*input_shape)
+        x.requires_grad_(True)
+        outs, fwd, reached = [x], [], {}
+        x.register_hook(_stamp(reached, 0))
+        for i, m in enumerate(model):
             start = time.perf_counter()
-            y = m(xi)
-            y.sum().backward()
-            best = min(best, time.perf_counter() - start)
-        times.append(best)
-        with phalanx.no_grad():
-            x = m(x)
-    return times
+            y = m(outs[-1])
+            fwd.append(time.perf_counter() - start)
+            if y.requires_grad:
+                y.register_hook(_stamp(reached, i + 1))
+            outs.append(y)
+        begin = time.perf_counter()
+        outs[-1].sum().backward()
+        reached.setdefault(len(model), begin)
+        stamps = [reached.get(i) for i in range(len(model) + 1)]
+        bwd = []
+        for i in range(len(model)):
+            after = stamps[i + 1] if stamps[i + 1] is not None else begin
+            before = stamps[i] if stamps[i] is not None else after
+            bwd.append(max(before - after, 0.0))
+        if r:
+            runs.append([f + b for f, b in zip(fwd, bwd)])
+    return [sorted(col)[len(col) // 2] for col in zip(*runs)]
+
+
+def _stamp(reached: dict, index: int):
+    def hook(grad):
+        reached[index] = time.perf_counter()
+
+    return hook
 
 
 def _shapes(model, input_shape):
@@ -254,6 +273,28 @@ def plan(
             f"needs {min(c.peak_bytes for c in valid)}"
         )
     return best.config()
+
+
+def predict(
+    model, input_shape, config: dict, link_bandwidth: float, layer_times, *, latency: float = 2e-4
+) -> dict:
+    """The cost model's step time and peak memory for one configuration (a dict as plan()
+    returns; layers 0 or a 1x1 grid: data parallelism over `data_parallel` replicas)."""
+    grid = tuple(config.get("grid", (1, 1)))
+    cand = Candidate(
+        int(config.get("layers", 0)) if grid != (1, 1) else 0,
+        list(config.get("groups", [])),
+        grid,
+        int(config.get("data_parallel", 1)),
+    )
+    shapes = _shapes(model, input_shape)
+    estimate(model, shapes, list(layer_times), cand, link_bandwidth, latency, None)
+    return {
+        "step_s": cand.step_s,
+        "peak_bytes": cand.peak_bytes,
+        "output": cand.output,
+        **cand.parts,
+    }
 
 
 def table(cands) -> str:
