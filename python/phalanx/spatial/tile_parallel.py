@@ -21,6 +21,35 @@ from .geometry import plan_tiles, split
 OUTPUTS = ("full", "batch")
 
 
+def group_bounds(groups, n: int) -> list[tuple[int, int]]:
+    """[start, stop) of each fused group of n layers, from the boundaries `groups`."""
+    cuts = sorted(set(int(g) for g in (groups or [])))
+    if any(c <= 0 or c >= n for c in cuts):
+        raise ValueError(
+            f"TileParallel: groups={list(groups)} must be layer indices in [1, {n - 1}] "
+            "(where a new fused group starts)"
+        )
+    edges = [0, *cuts, n]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _plans(geometry, bounds, size, grid):
+    out, at = [], tuple(size)
+    for lo, hi in bounds:
+        group_plans = plan_tiles(geometry[lo:hi], at, grid)
+        out.append(group_plans)
+        at = (group_plans[-1].rows[-1].out[1], group_plans[-1].cols[-1].out[1])
+    return out
+
+
+def tile_plans(module, size, grid, groups=None):
+    """The tiles TileParallel(module, grid, groups=groups) computes for an input map of `size`
+    (H, W): per fused group, the TilePlan of every rank (row-major). No process group needed."""
+    layers_ = list(module)
+    geometry = [layers.describe(m, i) for i, m in enumerate(layers_)]
+    return _plans(geometry, group_bounds(groups, len(layers_)), size, tuple(grid))
+
+
 class TileParallel(nn.Module):
     """Runs `module` (an nn.Sequential of spatial layers) as tiles over `grid` = (rows, cols)
     ranks of `process_group` (None: the world).
@@ -69,15 +98,7 @@ class TileParallel(nn.Module):
         self._plans = {}
 
     def _check_groups(self, groups) -> list[tuple[int, int]]:
-        n = len(self._layers)
-        cuts = sorted(set(int(g) for g in (groups or [])))
-        if any(c <= 0 or c >= n for c in cuts):
-            raise ValueError(
-                f"TileParallel: groups={list(groups)} must be layer indices in [1, {n - 1}] "
-                "(where a new fused group starts)"
-            )
-        edges = [0, *cuts, n]
-        return list(zip(edges[:-1], edges[1:]))
+        return group_bounds(groups, len(self._layers))
 
     def local_batch(self, n: int) -> tuple[int, int]:
         """The samples [lo, hi) of a batch of n whose output this rank gets (all of them for
@@ -90,12 +111,7 @@ class TileParallel(nn.Module):
         """Per fused group, the TilePlan of every rank, for an input map of `size` (H, W)."""
         size = tuple(size)
         if size not in self._plans:
-            out, at = [], size
-            for lo, hi in self._bounds:
-                group_plans = plan_tiles(self._geometry[lo:hi], at, self.grid)
-                out.append(group_plans)
-                at = (group_plans[-1].rows[-1].out[1], group_plans[-1].cols[-1].out[1])
-            self._plans[size] = out
+            self._plans[size] = _plans(self._geometry, self._bounds, size, self.grid)
         return self._plans[size]
 
     def forward(self, x):
