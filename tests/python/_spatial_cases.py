@@ -167,11 +167,18 @@ def different_inputs(rank, world):
 
 
 def wrong_group_size(rank, world):
+    messages = []
     try:
         TileParallel(net("plain"), (2, 2))
     except ValueError as e:
-        return str(e)
-    return "no error"
+        messages.append(str(e))
+    other = dist.new_group([0])  # rank 1 is not in it
+    try:
+        TileParallel(net("plain"), (1, 1), process_group=other)
+        messages.append("member" if rank == 0 else "no error")
+    except ValueError as e:
+        messages.append(str(e))
+    return messages
 
 
 def activation_memory(rank, world, grid):

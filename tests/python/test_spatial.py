@@ -72,10 +72,12 @@ def test_different_inputs_on_the_ranks_are_refused_on_every_rank():
         assert "got different inputs" in msg, msg
 
 
-def test_group_size_must_be_rows_times_cols():
+def test_group_size_must_be_rows_times_cols_and_this_rank_a_member():
     results, _ = _timed(2, "wrong_group_size")
-    for msg in results:
-        assert "grid 2x2 needs a group of 4 ranks, the process group has 2" in msg, msg
+    for size_msg, _ in results:
+        assert "grid 2x2 needs a group of 4 ranks, the process group has 2" in size_msg
+    assert results[0][1] == "member"
+    assert "this rank is not a member of process_group" in results[1][1], results[1][1]
 
 
 @pytest.mark.parametrize("world, grid, share", [(2, (1, 2), 0.6), (4, (2, 2), 0.35)])

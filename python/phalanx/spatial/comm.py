@@ -18,6 +18,11 @@ class Group:
 
     def __init__(self, process_group, size: int) -> None:
         self.pg = process_group
+        if process_group is dist.GroupMember.NON_GROUP_MEMBER:
+            raise ValueError(
+                "TileParallel: this rank is not a member of process_group (new_group returned "
+                "NON_GROUP_MEMBER here): pass the tile group this rank belongs to"
+            )
         if process_group is None and not dist.is_initialized():
             self.ranks, self.index = [0], 0
         else:
