@@ -142,3 +142,9 @@ test-cluster: build
 .PHONY: bench-heterogeneous
 bench-heterogeneous: build
 	$(PYTHON) benchmarks/heterogeneous_bench.py $(HETERO_ARGS)
+
+# Issue 13: fused-tile training of Tiny-YOLOv2 on emulated phones (root; ~30 min on an idle
+# machine). SPATIAL_BENCH_ARGS="--quick" for one small point.
+.PHONY: bench-spatial
+bench-spatial: build
+	$(PYTHON) benchmarks/spatial_bench.py $(SPATIAL_BENCH_ARGS)
