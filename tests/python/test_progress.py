@@ -123,37 +123,55 @@ def test_the_launcher_asks_for_lines_when_logging_or_piped(tmp_path):
     assert "mode bar" in r.stdout, r.stderr
 
 
+def _launch_on_a_terminal(args) -> bytes:
+    """What the launcher writes to its stdout when that is a terminal (a pty)."""
+    master, slave = pty.openpty()
+    p = start_python(
+        ["-m", "phalanx.distributed.launch", *args],
+        env=_launch_env(),
+        stdout=slave,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(slave)
+    out = b""
+    try:
+        p.wait(timeout=60)
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the terminal's other end is closed, all is read
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    return out
+
+
 def test_the_launcher_asks_for_a_bar_on_a_terminal_without_log_dir(tmp_path):
     script = _mode_script(tmp_path)
-    for extra, expected in (
-        ([], b"mode bar"),
-        (["--log-dir", str(tmp_path / "logs")], b"mode lines"),
-    ):
-        master, slave = pty.openpty()
-        p = start_python(
-            ["-m", "phalanx.distributed.launch", "--nproc", "1", *extra, script],
-            env=_launch_env(),
-            stdout=slave,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(slave)
-        out = b""
-        try:
-            p.wait(timeout=60)
-            while True:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:  # the terminal's other end is closed: all read
-                    break
-                if not chunk:
-                    break
-                out += chunk
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            os.close(master)
-        assert expected in out, (extra, out)
+    out = _launch_on_a_terminal(["--nproc", "1", script])
+    assert b"mode bar" in out, out
+    out = _launch_on_a_terminal(["--nproc", "1", "--log-dir", str(tmp_path / "logs"), script])
+    assert b"mode lines" in out, out
+
+
+def test_the_launcher_forwards_live_updates_only_to_a_terminal(tmp_path):
+    script = tmp_path / "bar.py"
+    script.write_text(
+        "import sys, time\n"
+        "for i in range(3):\n"
+        "    sys.stdout.write(f'\\rstep {i}'); sys.stdout.flush(); time.sleep(0.2)\n"
+        "print()\n"
+    )
+    out = _launch_on_a_terminal(["--nproc", "1", str(script)])
+    assert b"\r[rank 0] step 0" in out and b"\r[rank 0] step 1" in out, out
+    r = run_python(["-m", "phalanx.distributed.launch", "--nproc", "1", str(script)])
+    assert r.stdout == "[rank 0] step 2\n", repr(r.stdout)
 
 
 def test_the_example_logs_lines_not_carriage_returns(tmp_path):

@@ -37,8 +37,9 @@ share this machine and OMP_NUM_THREADS is unset it becomes cores / local ranks. 
 
 Output: every line a rank writes goes to the launcher's stdout or stderr with a prefix
 (`[rank 3] `, or `[rank 3 host] ` with --hosts), whole lines only, so ranks never interleave
-mid-line. Carriage-return updates (progress bars) of rank 0 are forwarded live; for other
-ranks only completed lines appear. --log-dir DIR also writes each rank's raw output to
+mid-line. Carriage-return updates (progress bars) of rank 0 are forwarded live when the
+launcher's stdout is a terminal; otherwise (a pipe, a log file), and for other ranks, only
+completed lines appear. --log-dir DIR also writes each rank's raw output to
 DIR/rank<N>.stdout.log and DIR/rank<N>.stderr.log.
 
 Failures: when a rank exits non-zero or dies of a signal, the launcher reports it (`rank 2
