@@ -217,4 +217,6 @@ def is_tensor(obj) -> bool:
 
 
 from . import autograd, nn, optim, utils  # noqa: E402  (submodules that use the names above)
+from ._sweep.report import report  # noqa: E402
+from ._sweep.search import sweep  # noqa: E402
 from .serialization import load, save  # noqa: E402
