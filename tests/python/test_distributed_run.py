@@ -343,7 +343,7 @@ def test_interrupting_a_jupyter_kernel_stops_every_rank(tmp_path):
     kc = km.client()
     try:
         kc.start_channels()
-        kc.wait_for_ready(timeout=60)
+        kc.wait_for_ready(timeout=180)  # a loaded CI machine starts a kernel slowly
         cell = (
             "import os, subprocess, time\n"
             "import phalanx.distributed as dist\n"

@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 NOTEBOOK_DIR = os.path.join(ROOT, "notebooks")
 NOTEBOOKS = sorted(glob.glob(os.path.join(NOTEBOOK_DIR, "*.ipynb")))
 CELL_TIMEOUT = 600  # seconds one cell may take
+KERNEL_START_TIMEOUT = 180  # seconds; a loaded CI machine starts a kernel slowly
 KERNEL = "phalanx-notebook-test"
 
 # Text some notebooks must show, proof that they did what they say (not just "no error").
@@ -72,6 +73,7 @@ def test_notebook_runs(path, kernel_dir, monkeypatch):
     client = nbclient.NotebookClient(
         nb,
         timeout=CELL_TIMEOUT,
+        startup_timeout=KERNEL_START_TIMEOUT,
         kernel_name=KERNEL,
         resources={"metadata": {"path": NOTEBOOK_DIR}},
     )
