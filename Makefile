@@ -82,6 +82,7 @@ format:
 lint:
 	clang-format --dry-run -Werror $$(git ls-files 'csrc/*.h' 'csrc/*.cc' 'tests/cpp/*.cc' 'tests/layering/*.cc')
 	ruff check python tests examples benchmarks
+	$(PYTHON) scripts/check_notebooks.py
 	@! git grep -nE '^\s*#\s*include\s*"\.\./' -- csrc tests benchmarks || \
 	  { echo 'lint: relative "../" includes step around the layering; include "layer/file.h"'; exit 1; }
 
