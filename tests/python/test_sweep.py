@@ -21,6 +21,7 @@ import phalanx
 from phalanx._sweep import space as sweep_space
 from phalanx._sweep.report import MARKER, parse_report
 from phalanx._sweep.space import SweepError
+from phalanx.utils.metrics import read_metrics
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STUB = os.path.join(HERE, "sweep_helpers", "train_stub.py")
@@ -361,3 +362,25 @@ def test_optuna_tpe_pruning_storage_and_resume(tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_sweeping_the_fashion_mnist_example(tmp_path):
+    """The example reports test_acc every epoch and logs it with MetricsLogger: a real sweep."""
+    root = os.path.dirname(os.path.dirname(HERE))
+    out, metrics = str(tmp_path / "o"), str(tmp_path / "m.csv")
+    r = run_sweep(
+        [
+            "--metric", "test_acc", "--mode", "max", "--out", out, "--grid", "lr=0.05,0.001",
+            os.path.join(root, "examples", "fashion_mnist.py"), "--epochs", "1",
+            "--limit-train", "512", "--no-progress", "--metrics", metrics,
+        ],
+        timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r
+    rows = results(out)
+    assert [x["status"] for x in rows] == ["ok", "ok"]
+    assert all(0.1 < float(x["test_acc_best"]) <= 1 for x in rows)
+    assert {"test_loss_last", "train_loss_last"} <= set(rows[0])
+    logged = read_metrics(metrics)
+    assert [x["step"] for x in logged] == [1, 1]
+    assert [f"{x['test_acc']:.6g}" for x in logged] == [x["test_acc_last"] for x in rows]
