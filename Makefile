@@ -121,3 +121,10 @@ test-onednn3: $(STAMP)
 .PHONY: bench
 bench: build
 	$(PYTHON) benchmarks/run.py $(BENCH_ARGS)
+
+# Issue 17's phone operating point only (per-rank batches LeNet-5 32, ResNet-18 16,
+# MobileNet-v1 8, ResNet-50 4, at 1 and 2 threads) with the per-op table; `make bench` runs
+# these rows beside the default batches.
+.PHONY: bench-phone
+bench-phone: build
+	$(PYTHON) benchmarks/run.py --points phone --no-memory $(BENCH_ARGS)

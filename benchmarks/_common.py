@@ -75,8 +75,6 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 
 # --- machine -----------------------------------------------------------------------------
 
-FP32_FLOPS_PER_CYCLE = 32  # AVX2: 2 FMA units x 8 fp32 lanes x 2 FLOPs
-
 
 def _lscpu() -> dict[str, str]:
     try:
@@ -114,8 +112,7 @@ def machine_info() -> dict[str, object]:
         "cores": cores,
         "ghz": ghz,
         "avx2_fma": "avx2" in info.get("Flags", "") and "fma" in info.get("Flags", ""),
-        "peak_gflops_per_core_est": ghz * FP32_FLOPS_PER_CYCLE,
-        "peak_gflops_est": cores * ghz * FP32_FLOPS_PER_CYCLE,
+        "avx512f": "avx512f" in info.get("Flags", "").split(),
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "torch": torch.__version__,
@@ -143,11 +140,18 @@ def vm_hwm_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _python() -> list[str]:
+    """This interpreter, with -S kept: scripts/run_with_extension.sh starts Python without the
+    site hooks (which would import the editable install instead of the build under test), and
+    the children must import the same phalanx (PYTHONPATH is inherited)."""
+    return [sys.executable, "-S"] if sys.flags.no_site else [sys.executable]
+
+
 def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float = 900) -> str:
     """Runs `python benchmarks/run.py <args>` in a fresh interpreter; returns its stdout."""
     here = os.path.dirname(os.path.abspath(__file__))
     proc = subprocess.run(
-        [sys.executable, os.path.join(here, "run.py"), *args],
+        [*_python(), os.path.join(here, "run.py"), *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -174,7 +178,7 @@ class Worker:
     def __init__(self, args: list[str]) -> None:
         here = os.path.dirname(os.path.abspath(__file__))
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(here, "run.py"), "--child", "worker", *args],
+            [*_python(), os.path.join(here, "run.py"), "--child", "worker", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

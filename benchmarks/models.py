@@ -27,19 +27,50 @@ from _common import (
     vm_hwm_bytes,
 )
 
-# name -> title, batch, input shape (C, H, W), classes, conv-heavy (gets a GFLOP/s row)
+# name -> title, batch, phone_batch, input shape (C, H, W), classes, conv-heavy (gets a GFLOP/s
+# row). phone_batch is the phone operating point (issue 17): a cluster spreads one global batch
+# over many phones, so each trains a small per-rank batch where per-op overhead decides.
 MODELS: dict[str, dict] = {
-    "lenet": dict(title="LeNet-5 28x28", batch=128, shape=(1, 28, 28), classes=10, conv=False),
+    "lenet": dict(
+        title="LeNet-5 28x28", batch=128, phone_batch=32, shape=(1, 28, 28), classes=10, conv=False
+    ),
     "resnet18": dict(
-        title="ResNet-18 CIFAR 32x32", batch=64, shape=(3, 32, 32), classes=10, conv=True
+        title="ResNet-18 CIFAR 32x32",
+        batch=64,
+        phone_batch=16,
+        shape=(3, 32, 32),
+        classes=10,
+        conv=True,
     ),
     "mobilenet_v1": dict(
-        title="MobileNet-v1 224x224", batch=16, shape=(3, 224, 224), classes=1000, conv=True
+        title="MobileNet-v1 224x224",
+        batch=16,
+        phone_batch=8,
+        shape=(3, 224, 224),
+        classes=1000,
+        conv=True,
     ),
     "resnet50": dict(
-        title="ResNet-50 224x224", batch=8, shape=(3, 224, 224), classes=1000, conv=True
+        title="ResNet-50 224x224",
+        batch=8,
+        phone_batch=4,
+        shape=(3, 224, 224),
+        classes=1000,
+        conv=True,
     ),
 }
+POINTS = ("default", "phone")  # operating points: MODELS' batch and phone_batch
+
+
+def point_batch(name: str, point: str) -> int:
+    return MODELS[name]["phone_batch" if point == "phone" else "batch"]
+
+
+def overhead_key(name: str, batch: int) -> str:
+    """Key of an overhead run in the results: the model name at its default batch (as before
+    the phone rows existed), name@batch otherwise."""
+    return name if batch == MODELS[name]["batch"] else f"{name}@{batch}"
+
 
 PHASES = ("forward", "backward", "optimizer")
 COUNTERS = ("created", "reorder_data", "reorder_weights", "reorder_to_plain")
@@ -170,7 +201,7 @@ def torch_trainer(name: str, model=None, batch: int | None = None):
 # --- FLOPs -------------------------------------------------------------------------------
 
 
-def train_flops(name: str) -> float:
+def train_flops(name: str, batch: int) -> float:
     """Conv + linear FLOPs of one training iteration: forward 2*MACs from the layer shapes
     (output size x input channels per group x kernel area), training ~= 3x forward."""
     import torch
@@ -194,7 +225,7 @@ def train_flops(name: str) -> float:
             m.register_forward_hook(linear_hook)
     with torch.no_grad():
         model(torch.zeros(1, *spec["shape"]))
-    return 3 * 2 * sum(macs) * spec["batch"]
+    return 3 * 2 * sum(macs) * batch
 
 
 # --- the side-by-side run ----------------------------------------------------------------
@@ -203,29 +234,32 @@ def train_flops(name: str) -> float:
 def worker_command(framework: str, cmd: dict, state: dict) -> dict:
     """Runs inside a worker process (see _common.Worker): builds a model, runs a step."""
     if cmd["cmd"] == "model":
-        name = cmd["name"]
+        name, batch = cmd["name"], cmd.get("batch")
         if framework == "phalanx":
             model = build_phalanx(name)
             np.savez(
                 cmd["init_path"], **{k: np.array(v.numpy()) for k, v in model.state_dict().items()}
             )
-            state["step"] = phalanx_trainer(name, model)
+            state["step"] = phalanx_trainer(name, model, batch)
         else:
             with np.load(cmd["init_path"]) as init:
                 model = build_torch(name, dict(init))
-            state["step"] = torch_trainer(name, model)
+            state["step"] = torch_trainer(name, model, batch)
         return {}
     if cmd["cmd"] == "step":
         return state["step"]()
     raise ValueError(f"unknown worker command {cmd}")
 
 
-def bench_model(name: str, threads: list[int], iters: int, warmup: int) -> list[dict]:
+def bench_model(
+    name: str, threads: list[int], iters: int, warmup: int, batch: int | None = None
+) -> list[dict]:
     """Throughput rows for one model at each thread count, phalanx and torch alternated, each
     in its own worker process, starting from the same weights."""
     import tempfile
 
-    flops = train_flops(name) if MODELS[name]["conv"] else None
+    batch = batch or MODELS[name]["batch"]
+    flops = train_flops(name, batch) if MODELS[name]["conv"] else None
     rows = []
     for n in threads:
         args = ["--threads", str(n)]
@@ -235,8 +269,9 @@ def bench_model(name: str, threads: list[int], iters: int, warmup: int) -> list[
             Worker(["--framework", "torch", *args]) as tw,
         ):
             init = os.path.join(tmp, "init.npz")
-            pw.call({"cmd": "model", "name": name, "init_path": init})
-            tw.call({"cmd": "model", "name": name, "init_path": init})
+            model_cmd = {"cmd": "model", "name": name, "init_path": init, "batch": batch}
+            pw.call(model_cmd)
+            tw.call(model_cmd)
             # the first phalanx iteration (in the warm-up) creates primitives and momentum
             first: list[Phases] = []
 
@@ -252,7 +287,6 @@ def bench_model(name: str, threads: list[int], iters: int, warmup: int) -> list[
                 max(warmup, 1),
             )
         p, t = phase_medians(samples["phalanx"]), phase_medians(samples["torch"])
-        batch = MODELS[name]["batch"]
         row = {
             "model": name,
             "threads": n,
@@ -330,7 +364,7 @@ def bench_memory(name: str, threads: int, iters: int = 2) -> dict:
 MARK_BEGIN, MARK_END = "BENCH_MARK_BEGIN", "BENCH_MARK_END"
 
 
-def overhead_child(name: str, threads: int, warmup: int = 2) -> dict:
+def overhead_child(name: str, threads: int, batch: int | None = None, warmup: int = 2) -> dict:
     """Runs in a fresh interpreter under ONEDNN_VERBOSE: one marked iteration after warm-up.
     oneDNN prints through C stdio, so both buffers are flushed around the markers."""
     import ctypes
@@ -340,7 +374,7 @@ def overhead_child(name: str, threads: int, warmup: int = 2) -> dict:
 
     libc = ctypes.CDLL(None)
     phalanx.set_num_threads(threads)
-    step = phalanx_trainer(name)
+    step = phalanx_trainer(name, batch=batch)
     for _ in range(warmup):
         step()
 
@@ -355,11 +389,13 @@ def overhead_child(name: str, threads: int, warmup: int = 2) -> dict:
     return {"wall_ms": s["total"] * 1e3}
 
 
-def bench_overhead(name: str, threads: int) -> dict:
+def bench_overhead(name: str, threads: int, batch: int | None = None) -> dict:
     """Share of one phalanx iteration spent outside oneDNN kernels: wall time minus the sum of
     the primitive execution times oneDNN's verbose mode reports."""
     env = {"ONEDNN_VERBOSE": "1", "DNNL_VERBOSE": "1"}
+    batch = batch or MODELS[name]["batch"]
     args = ["--child", "overhead", "--models", name, "--threads", str(threads)]
+    args += ["--batch", str(batch)]
     stdout = run_child(args, env=env)
     inside, kernel_ms, execs, wall_ms = False, 0.0, 0, float("nan")
     by_kind: dict[str, float] = {}
@@ -382,6 +418,7 @@ def bench_overhead(name: str, threads: int) -> dict:
             by_kind[kind] = by_kind.get(kind, 0.0) + ms
     return {
         "threads": threads,
+        "batch": batch,
         "wall_ms": wall_ms,
         "kernel_ms": kernel_ms,
         "primitive_execs": execs,

@@ -19,8 +19,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from _common import machine_info, table  # noqa: E402
-from models import MODELS  # noqa: E402
+from _common import child_result, machine_info, run_child, table  # noqa: E402
+from models import MODELS, POINTS, overhead_key, point_batch  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -34,10 +34,20 @@ def parse_args(argv=None):
     ap.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory probes")
     ap.add_argument("--no-ops", action="store_true", help="skip the per-op table")
     ap.add_argument("--no-overhead", action="store_true", help="skip the ONEDNN_VERBOSE run")
+    ap.add_argument(
+        "--points",
+        default=None,
+        help="operating points, comma list from: default (today's batches), phone (the per-rank "
+        "batches of a phone cluster: LeNet-5 32, ResNet-18 16, MobileNet-v1 8, ResNet-50 4); "
+        "default: both (--quick: default)",
+    )
     ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
     # internal: the fresh-process probes
-    ap.add_argument("--child", choices=["memory", "overhead", "worker"], help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--child", choices=["memory", "overhead", "worker", "peak"], help=argparse.SUPPRESS
+    )
     ap.add_argument("--framework", choices=["phalanx", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.quick:
         args.models = args.models or "lenet"
@@ -45,6 +55,7 @@ def parse_args(argv=None):
         args.iters = args.iters or 3
         args.warmup = args.warmup if args.warmup is not None else 1
         args.op_iters = args.op_iters or 5
+        args.points = args.points or "default"
     args.models = (args.models or ",".join(MODELS)).split(",")
     for m in args.models:
         if m not in MODELS:
@@ -53,6 +64,10 @@ def parse_args(argv=None):
     args.iters = args.iters or 5
     args.warmup = args.warmup if args.warmup is not None else 1
     args.op_iters = args.op_iters or 15
+    args.points = (args.points or ",".join(POINTS)).split(",")
+    for pt in args.points:
+        if pt not in POINTS:
+            ap.error(f"unknown operating point {pt!r}; choose from {', '.join(POINTS)}")
     return args
 
 
@@ -62,11 +77,15 @@ def run_child_mode(args) -> None:
     if args.child == "worker":
         run_worker(args.framework, args.threads[0])
         return
-    if args.child == "memory":
+    if args.child == "peak":
+        from phalanx import _C
+
+        res = _C._measure_fp32_peak(args.threads[0], 1.0)
+    elif args.child == "memory":
         name = args.models[0] if args.models != list(MODELS) else None
         res = models.memory_child(args.framework, name, args.threads[0], args.iters)
     else:
-        res = models.overhead_child(args.models[0], args.threads[0])
+        res = models.overhead_child(args.models[0], args.threads[0], args.batch)
     sys.stdout.flush()
     print("RESULT " + json.dumps(res), flush=True)
 
@@ -105,12 +124,16 @@ def report(res: dict) -> str:
         "### Machine and command",
         "",
         f"- CPU: {m['cpu']}, {m['cores']} cores at ~{m['ghz']:.2f} GHz "
-        f"(AVX2 FMA: {'yes' if m['avx2_fma'] else 'no'}), shared machine",
+        f"(AVX2 FMA: {'yes' if m['avx2_fma'] else 'no'}, "
+        f"AVX-512: {'yes' if m.get('avx512f') else 'no'}), shared machine",
         f"- Python {m['python']}, numpy {m['numpy']}, torch {m['torch']}, "
         f"phalanx {m['phalanx']} on oneDNN {m['onednn']}",
-        f"- Peak fp32 estimate: {m['cores']} cores x {m['ghz']:.2f} GHz x 32 FLOPs/cycle "
-        f"(2 AVX2 FMA/cycle) = {m['peak_gflops_est']:.0f} GFLOP/s "
-        f"({m['peak_gflops_per_core_est']:.0f} per core); an estimate, not a measurement",
+        "- Measured fp32 peak (a register-resident "
+        f"{res['peak']['isa']} FMA loop, best of 10, in a fresh process at the start): "
+        + ", ".join(
+            f"{n} thread{'s' if int(n) > 1 else ''} {g:.0f} GFLOP/s"
+            for n, g in res["peak"]["gflops"].items()
+        ),
         f"- Command: `{res['command']}` ({res['date']}, {res['elapsed_s']:.0f} s)",
         f"- Timing: {res['args']['warmup']} warm-up + {res['args']['iters']} timed rounds per "
         "model, phalanx and torch alternated each round (order flipped every round); medians. "
@@ -190,31 +213,33 @@ def report(res: dict) -> str:
         out.append("")
     flops_rows = [r for r in res["models"] if "train_gflop" in r]
     if flops_rows:
-        peak_core = m["peak_gflops_per_core_est"]
+        peak = res["peak"]["gflops"]
         out += [
             "### Achieved GFLOP/s (conv + linear, training = 3 x forward 2*MACs)",
             "",
             table(
                 [
                     "model",
+                    "batch",
                     "threads",
                     "GFLOP/iter",
                     "phalanx GFLOP/s",
                     "torch GFLOP/s",
-                    "est. peak",
+                    "measured peak",
                     "phalanx % peak",
                     "torch % peak",
                 ],
                 [
                     [
                         MODELS[r["model"]]["title"],
+                        r["batch"],
                         r["threads"],
                         r["train_gflop"],
                         r["phalanx_gflops"],
                         r["torch_gflops"],
-                        peak_core * r["threads"],
-                        f"{100 * r['phalanx_gflops'] / (peak_core * r['threads']):.0f}%",
-                        f"{100 * r['torch_gflops'] / (peak_core * r['threads']):.0f}%",
+                        peak[str(r["threads"])],
+                        f"{100 * r['phalanx_gflops'] / peak[str(r['threads'])]:.0f}%",
+                        f"{100 * r['torch_gflops'] / peak[str(r['threads'])]:.0f}%",
                     ]
                     for r in flops_rows
                 ],
@@ -229,7 +254,7 @@ def report(res: dict) -> str:
         rows = []
         for r in res["models"]:
             s = r["steady"]
-            ov = res["overhead"].get(r["model"])
+            ov = res["overhead"].get(overhead_key(r["model"], r["batch"]))
             ov_cell = "-"
             if ov is not None and ov["threads"] == r["threads"] and ov["outside_share"] is not None:
                 ov_cell = (
@@ -239,6 +264,7 @@ def report(res: dict) -> str:
             rows.append(
                 [
                     MODELS[r["model"]]["title"],
+                    r["batch"],
                     r["threads"],
                     int(s["created_first_iter"]),
                     int(s["created_after_first"]),
@@ -252,6 +278,7 @@ def report(res: dict) -> str:
             table(
                 [
                     "model",
+                    "batch",
                     "threads",
                     "primitives created (1st iter)",
                     "created after 1st",
@@ -303,6 +330,17 @@ def report(res: dict) -> str:
     return "\n".join(out)
 
 
+def measure_peak(threads: list[int]) -> dict:
+    """fp32 GFLOP/s of an FMA loop per thread count, each in a fresh process (the parent has
+    torch's OpenMP runtime loaded too)."""
+    out: dict = {"gflops": {}, "isa": None}
+    for n in threads:
+        r = child_result(run_child(["--child", "peak", "--threads", str(n)]))
+        out["gflops"][str(n)] = r["gflops"]
+        out["isa"] = r["isa"]
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.child:
@@ -323,12 +361,18 @@ def main(argv=None) -> int:
         "overhead": {},
         "ops": [],
     }
+    # First, while nothing else of ours runs: what the cores can do, per thread count.
+    res["peak"] = measure_peak(args.threads)
     for name in args.models:
-        print(f"[bench] {name}: throughput at threads {args.threads}", file=sys.stderr)
-        res["models"] += models.bench_model(name, args.threads, args.iters, args.warmup)
-        if not args.no_overhead:
-            print(f"[bench] {name}: overhead (ONEDNN_VERBOSE)", file=sys.stderr)
-            res["overhead"][name] = models.bench_overhead(name, min(args.threads))
+        for point in args.points:
+            batch = point_batch(name, point)
+            print(f"[bench] {name} b{batch}: throughput at threads {args.threads}", file=sys.stderr)
+            res["models"] += models.bench_model(name, args.threads, args.iters, args.warmup, batch)
+            if not args.no_overhead:
+                print(f"[bench] {name} b{batch}: overhead (ONEDNN_VERBOSE)", file=sys.stderr)
+                res["overhead"][overhead_key(name, batch)] = models.bench_overhead(
+                    name, min(args.threads), batch
+                )
         if not args.no_memory:
             print(f"[bench] {name}: peak memory (fresh processes)", file=sys.stderr)
             res["memory"][name] = models.bench_memory(name, max(args.threads))

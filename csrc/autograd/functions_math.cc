@@ -98,18 +98,24 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
       break;
     case BinaryOp::Maximum:
     case BinaryOp::Minimum: {
+      BinaryOp loses = op == BinaryOp::Maximum ? BinaryOp::Lt : BinaryOp::Gt;
       BinaryOp wins = op == BinaryOp::Maximum ? BinaryOp::Gt : BinaryOp::Lt;
       record(op == BinaryOp::Maximum ? "MaximumBackward" : "MinimumBackward", {out}, inputs, {a, b},
-             [sa, sb, wins](const BackwardContext& c) {
-               // ties split the gradient in half, as in PyTorch
+             [sa, sb, wins, loses](const BackwardContext& c) {
+               // PyTorch's rule: each side gets the gradient unless it lost the comparison, and
+               // ties split it in half. A NaN on either side compares false both ways, so both
+               // sides get the whole gradient (1 - lost - tie/2 is 1 there).
                Tensor x = c.saved[0], y = c.saved[1];
-               Tensor share_a = add(as_float(ops::binary(wins, x, y)),
-                                    mul(as_float(ops::binary(BinaryOp::Eq, x, y)), scalar(0.5)));
+               Tensor half_tie = mul(as_float(ops::binary(BinaryOp::Eq, x, y)), scalar(0.5));
+               auto share = [&](BinaryOp lost) {
+                 return ops::binary(
+                     BinaryOp::Sub,
+                     ops::binary(BinaryOp::Sub, scalar(1), as_float(ops::binary(lost, x, y))),
+                     half_tie);
+               };
                TensorList r(2);
-               if (c.need(0)) r[0] = ops::sum_to(mul(c.grad(), share_a), sa);
-               if (c.need(1))
-                 r[1] =
-                     ops::sum_to(mul(c.grad(), ops::binary(BinaryOp::Sub, scalar(1), share_a)), sb);
+               if (c.need(0)) r[0] = ops::sum_to(mul(c.grad(), share(loses)), sa);
+               if (c.need(1)) r[1] = ops::sum_to(mul(c.grad(), share(wins)), sb);
                return r;
              });
       break;
@@ -232,8 +238,12 @@ Tensor amax_all(const Tensor& a, bool is_max) {
   if (!differentiable(a)) return out;
   record(is_max ? "MaxBackward" : "MinBackward", {out}, {a}, {a, out},
          [](const BackwardContext& c) {
-           // the gradient is shared evenly among all elements equal to the extreme, as in PyTorch
-           Tensor hit = as_float(ops::binary(BinaryOp::Eq, c.saved[0], c.saved[1]));
+           // the gradient is shared evenly among all elements equal to the extreme, as in
+           // PyTorch; when the extreme is NaN, among the NaNs (x == NaN is never true)
+           const Tensor &x = c.saved[0], &m = c.saved[1];
+           Tensor hit = add(as_float(ops::binary(BinaryOp::Eq, x, m)),
+                            mul(as_float(ops::binary(BinaryOp::Ne, x, x)),
+                                as_float(ops::binary(BinaryOp::Ne, m, m))));
            Tensor n = ops::sum(hit, {}, false);
            return TensorList{mul(hit, div(c.grad(), n))};
          });

@@ -31,6 +31,7 @@ Tensor from_numpy(const py::array& a);
 
 void init_tensor(py::module_& m);
 void init_functions(py::module_& m);
+void init_custom_function(py::module_& m);  // phalanx.autograd.Function's node
 void init_nn(py::module_& m);
 void init_optim(py::module_& m);  // fused optimizer updates (csrc/optim)
 void init_io(py::module_& m);     // checkpoints (csrc/io)

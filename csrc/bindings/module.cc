@@ -4,6 +4,7 @@
 #include "autograd/grad_mode.h"
 #include "bindings/convert.h"
 #include "core/allocator.h"
+#include "core/fp32_peak.h"
 #include "core/generator.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
@@ -91,6 +92,18 @@ PYBIND11_MODULE(_C, m) {
   m.def("empty_cache", &empty_cache,
         "Returns the memory of freed large tensors, kept by the caching allocator for reuse, "
         "to the operating system.");
+  m.def(
+      "_measure_fp32_peak",
+      [](int threads, double seconds) {
+        Fp32Peak p;
+        {
+          py::gil_scoped_release nogil;
+          p = measure_fp32_peak(threads, seconds);
+        }
+        return py::dict(py::arg("gflops") = p.gflops, py::arg("isa") = p.isa);
+      },
+      py::arg("threads"), py::arg("seconds") = 0.5,
+      "fp32 GFLOP/s of a register-resident FMA loop on `threads` threads (best of 10 repeats).");
   m.def("_onednn_version", [] {
     auto v = dnnl::version();
     return py::make_tuple(v->major, v->minor, v->patch);
@@ -118,6 +131,7 @@ PYBIND11_MODULE(_C, m) {
 
   init_tensor(m);
   init_functions(m);
+  init_custom_function(m);
   init_nn(m);
   init_optim(m);
   init_io(m);

@@ -3,8 +3,11 @@
 #include <optional>
 
 #include "bindings/convert.h"
+#include "optim/adadelta.h"
+#include "optim/adagrad.h"
 #include "optim/adam.h"
 #include "optim/lars.h"
+#include "optim/rmsprop.h"
 #include "optim/sgd.h"
 
 namespace phalanx::bindings {
@@ -59,6 +62,47 @@ void init_optim(py::module_& m) {
       py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("amsgrad"),
       py::arg("maximize"), py::arg("decoupled_weight_decay"),
       "Updates params, moments and step counters in place.");
+
+  o.def(
+      "rmsprop_step",
+      [](const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+         const std::vector<Tensor>& square_avgs, const std::vector<Tensor>& momentum_buffers,
+         const std::vector<Tensor>& grad_avgs, const std::vector<Tensor>& steps, double lr,
+         double alpha, double eps, double weight_decay, double momentum, bool centered,
+         bool maximize) {
+        optim::rmsprop_step(params, grads, square_avgs, momentum_buffers, grad_avgs, steps,
+                            {lr, alpha, eps, weight_decay, momentum, centered, maximize});
+      },
+      py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("momentum_buffers"),
+      py::arg("grad_avgs"), py::arg("steps"), py::kw_only(), py::arg("lr"), py::arg("alpha"),
+      py::arg("eps"), py::arg("weight_decay"), py::arg("momentum"), py::arg("centered"),
+      py::arg("maximize"), "Updates params, averages, buffers and step counters in place.");
+
+  o.def(
+      "adagrad_step",
+      [](const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+         const std::vector<Tensor>& sums, const std::vector<Tensor>& steps, double lr,
+         double lr_decay, double weight_decay, double eps, bool maximize) {
+        optim::adagrad_step(params, grads, sums, steps,
+                            {lr, lr_decay, weight_decay, eps, maximize});
+      },
+      py::arg("params"), py::arg("grads"), py::arg("sums"), py::arg("steps"), py::kw_only(),
+      py::arg("lr"), py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"),
+      py::arg("maximize"), "Updates params, sums of squared gradients and step counters.");
+
+  o.def(
+      "adadelta_step",
+      [](const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+         const std::vector<Tensor>& square_avgs, const std::vector<Tensor>& acc_deltas,
+         const std::vector<Tensor>& steps, double lr, double rho, double eps, double weight_decay,
+         bool maximize) {
+        optim::adadelta_step(params, grads, square_avgs, acc_deltas, steps,
+                             {lr, rho, eps, weight_decay, maximize});
+      },
+      py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("acc_deltas"),
+      py::arg("steps"), py::kw_only(), py::arg("lr"), py::arg("rho"), py::arg("eps"),
+      py::arg("weight_decay"), py::arg("maximize"),
+      "Updates params, both running averages and step counters in place.");
 
   o.def(
       "lars_step",

@@ -77,8 +77,65 @@ std::string eltwise_key(const Tensor& x) {
   return x.is_blocked() ? layout_key(x) : std::to_string(x.numel());
 }
 
-// Runs the forward primitive from x into y (y may be x: eltwise runs in place).
-void run_forward(const Spec& sp, const Tensor& x, const Tensor& y) {
+// relu, relu6 and leaky_relu run as plain loops, not oneDNN eltwise: its relu and clip map
+// NaN to 0 and their backward drops the gradient at NaN, where PyTorch propagates NaN (issue
+// 16: one NaN pixel must not give a finite loss). The comparisons below are written so a NaN
+// falls through to the branch that keeps it, as PyTorch's kernels do.
+bool is_piecewise_linear(Activation kind) {
+  return kind == Activation::Relu || kind == Activation::Relu6 || kind == Activation::LeakyRelu;
+}
+
+// Elements the loops walk: a blocked tensor's whole buffer (padding included, which these
+// functions map 0 -> 0), or a plain contiguous tensor's elements.
+int64_t stored_elements(const Tensor& x) {
+  return x.is_blocked() ? static_cast<int64_t>(desc_of(x).get_size() / sizeof(float)) : x.numel();
+}
+
+void piecewise_forward(Activation kind, float alpha, const float* x, float* y, int64_t n) {
+  switch (kind) {
+    case Activation::Relu:
+#pragma omp parallel for if (n > 32768)
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] <= 0.f ? 0.f : x[i];
+      return;
+    case Activation::Relu6:
+#pragma omp parallel for if (n > 32768)
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] <= 0.f ? 0.f : (x[i] >= 6.f ? 6.f : x[i]);
+      return;
+    default:  // leaky_relu
+#pragma omp parallel for if (n > 32768)
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : x[i] * alpha;
+      return;
+  }
+}
+
+// `s` is the forward's output for relu/relu6 (and leaky_relu with alpha >= 0), else its input;
+// either has the input's sign, and a NaN input gives a NaN output. PyTorch: relu passes the
+// gradient unless out <= 0; hardtanh unless x <= 0 or x >= 6; leaky_relu scales it by alpha
+// unless x > 0. So a NaN passes the gradient through (relu, relu6) or scales it (leaky_relu).
+void piecewise_backward(Activation kind, float alpha, const float* s, const float* dy, float* dx,
+                        int64_t n) {
+  switch (kind) {
+    case Activation::Relu:
+#pragma omp parallel for if (n > 32768)
+      for (int64_t i = 0; i < n; ++i) dx[i] = s[i] <= 0.f ? 0.f : dy[i];
+      return;
+    case Activation::Relu6:
+#pragma omp parallel for if (n > 32768)
+      for (int64_t i = 0; i < n; ++i) dx[i] = (s[i] <= 0.f || s[i] >= 6.f) ? 0.f : dy[i];
+      return;
+    default:  // leaky_relu
+#pragma omp parallel for if (n > 32768)
+      for (int64_t i = 0; i < n; ++i) dx[i] = s[i] > 0.f ? dy[i] : dy[i] * alpha;
+      return;
+  }
+}
+
+// Runs the forward from x into y (y may be x: it runs in place).
+void run_forward(Activation kind, const Spec& sp, const Tensor& x, const Tensor& y) {
+  if (is_piecewise_linear(kind)) {
+    piecewise_forward(kind, sp.alpha, x.data<float>(), y.data<float>(), stored_elements(x));
+    return;
+  }
   auto md = eltwise_desc(x);
   auto e = forward_entry(sp, md, eltwise_key(x));
   execute(e->prim, {{DNNL_ARG_SRC, memory_of(x, md)}, {DNNL_ARG_DST, memory_of(y, md)}});
@@ -92,7 +149,7 @@ Tensor activation_forward(Activation kind, const Tensor& x_in, float alpha) {
   Tensor x = dnnl_input(x_in, name, "input");
   if (x.numel() == 0) return Tensor::empty(x.sizes());
   Tensor y = empty_like_desc(x.sizes(), x.is_blocked() ? desc_of(x) : plain_desc(x.sizes()));
-  run_forward(sp, x, y);
+  run_forward(kind, sp, x, y);
   return y;
 }
 
@@ -100,7 +157,7 @@ bool activation_forward_in_place(Activation kind, const Tensor& x, float alpha) 
   if (!x.defined() || x.dtype() != DType::Float32 || !(x.is_blocked() || x.is_contiguous()))
     return false;
   if (x.numel() == 0) return true;
-  run_forward(spec(kind, alpha), x, x);
+  run_forward(kind, spec(kind, alpha), x, x);
   x.bump_version();
   return true;
 }
@@ -119,6 +176,12 @@ Tensor activation_backward(Activation kind, const Tensor& dy_in, const Tensor& s
   auto md = eltwise_desc(x);
   Tensor dy = dnnl_input(dy_in, name, "grad_output");
   dy = x.is_blocked() ? reorder_to(dy, md, ReorderKind::Data) : dy.contiguous();
+  if (is_piecewise_linear(kind)) {
+    Tensor dx = empty_like_desc(x.sizes(), x.is_blocked() ? md : plain_desc(x.sizes()));
+    piecewise_backward(kind, sp.alpha, x.data<float>(), dy.data<float>(), dx.data<float>(),
+                       stored_elements(x));
+    return dx;
+  }
   auto fwd = forward_entry(sp, md, eltwise_key(x));
   auto e = cached<dnnl::eltwise_backward>(
       cache_key("eltwise_bwd", static_cast<int>(sp.alg), sp.alpha, sp.beta, eltwise_key(x)), [&] {

@@ -48,4 +48,21 @@ void check_state(const char* op, const char* what, const std::vector<Tensor>& pa
   }
 }
 
+void check_steps(const char* op, const std::vector<Tensor>& params,
+                 const std::vector<Tensor>& steps) {
+  PHX_CHECK(steps.size() == params.size(), ValueError, op, ": got ", params.size(),
+            " parameters but ", steps.size(), " step counters");
+  for (size_t i = 0; i < steps.size(); ++i)
+    PHX_CHECK(steps[i].defined() && steps[i].dtype() == DType::Float32 && steps[i].numel() == 1,
+              TypeError, op, ": step counter ", i, " must be a one-element float32 tensor, got ",
+              steps[i].defined() ? steps[i].describe() : "undefined");
+}
+
+double increment_step(const Tensor& step) {
+  float& count = *step.data<float>();  // one element: always contiguous
+  count += 1;
+  step.bump_version();
+  return count;
+}
+
 }  // namespace phalanx::optim

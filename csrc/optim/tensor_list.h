@@ -27,6 +27,14 @@ std::vector<Tensor> plain_grads(const char* op, const std::vector<Tensor>& param
 void check_state(const char* op, const char* what, const std::vector<Tensor>& params,
                  const std::vector<Tensor>& state, bool allow_undefined = false);
 
+// Per-parameter step counters: one-element float32 tensors, one per parameter (PyTorch keeps
+// them per parameter because a parameter that missed a step has its own count).
+void check_steps(const char* op, const std::vector<Tensor>& params,
+                 const std::vector<Tensor>& steps);
+
+// Adds one to a counter checked by check_steps and returns the new count.
+double increment_step(const Tensor& step);
+
 // Runs f(i) for i in [0, n): the element loop of one tensor, threaded only when large. Give
 // it a lambda capturing by value: each thread runs a private copy, whose scalars the
 // compiler then keeps in registers; captured by reference, they could alias the float stores

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from . import _C
+from ._autograd_function import Function, FunctionCtx  # noqa: F401  (phalanx.autograd.Function)
 
 
 class _GradMode:

@@ -5,7 +5,10 @@ import os
 import re
 import subprocess
 
+import pytest
 from _spawn import PYTHON, python_env
+
+import phalanx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(ROOT, "benchmarks")
@@ -68,3 +71,44 @@ def test_per_op_contenders_time_forward_and_backward(monkeypatch):
         for kind, shape, params in list(ops.OPS_QUICK.values())[:3]:
             t = ops._contender(framework, kind, shape, params)()
             assert t["forward"] > 0 and t["backward"] > 0
+
+
+def test_phone_operating_point_rows_and_measured_peak(tmp_path):
+    # issue 17: the per-rank batch of a phone cluster (LeNet-5 at 32), and a percent-of-peak
+    # measured on this machine instead of guessed from the ISA
+    out_json = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            *PYTHON,
+            os.path.join(BENCH, "run.py"),
+            "--quick",
+            "--points",
+            "phone",
+            "--iters",
+            "2",
+            "--no-memory",
+            "--no-ops",
+            "--json",
+            str(out_json),
+        ],
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Measured fp32 peak" in proc.stdout
+    res = json.loads(out_json.read_text())
+    (m,) = res["models"]
+    assert m["batch"] == 32 and m["phalanx_img_s"] > 0
+    assert res["peak"]["gflops"]["1"] > 0 and res["peak"]["isa"]
+    assert res["overhead"]["lenet@32"]["batch"] == 32
+
+
+def test_measured_peak_checks_its_arguments():
+    r = phalanx._C._measure_fp32_peak(1, 0.05)
+    assert r["gflops"] > 0 and r["isa"] in ("avx512", "avx2", "scalar")
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        phalanx._C._measure_fp32_peak(0, 0.05)
+    with pytest.raises(ValueError, match="seconds must be in"):
+        phalanx._C._measure_fp32_peak(1, -1.0)

@@ -41,6 +41,7 @@ Work = _C.dist.Work
 __all__ = [
     "GroupMember",
     "ProcessGroup",
+    "RankError",
     "ReduceOp",
     "TCPStore",
     "Work",
@@ -61,6 +62,7 @@ __all__ = [
     "new_group",
     "recv",
     "reduce_scatter",
+    "run",
     "send",
 ]
 
@@ -459,3 +461,16 @@ def send(tensor, dst: int, group=None, tag: int = 0) -> None:
 def recv(tensor, src: int | None = None, group=None, tag: int = 0) -> int:
     irecv(tensor, src, group, tag).wait()
     return src
+
+
+# phalanx.distributed.run (the notebook driver) and its RankError, imported on first use: they
+# need cloudpickle, which a rank that never uses them should not have to import.
+_DRIVER_NAMES = ("RankError", "run")
+
+
+def __getattr__(name: str):
+    if name in _DRIVER_NAMES:
+        from ._driver import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

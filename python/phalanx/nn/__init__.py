@@ -2,12 +2,12 @@
 
 import importlib
 
-from . import functional, init
+from . import functional, init, utils
 from .modules import *  # noqa: F403 - the layer classes, listed in modules.__all__
 from .modules import __all__ as _modules_all
 from .parameter import Parameter
 
-__all__ = ["functional", "init", "Parameter", *_modules_all]
+__all__ = ["functional", "init", "utils", "Parameter", *_modules_all]
 
 
 def __getattr__(name: str):

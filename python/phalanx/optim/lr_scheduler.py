@@ -32,6 +32,9 @@ __all__ = [
     "PolynomialLR",
     "CosineAnnealingLR",
     "SequentialLR",
+    "OneCycleLR",
+    "CosineAnnealingWarmRestarts",
+    "ReduceLROnPlateau",
     "linear_scaling_lr",
     "warmup_then",
     "scaled_warmup_cosine",
@@ -512,3 +515,12 @@ def scaled_warmup_cosine(
         warmup_start_factor = min(1.0, reference_batch / global_batch)
     cosine = CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=eta_min)
     return warmup_then(optimizer, warmup_steps, cosine, start_factor=warmup_start_factor)
+
+
+# Schedulers with their own stepping rules live beside this file; imported last because they
+# subclass LRScheduler from here.
+from .lr_scheduler_extra import (  # noqa: E402
+    CosineAnnealingWarmRestarts,
+    OneCycleLR,
+    ReduceLROnPlateau,
+)

@@ -124,6 +124,19 @@ class Launcher:
         )
         self.master = (self.args.master_addr, self.store.port)
 
+    # ---- where rank output goes (phalanx.distributed.run overrides both)
+
+    def output_console(self, spec: RankSpec) -> Console | None:
+        """The console a rank's output is shown on; None: not shown."""
+        return None if (self.args.quiet and self.args.log_dir) else self.console
+
+    def open_log(self, spec: RankSpec, name: str):
+        """A binary file (write, flush, close) that gets the rank's raw `name` stream
+        ("stdout" or "stderr"), or None."""
+        if not self.args.log_dir:
+            return None
+        return open(os.path.join(self.args.log_dir, f"rank{spec.rank}.{name}.log"), "wb")
+
     def spawn(self, spec: RankSpec) -> None:
         args = self.args
         env = rank_env(args, spec, len(self.specs), self.master)
@@ -160,14 +173,12 @@ class Launcher:
         self.ranks.append(rank)
         label = f"rank {spec.rank}" + (f" {spec.host.host}" if spec.host else "")
         prefix = b"" if args.no_prefix else f"[{label}] ".encode()
-        console = None if (args.quiet and args.log_dir) else self.console
+        console = self.output_console(spec)
         for name, src, dest in (
             ("stdout", proc.stdout, self.console.out),
             ("stderr", proc.stderr, self.console.err),
         ):
-            log = None
-            if args.log_dir:
-                log = open(os.path.join(args.log_dir, f"rank{spec.rank}.{name}.log"), "wb")
+            log = self.open_log(spec, name)
             t = threading.Thread(
                 target=pump,
                 args=(src, console, (spec.rank, name), dest, prefix, log, spec.rank == 0),
@@ -206,6 +217,9 @@ class Launcher:
                     kill(r.proc.pid, signal.SIGKILL)
                 else:
                     killpg(r.proc.pid, signal.SIGKILL)
+
+    def max_time_message(self) -> str:
+        return f"the job ran longer than --max-time {self.args.max_time:g} s"
 
     def _kill_deadline(self, rank: Rank) -> float:
         margin = REMOTE_KILL_MARGIN if rank.remote else 0.0
@@ -285,7 +299,7 @@ class Launcher:
             now = time.monotonic()
             if self.stop_started is None and self.args.max_time is not None:
                 if now - started > self.args.max_time:
-                    text = f"the job ran longer than --max-time {self.args.max_time:g} s"
+                    text = self.max_time_message()
                     self.console.message(text)
                     self.begin_stop(text, 124)
             if self.stop_started is not None:

@@ -10,6 +10,7 @@ from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module, RemovableHandle
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .syncbatchnorm import SyncBatchNorm
 
 __all__ = [
     "Module",
@@ -22,6 +23,7 @@ __all__ = [
     "Linear",
     "BatchNorm1d",
     "BatchNorm2d",
+    "SyncBatchNorm",
     "ReLU",
     "ReLU6",
     "LeakyReLU",

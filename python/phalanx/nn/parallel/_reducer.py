@@ -19,6 +19,7 @@ of equal batches.
 from __future__ import annotations
 
 import functools
+import time
 import weakref
 
 from ... import _C
@@ -148,6 +149,12 @@ class Reducer:
         self._next_launch = 0
         self._weight = 1.0 / world_size
         self._weight_pending = None  # (count tensor, work, local batch) for batch weighting
+        self._weight_fn = None  # or a callable giving this rank's weight at the first launch
+        # For the balancer: seconds this backward spent waiting for communication, when the
+        # backward's computation ended, and callables run after the gradients are written.
+        self.comm_wait = 0.0
+        self.backward_end = 0.0
+        self.after_finish: list = []
 
     # -- configuration ------------------------------------------------------------------
 
@@ -179,10 +186,11 @@ class Reducer:
 
     # -- one iteration ------------------------------------------------------------------
 
-    def prepare(self, local_batch: int | None) -> None:
+    def prepare(self, local_batch: int | None, weight_fn=None) -> None:
         """Called by forward when the coming backward must synchronise gradients.
         local_batch (batch weighting only): this rank's sample count; the global count is
-        summed asynchronously now, while forward runs."""
+        summed asynchronously now, while forward runs. weight_fn (instead): called at the
+        first bucket launch for this rank's weight (the run-time weighting)."""
         self.check_live()
         for b in self._buckets:
             b.reset()
@@ -190,6 +198,8 @@ class Reducer:
         self._callback_queued = False
         self._armed = True
         self._local = False
+        self.comm_wait = 0.0
+        self._weight_fn = weight_fn
         if local_batch is None:
             self._weight = 1.0 / self._world_size
             self._weight_pending = None
@@ -202,10 +212,15 @@ class Reducer:
     def _current_weight(self) -> float:
         if self._weight_pending is not None:
             count, work, local = self._weight_pending
+            start = time.perf_counter()
             work.wait()
+            self.comm_wait += time.perf_counter() - start
             total = count.item()
             self._weight = local / total if total > 0 else 0.0
             self._weight_pending = None
+        elif self._weight_fn is not None:
+            self._weight = self._weight_fn()
+            self._weight_fn = None
         return self._weight
 
     def prepare_local(self) -> None:
@@ -262,6 +277,7 @@ class Reducer:
     def _finish(self) -> None:
         """End of backward: launch the rest (missing gradients count as zeros), wait, write
         the results into param.grad."""
+        self.backward_end = time.perf_counter()
         self._armed = False
         self._local = False
         with no_grad():
@@ -291,3 +307,5 @@ class Reducer:
                         p.grad = reduced.clone()
                     else:
                         p.grad.copy_(reduced)
+        for fn in self.after_finish:
+            fn()

@@ -13,6 +13,9 @@ Differences from torch.nn.parallel.DistributedDataParallel, on purpose:
   short); the default "uniform" averages like PyTorch.
 - Communication hooks return the sum over ranks; DDP does the weighting
   (see phalanx.distributed.algorithms.ddp_comm_hooks).
+- ``balance=sampler`` (a BalancedDistributedSampler) sizes each rank's share of the global
+  batch from its measured speed, re-balancing as ranks slow down (see _balance.py and
+  docs/heterogeneous.md); ``batch_weighting="run_time"`` is the wimpy-nodes paper's weighting.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ..._timeline import recorder as _timeline
 from ...autograd import no_grad
 from ...distributed.algorithms.ddp_comm_hooks import allreduce_hook
 from ..modules.module import Module
+from ._balance import Balancer
 from ._reducer import Reducer
 
 __all__ = ["DistributedDataParallel"]
@@ -96,7 +100,20 @@ class DistributedDataParallel(Module):
         batch_weighting: "uniform" (average, like PyTorch) or "local_batch" (weight each
             rank's gradient by its share of the global batch, taken from the first tensor
             argument's first dimension at every forward; costs one 8-byte all-reduce that
-            overlaps the forward pass).
+            overlaps the forward pass), or "run_time" (equal batches, each rank's gradient
+            weighted by its measured speed relative to the others: the wimpy-smartphone-nodes
+            method; not the global-batch gradient, see docs/heterogeneous.md).
+        balance: a phalanx.utils.data.BalancedDistributedSampler whose shares DDP sets from
+            the ranks' measured speeds (implies "local_batch" weighting, so every update is
+            the global batch's gradient). The measurements and decisions are in
+            ``self.balancer`` (``shares``, ``speeds``, ``step_times``, ``metrics()``).
+        balance_interval: steps between re-balancing proposals (a throttling hint from a
+            rank's CPU clock or temperature brings one forward).
+        balance_hysteresis: a proposal is adopted only if it shortens the predicted step
+            time by at least this fraction.
+        max_samples_per_rank: this rank's largest share (a phone with little memory); ranks
+            may pass different values.
+        telemetry_root: where to read /sys for the CPU clock and temperature (None: not at all).
     """
 
     def __init__(
@@ -113,6 +130,11 @@ class DistributedDataParallel(Module):
         first_bucket_cap_mb: float = 1.0,
         batch_weighting: str = "uniform",
         init_sync: bool = True,
+        balance=None,
+        balance_interval: int = 5,
+        balance_hysteresis: float = 0.1,
+        max_samples_per_rank: int | None = None,
+        telemetry_root: str | None = "/",
     ):
         super().__init__()
         if not isinstance(module, Module):
@@ -123,10 +145,18 @@ class DistributedDataParallel(Module):
             raise ValueError("DistributedDataParallel: phalanx runs on CPU; leave device_ids unset")
         if dim != 0:
             raise ValueError("DistributedDataParallel: only dim=0 (batch-major inputs) works")
-        if batch_weighting not in ("uniform", "local_batch"):
+        if batch_weighting not in ("uniform", "local_batch", "run_time"):
             raise ValueError(
-                f"batch_weighting must be 'uniform' or 'local_batch', got {batch_weighting!r}"
+                "batch_weighting must be 'uniform', 'local_batch' or 'run_time', got "
+                f"{batch_weighting!r}"
             )
+        if balance is not None:
+            if batch_weighting == "run_time":
+                raise ValueError(
+                    "balance= sets shares so that each update is the global batch's gradient; "
+                    "it cannot be combined with batch_weighting='run_time' (equal batches)"
+                )
+            batch_weighting = "local_batch"  # balance= implies weighting by share
         if bucket_cap_mb <= 0 or first_bucket_cap_mb <= 0:
             raise ValueError(
                 f"bucket sizes must be positive, got bucket_cap_mb={bucket_cap_mb}, "
@@ -157,6 +187,22 @@ class DistributedDataParallel(Module):
             process_group,
         )
         self._hook_registered = False
+        for m in module.modules():  # SyncBatchNorm weights its statistics' gradients like us
+            if hasattr(m, "_grad_weight") and hasattr(m, "convert_sync_batchnorm"):
+                m._grad_weight = self.reducer._current_weight
+        self.balancer = None
+        if balance is not None or batch_weighting == "run_time":
+            self.balancer = Balancer(
+                balance,
+                process_group,
+                self._world_size,
+                self._rank,
+                interval=balance_interval,
+                hysteresis=balance_hysteresis,
+                max_samples_per_rank=max_samples_per_rank,
+                telemetry_root=telemetry_root,
+            )
+            self.reducer.after_finish.append(self._balancer_step_done)
 
     # -- set-up checks --------------------------------------------------------------------
 
@@ -194,13 +240,20 @@ class DistributedDataParallel(Module):
                     _coalesced(buffers, self._broadcast_from_root)
         if _C.is_grad_enabled():
             if self.require_backward_grad_sync:
-                local = (
-                    _batch_size(inputs, kwargs) if self.batch_weighting == "local_batch" else None
-                )
-                self.reducer.prepare(local)
+                measured = self.batch_weighting != "uniform"
+                local = _batch_size(inputs, kwargs) if measured else None
+                if self.batch_weighting == "run_time":
+                    self.reducer.prepare(None, weight_fn=self.balancer.run_time_weight)
+                else:
+                    self.reducer.prepare(local)
+                if self.balancer is not None:
+                    self.balancer.start_step(local)  # last: its clock starts here
             else:
                 self.reducer.prepare_local()
         return self.module(*inputs, **kwargs)
+
+    def _balancer_step_done(self) -> None:
+        self.balancer.finish_step(self.reducer.backward_end, self.reducer.comm_wait)
 
     @contextlib.contextmanager
     def no_sync(self):

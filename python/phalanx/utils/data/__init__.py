@@ -6,6 +6,7 @@ examples use), with background threads instead of worker processes.
 
 from . import datasets, transforms
 from ._worker import WorkerInfo, get_worker_info
+from .balanced import BalancedDistributedSampler
 from .collate import default_collate, default_convert
 from .dataloader import DataLoader
 from .dataset import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
@@ -18,6 +19,7 @@ __all__ = [
     "CIFAR10",
     "DEFAULT_FASHION_MNIST_ROOT",
     "MNIST",
+    "BalancedDistributedSampler",
     "BatchSampler",
     "ConcatDataset",
     "DataLoader",

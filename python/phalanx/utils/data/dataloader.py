@@ -204,10 +204,14 @@ class DataLoader:
         it = self._iterator
         if it is None or it.exhausted:
             return {"epoch": self._epoch, "batches_consumed": 0, "sampler": None, "base_seed": None}
+        sampler_state = it.sampler_state
+        fresh = getattr(self._index_sampler, "loader_state_dict", None)
+        if callable(fresh):  # a sampler whose state changes during the epoch (balanced shares)
+            sampler_state = fresh()
         return {
             "epoch": it.epoch,
             "batches_consumed": it.consumed,
-            "sampler": it.sampler_state,
+            "sampler": sampler_state,
             "base_seed": it.base_seed,
         }
 

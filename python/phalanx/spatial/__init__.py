@@ -1,0 +1,8 @@
+"""Spatial (fused-tile) partitioning of the early, feature-map-heavy layers (issue 13).
+
+See docs/spatial.md."""
+
+from .geometry import LayerGeometry, TilePlan, plan_tiles, split  # noqa: F401
+from .tile_parallel import TileParallel  # noqa: F401
+
+__all__ = ["LayerGeometry", "TilePlan", "TileParallel", "plan_tiles", "split"]
