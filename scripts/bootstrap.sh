@@ -18,6 +18,7 @@ PIP_PACKAGES=(
   cloudpickle                         # phalanx.distributed.run (a runtime dependency too)
   "torch==2.13.0"                     # the reference in tests and benchmarks only
   optuna tensorboard                  # phalanx sweep --optuna, SummaryWriter (optional at run time)
+  nbclient nbformat ipykernel matplotlib  # notebooks/ are run by the tests
 )
 
 missing=()
