@@ -12,10 +12,13 @@ import csv
 import json
 import os
 import shlex
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
-from _spawn import PYTHON, python_env, run_python
+from _spawn import PYTHON, alive, python_env, run_python, start_python
 
 import phalanx
 from phalanx._sweep import space as sweep_space
@@ -362,6 +365,38 @@ def test_optuna_tpe_pruning_storage_and_resume(tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_ctrl_c_stops_every_trial_and_leaves_nothing_running(tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    out = str(tmp_path / "o")
+    p = start_python(
+        ["-m", "phalanx", "sweep", "--metric", "loss", "--out", out, "--grid", "lr=0.1,0.01",
+         "--nproc", "2", "--parallel", "2", STUB, "--steps", "1000", "--sleep", "0.1"],
+        env=python_env(SWEEP_TEST_PIDS=str(pids)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(os.listdir(pids)) < 4:  # both trials' ranks are running
+            assert time.monotonic() < deadline and p.poll() is None, p.communicate()
+            time.sleep(0.1)
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 130, (stdout, stderr)
+    assert b"interrupted: stopping the running trials" in stdout
+    ranks = [int(name.split(".")[0]) for name in os.listdir(pids)]
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in ranks):
+        assert time.monotonic() < deadline, [pid for pid in ranks if alive(pid)]
+        time.sleep(0.1)
+    assert [x["status"] for x in results(out)] == ["stopped", "stopped"]
 
 
 def test_sweeping_the_fashion_mnist_example(tmp_path):

@@ -12,9 +12,9 @@ USAGE_EPILOG = """\
 Each trial runs `phalanx launch [--nproc K | --hosts GROUP] [LAUNCH_OPTS] script.py [script
 args] --NAME VALUE ...`; the script reports with phalanx.report(step=None, **metrics) (rank 0's
 reports count). DIR/results.csv holds a row per trial (parameters, NAME_last and NAME_best of
-every metric, wall_s, hosts, status ok|failed|pruned, error); DIR/trials/N/ holds each trial's
-output.log and metrics.jsonl. The same command with the same --out resumes: finished trials
-(ok or pruned) are not run again, failed ones are. Exit status: 0 when every trial ended ok or
+every metric, wall_s, hosts, status ok|failed|pruned|stopped, error); DIR/trials/N/ holds
+each trial's output.log and metrics.jsonl. The same command with the same --out resumes:
+finished trials (ok or pruned) are not run again, failed and stopped ones are. Exit status: 0 when every trial ended ok or
 pruned, 1 when some failed, 2 for bad input, 130 on Ctrl-C. See docs/experiments.md.
 
 examples:

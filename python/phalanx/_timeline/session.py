@@ -131,7 +131,7 @@ def _target(path: str | None, job: str) -> str:
     return path
 
 
-def stop() -> str | None:
+def stop(_measure_clock: bool = True) -> str | None:
     """Ends the timeline. In a process group every rank must call it (destroy_process_group
     does): rank 0 gathers the events and writes the merged trace. Returns the path written
     (on the rank that wrote it), else None."""
@@ -142,7 +142,7 @@ def stop() -> str | None:
     st = _dist_state()
     job = os.environ.get("PHALANX_JOB_ID", "phalanx")
     try:
-        if st is not None and st.world.size() > 1:
+        if _measure_clock and st is not None and st.world.size() > 1:
             _sync(st, "end")
     finally:
         recorder.ACTIVE = False
@@ -179,7 +179,8 @@ def stop() -> str | None:
 def _at_exit() -> None:
     if recorder.ACTIVE:
         try:
-            stop()
+            # At exit a peer may be gone already: no second clock measurement to wait on.
+            stop(_measure_clock=False)
         except Exception as e:  # the process is ending: say why there is no trace
             print(f"phalanx timeline: could not write the trace: {e}", file=sys.stderr)
 
