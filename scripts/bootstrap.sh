@@ -19,6 +19,7 @@ PIP_PACKAGES=(
   nbclient nbformat ipykernel matplotlib  # tests/python/test_notebooks.py runs notebooks/
   "torch==2.13.0"                     # the reference in tests and benchmarks only
   optuna tensorboard                  # phalanx sweep --optuna, SummaryWriter (optional at run time)
+  nbclient nbformat ipykernel matplotlib  # notebooks/ are run by the tests
 )
 
 missing=()

@@ -7,6 +7,7 @@ package gives them PyTorch's names and signatures.
 from __future__ import annotations
 
 import builtins as _builtins
+import os as _os
 
 import numpy as _np
 
@@ -283,3 +284,8 @@ from . import autograd, nn, optim, utils  # noqa: E402  (submodules that use the
 from ._sweep.report import report  # noqa: E402
 from ._sweep.search import sweep  # noqa: E402
 from .serialization import load, save  # noqa: E402
+
+if _os.environ.get("PHALANX_TIMELINE"):  # record this process's timeline (see utils/timeline.py)
+    from ._timeline.session import start_from_env as _start_timeline
+
+    _start_timeline()

@@ -27,6 +27,7 @@ import numpy as np
 
 from ... import _C
 from ... import distributed as dist
+from ..._timeline import recorder as _timeline
 from ...autograd import no_grad
 from ...distributed.algorithms.ddp_comm_hooks import allreduce_hook
 from ..modules.module import Module
@@ -233,6 +234,7 @@ class DistributedDataParallel(Module):
 
     # -- training -------------------------------------------------------------------------
 
+    @_timeline.traced("forward", "compute")
     def forward(self, *inputs, **kwargs):
         self.reducer.check_live()  # before the buffer broadcast, a collective
         if self.broadcast_buffers and self._world_size > 1:
