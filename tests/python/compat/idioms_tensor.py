@@ -358,3 +358,10 @@ def grad_norm_debugging(torch):
     x = _leaf(torch)
     (x * x).sum().backward()
     return x.grad.norm(2).item(), x.grad.detach().norm(dim=1, keepdim=True)
+
+
+@idiom
+def data_assign_other_shape(torch):
+    x = _x(torch)
+    x.data = torch.zeros(5)
+    return x
