@@ -264,7 +264,7 @@ def _method_as_function(name):
 
 
 # Functions PyTorch has both as torch.f(x, ...) and x.f(...): the method is the one implementation.
-for _name in ("std", "var", "any", "all", "amax", "amin", "cumsum", "chunk", "split",
+for _name in ("std", "var", "norm", "any", "all", "amax", "amin", "cumsum", "chunk", "split",
               "masked_fill", "remainder", "floor_divide", "clone", "detach",
               "logical_and", "logical_or", "logical_xor"):  # fmt: skip
     globals()[_name] = _method_as_function(_name)

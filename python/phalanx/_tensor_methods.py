@@ -210,6 +210,19 @@ def _std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return _var(self, dim, unbiased, keepdim, correction=correction).sqrt()
 
 
+def _norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+    """The vector p-norm over `dim` (all elements by default): p = 2 ("fro"), 1 or inf."""
+    dims = _dims(dim)
+    kw = {"dim": dims, "keepdim": keepdim} if dims is not None else {}
+    if p in ("fro", 2, 2.0):
+        return (self * self).sum(**kw).sqrt()
+    if p in (1, 1.0):
+        return self.abs().sum(**kw)
+    if p == float("inf"):
+        return _amax(self.abs(), dims or (), keepdim)
+    raise NotImplementedError(f"norm: p={p!r} is not supported (2, 'fro', 1 or inf)")
+
+
 def _any(self, dim=None, keepdim=False):
     nonzero = _c_to_dtype(self != 0, _C.dtype.int64)
     return (nonzero.sum(dim=dim, keepdim=keepdim) if dim is not None else nonzero.sum()) > 0
@@ -473,6 +486,7 @@ def install() -> None:
     T.masked_fill_ = _masked_fill_
     T.var = _var
     T.std = _std
+    T.norm = _norm
     T.any = _any
     T.all = _all
     T.amax = _amax

@@ -222,3 +222,8 @@ def where_replaces_nan(torch):
 def isinf_isfinite(torch):
     x = torch.tensor([NAN, INF, -INF, 0.0])
     return torch.isinf(x), torch.isfinite(x)
+
+
+@idiom
+def gelu_of_infinity(torch):
+    return torch.nn.functional.gelu(torch.tensor([INF, -INF, 1.0]))

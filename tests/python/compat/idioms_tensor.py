@@ -345,3 +345,23 @@ def requires_grad_flags(torch):
     x = _x(torch)
     y = x.requires_grad_()
     return y.requires_grad, x.is_leaf, (x * 2).is_leaf, (x * 2).requires_grad
+
+
+@idiom(rtol=1e-5, atol=1e-5)
+def norms(torch):
+    x = _x(torch)
+    return x.norm(), x.norm(dim=1), torch.norm(x, p=1), x.norm(p=float("inf"), dim=0)
+
+
+@idiom(rtol=1e-5, atol=1e-5)
+def grad_norm_debugging(torch):
+    x = _leaf(torch)
+    (x * x).sum().backward()
+    return x.grad.norm(2).item(), x.grad.detach().norm(dim=1, keepdim=True)
+
+
+@idiom
+def data_assign_other_shape(torch):
+    x = _x(torch)
+    x.data = torch.zeros(5)
+    return x
