@@ -57,6 +57,11 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum,
                   double eps);
+// relu(batch_norm(x)): one oneDNN pass (fuse_norm_relu) on a blocked input, exact against the
+// two ops; any other input runs them one after the other.
+Tensor batch_norm_relu(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                       double eps);
 Tensor activation(ops::Activation kind, const Tensor& x, float alpha = 0.f);
 // relu_(x) and friends: x becomes the activation's output, in its own memory when the
 // backward needs only the output (as PyTorch's inplace=True), else through a copy.

@@ -73,6 +73,28 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   return r.y;
 }
 
+Tensor batch_norm_relu(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                       double eps) {
+  // oneDNN fuses only on a blocked input (a convolution's output), with weight and bias
+  // together or neither; anything else is the two ops one after the other.
+  if (!x.is_blocked() || x.dim() != 4 || x.numel() == 0 || weight.defined() != bias.defined())
+    return activation_(
+        ops::Activation::Relu,
+        batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps), 0.f);
+  auto r = ops::batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum,
+                                   eps, /*fuse_relu=*/true);
+  Tensor ws = r.workspace;
+  record("NativeBatchNormReluBackward", {r.y}, {x, weight, bias}, {r.x, weight, r.mean, r.var},
+         [training, eps, ws](const BackwardContext& c) {
+           auto g =
+               ops::batch_norm_backward(c.grad(), c.saved[0], c.saved[2], c.saved[3], c.saved[1],
+                                        training, eps, {c.need(0), c.need(1), c.need(2)}, ws);
+           return TensorList{g.dx, g.dweight, g.dbias};
+         });
+  return r.y;
+}
+
 namespace {
 
 BackwardFn activation_backward_fn(ops::Activation kind, float alpha) {

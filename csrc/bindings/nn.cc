@@ -42,6 +42,13 @@ void init_nn(py::module_& parent) {
     py::gil_scoped_release compute;
     return ag::batch_norm(x, m, v, scale, shift, training, momentum, eps);
   });
+  // relu(batch_norm(...)) in one oneDNN pass where the input allows (autograd::batch_norm_relu)
+  m.def("batch_norm_relu", [](const Tensor& x, py::object rm, py::object rv, py::object w,
+                              py::object b, bool training, double momentum, double eps) {
+    Tensor m = opt(rm), v = opt(rv), scale = opt(w), shift = opt(b);
+    py::gil_scoped_release compute;
+    return ag::batch_norm_relu(x, m, v, scale, shift, training, momentum, eps);
+  });
   py::enum_<ops::Activation> activation_enum(m, "Activation");
   for (const auto& a : ops::kActivations) activation_enum.value(a.python_name, a.kind);
   m.def("activation", &ag::activation, py::arg("kind"), py::arg("input"), py::arg("alpha") = 0.f);

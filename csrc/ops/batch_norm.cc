@@ -31,8 +31,9 @@ Shape as_4d(const Tensor& x) {
   return s;
 }
 
-normalization_flags flags_for(bool affine, bool training) {
+normalization_flags flags_for(bool affine, bool training, bool relu) {
   auto f = normalization_flags::none;
+  if (relu) f = f | normalization_flags::fuse_norm_relu;
   if (affine) f = f | normalization_flags::use_scale | normalization_flags::use_shift;
   if (!training) f = f | normalization_flags::use_global_stats;
   return f;
@@ -46,11 +47,12 @@ memory::desc data_desc(const Tensor& x, const Shape& s) {
 }
 
 std::shared_ptr<FwdEntry> forward_entry(const memory::desc& md, const std::string& layout,
-                                        const Shape& s, bool affine, bool training, double eps) {
+                                        const Shape& s, bool affine, bool training, double eps,
+                                        bool relu) {
   return cached<dnnl::batch_normalization_forward>(
-      cache_key("bn_fwd", s, layout, affine, training, eps), [&] {
+      cache_key("bn_fwd", s, layout, affine, training, eps, relu), [&] {
         auto pd = compat::bn_fwd(cpu_engine(), dnnl::prop_kind::forward_training, md,
-                                 static_cast<float>(eps), flags_for(affine, training));
+                                 static_cast<float>(eps), flags_for(affine, training, relu));
         return pd;
       });
 }
@@ -68,7 +70,7 @@ Tensor channel_param(const Tensor& t, int64_t C, const char* name) {
 }
 
 void run_onednn_forward(const Tensor& x, const Shape& s, BatchNormResult& r, const Tensor& w,
-                        const Tensor& b, bool training, double eps);
+                        const Tensor& b, bool training, double eps, bool relu);
 void update_running_stats(const BatchNormResult& r, const Tensor& running_mean,
                           const Tensor& running_var, bool training, double momentum,
                           int64_t per_channel);
@@ -77,8 +79,11 @@ void update_running_stats(const BatchNormResult& r, const Tensor& running_mean,
 
 BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mean,
                                    const Tensor& running_var, const Tensor& weight,
-                                   const Tensor& bias, bool training, double momentum, double eps) {
+                                   const Tensor& bias, bool training, double momentum, double eps,
+                                   bool fuse_relu) {
   Tensor x = dnnl_input(x_in, "batch_norm", "input");
+  PHX_CHECK(!fuse_relu || x.is_blocked(), ValueError,
+            "batch_norm: a fused ReLU needs a blocked input, got ", x.describe());
   Shape s = as_4d(x);
   const int64_t C = s[1];
   PHX_CHECK(eps > 0, ValueError, "batch_norm: eps must be positive, got ", eps);
@@ -112,7 +117,7 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
     r.var = channel_param(running_var, C, "running_var");
   }
   if (x.is_blocked()) {
-    run_onednn_forward(x, s, r, w, b, training, eps);
+    run_onednn_forward(x, s, r, w, b, training, eps, fuse_relu);
   } else {  // see batch_norm_plain.h
     r.y = Tensor::empty(x.sizes());
     bn_plain::forward({s[0], C, s[2] * s[3]}, x.data<float>(), r.y.data<float>(),
@@ -126,10 +131,10 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
 namespace {
 
 void run_onednn_forward(const Tensor& x, const Shape& s, BatchNormResult& r, const Tensor& w,
-                        const Tensor& b, bool training, double eps) {
+                        const Tensor& b, bool training, double eps, bool relu) {
   const bool affine = w.defined();
   const memory::desc md = data_desc(x, s);
-  auto e = forward_entry(md, layout_key(x), s, affine, training, eps);
+  auto e = forward_entry(md, layout_key(x), s, affine, training, eps, relu);
   r.y = empty_like_desc(x.sizes(), md);  // the output keeps the input's layout
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory_of(x, md)},
                                        {DNNL_ARG_DST, memory_of(r.y, md)}};
@@ -139,6 +144,11 @@ void run_onednn_forward(const Tensor& x, const Shape& s, BatchNormResult& r, con
   }
   args[DNNL_ARG_MEAN] = plain_memory(r.mean);
   args[DNNL_ARG_VARIANCE] = plain_memory(r.var);
+  if (relu) {  // which outputs the ReLU zeroed: the backward masks the gradient with it
+    auto ws_md = e->pd.workspace_desc();
+    r.workspace = Tensor::empty({static_cast<int64_t>(ws_md.get_size())}, DType::UInt8);
+    args[DNNL_ARG_WORKSPACE] = memory(ws_md, cpu_engine(), r.workspace.raw_data());
+  }
   execute(e->prim, std::move(args));
 }
 
@@ -177,8 +187,12 @@ void update_running_stats(const BatchNormResult& r, const Tensor& running_mean,
 
 BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& mean,
                                    const Tensor& var, const Tensor& weight, bool training,
-                                   double eps, std::array<bool, 3> need) {
+                                   double eps, std::array<bool, 3> need,
+                                   const Tensor& relu_workspace) {
   Tensor x = dnnl_input(x_in, "batch_norm_backward", "input");
+  const bool relu = relu_workspace.defined();
+  PHX_CHECK(!relu || x.is_blocked(), ValueError,
+            "batch_norm_backward: a fused ReLU needs a blocked input, got ", x.describe());
   Shape s = as_4d(x);
   if (has_no_elements(x)) {  // no samples (or no spatial extent): every sum is empty
     const bool affine = weight.defined();
@@ -208,12 +222,12 @@ BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
   Tensor dy =
       reorder_to(dnnl_input(dy_in, "batch_norm_backward", "grad_output"), s, md, ReorderKind::Data);
   const std::string layout = layout_key(x);
-  auto fwd = forward_entry(md, layout, s, affine, training, eps);
+  auto fwd = forward_entry(md, layout, s, affine, training, eps, relu);
   auto e = cached<dnnl::batch_normalization_backward>(
-      cache_key("bn_bwd", s, layout, affine, training, eps), [&] {
+      cache_key("bn_bwd", s, layout, affine, training, eps, relu), [&] {
         auto pd = compat::bn_bwd(
             cpu_engine(), affine ? dnnl::prop_kind::backward : dnnl::prop_kind::backward_data, md,
-            static_cast<float>(eps), flags_for(affine, training), fwd->pd);
+            static_cast<float>(eps), flags_for(affine, training, relu), fwd->pd);
         return pd;
       });
   BatchNormGrads g;
@@ -233,6 +247,9 @@ BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
     args[DNNL_ARG_DIFF_SCALE] = plain_memory(g.dweight);
     args[DNNL_ARG_DIFF_SHIFT] = plain_memory(g.dbias);
   }
+  if (relu)
+    args[DNNL_ARG_WORKSPACE] =
+        memory(fwd->pd.workspace_desc(), cpu_engine(), relu_workspace.raw_data());
   execute(e->prim, std::move(args));
   if (!need[0]) g.dx = Tensor();
   return g;

@@ -8,19 +8,23 @@ namespace phalanx::ops {
 
 struct BatchNormResult {
   Tensor y, mean, var;  // mean/var: the batch statistics (training) or the running ones (eval)
-  Tensor x;             // the input as normalised (a plain 4-D one goes channels-last, else x
-                        // itself): what the backward should be given, sparing a conversion
+  Tensor x;             // the input as normalised: what the backward should be given
+  Tensor workspace;     // fuse_relu: which outputs the ReLU zeroed (for the backward)
 };
 // Training: normalises with batch statistics and updates running_mean/var in place (if given)
 // with momentum, using the unbiased variance, as PyTorch does. Eval: uses the running ones.
+// fuse_relu (a blocked input only): y = relu(batch_norm(x)) in one pass, oneDNN's
+// fuse_norm_relu; the result's workspace then goes to the backward.
 BatchNormResult batch_norm_forward(const Tensor& x, const Tensor& running_mean,
                                    const Tensor& running_var, const Tensor& weight,
-                                   const Tensor& bias, bool training, double momentum, double eps);
+                                   const Tensor& bias, bool training, double momentum, double eps,
+                                   bool fuse_relu = false);
 struct BatchNormGrads {
   Tensor dx, dweight, dbias;
 };
 BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& mean,
                                    const Tensor& var, const Tensor& weight, bool training,
-                                   double eps, std::array<bool, 3> need);
+                                   double eps, std::array<bool, 3> need,
+                                   const Tensor& relu_workspace = Tensor());
 
 }  // namespace phalanx::ops

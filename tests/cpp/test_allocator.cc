@@ -55,20 +55,40 @@ TEST(Allocator, FreedLargeBlockIsReusedForTheSameClass) {
   EXPECT_EQ(memory_stats().cached_bytes, 0);
 }
 
+TEST(Allocator, AMissBorrowsALargerCachedBlockAndReturnsItUnderItsOwnClass) {
+  if (!caching_allocator_enabled()) GTEST_SKIP() << "the caching allocator is off";
+  empty_cache();
+  void* a = allocate_bytes(2 * MiB);
+  free_bytes(a, 2 * MiB);
+  MemoryStats before = memory_stats();
+  void* b = allocate_bytes(MiB + MiB / 2);  // another class, within 2x: served by the 2 MiB block
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(memory_stats().cache_hits - before.cache_hits, 1);
+  EXPECT_EQ(memory_stats().cached_bytes, 0);
+  free_bytes(b, MiB + MiB / 2);
+  EXPECT_EQ(memory_stats().cached_bytes, int64_t(2 * MiB));  // filed under 2 MiB again
+  void* c = allocate_bytes(2 * MiB);
+  EXPECT_EQ(a, c);
+  free_bytes(c, 2 * MiB);
+  empty_cache();
+  EXPECT_EQ(memory_stats().cached_bytes, 0);
+}
+
 // Four 1 MiB blocks freed, then 3 MiB of a class not cached: mapped memory (in use + cached)
-// must stay within the 4 MiB peak, so all but one of the cached 1 MiB blocks go.
+// must stay within the 4 MiB peak plus a quarter (the slack that keeps a training step from
+// evicting blocks it needs again, issue 17), so two of the cached 1 MiB blocks go.
 void expect_cache_bounded_by_peak() {
   std::vector<void*> blocks;
   for (int i = 0; i < 4; ++i) blocks.push_back(allocate_bytes(MiB));
   for (void* p : blocks) free_bytes(p, MiB);
   EXPECT_EQ(memory_stats().cached_bytes, caching_allocator_enabled() ? int64_t(4 * MiB) : 0);
   void* big = allocate_bytes(3 * MiB);
-  EXPECT_EQ(memory_stats().cached_bytes, caching_allocator_enabled() ? int64_t(MiB) : 0);
+  EXPECT_EQ(memory_stats().cached_bytes, caching_allocator_enabled() ? int64_t(2 * MiB) : 0);
   free_bytes(big, 3 * MiB);
   empty_cache();
 }
 
-TEST(Allocator, CacheNeverHoldsMoreThanThePeakInUse) {
+TEST(Allocator, CacheStaysWithinAQuarterOverThePeakInUse) {
   empty_cache();
   expect_cache_bounded_by_peak();
 }

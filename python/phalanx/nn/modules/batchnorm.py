@@ -68,6 +68,14 @@ class _BatchNorm(Module):
         raise NotImplementedError
 
     def forward(self, input):
+        return F.batch_norm(*self._arguments(input))
+
+    def _forward_relu(self, input):
+        """relu(self(input)) in one oneDNN pass where the input allows (see bn_relu)."""
+        return _C.nn.batch_norm_relu(*self._arguments(input))
+
+    def _arguments(self, input):
+        """F.batch_norm's arguments for this input; counts the batch when tracking."""
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
@@ -78,14 +86,14 @@ class _BatchNorm(Module):
         # batch statistics in training, and in eval when no running statistics exist
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         keep_running = not self.training or self.track_running_stats
-        return F.batch_norm(
+        return (
             input,
             self.running_mean if keep_running else None,
             self.running_var if keep_running else None,
             self.weight,
             self.bias,
             use_batch_stats,
-            factor,
+            0.0 if factor is None else factor,
             self.eps,
         )
 
@@ -110,3 +118,23 @@ class BatchNorm2d(_BatchNorm):
     def _check_input_dim(self, input) -> None:
         if input.dim() != 4:
             raise ValueError(f"expected 4D input (got {input.dim()}D input)")
+
+
+def _plain_module(m) -> bool:
+    return not (m._forward_hooks or m._forward_pre_hooks)
+
+
+def bn_relu(bn, relu, input):
+    """relu(bn(input)) for a batch norm module followed by a ReLU module: one oneDNN pass
+    (fuse_norm_relu) when neither has hooks (they would see no intermediate value), else the
+    two modules called in turn. Exact against the two: the same normalisation, the same mask."""
+    from .activation import ReLU
+
+    if (
+        isinstance(bn, _BatchNorm)
+        and type(relu) is ReLU
+        and _plain_module(bn)
+        and _plain_module(relu)
+    ):
+        return bn._forward_relu(input)
+    return relu(bn(input))

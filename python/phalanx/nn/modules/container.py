@@ -10,6 +10,8 @@ import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 
+from .activation import ReLU
+from .batchnorm import _BatchNorm, bn_relu
 from .module import Module, _addindent
 
 
@@ -94,8 +96,17 @@ class Sequential(_Positional):
         self.add_module(key, module)
 
     def forward(self, input):
-        for module in self:
-            input = module(input)
+        # A batch norm followed by a ReLU runs as one fused op (batchnorm.bn_relu)
+        modules = tuple(self._modules.values())
+        i, n = 0, len(modules)
+        while i < n:
+            module = modules[i]
+            if i + 1 < n and isinstance(module, _BatchNorm) and type(modules[i + 1]) is ReLU:
+                input = bn_relu(module, modules[i + 1], input)
+                i += 2
+            else:
+                input = module(input)
+                i += 1
         return input
 
 
