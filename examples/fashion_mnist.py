@@ -4,6 +4,8 @@ test accuracy.
     python examples/fashion_mnist.py                      # the full recipe: >= 91% test accuracy
     phalanx launch --nproc 2 examples/fashion_mnist.py --epochs 3     # `make demo`: 2 ranks
     python examples/fashion_mnist.py --metrics runs/fmnist.jsonl
+    phalanx sweep --metric test_acc --mode max --out runs/lr --grid lr=0.1,0.05,0.02 \
+        examples/fashion_mnist.py --epochs 1 --limit-train 6000
 
 Written exactly as a PyTorch script would be: an nn.Module, a DataLoader over the dataset with
 transforms, SGD with a cosine schedule. Started by a launcher (RANK and WORLD_SIZE set), the
@@ -20,7 +22,6 @@ PyTorch is benchmarks/fashion_mnist_torch.py.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -32,11 +33,8 @@ import phalanx.nn.functional as F
 from phalanx.nn.parallel import DistributedDataParallel
 from phalanx.utils.data import DataLoader, DistributedSampler, FashionMNIST, Subset
 from phalanx.utils.data import transforms as T
-
-try:
-    from tqdm import tqdm
-except ImportError:  # progress bars are optional: plain prints instead
-    tqdm = None
+from phalanx.utils.metrics import MetricsLogger
+from phalanx.utils.progress import progress  # a tqdm bar on a terminal, lines in a log
 
 MEAN, STD = 0.2860, 0.3530  # of the Fashion-MNIST training pixels, scaled to [0, 1]
 
@@ -92,20 +90,23 @@ def parse_args(argv=None):
     )
     p.add_argument("--data", default=None, help="directory of the IDX files")
     p.add_argument(
-        "--metrics", default=None, metavar="FILE.jsonl", help="append one JSON line per epoch"
+        "--metrics",
+        default=None,
+        metavar="FILE.jsonl",
+        help="append one record per epoch (.jsonl or .csv)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
 
-def train_epoch(model, loader, opt, sched, epoch, epochs, progress):
+def train_epoch(model, loader, opt, sched, epoch, epochs, show_progress):
     model.train()
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)  # a different shuffle every epoch, the same on all ranks
     total, count = 0.0, 0
     batches = loader
-    if progress:
-        batches = tqdm(loader, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True)
+    if show_progress:
+        batches = progress(loader, desc=f"epoch {epoch}/{epochs}", unit="batch")
     for images, labels in batches:
         loss = F.cross_entropy(model(images), labels)
         opt.zero_grad()
@@ -114,7 +115,7 @@ def train_epoch(model, loader, opt, sched, epoch, epochs, progress):
         sched.step()
         total += loss.item() * len(labels)
         count += len(labels)
-        if progress:
+        if show_progress:
             batches.set_postfix(loss=f"{total / count:.4f}", lr=f"{sched.get_last_lr()[0]:.4f}")
     return total / count
 
@@ -211,11 +212,12 @@ def main(argv=None) -> int:
         f"model {n_params:,} parameters; SGD lr {args.lr} (cosine), batch {layout}; "
         f"{phalanx.get_num_threads()} threads per rank"
     )
-    progress = tqdm is not None and not args.no_progress and rank == 0
+    show_progress = not args.no_progress and rank == 0
     acc = 0.0
+    metrics = MetricsLogger(args.metrics) if args.metrics and rank == 0 else None
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
-        train_loss = train_epoch(model, train_loader, opt, sched, epoch, args.epochs, progress)
+        train_loss = train_epoch(model, train_loader, opt, sched, epoch, args.epochs, show_progress)
         t1 = time.perf_counter()
         acc, test_loss, n_test = evaluate(net, test_loader, distributed)
         t2 = time.perf_counter()
@@ -225,21 +227,17 @@ def main(argv=None) -> int:
             f"({n_train / (t1 - t0):.0f} img/s), eval {t2 - t1:.1f}s",
             flush=True,
         )
-        if args.metrics and rank == 0:
-            with open(args.metrics, "a") as f:
-                f.write(
-                    json.dumps(
-                        {
-                            "epoch": epoch,
-                            "train_loss": train_loss,
-                            "test_loss": test_loss,
-                            "test_acc": acc,
-                            "seconds": t2 - t0,
-                            "ranks": world,
-                        }
-                    )
-                    + "\n"
-                )
+        # a sweep's trial reports every epoch (phalanx.report is a no-op outside a sweep)
+        phalanx.report(step=epoch, test_acc=acc, test_loss=test_loss, train_loss=train_loss)
+        if metrics is not None:
+            metrics.log(
+                step=epoch,
+                train_loss=train_loss,
+                test_loss=test_loss,
+                test_acc=acc,
+                seconds=t2 - t0,
+                ranks=world,
+            )
     say(f"test accuracy: {100 * acc:.2f}% ({n_test} images)")
     if distributed:
         dist.destroy_process_group()

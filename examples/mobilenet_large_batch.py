@@ -30,6 +30,7 @@ from phalanx.models import mobilenet_v1
 from phalanx.nn.parallel import DistributedDataParallel
 from phalanx.utils.data import DataLoader, FashionMNIST, Subset, SyntheticImages
 from phalanx.utils.data import transforms as T
+from phalanx.utils.metrics import MetricsLogger
 
 MEAN, STD = 0.2860, 0.3530
 
@@ -51,6 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--bucket-mb", type=float, default=4.0)
     p.add_argument("--compress", choices=("none", "fp16", "bf16"), default="none")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--metrics", default=None, help="append one record per epoch (.jsonl/.csv)")
     return p.parse_args(argv)
 
 
@@ -193,10 +195,12 @@ def main(argv=None) -> int:
                 break
         seconds = time.perf_counter() - t0
         acc = evaluate(net, test_loader, distributed)
-        say(
-            f"epoch {epoch}: test accuracy {100 * acc:.2f}%, "
-            f"{(step - steps_before) * args.global_batch / seconds:.0f} img/s over all ranks"
-        )
+        throughput = (step - steps_before) * args.global_batch / seconds
+        say(f"epoch {epoch}: test accuracy {100 * acc:.2f}%, {throughput:.0f} img/s over all ranks")
+        # to a sweep running this script (a no-op otherwise), and to --metrics
+        phalanx.report(step=epoch, test_acc=acc, images_per_s=throughput)
+        if args.metrics and rank == 0:
+            MetricsLogger(args.metrics).log(step=epoch, test_acc=acc, images_per_s=throughput)
         if args.steps and step >= args.steps:
             break
     say(f"final test accuracy: {100 * acc:.2f}%")

@@ -8,6 +8,8 @@ import os
 
 from _spawn import run_python
 
+from phalanx.utils.metrics import read_metrics
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -18,15 +20,18 @@ def launch(*args, timeout=180):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def test_mobilenet_large_batch_with_shares_and_compression():
+def test_mobilenet_large_batch_with_shares_and_compression(tmp_path):
+    metrics = tmp_path / "m.jsonl"
     code, out = launch(
-        "examples/mobilenet_large_batch.py",
+        "examples/mobilenet_large_batch.py", "--metrics", str(metrics),
         "--data", "synthetic", "--image-size", "32", "--global-batch", "24",
         "--shares", "1,2", "--compress", "fp16", "--steps", "3", "--width", "0.25",
     )  # fmt: skip
     assert code == 0, out
     assert "per rank [8, 16]" in out, out
     assert "final test accuracy:" in out, out
+    (record,) = read_metrics(metrics)  # one epoch, logged by rank 0 only
+    assert record["step"] == 1 and 0 <= record["test_acc"] <= 1 and record["images_per_s"] > 0
 
 
 def test_fashion_mnist_example_runs_data_parallel():

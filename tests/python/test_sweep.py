@@ -12,15 +12,19 @@ import csv
 import json
 import os
 import shlex
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
-from _spawn import PYTHON, python_env, run_python
+from _spawn import PYTHON, alive, python_env, run_python, start_python
 
 import phalanx
 from phalanx._sweep import space as sweep_space
 from phalanx._sweep.report import MARKER, parse_report
 from phalanx._sweep.space import SweepError
+from phalanx.utils.metrics import read_metrics
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STUB = os.path.join(HERE, "sweep_helpers", "train_stub.py")
@@ -361,3 +365,57 @@ def test_optuna_tpe_pruning_storage_and_resume(tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_ctrl_c_stops_every_trial_and_leaves_nothing_running(tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    out = str(tmp_path / "o")
+    p = start_python(
+        ["-m", "phalanx", "sweep", "--metric", "loss", "--out", out, "--grid", "lr=0.1,0.01",
+         "--nproc", "2", "--parallel", "2", STUB, "--steps", "1000", "--sleep", "0.1"],
+        env=python_env(SWEEP_TEST_PIDS=str(pids)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(os.listdir(pids)) < 4:  # both trials' ranks are running
+            assert time.monotonic() < deadline and p.poll() is None, p.communicate()
+            time.sleep(0.1)
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 130, (stdout, stderr)
+    assert b"interrupted: stopping the running trials" in stdout
+    ranks = [int(name.split(".")[0]) for name in os.listdir(pids)]
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in ranks):
+        assert time.monotonic() < deadline, [pid for pid in ranks if alive(pid)]
+        time.sleep(0.1)
+    assert [x["status"] for x in results(out)] == ["stopped", "stopped"]
+
+
+def test_sweeping_the_fashion_mnist_example(tmp_path):
+    """The example reports test_acc every epoch and logs it with MetricsLogger: a real sweep."""
+    root = os.path.dirname(os.path.dirname(HERE))
+    out, metrics = str(tmp_path / "o"), str(tmp_path / "m.csv")
+    r = run_sweep(
+        [
+            "--metric", "test_acc", "--mode", "max", "--out", out, "--grid", "lr=0.05,0.001",
+            os.path.join(root, "examples", "fashion_mnist.py"), "--epochs", "1",
+            "--limit-train", "512", "--no-progress", "--metrics", metrics,
+        ],
+        timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r
+    rows = results(out)
+    assert [x["status"] for x in rows] == ["ok", "ok"]
+    assert all(0.1 < float(x["test_acc_best"]) <= 1 for x in rows)
+    assert {"test_loss_last", "train_loss_last"} <= set(rows[0])
+    logged = read_metrics(metrics)
+    assert [x["step"] for x in logged] == [1, 1]
+    assert [f"{x['test_acc']:.6g}" for x in logged] == [x["test_acc_last"] for x in rows]

@@ -12,10 +12,11 @@ USAGE_EPILOG = """\
 Each trial runs `phalanx launch [--nproc K | --hosts GROUP] [LAUNCH_OPTS] script.py [script
 args] --NAME VALUE ...`; the script reports with phalanx.report(step=None, **metrics) (rank 0's
 reports count). DIR/results.csv holds a row per trial (parameters, NAME_last and NAME_best of
-every metric, wall_s, hosts, status ok|failed|pruned, error); DIR/trials/N/ holds each trial's
-output.log and metrics.jsonl. The same command with the same --out resumes: finished trials
-(ok or pruned) are not run again, failed ones are. Exit status: 0 when every trial ended ok or
-pruned, 1 when some failed, 2 for bad input, 130 on Ctrl-C. See docs/experiments.md.
+every metric, wall_s, hosts, status ok|failed|pruned|stopped, error); DIR/trials/N/ holds
+each trial's output.log and metrics.jsonl. The same command with the same --out resumes:
+finished trials (ok or pruned) are not run again, failed and stopped ones are. Exit status:
+0 when every trial ended ok or pruned, 1 when some failed, 2 for bad input, 130 on Ctrl-C.
+See docs/experiments.md.
 
 examples:
   phalanx sweep --metric acc --mode max --out runs/lr --grid lr=0.1,0.03,0.01 train.py --epochs 2
@@ -66,7 +67,8 @@ def build_parser(prog: str = "phalanx sweep") -> argparse.ArgumentParser:
         "--launch-opts",
         default="",
         metavar="OPTS",
-        help="more `phalanx launch` options for every trial, e.g. '--max-time 600 --env K=V'",
+        help="more `phalanx launch` options for every trial, written with '=': "
+        "--launch-opts='--max-time 600 --env K=V'",
     )
     p.add_argument("--quiet", action="store_true", help="print only the ranking")
     p.add_argument("script", help="the training script")

@@ -32,6 +32,7 @@ import time
 from urllib.parse import urlparse
 
 from .. import _C
+from .._timeline import recorder as _timeline
 from ._store import TCPStore, _seconds
 
 ReduceOp = _C.dist.ReduceOp
@@ -286,6 +287,10 @@ def init_process_group(
     _state = _State(store, ProcessGroup(impl, range(world_size)), rank, seconds)
     _state.namespace = namespace
     _state.watchdog = watchdog
+    if _timeline.ACTIVE:  # put this rank's timeline on rank 0's clock
+        from .._timeline import session
+
+        session.joined()
 
 
 def destroy_process_group(group: ProcessGroup | None = None) -> None:
@@ -294,6 +299,8 @@ def destroy_process_group(group: ProcessGroup | None = None) -> None:
     if _state is None:
         return
     if group is None or group is _state.world:
+        if _timeline.ACTIVE:  # the group's last moment: gather and write the timeline
+            _stop_timeline()
         st, _state = _state, None
         for g in st.groups:
             g._impl.shutdown()  # the watchdog still runs: it can abort a stuck operation
@@ -302,6 +309,15 @@ def destroy_process_group(group: ProcessGroup | None = None) -> None:
     elif group is not GroupMember.NON_GROUP_MEMBER:
         group._impl.shutdown()
         _state.groups.remove(group)
+
+
+def _stop_timeline() -> None:
+    from .._timeline import session
+
+    try:
+        session.stop()
+    except Exception as e:  # a trace is not worth failing the job's shutdown for
+        sys.stderr.write(f"phalanx timeline: could not write the trace: {e}\n")
 
 
 def new_group(

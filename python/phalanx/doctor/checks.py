@@ -79,10 +79,13 @@ def phalanx_check() -> Check:
 _ISA_LINE = re.compile(r"onednn_verbose,info,cpu,isa:(.*)|dnnl_verbose,info,cpu,isa:(.*)")
 _RUNTIME_LINE = re.compile(r"(?:onednn|dnnl)_verbose,info,cpu,runtime:([^,\s]+)(?:,nthr:(\d+))?")
 
-# One primitive run in a child process with verbose output on: oneDNN prints the ISA it
-# dispatches to and its CPU runtime there, the same text on x86-64 and aarch64 (its C API's
-# ISA query only knows x86 names).
-_PROBE = "import phalanx; phalanx.nn.functional.relu(phalanx.ones(4, 4))"
+# One convolution (always a oneDNN primitive) run in a child process with verbose output on:
+# oneDNN prints the ISA it dispatches to and its CPU runtime there, the same text on x86-64 and
+# aarch64 (its C API's ISA query only knows x86 names).
+_PROBE = (
+    "import phalanx; "
+    "phalanx.nn.functional.conv2d(phalanx.ones(1, 1, 4, 4), phalanx.ones(1, 1, 3, 3))"
+)
 
 
 def onednn_checks(timeout: float = 60.0) -> list[Check]:

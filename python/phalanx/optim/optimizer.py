@@ -8,6 +8,7 @@ per-parameter ``state`` keyed by the parameter itself, and ``state_dict`` in PyT
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from itertools import chain
@@ -17,6 +18,7 @@ import numpy as np
 
 from .. import _C
 from .._C import Tensor
+from .._timeline import recorder as _timeline
 from ..autograd import enable_grad
 
 
@@ -152,6 +154,16 @@ class Optimizer:
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         raise NotImplementedError
+
+    _step_busy = threading.local()  # shared, so super().step() inside step() is one span
+
+    def __init_subclass__(cls, **kwargs):
+        """Every optimizer's step() is an "optimizer step" span of the timeline (a flag read
+        when none records)."""
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "__phalanx_traced__", False):
+            cls.step = _timeline.traced("optimizer step", "optimizer", Optimizer._step_busy)(step)
 
     # ---- checkpoints ------------------------------------------------------------------------
 

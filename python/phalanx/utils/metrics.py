@@ -75,6 +75,13 @@ class MetricsLogger:
         if not append and os.path.exists(self.path):
             os.remove(self.path)
         self._columns: list[str] = []
+        # A run killed mid-write leaves a partial last line: start ours on a line of its own.
+        self._newline_first = False
+        exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        if format == "jsonl" and exists:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                self._newline_first = f.read(1) != b"\n"
         if format == "csv" and os.path.exists(self.path):
             with open(self.path, newline="") as f:
                 self._columns = next(csv.reader(f), [])
@@ -103,7 +110,8 @@ class MetricsLogger:
     def _append_jsonl(self, record: dict) -> None:
         # NaN and infinities as JSON's null would lose them; Python's json reads them back.
         with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(("\n" if self._newline_first else "") + json.dumps(record) + "\n")
+        self._newline_first = False
 
     def _append_csv(self, record: dict) -> None:
         new = [k for k in record if k not in self._columns]

@@ -21,6 +21,9 @@ args = p.parse_args()
 
 dist.init_process_group()
 rank, world = dist.get_rank(), dist.get_world_size()
+if os.environ.get("SWEEP_TEST_PIDS"):
+    with open(os.path.join(os.environ["SWEEP_TEST_PIDS"], f"{os.getpid()}.pid"), "w") as f:
+        f.write(str(os.getpid()))
 if rank == 0 and os.environ.get("SWEEP_TEST_RUNS"):
     with open(os.environ["SWEEP_TEST_RUNS"], "a") as f:
         f.write(f"lr={args.lr:g} bs={args.bs} world={world}\n")

@@ -24,6 +24,7 @@ import weakref
 
 from ... import _C
 from ... import distributed as dist
+from ..._timeline import recorder as _timeline
 from ...autograd import no_grad
 
 
@@ -268,7 +269,10 @@ class Reducer:
                 bucket.offsets,
                 bucket.index == len(self._buckets) - 1,
             )
+            t0 = _timeline.now() if _timeline.ACTIVE else 0
             bucket.future = self._hook(self._state, grad_bucket)
+            if t0:
+                _timeline.bucket_launched(bucket.index, bucket.numel, t0)
 
     def _finish(self) -> None:
         """End of backward: launch the rest (missing gradients count as zeros), wait, write
@@ -284,7 +288,10 @@ class Reducer:
                 bucket.pending = 0
             self._launch_ready()
             for bucket in self._buckets:
+                t0 = _timeline.now() if _timeline.ACTIVE else 0
                 result = bucket.future.wait()
+                if t0:
+                    _timeline.bucket_waited(bucket.index, t0)
                 bucket.future = None
                 if result is not bucket.buffer:
                     if result.numel() != bucket.numel:

@@ -21,6 +21,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any, Callable
 
+from ..._timeline import recorder as _timeline
 from . import _errors, _worker
 from ._pool import DaemonPool
 from .collate import default_collate, default_convert
@@ -273,6 +274,7 @@ class _LoaderIter:
         self._position += 1
         return True
 
+    @_timeline.traced("data loading", "data")
     def __next__(self):
         if self.exhausted:
             raise StopIteration
@@ -405,6 +407,7 @@ class _IterableLoaderIter:
     def __iter__(self):
         return self
 
+    @_timeline.traced("data loading", "data")
     def __next__(self):
         if self._queue is None:
             return next(self._batches)
