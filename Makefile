@@ -82,6 +82,7 @@ format:
 lint:
 	clang-format --dry-run -Werror $$(git ls-files 'csrc/*.h' 'csrc/*.cc' 'tests/cpp/*.cc' 'tests/layering/*.cc')
 	ruff check python tests examples benchmarks
+	$(PYTHON) scripts/check_notebooks.py
 	@! git grep -nE '^\s*#\s*include\s*"\.\./' -- csrc tests benchmarks || \
 	  { echo 'lint: relative "../" includes step around the layering; include "layer/file.h"'; exit 1; }
 
@@ -128,3 +129,23 @@ bench: build
 .PHONY: bench-phone
 bench-phone: build
 	$(PYTHON) benchmarks/run.py --points phone --no-memory $(BENCH_ARGS)
+
+# Issue 12's emulated phone cluster (root only): DDP(balance=...) adapting to phones of unequal
+# CPU caps, a phone throttled and restored mid-run, no churn on equal phones. Minutes long and
+# sensitive to the machine's load, so not in `make test`; run it on an otherwise idle machine.
+.PHONY: test-cluster
+test-cluster: build
+	$(PYTHON) -m pytest tests/cluster -q -s -p no:cacheprovider
+
+# Issue 12's benchmark: equal shares, balanced shares, the wimpy-nodes weighting and PyTorch DDP
+# on 4 emulated phones (0.6, 0.6, 0.3, 0.15 of a core; 1 Gbit/s and 100 Mbit/s links), with the
+# ideal step time. Root only; HETERO_ARGS="--steps 20" for a shorter run.
+.PHONY: bench-heterogeneous
+bench-heterogeneous: build
+	$(PYTHON) benchmarks/heterogeneous_bench.py $(HETERO_ARGS)
+
+# Issue 13: fused-tile training of Tiny-YOLOv2 on emulated phones (root; ~30 min on an idle
+# machine). SPATIAL_BENCH_ARGS="--quick" for one small point.
+.PHONY: bench-spatial
+bench-spatial: build
+	$(PYTHON) benchmarks/spatial_bench.py $(SPATIAL_BENCH_ARGS)

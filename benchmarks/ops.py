@@ -25,6 +25,9 @@ OPS_FULL = {
     "maxpool3x3 s2 64 @112": ("maxpool", (16, 64, 112, 112), {}),
     "avgpool3x3 s2 64 @112": ("avgpool", (16, 64, 112, 112), {}),
     "linear 2048->1000 b64": ("linear", (64, 2048), dict(cout=1000)),
+    # the phone operating point (issue 17): LeNet-5's first fully connected layer at batch 32,
+    # where per-call overhead, not the GEMM, decides
+    "linear 400->120 b32": ("linear", (32, 400), dict(cout=120)),
 }
 OPS_QUICK = {
     "conv3x3 s1 16->16 @28": ("conv", (8, 16, 28, 28), dict(cout=16, k=3, stride=1, groups=1)),

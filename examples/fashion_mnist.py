@@ -34,11 +34,7 @@ from phalanx.nn.parallel import DistributedDataParallel
 from phalanx.utils.data import DataLoader, DistributedSampler, FashionMNIST, Subset
 from phalanx.utils.data import transforms as T
 from phalanx.utils.metrics import MetricsLogger
-
-try:
-    from tqdm import tqdm
-except ImportError:  # progress bars are optional: plain prints instead
-    tqdm = None
+from phalanx.utils.progress import progress  # a tqdm bar on a terminal, lines in a log
 
 MEAN, STD = 0.2860, 0.3530  # of the Fashion-MNIST training pixels, scaled to [0, 1]
 
@@ -103,14 +99,14 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def train_epoch(model, loader, opt, sched, epoch, epochs, progress):
+def train_epoch(model, loader, opt, sched, epoch, epochs, show_progress):
     model.train()
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)  # a different shuffle every epoch, the same on all ranks
     total, count = 0.0, 0
     batches = loader
-    if progress:
-        batches = tqdm(loader, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True)
+    if show_progress:
+        batches = progress(loader, desc=f"epoch {epoch}/{epochs}", unit="batch")
     for images, labels in batches:
         loss = F.cross_entropy(model(images), labels)
         opt.zero_grad()
@@ -119,7 +115,7 @@ def train_epoch(model, loader, opt, sched, epoch, epochs, progress):
         sched.step()
         total += loss.item() * len(labels)
         count += len(labels)
-        if progress:
+        if show_progress:
             batches.set_postfix(loss=f"{total / count:.4f}", lr=f"{sched.get_last_lr()[0]:.4f}")
     return total / count
 
@@ -216,12 +212,12 @@ def main(argv=None) -> int:
         f"model {n_params:,} parameters; SGD lr {args.lr} (cosine), batch {layout}; "
         f"{phalanx.get_num_threads()} threads per rank"
     )
-    progress = tqdm is not None and not args.no_progress and rank == 0
+    show_progress = not args.no_progress and rank == 0
     acc = 0.0
     metrics = MetricsLogger(args.metrics) if args.metrics and rank == 0 else None
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
-        train_loss = train_epoch(model, train_loader, opt, sched, epoch, args.epochs, progress)
+        train_loss = train_epoch(model, train_loader, opt, sched, epoch, args.epochs, show_progress)
         t1 = time.perf_counter()
         acc, test_loss, n_test = evaluate(net, test_loader, distributed)
         t2 = time.perf_counter()

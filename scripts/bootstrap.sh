@@ -16,6 +16,7 @@ APT_PACKAGES=(
 PIP_PACKAGES=(
   "scikit-build-core>=0.10" "pybind11>=2.11" numpy pytest tqdm ruff
   cloudpickle                         # phalanx.distributed.run (a runtime dependency too)
+  nbclient nbformat ipykernel matplotlib  # tests/python/test_notebooks.py runs notebooks/
   "torch==2.13.0"                     # the reference in tests and benchmarks only
   optuna tensorboard                  # phalanx sweep --optuna, SummaryWriter (optional at run time)
   nbclient nbformat ipykernel matplotlib  # notebooks/ are run by the tests

@@ -57,7 +57,35 @@ class CallbackScope {
   std::vector<std::function<void()>>* outer_;
 };
 
+// Where autograd::grad picks up the gradients it returns: for each node, which of its
+// incoming gradients (input_nr) goes to which result slot.
+struct Captures {
+  std::unordered_map<Node*, std::vector<std::pair<uint32_t, size_t>>> at;
+  TensorList results;
+};
+
+void run_backward(const TensorList& roots, const TensorList& grads, bool retain_graph,
+                  Captures* captures);
+
 }  // namespace
+
+void backward(const TensorList& roots, const TensorList& grads, bool retain_graph) {
+  run_backward(roots, grads, retain_graph, nullptr);
+}
+
+TensorList grad(const TensorList& roots, const TensorList& grads, const TensorList& inputs,
+                bool retain_graph) {
+  Captures captures;
+  captures.results.resize(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    PHX_CHECK(inputs[i].requires_grad(), Error, "grad: input ", i, " (", inputs[i].describe(),
+              ") does not require grad");
+    Edge e = gradient_edge(inputs[i]);
+    captures.at[e.fn.get()].emplace_back(e.input_nr, i);
+  }
+  run_backward(roots, grads, retain_graph, &captures);
+  return captures.results;
+}
 
 void queue_callback(std::function<void()> fn) {
   PHX_CHECK(current_callbacks != nullptr, Error,
@@ -65,7 +93,10 @@ void queue_callback(std::function<void()> fn) {
   current_callbacks->push_back(std::move(fn));
 }
 
-void backward(const TensorList& roots, const TensorList& grads, bool retain_graph) {
+namespace {
+
+void run_backward(const TensorList& roots, const TensorList& grads, bool retain_graph,
+                  Captures* captures) {
   GradModeGuard no_grad(false);  // backward itself records no history
   CallbackScope callbacks;
   std::unordered_map<Node*, TensorList> buffers;
@@ -109,6 +140,12 @@ void backward(const TensorList& roots, const TensorList& grads, bool retain_grap
     for (size_t i = 0; i < inputs.size(); ++i)
       if (!inputs[i].defined()) inputs[i] = zeros(node->output_shapes[i]);
     run_pre_hooks(*node, inputs);
+    if (captures) {
+      if (auto it = captures->at.find(node); it != captures->at.end())
+        for (auto [input_nr, slot] : it->second) captures->results[slot] = inputs[input_nr];
+      // grad() returns gradients instead of accumulating them into any leaf
+      if (dynamic_cast<AccumulateGrad*>(node)) continue;
+    }
     std::shared_ptr<Node> keep = node->shared_from_this();
     TensorList outputs = node->apply(std::move(inputs));
     validate_outputs(*node, outputs);
@@ -125,5 +162,7 @@ void backward(const TensorList& roots, const TensorList& grads, bool retain_grap
   }
   callbacks.run();
 }
+
+}  // namespace
 
 }  // namespace phalanx::autograd

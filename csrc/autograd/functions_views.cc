@@ -136,6 +136,10 @@ Tensor to_dtype(const Tensor& a, DType dtype) {
   if (a.dtype() == dtype) return a;
   Tensor out = a.to(dtype);
   if (!tracks(a) || !is_floating(dtype)) return out;
+  PHX_CHECK(dtype != DType::Float64 || !needs_history({a}), TypeError,
+            "to(float64): ", a.describe(),
+            " requires grad, and phalanx differentiates in float32 only; detach() it first "
+            "or keep it float32");
   DType from = a.dtype();
   record("ToCopyBackward", {out}, {a}, {}, [from](const BackwardContext& c) {
     return TensorList{c.grad().to(from).to(DType::Float32)};

@@ -7,11 +7,24 @@
 
 namespace phalanx::autograd {
 
+bool exclusively_owned(const Tensor& g) {
+  if (!g.defined() || g.impl_ptr().use_count() != 1 || g.is_blocked() || !g.is_contiguous() ||
+      g.impl()->view_base || g.offset() != 0)
+    return false;
+  const auto& st = g.storage();
+  return st.use_count() == 1 && !st->owner && !st->has_external_writers() &&
+         st->nbytes == storage_nbytes(g.sizes(), g.dtype());
+}
+
 void add_gradient(Tensor& total, const Tensor& g, GradSink sink) {
   if (!g.defined()) return;
   GradModeGuard no_grad(false);  // summing gradients records no history
   if (!total.defined()) {
-    total = sink == GradSink::TensorGrad ? g.clone() : g;
+    // A blocked gradient nobody else holds goes plain in place (.grad is read plain): one
+    // conversion instead of a conversion and a copy.
+    if (sink == GradSink::TensorGrad && g.is_blocked() && g.impl_ptr().use_count() == 1)
+      g.materialize_plain();
+    total = sink == GradSink::TensorGrad && !exclusively_owned(g) ? g.clone() : g;
     return;
   }
   if (sink == GradSink::TensorGrad && total.is_contiguous() && total.dtype() == DType::Float32 &&
@@ -29,7 +42,7 @@ std::mutex& grad_mutex() {  // one for all leaves: held for one add
 }
 }  // namespace
 
-void accumulate_into_grad(const Tensor& t, const Tensor& g) {
+void accumulate_into_grad(const Tensor& t, Tensor g) {
   AutogradMeta& meta = t.autograd_meta();
   // Threads: backward passes of different graphs may reach one leaf (a shared module's
   // parameter) at once; the read-add-write of .grad is theirs to share, one at a time. Hooks

@@ -69,7 +69,8 @@ AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> variable)
 TensorList AccumulateGrad::apply(TensorList&& grads) {
   Tensor var(variable_);
   AutogradMeta& meta = var.autograd_meta();
-  accumulate_into_grad(var, run_hooks(meta.leaf_hooks, grads[0]));
+  // grads[0] moved through: an unshared gradient reaches .grad without a copy
+  accumulate_into_grad(var, run_hooks(meta.leaf_hooks, std::move(grads[0])));
   for (auto& hook : meta.post_accumulate_hooks) hook(var);
   return {};
 }

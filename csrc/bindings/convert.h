@@ -20,6 +20,12 @@ int64_t int64_arg(py::handle v, const char* what);
 Shape int_list(py::handle v, size_t n_expected, const char* what);  // int or sequence -> n values
 
 py::array to_numpy(const Tensor& t);
+// float64 tensors hold and compute data but never require grad: autograd is float32 only.
+inline void check_differentiable_dtype(const Tensor& t, bool requires_grad) {
+  PHX_CHECK(!requires_grad || t.dtype() != DType::Float64, TypeError,
+            "requires_grad: phalanx differentiates in float32 only, got ", t.describe(),
+            "; convert with .float() first");
+}
 
 // Deletes a Python object held from C++, on any thread (a tensor wrapping a numpy array may
 // die on a communication thread). The GIL is taken, except while the interpreter shuts down:

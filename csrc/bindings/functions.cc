@@ -16,6 +16,7 @@ static Tensor with_grad(Tensor t, bool requires_grad) {
   if (requires_grad) {
     PHX_CHECK(is_floating(t.dtype()), Error,
               "only Tensors of floating point dtype can require gradients, got ", t.describe());
+    check_differentiable_dtype(t, true);
     t.autograd_meta().requires_grad = true;
   }
   return t;

@@ -12,14 +12,33 @@
 
 namespace phalanx::bindings {
 
-static void register_errors() {
+// PyTorch raises RuntimeError for most bad input (a shape mismatch, view of a non-contiguous
+// tensor, .item() of many elements, mean of integers); phalanx's messages come as ValueError
+// or TypeError. Each is raised as a class derived from both, so `except RuntimeError` in a
+// PyTorch script and `except ValueError` in ours both catch it. Kept for the process's life.
+static PyObject* value_error = nullptr;
+static PyObject* type_error = nullptr;
+
+static PyObject* runtime_error_too(py::module_& m, const char* name, PyObject* base) {
+  py::dict ns;
+  ns["__module__"] = "phalanx";
+  ns["__doc__"] = std::string(name) + " that is also a RuntimeError, as PyTorch raises.";
+  auto type = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(&PyType_Type));
+  py::object cls = type(name, py::make_tuple(py::handle(base), py::handle(PyExc_RuntimeError)), ns);
+  m.attr(name) = cls;
+  return cls.release().ptr();
+}
+
+static void register_errors(py::module_& m) {
+  value_error = runtime_error_too(m, "ValueError", PyExc_ValueError);
+  type_error = runtime_error_too(m, "TypeError", PyExc_TypeError);
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const ValueError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      PyErr_SetString(value_error, e.what());
     } catch (const TypeError& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
+      PyErr_SetString(type_error, e.what());
     } catch (const IndexError& e) {
       PyErr_SetString(PyExc_IndexError, e.what());
     } catch (const MemoryError& e) {
@@ -44,7 +63,7 @@ PYBIND11_MODULE(_C, m) {
   using namespace phalanx;
   using namespace phalanx::bindings;
   m.doc() = "phalanx C++ core";
-  register_errors();
+  register_errors(m);
 
   py::enum_<DType>(m, "dtype")
       .value("float32", DType::Float32)
@@ -54,6 +73,7 @@ PYBIND11_MODULE(_C, m) {
       .value("int32", DType::Int32)
       .value("uint8", DType::UInt8)
       .value("bool", DType::Bool)
+      .value("float64", DType::Float64)
       .def("__repr__", [](DType t) { return std::string("phalanx.") + dtype_name(t); })
       .def("__str__", [](DType t) { return std::string("phalanx.") + dtype_name(t); })
       .def_property_readonly("is_floating_point", [](DType t) { return is_floating(t); })

@@ -8,14 +8,16 @@ static DType dtype_from_numpy(const py::dtype& dt) {
   char kind = dt.kind();
   auto size = dt.itemsize();
   if (kind == 'f' && size == 4) return DType::Float32;
+  if (kind == 'f' && size == 8) return DType::Float64;
   if (kind == 'f' && size == 2) return DType::Float16;
   if (kind == 'i' && size == 8) return DType::Int64;
   if (kind == 'i' && size == 4) return DType::Int32;
   if (kind == 'u' && size == 1) return DType::UInt8;
   if (kind == 'b') return DType::Bool;
-  throw TypeError("from_numpy: numpy dtype " + std::string(py::str(dt)) +
-                  " is not supported (supported: float32, float16, int64, int32, uint8, bool); "
-                  "convert with arr.astype(...) first");
+  throw TypeError(
+      "from_numpy: numpy dtype " + std::string(py::str(dt)) +
+      " is not supported (supported: float64, float32, float16, int64, int32, uint8, bool); "
+      "convert with arr.astype(...) first");
 }
 
 static py::dtype numpy_dtype(DType t) {
@@ -32,6 +34,8 @@ static py::dtype numpy_dtype(DType t) {
       return py::dtype("uint8");
     case DType::Bool:
       return py::dtype("bool");
+    case DType::Float64:
+      return py::dtype("float64");
     case DType::BFloat16:
       break;
   }

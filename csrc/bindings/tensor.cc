@@ -262,6 +262,7 @@ void init_tensor(py::module_& m) {
       .def("to", [](const Tensor& t, DType dt) { return ag::to_dtype(t, dt); })
       .def("float", [](const Tensor& t) { return ag::to_dtype(t, DType::Float32); })
       .def("half", [](const Tensor& t) { return ag::to_dtype(t, DType::Float16); })
+      .def("double", [](const Tensor& t) { return ag::to_dtype(t, DType::Float64); })
       .def("bfloat16", [](const Tensor& t) { return ag::to_dtype(t, DType::BFloat16); })
       .def("long", [](const Tensor& t) { return ag::to_dtype(t, DType::Int64); })
       .def("int", [](const Tensor& t) { return ag::to_dtype(t, DType::Int32); })
@@ -294,6 +295,7 @@ void init_tensor(py::module_& m) {
             PHX_CHECK(!on || is_floating(t.dtype()), Error,
                       "only Tensors of floating point dtype can require gradients, got ",
                       t.describe());
+            check_differentiable_dtype(t, on);
             t.autograd_meta().requires_grad = on;
           })
       .def(
@@ -304,6 +306,7 @@ void init_tensor(py::module_& m) {
             PHX_CHECK(!on || is_floating(t.dtype()), Error,
                       "only Tensors of floating point dtype can require gradients, got ",
                       t.describe());
+            check_differentiable_dtype(t, on);
             t.autograd_meta().requires_grad = on;
             return t;
           },
@@ -491,6 +494,19 @@ void init_tensor(py::module_& m) {
     for (auto x : grads) g.push_back(backward_gradient(x));
     py::gil_scoped_release compute;
     ag::backward(roots, g, retain_graph);
+  });
+  m.def("_grad", [](const std::vector<Tensor>& roots, py::list grads,
+                    const std::vector<Tensor>& inputs, bool retain_graph) {
+    std::vector<Tensor> g;
+    for (auto x : grads) g.push_back(backward_gradient(x));
+    ag::TensorList out;
+    {
+      py::gil_scoped_release compute;
+      out = ag::grad(roots, g, inputs, retain_graph);
+    }
+    py::list result;
+    for (const Tensor& t : out) result.append(t.defined() ? py::cast(t) : py::none());
+    return result;
   });
   // Called from a hook (the GIL held); the callback runs on the backward's thread at its end.
   m.def("_queue_backward_callback", [](py::function fn) {

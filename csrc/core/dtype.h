@@ -1,5 +1,7 @@
 // Element types. float32 is the compute type; float16/bfloat16 are for storage and
-// communication; int64/int32/uint8/bool for indices, labels and masks.
+// communication; int64/int32/uint8/bool for indices, labels and masks. float64 holds data a
+// user creates and reads back exactly, and runs elementwise math, comparisons and reductions;
+// autograd and the oneDNN ops are float32 only and refuse it by name (docs/compat.md).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -10,7 +12,7 @@
 
 namespace phalanx {
 
-enum class DType : uint8_t { Float32, Float16, BFloat16, Int64, Int32, UInt8, Bool };
+enum class DType : uint8_t { Float32, Float16, BFloat16, Int64, Int32, UInt8, Bool, Float64 };
 
 inline size_t itemsize(DType t) {
   switch (t) {
@@ -28,6 +30,8 @@ inline size_t itemsize(DType t) {
       return 1;
     case DType::Bool:
       return 1;
+    case DType::Float64:
+      return 8;
   }
   return 0;
 }
@@ -48,19 +52,22 @@ inline const char* dtype_name(DType t) {
       return "uint8";
     case DType::Bool:
       return "bool";
+    case DType::Float64:
+      return "float64";
   }
   return "?";
 }
 
 inline bool is_floating(DType t) {
-  return t == DType::Float32 || t == DType::Float16 || t == DType::BFloat16;
+  return t == DType::Float32 || t == DType::Float16 || t == DType::BFloat16 || t == DType::Float64;
 }
 inline bool is_reduced_float(DType t) {
   return t == DType::Float16 || t == DType::BFloat16;
 }
 
 // Type promotion for mixed-dtype arithmetic, PyTorch's: bool < uint8 < int32 < int64 < floats;
-// a float type wins over integers, two different float types give float32. (Arithmetic on
+// a float type wins over integers, float64 over other floats, two different other float types
+// give float32. (Arithmetic on
 // float16/bfloat16 is computed in float32 and rounded back.)
 inline int promotion_rank(DType t) {
   switch (t) {
@@ -78,6 +85,9 @@ inline int promotion_rank(DType t) {
 }
 inline DType promote(DType a, DType b) {
   if (a == b) return a;
+  if (a == DType::Float64 || b == DType::Float64) {
+    if (is_floating(a) && is_floating(b)) return DType::Float64;
+  }
   if (is_floating(a) && is_floating(b)) return DType::Float32;
   if (is_floating(a)) return a;
   if (is_floating(b)) return b;
@@ -157,6 +167,8 @@ decltype(auto) dispatch_compute(DType t, const char* op, F&& f) {
   switch (t) {
     case DType::Float32:
       return f(float{});
+    case DType::Float64:
+      return f(double{});
     case DType::Int64:
       return f(int64_t{});
     case DType::Int32:

@@ -378,6 +378,8 @@ double load_as_double(const void* p, DType t) {
       return *static_cast<const uint8_t*>(p);
     case DType::Bool:
       return *static_cast<const bool*>(p) ? 1.0 : 0.0;
+    case DType::Float64:
+      return *static_cast<const double*>(p);
   }
   return 0;
 }
@@ -404,6 +406,9 @@ void store_from_double(void* p, DType t, double v) {
       break;
     case DType::Bool:
       *static_cast<bool*>(p) = v != 0.0;
+      break;
+    case DType::Float64:
+      *static_cast<double*>(p) = v;
       break;
   }
 }

@@ -54,6 +54,8 @@ ReduceFn reduce_fn(DType t, ReduceOp op) {
   switch (t) {
     case DType::Float32:
       return typed<Plain<float>>(op);
+    case DType::Float64:
+      return typed<Plain<double>>(op);
     case DType::Float16:
       return typed<Half>(op);
     case DType::BFloat16:
@@ -71,6 +73,11 @@ ReduceFn reduce_fn(DType t, ReduceOp op) {
 }
 
 void divide_in_place(void* p, DType t, size_t n, int by) {
+  if (t == DType::Float64) {
+    double* x = static_cast<double*>(p);
+    for (size_t i = 0; i < n; ++i) x[i] /= by;
+    return;
+  }
   if (t == DType::Float32) {
     float* x = static_cast<float*>(p);
     for (size_t i = 0; i < n; ++i) x[i] /= static_cast<float>(by);

@@ -63,6 +63,8 @@ proto::DType to_proto(DType t) {
       return proto::UINT8;
     case DType::Bool:
       return proto::BOOL;
+    case DType::Float64:
+      return proto::FLOAT64;
   }
   return proto::DTYPE_UNSPECIFIED;
 }
@@ -89,6 +91,9 @@ bool from_proto(proto::DType t, DType* out) {
       return true;
     case proto::BOOL:
       *out = DType::Bool;
+      return true;
+    case proto::FLOAT64:
+      *out = DType::Float64;
       return true;
     default:
       return false;

@@ -39,6 +39,8 @@ Spec spec(Activation kind, float alpha) {
       return {algorithm::eltwise_logistic_use_dst_for_bwd, 0.f, 0.f};
     case Activation::Tanh:
       return {algorithm::eltwise_tanh_use_dst_for_bwd, 0.f, 0.f};
+    case Activation::Silu:  // swish is x * sigmoid(alpha * x); alpha = 1 is SiLU
+      return {algorithm::eltwise_swish, 1.f, 0.f};
   }
   throw Error("internal: unknown activation");
 }

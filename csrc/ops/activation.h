@@ -1,4 +1,4 @@
-// Pointwise activations on oneDNN eltwise: relu, relu6, leaky_relu, gelu, sigmoid, tanh.
+// Pointwise activations on oneDNN eltwise: relu, relu6, leaky_relu, gelu, sigmoid, tanh, silu.
 #pragma once
 #include <iterator>
 
@@ -6,7 +6,7 @@
 
 namespace phalanx::ops {
 
-enum class Activation { Relu, Relu6, LeakyRelu, GeluErf, GeluTanh, Sigmoid, Tanh };
+enum class Activation { Relu, Relu6, LeakyRelu, GeluErf, GeluTanh, Sigmoid, Tanh, Silu };
 
 // Every name an activation has, in one table in enum order: the Python enum's (bindings), the
 // one messages use, and its backward node's (PyTorch's grad_fn names).
@@ -24,6 +24,7 @@ inline constexpr ActivationInfo kActivations[] = {
     {Activation::GeluTanh, "gelu_tanh", "gelu", "GeluBackward"},
     {Activation::Sigmoid, "sigmoid", "sigmoid", "SigmoidBackward"},
     {Activation::Tanh, "tanh", "tanh", "TanhBackward"},
+    {Activation::Silu, "silu", "silu", "SiluBackward"},
 };
 constexpr const ActivationInfo& activation_info(Activation kind) {
   return kActivations[static_cast<size_t>(kind)];
@@ -31,7 +32,7 @@ constexpr const ActivationInfo& activation_info(Activation kind) {
 constexpr bool activation_table_in_enum_order() {
   for (size_t i = 0; i < std::size(kActivations); ++i)
     if (kActivations[i].kind != static_cast<Activation>(i)) return false;
-  return std::size(kActivations) == static_cast<size_t>(Activation::Tanh) + 1;
+  return std::size(kActivations) == static_cast<size_t>(Activation::Silu) + 1;
 }
 static_assert(activation_table_in_enum_order(), "kActivations must list every Activation in order");
 

@@ -8,6 +8,7 @@
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
+#include "ops/batch_norm_plain.h"
 #include "ops/zero_size.h"
 
 namespace phalanx::ops {
@@ -39,14 +40,6 @@ normalization_flags flags_for(bool affine, bool training) {
 
 using FwdEntry = Cached<dnnl::batch_normalization_forward>;
 
-// The input as the primitives take it. oneDNN 2.6's batch norm on plain NCHW is 1.5x
-// (forward) to 4x (backward) slower than PyTorch's; channels-last, with the conversion, is
-// not. Blocked inputs (every batch norm after a convolution) stay as they are.
-Tensor normalisable(const Tensor& x, const Shape& s) {
-  return !x.is_blocked() && x.dim() == 4 ? reorder_to(x, channels_last_desc(s), ReorderKind::Data)
-                                         : x;
-}
-
 // The data descriptor: the input's blocked layout, or plain 4-D.
 memory::desc data_desc(const Tensor& x, const Shape& s) {
   return desc_of(x, s);
@@ -74,6 +67,12 @@ Tensor channel_param(const Tensor& t, int64_t C, const char* name) {
   return c;
 }
 
+void run_onednn_forward(const Tensor& x, const Shape& s, BatchNormResult& r, const Tensor& w,
+                        const Tensor& b, bool training, double eps);
+void update_running_stats(const BatchNormResult& r, const Tensor& running_mean,
+                          const Tensor& running_var, bool training, double momentum,
+                          int64_t per_channel);
+
 }  // namespace
 
 BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mean,
@@ -99,18 +98,11 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
     r.y = Tensor::empty(x.sizes());
     return r;
   }
-  x = r.x = normalisable(x, s);
-  const memory::desc md = data_desc(x, s);
-  auto e = forward_entry(md, layout_key(x), s, affine, training, eps);
-  r.y = empty_like_desc(x.sizes(), md);  // the output keeps the (converted) input's layout
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory_of(x, md)},
-                                       {DNNL_ARG_DST, memory_of(r.y, md)}};
+  r.x = x;
   Tensor w, b;  // held here: oneDNN memory objects only point at the data
   if (affine) {
     w = channel_param(weight, C, "weight");
     b = channel_param(bias, C, "bias");
-    args[DNNL_ARG_SCALE] = plain_memory(w);
-    args[DNNL_ARG_SHIFT] = plain_memory(b);
   }
   if (training) {
     r.mean = Tensor::empty({C});
@@ -119,9 +111,41 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
     r.mean = channel_param(running_mean, C, "running_mean");
     r.var = channel_param(running_var, C, "running_var");
   }
+  if (x.is_blocked()) {
+    run_onednn_forward(x, s, r, w, b, training, eps);
+  } else {  // see batch_norm_plain.h
+    r.y = Tensor::empty(x.sizes());
+    bn_plain::forward({s[0], C, s[2] * s[3]}, x.data<float>(), r.y.data<float>(),
+                      r.mean.data<float>(), r.var.data<float>(), affine ? w.data<float>() : nullptr,
+                      affine ? b.data<float>() : nullptr, training, static_cast<float>(eps));
+  }
+  update_running_stats(r, running_mean, running_var, training, momentum, x.numel() / C);
+  return r;
+}
+
+namespace {
+
+void run_onednn_forward(const Tensor& x, const Shape& s, BatchNormResult& r, const Tensor& w,
+                        const Tensor& b, bool training, double eps) {
+  const bool affine = w.defined();
+  const memory::desc md = data_desc(x, s);
+  auto e = forward_entry(md, layout_key(x), s, affine, training, eps);
+  r.y = empty_like_desc(x.sizes(), md);  // the output keeps the input's layout
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory_of(x, md)},
+                                       {DNNL_ARG_DST, memory_of(r.y, md)}};
+  if (affine) {
+    args[DNNL_ARG_SCALE] = plain_memory(w);
+    args[DNNL_ARG_SHIFT] = plain_memory(b);
+  }
   args[DNNL_ARG_MEAN] = plain_memory(r.mean);
   args[DNNL_ARG_VARIANCE] = plain_memory(r.var);
   execute(e->prim, std::move(args));
+}
+
+void update_running_stats(const BatchNormResult& r, const Tensor& running_mean,
+                          const Tensor& running_var, bool training, double momentum,
+                          int64_t per_channel) {
+  const int64_t C = r.mean.numel();
   // Threads: one module's forward may run on several threads (training mode too); each
   // update of the running statistics is a read-modify-write done whole, under a lock, so the
   // result is that of some serial order of the calls.
@@ -140,15 +164,16 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
     channel_param(running_var, C, "running_var");
     PHX_CHECK(running_var.is_contiguous(), ValueError,
               "batch_norm: running_var must be contiguous");
-    const double n = static_cast<double>(x.numel() / C);
+    const double n = static_cast<double>(per_channel);
     float* pv = running_var.data<float>();
     const float* bv = r.var.data<float>();
     for (int64_t c = 0; c < C; ++c)
       pv[c] = static_cast<float>((1 - momentum) * pv[c] + momentum * bv[c] * n / (n - 1));
     running_var.bump_version();
   }
-  return r;
 }
+
+}  // namespace
 
 BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& mean,
                                    const Tensor& var, const Tensor& weight, bool training,
@@ -160,12 +185,28 @@ BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
     return {zero_grad_if(need[0], x.sizes()), zero_grad_if(need[1] && affine, {s[1]}),
             zero_grad_if(need[2] && affine, {s[1]})};
   }
-  x = normalisable(x, s);  // already done when given the forward's r.x
+  const int64_t C = s[1];
+  const bool affine = weight.defined();
+  if (!x.is_blocked()) {  // see batch_norm_plain.h
+    Tensor dy = float_input(dy_in, "batch_norm_backward", "grad_output");
+    Tensor m = mean.contiguous(), v = var.contiguous(), w;
+    if (affine) w = weight.contiguous();
+    BatchNormGrads g;
+    if (need[0]) g.dx = Tensor::empty(x.sizes());
+    if (affine) {
+      g.dweight = Tensor::empty({C});
+      g.dbias = Tensor::empty({C});
+    }
+    bn_plain::backward({s[0], C, s[2] * s[3]}, dy.data<float>(), x.data<float>(), m.data<float>(),
+                       v.data<float>(), affine ? w.data<float>() : nullptr, training,
+                       static_cast<float>(eps), need[0] ? g.dx.data<float>() : nullptr,
+                       affine ? g.dweight.data<float>() : nullptr,
+                       affine ? g.dbias.data<float>() : nullptr);
+    return g;
+  }
   const memory::desc md = data_desc(x, s);
   Tensor dy =
       reorder_to(dnnl_input(dy_in, "batch_norm_backward", "grad_output"), s, md, ReorderKind::Data);
-  const int64_t C = s[1];
-  const bool affine = weight.defined();
   const std::string layout = layout_key(x);
   auto fwd = forward_entry(md, layout, s, affine, training, eps);
   auto e = cached<dnnl::batch_normalization_backward>(

@@ -94,7 +94,7 @@ Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
   const char* name = binary_name(op);
   Shape shape = broadcast_shapes(a_in.sizes(), b_in.sizes(), name);
   DType compute = compute_type(promote(a_in.dtype(), b_in.dtype()));
-  if (op == BinaryOp::Div) compute = DType::Float32;
+  if (op == BinaryOp::Div && !is_floating(compute)) compute = DType::Float32;  // true division
   PHX_CHECK(!(compute == DType::Bool && (op == BinaryOp::Sub || op == BinaryOp::Pow)), TypeError,
             name, ": not supported on bool tensors; use logical operators or convert first");
   if (op == BinaryOp::Pow && !is_floating(compute)) {
@@ -132,9 +132,11 @@ static Tensor unary_loop(const Tensor& a_in, DType result, F f) {
   return out;
 }
 
-// Float functions keep a float16/bfloat16 input's type; integers give float32.
+// Float functions keep a float16/bfloat16 input's type; integers give float32; float64 is
+// computed in double.
 template <typename F>
 static Tensor float_unary(const Tensor& a, F f) {
+  if (a.dtype() == DType::Float64) return unary_loop<double, double>(a, DType::Float64, f);
   Tensor out = unary_loop<float, float>(a.to(DType::Float32), DType::Float32, f);
   return is_reduced_float(a.dtype()) ? out.to(a.dtype()) : out;
 }
@@ -158,17 +160,17 @@ Tensor unary(UnaryOp op, const Tensor& a) {
         return unary_loop<T, T>(a, a.dtype(), [](T x) { return T((T(0) < x) - (x < T(0))); });
       });
     case UnaryOp::Exp:
-      return float_unary(a, [](float x) { return std::exp(x); });
+      return float_unary(a, [](auto x) { return std::exp(x); });
     case UnaryOp::Log:
-      return float_unary(a, [](float x) { return std::log(x); });
+      return float_unary(a, [](auto x) { return std::log(x); });
     case UnaryOp::Sqrt:
-      return float_unary(a, [](float x) { return std::sqrt(x); });
+      return float_unary(a, [](auto x) { return std::sqrt(x); });
     case UnaryOp::Reciprocal:
-      return float_unary(a, [](float x) { return 1.0f / x; });
+      return float_unary(a, [](auto x) { return decltype(x)(1) / x; });
     case UnaryOp::Sin:
-      return float_unary(a, [](float x) { return std::sin(x); });
+      return float_unary(a, [](auto x) { return std::sin(x); });
     case UnaryOp::Cos:
-      return float_unary(a, [](float x) { return std::cos(x); });
+      return float_unary(a, [](auto x) { return std::cos(x); });
   }
   throw Error("internal: unknown unary op");
 }

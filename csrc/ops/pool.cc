@@ -1,6 +1,8 @@
 #include "ops/pool.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/factory.h"
@@ -99,6 +101,12 @@ MaxPoolResult max_pool2d_forward(const Tensor& x_in, const Pool2dParams& p) {
     return {Tensor::empty({s.N, s.C, s.h.out, s.w.out}), Tensor::empty({0}, DType::UInt8)};
   if (direct_max_pool_applies(x)) return direct_max_pool2d_forward(x, p, s.h, s.w);
   x = reorder_to(x, s.src, ReorderKind::Data);
+  // A plain input (not a convolution's output: a model's or a test's own tensor) is pooled
+  // channels-last by the direct loop, which keeps int32 argmaxes per input plane: its backward
+  // then scatters straight into a plain gradient, as PyTorch does, instead of taking the
+  // gradient to channels-last for oneDNN and the result back to plain (2x slower than torch).
+  if (!x_in.is_blocked() && x.size(2) * x.size(3) <= std::numeric_limits<int32_t>::max())
+    return direct_max_pool2d_forward(x, p, s.h, s.w);
   auto e = max_forward_entry(s);
   MaxPoolResult r;
   r.y = empty_like_desc({s.N, s.C, s.h.out, s.w.out}, e->pd.dst_desc());
@@ -202,18 +210,39 @@ Tensor window_avg_backward(const Tensor& dy_in, const Tensor& x, const Windows& 
   const int64_t OH = static_cast<int64_t>(wh.size()), OW = static_cast<int64_t>(ww.size());
   PHX_CHECK(dy.numel() == NC * OH * OW, ValueError, "avg_pool2d_backward: grad_output ",
             dy.describe(), " does not match the pooled shape");
-  Tensor dx = zeros(x.sizes());
+  // The divisor is a product of a row and a column count, so the gradient spreads in two
+  // passes: along each output row into a (OH, W) buffer, then whole rows at a time (a
+  // vectorised loop over W) into the input rows each window covers. The plane is zeroed by
+  // the thread that fills it, just before, instead of all at once on one thread.
+  Tensor dx = Tensor::empty(x.sizes());
   const float* pdy = dy.data<float>();
   float* pdx = dx.data<float>();
-#pragma omp parallel for
-  for (int64_t nc = 0; nc < NC; ++nc) {
-    float* plane = pdx + nc * H * W;
-    for (int64_t oh = 0; oh < OH; ++oh)
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        float g = pdy[(nc * OH + oh) * OW + ow] / static_cast<float>(wh[oh].count * ww[ow].count);
-        for (int64_t h = wh[oh].start; h < wh[oh].end; ++h)
-          for (int64_t w = ww[ow].start; w < ww[ow].end; ++w) plane[h * W + w] += g;
+#pragma omp parallel
+  {
+    std::vector<float> rows(static_cast<size_t>(OH * W));
+#pragma omp for
+    for (int64_t nc = 0; nc < NC; ++nc) {
+      const float* g = pdy + nc * OH * OW;
+      std::fill(rows.begin(), rows.end(), 0.f);
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        float* row = rows.data() + oh * W;
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const float v = g[oh * OW + ow] / static_cast<float>(ww[ow].count);
+          for (int64_t w = ww[ow].start; w < ww[ow].end; ++w) row[w] += v;
+        }
       }
+      float* plane = pdx + nc * H * W;
+      std::fill(plane, plane + H * W, 0.f);
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const float* row = rows.data() + oh * W;
+        const float scale = 1.f / static_cast<float>(wh[oh].count);
+        for (int64_t h = wh[oh].start; h < wh[oh].end; ++h) {
+          float* out = plane + h * W;
+#pragma omp simd
+          for (int64_t w = 0; w < W; ++w) out[w] += row[w] * scale;
+        }
+      }
+    }
   }
   return dx;
 }

@@ -52,17 +52,22 @@ Tensor sum(const Tensor& a, std::vector<int64_t> dims_in, bool keepdim) {
   Tensor p = rows_view(a, dims, outer, inner);
   Shape shape = reduced_shape(a.sizes(), dims, keepdim);
   if (is_floating(a.dtype())) {
-    Tensor f = p.to(DType::Float32);
-    Tensor out = Tensor::empty(shape, DType::Float32);
-    const float* src = f.data<float>();
-    float* dst = out.data<float>();
+    // float64 sums in double; float32 and the reduced floats give float32
+    const DType dt = a.dtype() == DType::Float64 ? DType::Float64 : DType::Float32;
+    Tensor f = p.to(dt);
+    Tensor out = Tensor::empty(shape, dt);
+    dispatch_compute(dt, "sum", [&](auto tag) {
+      using T = decltype(tag);
+      const T* src = f.data<T>();
+      T* dst = out.data<T>();
 #pragma omp parallel for if (outer * inner > 32768)
-    for (int64_t o = 0; o < outer; ++o) {
-      double acc = 0;  // double accumulation keeps long sums close to PyTorch's pairwise sums
-      const float* row = src + o * inner;
-      for (int64_t i = 0; i < inner; ++i) acc += row[i];
-      dst[o] = static_cast<float>(acc);
-    }
+      for (int64_t o = 0; o < outer; ++o) {
+        double acc = 0;  // double accumulation keeps long sums close to PyTorch's pairwise sums
+        const T* row = src + o * inner;
+        for (int64_t i = 0; i < inner; ++i) acc += row[i];
+        dst[o] = static_cast<T>(acc);
+      }
+    });
     return out;
   }
   Tensor f = p.to(DType::Int64);  // integer and bool sums are int64, as in PyTorch
@@ -84,6 +89,11 @@ Tensor mean(const Tensor& a, std::vector<int64_t> dims_in, bool keepdim) {
   int64_t count = 1;
   for (int64_t d : dims) count *= a.sizes()[d];
   Tensor s = sum(a, dims, keepdim);
+  if (s.dtype() == DType::Float64) {
+    double* p = s.data<double>();
+    for (int64_t i = 0; i < s.numel(); ++i) p[i] = count ? p[i] / static_cast<double>(count) : NAN;
+    return s;
+  }
   float* p = s.data<float>();
   const float scale = count ? 1.0f / static_cast<float>(count) : NAN;
   for (int64_t i = 0; i < s.numel(); ++i) p[i] = count ? p[i] * scale : NAN;

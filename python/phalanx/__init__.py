@@ -11,7 +11,7 @@ import os as _os
 
 import numpy as _np
 
-from . import _C
+from . import _C, _tensor_methods
 from ._C import (
     Generator,
     Tensor,
@@ -72,14 +72,43 @@ from ._C import (
     where,
     zeros,
 )
+from ._device import accelerator, backends, cuda, device
+from ._functions import (
+    allclose,
+    argsort,
+    autocast,
+    bmm,
+    compile,
+    einsum,
+    equal,
+    eye,
+    isclose,
+    isfinite,
+    isinf,
+    isnan,
+    linspace,
+    log_softmax,
+    mm,
+    relu,
+    sigmoid,
+    softmax,
+    sort,
+    tanh,
+    topk,
+    unique,
+    with_device,
+)
 from ._tensor import Size, _install
-from .autograd import enable_grad, no_grad, set_grad_enabled
+from .autograd import enable_grad, inference_mode, no_grad, set_grad_enabled
 
 _install()
+_tensor_methods.install()
+Tensor.sort, Tensor.argsort, Tensor.topk = sort, argsort, topk
 
 __version__ = "0.1.0"
 
 float32 = float = dtype.float32
+float64 = double = dtype.float64
 float16 = half = dtype.float16
 bfloat16 = dtype.bfloat16
 int64 = long = dtype.int64
@@ -89,7 +118,7 @@ bool = dtype.bool  # noqa: A001 - PyTorch's name
 
 _NUMPY_TO_DTYPE = {
     _np.dtype("float32"): float32,
-    _np.dtype("float64"): float32,  # phalanx computes in float32, as torch.tensor(float list) does
+    _np.dtype("float64"): float64,
     _np.dtype("float16"): float16,
     _np.dtype("int64"): int64,
     _np.dtype("int32"): int32,
@@ -100,6 +129,7 @@ _NUMPY_TO_DTYPE = {
 }
 _DTYPE_TO_NUMPY = {
     float32: _np.float32,
+    float64: _np.float64,
     float16: _np.float16,
     int64: _np.int64,
     int32: _np.int32,
@@ -121,7 +151,11 @@ def from_numpy(array: _np.ndarray) -> Tensor:
 
 
 def tensor(data, dtype: dtype | None = None, requires_grad: bool = False) -> Tensor:
-    """A new tensor holding a copy of `data` (nested lists, numbers, numpy arrays, tensors)."""
+    """A new tensor holding a copy of `data` (nested lists, numbers, numpy arrays, tensors).
+
+    As in PyTorch, Python floats make float32 and a float64 numpy array (or numpy float64
+    scalar) makes float64, which reads back exactly; see docs/compat.md for what float64 runs.
+    """
     if isinstance(data, Tensor):
         out = data.detach().clone()
         if dtype is not None:
@@ -133,6 +167,8 @@ def tensor(data, dtype: dtype | None = None, requires_grad: bool = False) -> Ten
         if arr.dtype not in _NUMPY_TO_DTYPE:
             raise TypeError(f"tensor(): can't convert data of numpy dtype {arr.dtype}")
         target = dtype if dtype is not None else _NUMPY_TO_DTYPE[arr.dtype]
+        if dtype is None and target == float64 and not isinstance(data, (_np.ndarray, _np.generic)):
+            target = float32  # Python floats are float32 tensors, as torch's default dtype
         if target == bfloat16:
             out = _C._from_numpy(_np.ascontiguousarray(arr, dtype=_np.float32)).to(bfloat16)
         else:
@@ -159,7 +195,9 @@ def arange(
     if end is None:
         start, end = 0, start
     if dtype is None:
-        is_int = all(isinstance(v, (_builtins.int, _np.integer)) for v in (start, end, step))
+        is_int = _builtins.all(
+            isinstance(v, (_builtins.int, _np.integer)) for v in (start, end, step)
+        )
         dtype = int64 if is_int else float32
     return _C._arange(start, end, step, dtype, requires_grad)
 
@@ -215,6 +253,31 @@ def numel(input: Tensor) -> int:
 
 def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
+
+
+def _method_as_function(name):
+    def fn(input, *args, **kwargs):
+        return getattr(input, name)(*args, **kwargs)
+
+    fn.__name__ = name
+    return fn
+
+
+# Functions PyTorch has both as torch.f(x, ...) and x.f(...): the method is the one implementation.
+for _name in ("std", "var", "any", "all", "amax", "amin", "cumsum", "chunk", "split",
+              "masked_fill", "remainder", "floor_divide", "clone", "detach",
+              "logical_and", "logical_or", "logical_xor"):  # fmt: skip
+    globals()[_name] = _method_as_function(_name)
+
+# PyTorch's device= keyword on factories: the CPU is accepted, any other device raises.
+for _name in ("zeros", "ones", "empty", "full", "rand", "randn", "randperm", "arange", "tensor",
+              "as_tensor", "randint", "zeros_like", "ones_like", "empty_like", "full_like",
+              "rand_like", "randn_like", "linspace", "eye"):  # fmt: skip
+    globals()[_name] = with_device(globals()[_name])
+
+
+def get_default_dtype() -> dtype:
+    return float32
 
 
 from . import autograd, nn, optim, utils  # noqa: E402  (submodules that use the names above)

@@ -38,18 +38,74 @@ def save(obj, f, *, _chunk_bytes: int = _DEFAULT_CHUNK_BYTES, _named_temp: bool 
     Testing only: `_chunk_bytes` caps the bytes of one tensor record (larger tensors are split);
     `_named_temp` uses the named temporary file of systems without O_TMPFILE.
     """
+    found = _module_inside(obj, "obj")
+    if found is not None:
+        where, what = found
+        raise TypeError(
+            f"phalanx.save: {where} is a {type(what).__name__} object; phalanx saves data, "
+            "never code, so a whole model or optimizer cannot be saved. Save its state instead: "
+            "phalanx.save(model.state_dict(), path), and later build the model and call "
+            "model.load_state_dict(phalanx.load(path)) (the same for an optimizer)"
+        )
     _C.io.save(obj, _fs_path(f, "save"), _chunk_bytes, _named_temp)
 
 
-def load(f, map_location=None, *, weights_only: bool | None = None):
+def _module_inside(obj, path: str, depth: int = 0):
+    """(path, object) of the first nn.Module or optimizer in obj's dicts, lists and tuples (a
+    few levels deep), or None."""
+    from .nn import Module
+    from .optim import Optimizer
+
+    if isinstance(obj, (Module, Optimizer)):
+        return path, obj
+    if depth < 4 and isinstance(obj, dict):
+        for k, v in obj.items():
+            found = _module_inside(v, f"{path}[{k!r}]", depth + 1)
+            if found:
+                return found
+    if depth < 4 and isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            found = _module_inside(v, f"{path}[{i}]", depth + 1)
+            if found:
+                return found
+    return None
+
+
+def load(
+    f,
+    map_location=None,
+    pickle_module=None,
+    *,
+    weights_only: bool | None = None,
+    mmap: bool | None = None,
+    **pickle_load_args,
+):
     """Loads what `save` wrote. Dicts come back as plain (insertion-ordered) dicts.
 
-    `map_location` may be None or "cpu" (phalanx tensors live on the CPU). `weights_only` is
-    accepted for torch.load compatibility: loading never unpickles, so it is always safe.
+    torch.load's keywords are accepted: `map_location` may be None, "cpu", phalanx.device("cpu"),
+    a dict mapping locations to "cpu", or a function (tensors load on the CPU, where phalanx
+    computes); `weights_only` is always satisfied (loading never unpickles); `mmap`,
+    `pickle_module` and pickle's load arguments have nothing to act on here.
     """
-    if map_location not in (None, "cpu"):
-        raise ValueError(f"phalanx.load: map_location must be None or 'cpu', got {map_location!r}")
+    _check_map_location(map_location)
     return _C.io.load(_fs_path(f, "load"))
+
+
+def _check_map_location(map_location) -> None:
+    from ._device import check_device
+
+    if map_location is None or callable(map_location):
+        return
+    if isinstance(map_location, dict):
+        for target in map_location.values():
+            check_device(target, "phalanx.load(map_location=...)")
+        return
+    if not isinstance(map_location, str) and type(map_location).__name__ != "device":
+        raise TypeError(
+            "phalanx.load: map_location must be None, a device, a string, a dict or a "
+            f"function, got {type(map_location).__name__}"
+        )
+    check_device(map_location, "phalanx.load(map_location=...)")
 
 
 def _fs_path(f, op: str) -> bytes:

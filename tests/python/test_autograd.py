@@ -566,3 +566,43 @@ def test_hook_on_intermediate_changing_the_gradient_dtype_is_refused():
         RuntimeError, match=r"changed the dtype of the gradient of a tensor of shape \[2\]"
     ):
         y.sum().backward()
+
+
+# ---------------------------------------------------------------- .grad takes unshared gradients
+
+
+def test_an_unshared_leaf_gradient_is_taken_without_a_copy():
+    # issue 17: a parameter's first gradient after zero_grad became .grad through a copy of
+    # the whole tensor; now the gradient nobody else holds is taken as it is (one allocation:
+    # the multiply's backward output)
+    x = phalanx.randn(1 << 16, requires_grad=True)
+    g = phalanx.ones(1 << 16)
+    for _ in range(2):
+        x.grad = None
+        y = x * 2
+        before = phalanx.memory_stats()["allocations"]
+        y.backward(g)
+        assert phalanx.memory_stats()["allocations"] - before == 1
+        np.testing.assert_array_equal(x.grad.numpy(), np.full(1 << 16, 2, np.float32))
+
+
+def test_a_leaf_gradient_someone_else_holds_is_copied():
+    # the same gradient handed to two leaves (an add's backward)
+    a = phalanx.randn(5, requires_grad=True)
+    b = phalanx.randn(5, requires_grad=True)
+    (a + b).backward(phalanx.ones(5))
+    a.grad.mul_(3)
+    np.testing.assert_array_equal(b.grad.numpy(), np.ones(5, np.float32))
+    # the caller's own gradient passed straight through, over numpy memory
+    arr = np.ones(5, np.float32)
+    c = phalanx.randn(5, requires_grad=True)
+    (c + 1).backward(phalanx.from_numpy(arr))
+    arr[:] = 7
+    np.testing.assert_array_equal(c.grad.numpy(), np.ones(5, np.float32))
+    # a hook that keeps the gradient it saw
+    seen = []
+    d = phalanx.randn(5, requires_grad=True)
+    d.register_hook(lambda g: seen.append(g))
+    (d * 2).backward(phalanx.ones(5))
+    seen[0].mul_(0)
+    np.testing.assert_array_equal(d.grad.numpy(), np.full(5, 2, np.float32))

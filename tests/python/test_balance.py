@@ -168,7 +168,12 @@ def equal_ranks(rank, world, g, steps):
     n = g * steps
     data = TensorDataset(phalanx.zeros(n, 3, 8, 8), phalanx.zeros(n, dtype=phalanx.int64))
     sampler = BalancedDistributedSampler(data, g, seed=SEED)
-    ddp = DDP(build(False), balance=sampler)
+    model = build(False)
+    # Equal "phones": each sample costs 1 ms of (sleeping) work on both ranks. Real compute
+    # alone would not make equal ranks on a shared 2-core machine: another job descheduling
+    # one rank for seconds is a real slowdown, which the balancer is right to follow.
+    model.delay = 0.001
+    ddp = DDP(model, balance=sampler)
     opt = phalanx.optim.SGD(ddp.parameters(), lr=0.01)
     sizes = []
     for xb, yb in DataLoader(data, batch_sampler=sampler):
@@ -289,3 +294,61 @@ def test_balance_and_run_time_weighting_exclude_each_other():
         DDP(Net(), balance=object(), batch_weighting="run_time")
     with pytest.raises(ValueError, match="'uniform', 'local_batch' or 'run_time', got 'speed'"):
         DDP(Net(), batch_weighting="speed")
+
+
+def capped_ranks(rank, world, g, steps, caps, slow):
+    x, y = dataset(g * steps)
+    data = TensorDataset(phalanx.tensor(x), phalanx.tensor(y))
+    sampler = BalancedDistributedSampler(data, g, seed=SEED)
+    model = build(False)
+    model.delay = slow.get(rank, 0.0)
+    ddp = DDP(model, balance=sampler, balance_interval=2, max_samples_per_rank=caps[rank])
+    sizes = []
+    for xb, yb in DataLoader(data, batch_sampler=sampler):
+        F.cross_entropy(ddp(xb), yb).backward()
+        sizes.append(xb.shape[0])
+    return sizes, ddp.balancer.metrics()
+
+
+def test_max_samples_per_rank_is_enforced_at_once_and_kept():
+    """Rank 0 (little memory) may hold 10 samples: its equal share of 16 is cut after the
+    first step, and although rank 1 is the slow one, rank 0 never gets more than 10."""
+    g, steps = 32, 10
+    results = run_ranks("test_balance", "capped_ranks", 2, (g, steps, [10, None], {1: 0.004}))
+    (s0, m0), (s1, _) = results
+    # decided at the end of step 0, in force from the next step
+    assert s0[0] == 16 and s0[1:] == [10] * (steps - 1), (s0, m0["changes"])
+    assert s1[1:] == [22] * (steps - 1)
+    assert m0["changes"] == [{"step": 1, "at_step": 1, "shares": [10, 22]}]
+
+
+def bad_balance_arguments(rank, world):
+    data = TensorDataset(phalanx.zeros(64, 3, 8, 8))
+    sampler = BalancedDistributedSampler(data, 16)
+    other = BalancedDistributedSampler(data, 16, num_replicas=3, rank=rank)
+    messages = []
+    for kwargs in (
+        {"balance": sampler, "balance_interval": 0},
+        {"balance": sampler, "balance_hysteresis": 1.5},
+        {"balance": sampler, "max_samples_per_rank": 0},
+        {"balance": other},
+        {"balance": list(range(16))},
+    ):
+        try:
+            DDP(build(False), **kwargs)
+        except (TypeError, ValueError) as e:
+            messages.append(str(e))
+    return messages
+
+
+def test_bad_balance_arguments_are_named():
+    messages = run_ranks("test_balance", "bad_balance_arguments", 2)[1]
+    assert len(messages) == 5, messages
+    assert "balance_interval must be an int >= 1, got 0" in messages[0]
+    assert "balance_hysteresis must be in [0, 1), got 1.5" in messages[1]
+    assert "max_samples_per_rank must be a positive int or None, got 0" in messages[2]
+    assert (
+        "the sampler is for rank 1 of 3, the process group has this process as rank 1 of 2"
+        in (messages[3])
+    )
+    assert "takes a phalanx.utils.data.BalancedDistributedSampler, got list" in messages[4]

@@ -140,9 +140,11 @@ def test_a_crash_is_reported_with_the_last_lines_of_its_stderr():
     assert out["elapsed"] < 20, out
 
 
-def test_interrupting_the_driver_stops_every_rank(tmp_path):
-    """SIGINT to the driver (what Ctrl-C and Jupyter's interrupt send): every rank and the
-    process it started are gone when KeyboardInterrupt reaches the caller."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_driver_stops_every_rank(tmp_path, sig):
+    """SIGINT (Ctrl-C; Jupyter's interrupt, see the kernel test below) raises
+    KeyboardInterrupt once every rank and the process it started are gone; SIGTERM stops
+    them the same way, then takes its default effect on the driver."""
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
     p = start_python(
@@ -152,15 +154,18 @@ def test_interrupting_the_driver_stops_every_rank(tmp_path):
     )
     try:
         wait_for(lambda: len(rank_pids(pid_dir)) == 4, 60, "both ranks to start")
-        p.send_signal(signal.SIGINT)
+        p.send_signal(sig)
         out, err = p.communicate(timeout=30)
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
-    result = json.loads(out.decode().split("RESULT ", 1)[1])
-    assert result["error"]["class"] == "KeyboardInterrupt", err.decode()
-    assert "got SIGINT: stopping every rank" in err.decode()
+    assert f"got {signal.Signals(sig).name}: stopping every rank" in err.decode()
+    if sig == signal.SIGINT:
+        result = json.loads(out.decode().split("RESULT ", 1)[1])
+        assert result["error"]["class"] == "KeyboardInterrupt", err.decode()
+    else:
+        assert p.returncode == -signal.SIGTERM and b"RESULT" not in out, (p.returncode, err)
     assert_all_gone(pid_dir, expected=4)
 
 
@@ -297,6 +302,80 @@ def test_remote_traceback_gets_the_drivers_source_lines():
         del linecache.cache[name]
 
 
+def test_rank_error_pickles():
+    e = pickle.loads(pickle.dumps(dist.RankError("boom", 3, "phone3", "Traceback...", None, "X")))
+    assert (str(e), e.rank, e.host, e.remote_traceback, e.type_name) == (
+        "boom", 3, "phone3", "Traceback...", "X"
+    )  # fmt: skip
+
+
 def test_results_keep_numpy_arrays():
     data = transport.dumps({"a": np.arange(3)})
     assert pickle.loads(data)["a"].tolist() == [0, 1, 2]
+
+
+def test_interrupting_a_jupyter_kernel_stops_every_rank(tmp_path):
+    """In a real kernel: rank 0's output streams into the cell, and the kernel's interrupt
+    (SIGINT, what the ■ button sends) ends the cell with KeyboardInterrupt once every rank
+    is gone."""
+    from jupyter_client import KernelManager
+
+    spec_dir = tmp_path / "jupyter" / "kernels" / "phalanx-run-test"
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": PYTHON + ["-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "phalanx (test)",
+        "language": "python",
+        "env": {"PYTHONPATH": python_env()["PYTHONPATH"]},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    os.environ["JUPYTER_PATH"], saved = str(tmp_path / "jupyter"), os.environ.get("JUPYTER_PATH")
+    try:
+        km = KernelManager(kernel_name="phalanx-run-test")
+        km.start_kernel()
+    finally:
+        if saved is None:
+            del os.environ["JUPYTER_PATH"]
+        else:
+            os.environ["JUPYTER_PATH"] = saved
+    kc = km.client()
+    try:
+        kc.start_channels()
+        kc.wait_for_ready(timeout=180)  # a loaded CI machine starts a kernel slowly
+        cell = (
+            "import os, subprocess, time\n"
+            "import phalanx.distributed as dist\n"
+            "def sleeper(pid_dir):\n"
+            "    child = subprocess.Popen(['sleep', '1000'])\n"
+            "    path = os.path.join(pid_dir, f'rank{dist.get_rank()}.pid')\n"
+            "    with open(path + '.tmp', 'w') as f:\n"
+            "        f.write(f'{os.getpid()} {child.pid}')\n"
+            "    os.rename(path + '.tmp', path)\n"
+            "    print('rank', dist.get_rank(), 'sleeping', flush=True)\n"
+            "    time.sleep(1000)\n"
+            f"dist.run(sleeper, ({str(pid_dir)!r},), nproc=2)\n"
+        )
+        msg_id = kc.execute(cell)
+        wait_for(lambda: len(rank_pids(pid_dir)) == 4, 60, "both ranks to start")
+        km.interrupt_kernel()
+        streams, error = "", None
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            msg = kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            content = msg["content"]
+            if msg["msg_type"] == "stream":
+                streams += content["text"]
+            elif msg["msg_type"] == "error":
+                error = content["ename"]
+            elif msg["msg_type"] == "status" and content["execution_state"] == "idle":
+                break
+        assert error == "KeyboardInterrupt", (error, streams)
+        assert "rank 0 sleeping\n" in streams and "rank 1" not in streams, streams
+        assert_all_gone(pid_dir, expected=4)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

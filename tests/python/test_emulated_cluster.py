@@ -112,7 +112,10 @@ def test_phones_are_made_as_asked_and_removed():
         listed = namespaces()
         assert all(n in listed for n in c.names + [c.net.bridge_ns])
         quotas = [g.cpu.get("cpu.cfs_quota_us").strip() for g in c.groups]
-        assert quotas == ["60000", "-1", "15000"]
+        periods = [g.cpu.get("cpu.cfs_period_us").strip() for g in c.groups]
+        assert quotas[1] == "-1"  # 2 ms of run time per period of 2 ms / cores
+        assert (quotas[0], periods[0]) == ("2000", "3333")
+        assert (quotas[2], periods[2]) == ("2000", "13333")
         assert [int(g.memory.get("memory.limit_in_bytes")) for g in c.groups] == [300 << 20] * 3
         assert "rate 1Gbit" in c.net.qdisc(0) and "rate 100Mbit" in c.net.qdisc(1)
         assert "tbf" not in c.net.qdisc(2)
@@ -190,8 +193,10 @@ def test_leftovers_of_a_killed_owner_are_swept_by_the_next_cluster(tmp_path):
     try:
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait(10)
+        # The launcher has a parent-death signal: the job stops with its owner...
+        assert_gone([], [], ranks + [made["launcher"]], timeout=30)
         listed = namespaces()
-        assert all(n in listed for n in made["names"])  # SIGKILL leaves them behind...
+        assert all(n in listed for n in made["names"])  # ...but namespaces stay behind...
         with PhoneCluster(1):  # ...until the next cluster starts
             assert_gone(made["names"], made["cgroups"], ranks + [made["launcher"]])
     finally:
@@ -279,6 +284,7 @@ def test_cpu_quota_limits_a_busy_loop_and_a_change_takes_effect_mid_run():
             c.set_cpu(0, None)  # and recovers
             uncapped = _windows(p, 3)
             throttled = c.throttling(0)
+            used = c.cpu_seconds(0)
         finally:
             p.stdin.close()
             p.wait(10)
@@ -291,6 +297,9 @@ def test_cpu_quota_limits_a_busy_loop_and_a_change_takes_effect_mid_run():
     assert min(at_03) > max(at_005), (at_03, at_005)
     assert sum(uncapped) / 3 > 2 * 0.05, (at_005, uncapped)
     assert throttled["throttled_periods"] >= 10, throttled
+    if used is not None:  # cpuacct counts what the loop reported using (plus its start)
+        reported = 0.5 * sum(at_03 + at_005 + uncapped)
+        assert reported <= used <= reported * 1.25 + 0.15, (used, reported)
 
 
 OVER_THE_CAP = """
@@ -394,3 +403,50 @@ def test_cli_bad_input_exits_2_naming_it():
     )
     assert d.returncode == 2
     assert "--throttle '5@1=0.2': phone 5 of 2 (0..1)" in d.stderr
+
+
+@needs_phones
+def test_cli_status_lists_and_clean_removes_leftovers_of_a_dead_owner():
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = f"phx{dead.pid}s0r0"
+    ip("netns", "add", stale)
+    try:
+        status = run_python(["-m", "phalanx.cli", "cluster", "status"], timeout=60)
+        assert status.returncode == 0, status.stderr
+        assert f"netns          {stale}  owner pid {dead.pid}: stale" in status.stdout
+        clean = run_python(["-m", "phalanx.cli", "cluster", "clean"], timeout=60)
+        assert clean.returncode == 0 and stale in clean.stdout, clean
+        assert stale not in namespaces()
+    finally:
+        ip("netns", "del", stale, check=False)
+
+
+@needs_phones
+def test_a_capped_phone_runs_as_many_openmp_threads_as_whole_cores(tmp_path, monkeypatch):
+    """OpenMP's default (one thread per core of this machine) would spin inside a fraction
+    of a core; a phone's processes default to its whole cores (at least 1) unless set."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    script = tmp_path / "threads.py"
+    script.write_text("import os; print('threads', os.environ.get('OMP_NUM_THREADS'))\n")
+    with PhoneCluster(3, cpu=[0.5, 2, None]) as c:
+        job = c.launch(str(script), python=BARE)
+        assert job.wait(timeout=60) == 0, job.stderr()
+        out = job.stdout()
+        bare = subprocess.run(
+            c.prefix(0) + ["sh", "-c", "echo threads $OMP_NUM_THREADS"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        mine = subprocess.run(
+            c.prefix(0) + ["sh", "-c", "echo threads $OMP_NUM_THREADS"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=dict(os.environ, OMP_NUM_THREADS="3"),
+        )
+    assert f"[rank 0 {c.names[0]}] threads 1" in out, out
+    assert f"[rank 1 {c.names[1]}] threads 2" in out, out
+    assert f"[rank 2 {c.names[2]}] threads None" in out, out
+    assert bare.stdout == "threads 1\n" and mine.stdout == "threads 3\n", (bare, mine)

@@ -123,7 +123,10 @@ def test_linear(xshape, bias, out):
 
 # ---------------------------------------------------------------- batch norm
 
-BN_SHAPES = [(4, 3, 5, 5), (1, 2, 3, 3), (3, 5, 1, 7), (6, 4), (2, 3, 4)]
+# issue 17: a plain input is normalised by direct loops (batch_norm_plain.h): a larger one with
+# an offset mean (two-pass variance) and a 5-D one too
+BN_SHAPES = [(4, 3, 5, 5), (1, 2, 3, 3), (3, 5, 1, 7), (6, 4), (2, 3, 4), (8, 16, 12, 12)]
+BN_SHAPES += [(2, 3, 2, 3, 4)]
 
 
 @pytest.mark.parametrize("shape", BN_SHAPES, ids=[str(s) for s in BN_SHAPES])
@@ -269,6 +272,10 @@ MAXPOOL_CASES = [
     ((1, 16, 7, 10), 2, None, 0, 1, True),
     ((3, 24, 11, 11), 3, 1, 1, 2, False),
     ((2, 16, 12, 10), (2, 3), (1, 2), (1, 1), 1, True),
+    # the direct loop's full 64-channel block, and a second block of 8 (issue 17: a plain input
+    # keeps per-plane argmaxes so its backward scatters straight into a plain gradient)
+    ((2, 64, 9, 9), 3, 2, 1, 1, False),
+    ((1, 72, 7, 8), 2, None, 0, 1, True),
 ]
 
 

@@ -85,3 +85,33 @@ def test_unsupported_layers_are_refused_at_wrap_time_by_name():
         TileParallel(nn.Sequential(nn.Conv2d(1, 1, 3), nn.ReLU()), (1, 1), groups=[5])
     with pytest.raises(ValueError, match="output='all' is not one of"):
         TileParallel(nn.Sequential(nn.Conv2d(1, 1, 3)), (1, 1), output="all")
+
+
+class _RecordingGroup:
+    """Stands in for a 2x2 tile group: records what rank `index` sends at a boundary."""
+
+    def __init__(self, index, size):
+        self.index, self.size, self.sent = index, size, {}
+
+    def __len__(self):
+        return self.size
+
+    def exchange(self, sends, recvs, tag):
+        self.sent = {j: tuple(t.shape) for j, t in sends.items()}
+
+
+def test_a_group_boundary_sends_only_the_halo():
+    import phalanx
+    from phalanx.spatial.comm import HaloExchange
+
+    first = [conv(3, p=1)]
+    second = [conv(3, p=1), conv(3, p=1)]  # reads 2 rows/cols beyond its own block
+    size, grid = (20, 30), (2, 2)
+    owned = [p.output_region for p in plan_tiles(first, size, grid)]
+    needed = [p.input_region for p in plan_tiles(second, size, grid)]
+    group = _RecordingGroup(0, 4)
+    (r0, r1), (c0, c1) = owned[0]
+    block = phalanx.randn(1, 3, r1 - r0, c1 - c0)
+    HaloExchange.apply(block, group, owned, needed)
+    # rank 0 (top left, 10x15) gives 2 rows to rank 2 below, 2 cols to rank 1, 2x2 to rank 3
+    assert group.sent == {1: (1, 3, 10, 2), 2: (1, 3, 2, 15), 3: (1, 3, 2, 2)}

@@ -26,16 +26,20 @@ Where the ranks run:
 The launcher hosts the rendezvous store (a phalanx.distributed.TCPStore) itself, so the store
 outlives any rank, and gives every rank MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE,
 LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, GROUP_WORLD_SIZE, PHALANX_JOB_ID, PHALANX_TOKEN,
-PHALANX_STORE_EXTERNAL=1, PYTHONUNBUFFERED=1 (and PHALANX_ADDR for hosts with an address),
-plus every --env KEY=VALUE. Local ranks also inherit the launcher's environment; when several
+PHALANX_STORE_EXTERNAL=1, PYTHONUNBUFFERED=1, PHALANX_PROGRESS (and PHALANX_ADDR for hosts
+with an address), plus every --env KEY=VALUE. PHALANX_PROGRESS tells phalanx.utils.progress
+how to show progress: `bar` (tqdm) when the launcher's stdout is a terminal and there is no
+--log-dir, `lines` (a whole line every 30 s) otherwise, or the launcher's own
+PHALANX_PROGRESS. Local ranks also inherit the launcher's environment; when several
 share this machine and OMP_NUM_THREADS is unset it becomes cores / local ranks. MASTER_ADDR is
 127.0.0.1 for --nproc and, for --hosts, this machine's address on the route to the hosts
 (never its hostname, which Android resolves to localhost); --master-addr overrides it.
 
 Output: every line a rank writes goes to the launcher's stdout or stderr with a prefix
 (`[rank 3] `, or `[rank 3 host] ` with --hosts), whole lines only, so ranks never interleave
-mid-line. Carriage-return updates (progress bars) of rank 0 are forwarded live; for other
-ranks only completed lines appear. --log-dir DIR also writes each rank's raw output to
+mid-line. Carriage-return updates (progress bars) of rank 0 are forwarded live when the
+launcher's stdout is a terminal; otherwise (a pipe, a log file), and for other ranks, only
+completed lines appear. --log-dir DIR also writes each rank's raw output to
 DIR/rank<N>.stdout.log and DIR/rank<N>.stderr.log.
 
 Failures: when a rank exits non-zero or dies of a signal, the launcher reports it (`rank 2

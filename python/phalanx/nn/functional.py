@@ -180,12 +180,9 @@ def cross_entropy(
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
-    if target.dtype.is_floating_point:
-        raise TypeError(
-            "cross_entropy: target must hold class indices (int64); class-probability targets "
-            "are not supported"
-        )
     class_dim = 0 if input.dim() == 1 else 1
+    if target.dtype.is_floating_point:
+        return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
     logp = log_softmax(input, class_dim)
     nll = nll_loss(logp, target, weight, ignore_index, reduction)
     if label_smoothing == 0.0:
@@ -209,6 +206,31 @@ def cross_entropy(
     elif reduction == "sum":
         smooth = smooth.sum()
     return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / n_classes)
+
+
+def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing):
+    """-sum_c w_c * q_c * log_softmax(input)_c with q the (smoothed) class probabilities;
+    "mean" divides by the number of samples, as PyTorch does for probability targets."""
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(
+            f"cross_entropy: class-probability target shape {list(target.shape)} must equal "
+            f"input shape {list(input.shape)} (class indices must be int64)"
+        )
+    class_dim = 0 if input.dim() == 1 else 1
+    n_classes = input.shape[class_dim]
+    if label_smoothing > 0.0:
+        target = target * (1.0 - label_smoothing) + label_smoothing / n_classes
+    terms = log_softmax(input, class_dim) * target
+    if weight is not None:
+        shape = [1] * input.dim()
+        shape[class_dim] = n_classes
+        terms = terms * weight.reshape(shape)
+    loss = -terms.sum(class_dim)
+    if reduction == "mean":
+        return loss.sum() / (input.numel() // n_classes if n_classes else 0)
+    if reduction == "sum":
+        return loss.sum()
+    return loss
 
 
 def mse_loss(input, target, reduction="mean"):
@@ -237,3 +259,18 @@ def dropout(input, p=0.5, training=True, inplace=False, generator=None):
     mask = _C.empty(input.shape)
     _C._bernoulli_(mask, 1.0 - p, generator)
     return _inplace(input, input * (mask * (1.0 / (1.0 - p))), inplace)
+
+
+# The other losses live in their own file; imported last (they use the helpers above).
+from .functional_losses import *  # noqa: E402,F403
+from .functional_losses import __all__ as _losses_all  # noqa: E402
+
+__all__ += _losses_all
+from .functional_layers import *  # noqa: E402,F403
+from .functional_layers import __all__ as _layers_all  # noqa: E402
+
+__all__ += _layers_all
+from .functional_extra import *  # noqa: E402,F403
+from .functional_extra import __all__ as _extra_all  # noqa: E402
+
+__all__ += _extra_all

@@ -3,6 +3,16 @@
 See docs/spatial.md."""
 
 from .geometry import LayerGeometry, TilePlan, plan_tiles, split  # noqa: F401
-from .tile_parallel import TileParallel  # noqa: F401
+from .planner import plan, spatial_prefix  # noqa: F401
+from .tile_parallel import TileParallel, tile_plans  # noqa: F401
 
-__all__ = ["LayerGeometry", "TilePlan", "TileParallel", "plan_tiles", "split"]
+__all__ = [
+    "LayerGeometry",
+    "TilePlan",
+    "TileParallel",
+    "plan",
+    "plan_tiles",
+    "spatial_prefix",
+    "tile_plans",
+    "split",
+]

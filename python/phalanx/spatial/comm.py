@@ -18,6 +18,11 @@ class Group:
 
     def __init__(self, process_group, size: int) -> None:
         self.pg = process_group
+        if process_group is dist.GroupMember.NON_GROUP_MEMBER:
+            raise ValueError(
+                "TileParallel: this rank is not a member of process_group (new_group returned "
+                "NON_GROUP_MEMBER here): pass the tile group this rank belongs to"
+            )
         if process_group is None and not dist.is_initialized():
             self.ranks, self.index = [0], 0
         else:
@@ -268,3 +273,59 @@ class HaloExchange(Function):
             )
             grad[sl] = grad[sl] + t
         return grad, None, None, None
+
+
+class TiledBatchNorm(Function):
+    """BatchNorm in training over a tile, with the statistics of the whole map: each rank sums
+    over the block it owns (`owned`: rows, cols inside the tile), all-reduced, so every position
+    counts once. Backward is the usual BatchNorm gradient with its two per-channel sums taken
+    over every rank's whole tile (halo copies included: each copy used the statistics) and
+    all-reduced; the statistics' part of the gradient goes to owned positions only. Saves
+    only the input, as the fused kernel does."""
+
+    @staticmethod
+    def statistics(x, group, owned, count):
+        """Mean and biased variance over the whole map (two passes, each one all-reduce)."""
+        (r0, r1), (c0, c1) = owned
+        c = x.shape[1]
+        with phalanx.no_grad():
+            own = x[:, :, r0:r1, c0:c1]
+            mean = group.all_reduce(own.sum(dim=(0, 2, 3))) * (1.0 / count)
+            centred = own - mean.reshape(1, c, 1, 1)
+            var = group.all_reduce((centred * centred).sum(dim=(0, 2, 3))) * (1.0 / count)
+        return mean, var
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mean, var, group, owned, count, eps):
+        c = x.shape[1]
+        invstd = 1.0 / (var + eps).sqrt()
+        y = (x - mean.reshape(1, c, 1, 1)) * invstd.reshape(1, c, 1, 1)
+        if weight is not None:
+            y = y * weight.reshape(1, c, 1, 1)
+        if bias is not None:
+            y = y + bias.reshape(1, c, 1, 1)
+        ctx.save_for_backward(x, weight)
+        ctx.mean, ctx.invstd = mean, invstd
+        ctx.group, ctx.owned, ctx.count = group, owned, count
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        c = x.shape[1]
+        mean, invstd = ctx.mean.reshape(1, c, 1, 1), ctx.invstd.reshape(1, c, 1, 1)
+        xhat = (x - mean) * invstd
+        gy = g * weight.reshape(1, c, 1, 1) if weight is not None else g
+        sums = phalanx.cat([gy.sum(dim=(0, 2, 3)), (gy * xhat).sum(dim=(0, 2, 3))], 0)
+        sums = ctx.group.all_reduce(sums)
+        s1 = sums.narrow(0, 0, c).reshape(1, c, 1, 1)
+        s2 = sums.narrow(0, c, c).reshape(1, c, 1, 1)
+        dx = None
+        if ctx.needs_input_grad[0]:
+            dx = gy * invstd
+            (r0, r1), (c0, c1) = ctx.owned
+            part = (slice(None), slice(None), slice(r0, r1), slice(c0, c1))
+            dx[part] = dx[part] - (s1 + xhat[part] * s2) * (invstd * (1.0 / ctx.count))
+        dw = (g * xhat).sum(dim=(0, 2, 3)) if ctx.needs_input_grad[1] else None
+        db = g.sum(dim=(0, 2, 3)) if ctx.needs_input_grad[2] else None
+        return dx, dw, db, None, None, None, None, None, None

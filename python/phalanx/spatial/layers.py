@@ -10,7 +10,6 @@ from __future__ import annotations
 import phalanx
 
 from .. import nn
-from ..nn import functional as F
 from .geometry import AxisOp, LayerGeometry
 
 # Layers that act on each position alone: a tile applies them as they are.
@@ -93,16 +92,55 @@ def crop_and_pad(x, have, step_rows, step_cols, value: float = 0.0):
     return x
 
 
-def real_fraction(shape, step_rows, step_cols, k, s):
-    """For avg pooling without padding counted: per output, the share of its window on the map."""
-    _, _, h, w = shape
-    ones = phalanx.ones(1, 1, h, w)
-    mask = crop_and_pad(ones, ((0, h), (0, w)), _shifted(step_rows), _shifted(step_cols))
-    return F.avg_pool2d(mask, k, s, 0)
+def prepare(x, have, step_rows, step_cols, strides, value: float = 0.0):
+    """x (covering rows have[0], cols have[1]) made ready for a windowed op: cut to the taken
+    interval, with the border padding the op should add itself (as its own symmetric padding,
+    no copy) and what only a copy can add (cat, when the padding is asymmetric and the stride
+    does not let the extra outputs be dropped). Returns (x, native padding, outputs to skip,
+    whether a copy padded anything)."""
+    x = crop_and_pad(x, have, _no_pad(step_rows), _no_pad(step_cols))
+    native, skip, explicit = [0, 0], [0, 0], [(0, 0), (0, 0)]
+    for axis, (step, s) in enumerate(zip((step_rows, step_cols), strides)):
+        lo, hi = step.pad
+        big = max(lo, hi)
+        if (big - lo) % s == 0:  # the op pads `big` on both sides; drop the outputs it adds
+            native[axis], skip[axis] = big, (big - lo) // s
+        else:
+            explicit[axis] = (lo, hi)
+    copied = explicit != [(0, 0), (0, 0)]
+    if copied:
+        n_r, n_c = x.shape[2], x.shape[3]
+        rows = _with_pad(step_rows, (0, n_r), explicit[0])
+        cols = _with_pad(step_cols, (0, n_c), explicit[1])
+        x = crop_and_pad(x, ((0, n_r), (0, n_c)), rows, cols, value)
+    return x, tuple(native), tuple(skip), copied
 
 
-def _shifted(step):
-    """The step relative to its own take (for a mask the size of the taken interval)."""
+def finish(y, skip, step_rows, step_cols):
+    """The op's output cut to the outputs this tile produces."""
+    n_r = step_rows.out[1] - step_rows.out[0]
+    n_c = step_cols.out[1] - step_cols.out[0]
+    if skip[0] or y.shape[2] != n_r:
+        y = y.narrow(2, skip[0], n_r)
+    if skip[1] or y.shape[3] != n_c:
+        y = y.narrow(3, skip[1], n_c)
+    return y
+
+
+def _no_pad(step):
+    from dataclasses import replace
+
+    return replace(step, pad=(0, 0))
+
+
+def _with_pad(step, take, pad):
+    from dataclasses import replace
+
+    return replace(step, take=take, pad=pad)
+
+
+def _shift(step):
+    """The step relative to its own taken interval (for a mask the size of that interval)."""
     from dataclasses import replace
 
     n = step.take[1] - step.take[0]

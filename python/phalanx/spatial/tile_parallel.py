@@ -16,9 +16,38 @@ from .. import distributed as dist
 from .. import nn
 from ..nn import functional as F
 from . import comm, layers
-from .geometry import plan_tiles
+from .geometry import plan_tiles, split
 
 OUTPUTS = ("full", "batch")
+
+
+def group_bounds(groups, n: int) -> list[tuple[int, int]]:
+    """[start, stop) of each fused group of n layers, from the boundaries `groups`."""
+    cuts = sorted(set(int(g) for g in (groups or [])))
+    if any(c <= 0 or c >= n for c in cuts):
+        raise ValueError(
+            f"TileParallel: groups={list(groups)} must be layer indices in [1, {n - 1}] "
+            "(where a new fused group starts)"
+        )
+    edges = [0, *cuts, n]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _plans(geometry, bounds, size, grid):
+    out, at = [], tuple(size)
+    for lo, hi in bounds:
+        group_plans = plan_tiles(geometry[lo:hi], at, grid)
+        out.append(group_plans)
+        at = (group_plans[-1].rows[-1].out[1], group_plans[-1].cols[-1].out[1])
+    return out
+
+
+def tile_plans(module, size, grid, groups=None):
+    """The tiles TileParallel(module, grid, groups=groups) computes for an input map of `size`
+    (H, W): per fused group, the TilePlan of every rank (row-major). No process group needed."""
+    layers_ = list(module)
+    geometry = [layers.describe(m, i) for i, m in enumerate(layers_)]
+    return _plans(geometry, group_bounds(groups, len(layers_)), size, tuple(grid))
 
 
 class TileParallel(nn.Module):
@@ -69,26 +98,20 @@ class TileParallel(nn.Module):
         self._plans = {}
 
     def _check_groups(self, groups) -> list[tuple[int, int]]:
-        n = len(self._layers)
-        cuts = sorted(set(int(g) for g in (groups or [])))
-        if any(c <= 0 or c >= n for c in cuts):
-            raise ValueError(
-                f"TileParallel: groups={list(groups)} must be layer indices in [1, {n - 1}] "
-                "(where a new fused group starts)"
-            )
-        edges = [0, *cuts, n]
-        return list(zip(edges[:-1], edges[1:]))
+        return group_bounds(groups, len(self._layers))
+
+    def local_batch(self, n: int) -> tuple[int, int]:
+        """The samples [lo, hi) of a batch of n whose output this rank gets (all of them for
+        output="full", its slice for output="batch")."""
+        if self.output == "full" or self._group.solo:
+            return 0, n
+        return split(n, len(self._group))[self._group.index]
 
     def plans(self, size):
         """Per fused group, the TilePlan of every rank, for an input map of `size` (H, W)."""
         size = tuple(size)
         if size not in self._plans:
-            out, at = [], size
-            for lo, hi in self._bounds:
-                group_plans = plan_tiles(self._geometry[lo:hi], at, self.grid)
-                out.append(group_plans)
-                at = (group_plans[-1].rows[-1].out[1], group_plans[-1].cols[-1].out[1])
-            self._plans[size] = out
+            self._plans[size] = _plans(self._geometry, self._bounds, size, self.grid)
         return self._plans[size]
 
     def forward(self, x):
@@ -139,26 +162,30 @@ class TileParallel(nn.Module):
     def _run(self, index, x, have, sr, sc, alias):
         m = self._layers[index]
         if isinstance(m, nn.Conv2d):
-            x = layers.crop_and_pad(x, have, sr, sc)
+            x, pad, skip, _ = layers.prepare(x, have, sr, sc, m.stride)
             b = alias[id(m.bias)] if m.bias is not None else None
-            return F.conv2d(x, alias[id(m.weight)], b, m.stride, 0, m.dilation, m.groups)
+            y = F.conv2d(x, alias[id(m.weight)], b, m.stride, pad, m.dilation, m.groups)
+            return layers.finish(y, skip, sr, sc)
         if isinstance(m, nn.MaxPool2d):
-            x = layers.crop_and_pad(x, have, sr, sc, float("-inf"))
-            return F.max_pool2d(x, m.kernel_size, m.stride, 0, getattr(m, "dilation", 1))
+            stride = layers._pair(m.stride)
+            x, pad, skip, _ = layers.prepare(x, have, sr, sc, stride, float("-inf"))
+            y = F.max_pool2d(x, m.kernel_size, stride, pad, getattr(m, "dilation", 1))
+            return layers.finish(y, skip, sr, sc)
         if isinstance(m, nn.AvgPool2d):
-            padded = layers.crop_and_pad(x, have, sr, sc)
-            y = F.avg_pool2d(padded, m.kernel_size, m.stride, 0)
-            if m.count_include_pad or not (sr.pad != (0, 0) or sc.pad != (0, 0)):
-                return y
-            with phalanx.no_grad():
-                share = layers.real_fraction(
-                    (1, 1, sr.take[1] - sr.take[0], sc.take[1] - sc.take[0]),
-                    sr,
-                    sc,
-                    m.kernel_size,
-                    m.stride,
-                )
-            return y / share
+            stride = layers._pair(m.stride)
+            x, pad, skip, copied = layers.prepare(x, have, sr, sc, stride)
+            y = F.avg_pool2d(x, m.kernel_size, stride, pad, False, m.count_include_pad)
+            if copied and not m.count_include_pad:
+                # the copied zeros were counted as values: divide by the share that is real
+                with phalanx.no_grad():
+                    ones = phalanx.ones(1, 1, sr.take[1] - sr.take[0], sc.take[1] - sc.take[0])
+                    taken = ((0, ones.shape[2]), (0, ones.shape[3]))
+                    mask, _, _, _ = layers.prepare(
+                        ones, taken, layers._shift(sr), layers._shift(sc), stride
+                    )
+                    share = F.avg_pool2d(mask, m.kernel_size, stride, pad, False, False)
+                y = y / share
+            return layers.finish(y, skip, sr, sc)
         x = layers.crop_and_pad(x, have, sr, sc)  # elementwise: the interval it produces
         if isinstance(m, nn.BatchNorm2d):
             return self._batch_norm(m, x, sr, sc, alias)
@@ -174,25 +201,18 @@ class TileParallel(nn.Module):
             return F.batch_norm(x, m.running_mean, m.running_var, w, b, False, 0.0, m.eps)
         # Statistics over the whole map: each rank sums over the block it owns, all-reduced.
         (o0, o1), (p0, p1) = sr.owned, sc.owned
-        own = x[:, :, o0 - sr.out[0] : o1 - sr.out[0], p0 - sc.out[0] : p1 - sc.out[0]]
+        owned = ((o0 - sr.out[0], o1 - sr.out[0]), (p0 - sc.out[0], p1 - sc.out[0]))
         count = x.shape[0] * sr.map_size * sc.map_size
-        c = x.shape[1]
-        mean = comm.AllReduceSum.apply(own.sum(dim=(0, 2, 3)), self._group) / count
-        centred = own - mean.reshape(1, c, 1, 1)
-        var = comm.AllReduceSum.apply((centred * centred).sum(dim=(0, 2, 3)), self._group) / count
-        y = (x - mean.reshape(1, c, 1, 1)) / (var.reshape(1, c, 1, 1) + m.eps).sqrt()
-        if w is not None:
-            y = y * w.reshape(1, c, 1, 1)
-        if b is not None:
-            y = y + b.reshape(1, c, 1, 1)
+        mean, var = comm.TiledBatchNorm.statistics(x, self._group, owned, count)
+        y = comm.TiledBatchNorm.apply(x, w, b, mean, var, self._group, owned, count, m.eps)
         if m.training and m.track_running_stats and m.running_mean is not None:
             with phalanx.no_grad():
                 m.num_batches_tracked.add_(1)
                 f = m.momentum
                 if f is None:
                     f = 1.0 / float(m.num_batches_tracked.item())
-                unbiased = var.detach() * (count / max(count - 1, 1))
-                m.running_mean.mul_(1 - f).add_(mean.detach() * f)
+                unbiased = var * (count / max(count - 1, 1))
+                m.running_mean.mul_(1 - f).add_(mean * f)
                 m.running_var.mul_(1 - f).add_(unbiased * f)
         return y
 

@@ -49,6 +49,10 @@ class RankError(RuntimeError):
         self.exception = exception
         self.type_name = type_name
 
+    def __reduce__(self):  # picklable (BaseException's default passes the message alone)
+        args = (self.args[0], self.rank, self.host, self.remote_traceback, None, self.type_name)
+        return type(self), args
+
 
 RankError.__module__ = "phalanx.distributed"  # where users import it from
 
@@ -105,7 +109,7 @@ def run(
             f"{type(e).__name__}: {e}"
         ) from e
     payload = pickle.dumps(
-        {"python": tuple(sys.version_info[:2]), "call": call, "init": {}},
+        {"python": tuple(sys.version_info[:2]), "call": call},
         protocol=pickle.HIGHEST_PROTOCOL,
     )
     hosts_path, temporary = _hosts_path(hosts)

@@ -53,6 +53,10 @@ class DriverConsole(Console):
         super().__init__(TextStream("stdout"), TextStream("stderr"))
         self.messages: list[str] = []
 
+    def live_progress(self) -> bool:
+        # A Jupyter cell redraws a carriage-return update in place, as a terminal does.
+        return super().live_progress() or "ipykernel" in type(sys.stdout).__module__
+
     def message(self, text: str) -> None:
         self.messages.append(text)
         with self.lock:

@@ -78,7 +78,7 @@ def main() -> int:
         stage = "joining the process group"
         import phalanx.distributed as dist
 
-        dist.init_process_group(**meta["init"])
+        dist.init_process_group()
         stage = "running fn"
         result = fn(*args, **kwargs)
         stage = "sending the return value"

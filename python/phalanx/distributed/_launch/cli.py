@@ -165,7 +165,21 @@ def parse_args(argv: list[str], prog: str = PROG, manual: str | None = None):
     args.job_id = args.job_id or f"phalanx-{secrets.token_hex(4)}"
     args.token = args.token or os.environ.get("PHALANX_TOKEN") or secrets.token_hex(16)
     args.group_world_size = len(dict.fromkeys(h.host for h in hosts)) if hosts else 1
+    args.progress = _progress_mode(args)
     return args, plan_ranks(args.nproc, hosts)
+
+
+def _progress_mode(args) -> str:
+    """PHALANX_PROGRESS for the ranks (phalanx.utils.progress): their stdout is a pipe, so they
+    cannot see whether a person watches. A live bar only when the launcher's own stdout is a
+    terminal and nothing is logged to files; whole lines otherwise. The user's value stands."""
+    if os.environ.get("PHALANX_PROGRESS"):
+        return os.environ["PHALANX_PROGRESS"]
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return "bar" if tty and not args.log_dir else "lines"
 
 
 def _split(value: str, option: str) -> list[str]:

@@ -76,6 +76,12 @@ class Console:
         self.open = None  # (key, file) of the progress line on screen
         self.broken = set()  # files that raised (closed pipe): dropped, ranks keep running
 
+    def live_progress(self) -> bool:
+        """Whether carriage-return updates (progress bars) are worth forwarding: on a
+        terminal they redraw one line; in a pipe or log file they pile up as thousands of
+        updates, so there only the line a bar ends with is written."""
+        return _isatty(self.out)
+
     def _write(self, f, data: bytes) -> None:
         if f in self.broken:
             return

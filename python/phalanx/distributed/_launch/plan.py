@@ -86,6 +86,7 @@ def rank_env(args, spec: RankSpec, world: int, master: tuple[str, int]) -> dict[
         "PHALANX_TOKEN": args.token,
         "PHALANX_STORE_EXTERNAL": "1",
         "PYTHONUNBUFFERED": "1",
+        "PHALANX_PROGRESS": getattr(args, "progress", "lines"),
     }
     if spec.host is not None and spec.host.addr:
         env["PHALANX_ADDR"] = spec.host.addr

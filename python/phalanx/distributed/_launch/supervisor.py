@@ -174,6 +174,7 @@ class Launcher:
         label = f"rank {spec.rank}" + (f" {spec.host.host}" if spec.host else "")
         prefix = b"" if args.no_prefix else f"[{label}] ".encode()
         console = self.output_console(spec)
+        live_progress = spec.rank == 0 and self.console.live_progress()
         for name, src, dest in (
             ("stdout", proc.stdout, self.console.out),
             ("stderr", proc.stderr, self.console.err),
@@ -181,7 +182,7 @@ class Launcher:
             log = self.open_log(spec, name)
             t = threading.Thread(
                 target=pump,
-                args=(src, console, (spec.rank, name), dest, prefix, log, spec.rank == 0),
+                args=(src, console, (spec.rank, name), dest, prefix, log, live_progress),
                 name=f"phalanx-launch-rank{spec.rank}-{name}",
                 daemon=True,
             )

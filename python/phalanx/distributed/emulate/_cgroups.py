@@ -1,8 +1,11 @@
 """CPU and memory caps of emulated phones: one cgroup v1 per phone and controller.
 
 A phone's CPU is capped by the `cpu` controller's CFS bandwidth (`cpu.cfs_quota_us` out of
-`cpu.cfs_period_us`: 0.3 of a core is 30 ms of every 100 ms), which can change while its
-processes run (a phone throttling as it heats). Its memory is capped by the `memory`
+`cpu.cfs_period_us`), which can change while its processes run (a phone throttling as it
+heats). The period is short, QUOTA_US / cores (0.1 of a core: 2 ms of every 20 ms; the
+kernel's default 100 ms period would let a 10 ms burst of work run at full speed and then
+stall for 90 ms): a slower phone is slower at every scale a training step has, not only
+over 100 ms. Its memory is capped by the `memory`
 controller's `memory.limit_in_bytes`: a process going over is killed by the kernel's OOM
 killer (SIGKILL), as Android's low-memory killer ends an app, and the cgroup counts it.
 
@@ -21,8 +24,9 @@ import time
 from ._names import is_stale
 
 ROOT = "/sys/fs/cgroup"
-PERIOD_US = 100_000
-CONTROLLERS = ("cpu", "memory")
+QUOTA_US = 2_000  # run time per period; the period follows from the cap
+MIN_PERIOD_US, MAX_PERIOD_US = 1_000, 1_000_000  # the kernel's limits
+CONTROLLERS = ("cpu", "memory", "cpuacct")
 
 
 def _own_cgroup(controller: str) -> str | None:
@@ -146,19 +150,26 @@ def remove_stale() -> list[str]:
 
 class PhoneCgroups:
     """The cgroups of one phone: `cpu` always (so a cap can be set later), `memory` when
-    capped. Created by create(), removed (with every process inside) by remove()."""
+    capped, `cpuacct` where mounted (the CPU time the phone really got: on a busy machine
+    less than its cap). Created by create(), removed (with every process inside) by
+    remove()."""
 
     def __init__(self, name: str, cpu: float | None, mem: int | None) -> None:
         self.name = name
         self.cpu = Cgroup("cpu", name)
         self.memory = Cgroup("memory", name) if mem is not None else None
+        self.acct = Cgroup("cpuacct", name) if missing("cpuacct") is None else None
         self._cpu_cap = cpu
         self._mem_cap = mem
         self.created: list[Cgroup] = []
 
     @property
     def groups(self) -> list[Cgroup]:
-        return [g for g in (self.cpu, self.memory) if g is not None]
+        return [g for g in (self.cpu, self.memory, self.acct) if g is not None]
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the phone's processes used (None without cpuacct)."""
+        return None if self.acct is None else int(self.acct.get("cpuacct.usage")) / 1e9
 
     def create(self) -> None:
         for g in self.groups:
@@ -174,8 +185,16 @@ class PhoneCgroups:
                 self.memory.set("memory.memsw.limit_in_bytes", self._mem_cap)
 
     def set_cpu(self, cores: float | None) -> None:
-        self.cpu.set("cpu.cfs_period_us", PERIOD_US)
-        self.cpu.set("cpu.cfs_quota_us", -1 if cores is None else int(cores * PERIOD_US))
+        if cores is None:
+            self.cpu.set("cpu.cfs_quota_us", -1)
+        else:
+            period = min(MAX_PERIOD_US, max(MIN_PERIOD_US, round(QUOTA_US / cores)))
+            quota = round(cores * period)
+            # The kernel checks quota against the period in force (and the parent's), so
+            # lift the quota before changing the period.
+            self.cpu.set("cpu.cfs_quota_us", -1)
+            self.cpu.set("cpu.cfs_period_us", period)
+            self.cpu.set("cpu.cfs_quota_us", quota)
         self._cpu_cap = cores
 
     @property

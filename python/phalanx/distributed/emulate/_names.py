@@ -3,7 +3,7 @@
 Every namespace and cgroup is named `phx<pid>s<set>` + `br` (the bridge) or `r<i>` (phone
 i), where <pid> is the owner process: the one that created it and removes it on exit. When
 the owner died without cleaning up (SIGKILL, the OOM killer), the next cluster created on
-the machine, or `phalanx cluster sweep`, finds names whose owner is gone and removes them.
+the machine, or `phalanx cluster clean`, finds names whose owner is gone and removes them.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ _SIZE_SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _TIME = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(us|ms|s)?\s*$", re.IGNORECASE)
 _TIME_SCALE = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
-# The kernel refuses a CFS quota under 1 ms; with the 100 ms period that is 1% of a core.
+# Below 1% of a core a phone would spend its time being scheduled, not computing.
 MIN_CPU = 0.01
 
 
@@ -82,9 +82,7 @@ def parse_cpu(value, what: str = "cpu") -> float | None:
     limit = os.cpu_count() or 1
     if not MIN_CPU <= cores <= limit:
         raise ValueError(
-            f"{what}={value!r} must be within [{MIN_CPU}, {limit}] cores (the kernel's "
-            "smallest quota is 1% of a core; this machine has "
-            f"{limit})"
+            f"{what}={value!r} must be within [{MIN_CPU}, {limit}] cores (this machine has {limit})"
         )
     return cores
 

@@ -5,7 +5,7 @@
     phalanx cluster run --phones 3 --cpu 0.5 --throttle 2@30=0.15 --throttle 2@60=0.5 train.py
     phalanx cluster check      # can this machine emulate phones? (else: what is missing)
     phalanx cluster status     # emulated phones on this machine, with their owners
-    phalanx cluster sweep      # remove what owners that died left behind
+    phalanx cluster clean      # remove what owners that died left behind
 
 `run` creates the phones, runs the script with rank i on phone i through `phalanx launch
 --hosts` (its output, prefixed per rank, on this terminal), applies the --throttle changes
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="run|check|status|sweep")
+    sub = p.add_subparsers(dest="command", required=True, metavar="run|check|status|clean")
     run = sub.add_parser("run", help="run a script on emulated phones")
     run.add_argument("--phones", type=int, required=True, metavar="N", help="number of phones")
     run.add_argument(
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("script_args", nargs=argparse.REMAINDER)
     sub.add_parser("check", help="say whether this machine can emulate phones")
     sub.add_parser("status", help="list emulated phones on this machine")
-    sub.add_parser("sweep", help="remove leftovers of owners that died")
+    sub.add_parser("clean", help="remove leftovers of owners that died")
     return p
 
 
@@ -172,7 +172,7 @@ def status() -> int:
         base = os.path.basename(name)
         owner = NAME.match(base).group(1)
         state = (
-            "stale (owner gone; `phalanx cluster sweep` removes it)" if is_stale(base) else "live"
+            "stale (owner gone; `phalanx cluster clean` removes it)" if is_stale(base) else "live"
         )
         print(f"{kind:14} {name}  owner pid {owner}: {state}")
     return 0
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             return 3 if reason else 0
         if args.command == "status":
             return status()
-        if args.command == "sweep":
+        if args.command == "clean":
             removed = sweep()
             print("\n".join(removed) if removed else "nothing stale to remove")
             return 0

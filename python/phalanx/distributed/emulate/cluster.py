@@ -9,13 +9,12 @@ hostfile of the phones, and reaches each one through shim.py instead of ssh.
 Everything made carries the prefix phx<owner pid>s<set> and is removed by close(): on
 leaving the with-block (also by an exception or Ctrl-C), at interpreter exit, on SIGTERM or
 SIGHUP (turned into SystemExit while a cluster is open), and, for an owner killed outright,
-by the next cluster created on the machine (or `phalanx cluster sweep`).
+by the next cluster created on the machine (or `phalanx cluster clean`).
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import json
 import os
 import shlex
@@ -42,7 +41,7 @@ from ._units import (
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
 _live: set[PhoneCluster] = set()
 _old_handlers: dict = {}  # signal -> handler replaced while clusters are open
-_PR_SET_PDEATHSIG = 1
+_closing: list[PhoneCluster] = []  # clusters being removed right now
 
 
 class MissingCapability(RuntimeError):
@@ -93,13 +92,13 @@ def job_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:
-    """In the launcher's child before exec: SIGTERM when the owner dies (even by SIGKILL),
-    so a killed owner's job stops with it (nsenter execs, keeping this setting)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+def _die_with_parent() -> list[str]:
+    """A prefix giving the launcher a parent-death signal: SIGTERM when the owner dies (even
+    by SIGKILL), so a killed owner's job stops with it. setpriv sets it and execs (as does
+    nsenter), so it reaches the launcher; no preexec_fn, which is unsafe in a process with
+    threads (a notebook kernel). Without setpriv the next cluster's sweep stops the job."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "SIGTERM"] if setpriv else []
 
 
 class Job:
@@ -124,7 +123,6 @@ class Job:
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
 
     @property
@@ -169,10 +167,8 @@ class Job:
         return _read(self._err)
 
     def close(self) -> None:
+        """Stops the job (its output stays readable until the Job is dropped)."""
         self.stop(grace=2.0)
-        for f in self._files:
-            f.close()
-        self._files.clear()
 
 
 def _read(f) -> str:
@@ -284,11 +280,23 @@ class PhoneCluster:
                 f.write(f"{name} addr={addr}\n")
         self.phone_table = os.path.join(self.dir, "phones.json")
         table = {
-            name: {"cgroups": [c.path for c in g.groups], "exec": self.net.exec_prefix(i)}
+            name: {
+                "cgroups": [c.path for c in g.groups],
+                "exec": self.net.exec_prefix(i),
+                "env": self._phone_env(i),
+            }
             for i, (name, g) in enumerate(zip(self.names, self.groups))
         }
         with open(self.phone_table, "w") as f:
             json.dump(table, f, indent=1)
+
+    def _phone_env(self, i: int) -> dict[str, str]:
+        """Variables a phone's processes start with: as many OpenMP threads as the phone has
+        whole cores (at least 1), unless already set. The machine's default would start one
+        thread per core of this machine, and threads that spin-wait inside a small CPU quota
+        burn it."""
+        cap = self.cpu[i]
+        return {} if cap is None else {"OMP_NUM_THREADS": str(max(1, int(cap)))}
 
     def close(self) -> None:
         """Stops every job, kills every process left on a phone, removes the phones. Safe to
@@ -296,6 +304,13 @@ class PhoneCluster:
         if not self._open:
             return
         self._open = False
+        _closing.append(self)  # a SIGTERM now must not cut the cleanup short
+        try:
+            self._remove()
+        finally:
+            _closing.remove(self)
+
+    def _remove(self) -> None:
         errors = []
         for job in self.jobs:
             job.close()
@@ -333,6 +348,11 @@ class PhoneCluster:
         throttled_seconds (from cpu.stat)."""
         return self.groups[self._phone(i)].throttling()
 
+    def cpu_seconds(self, i: int) -> float | None:
+        """CPU time phone i's processes have used so far (None where cpuacct is missing):
+        on a busy machine a phone gets less than its cap, and this says how much less."""
+        return self.groups[self._phone(i)].cpu_seconds()
+
     def oom_kills(self, i: int) -> int:
         """Processes on phone i the OOM killer ended for going over its memory cap."""
         return self.groups[self._phone(i)].oom_kills()
@@ -350,7 +370,9 @@ class PhoneCluster:
         exec'd inside its namespace (the Popen pid stays the program's own). For harnesses
         that start ranks themselves instead of through launch()."""
         g = self.groups[self._phone(i)]
-        return ["sh", "-c", f'{g.enter_command()} && exec "$@"', "phone"] + self.net.exec_prefix(i)
+        defaults = "".join(f'export {k}="${{{k}:-{v}}}" && ' for k, v in self._phone_env(i).items())
+        enter = f'{g.enter_command()} && {defaults}exec "$@"'
+        return ["sh", "-c", enter, "phone"] + self.net.exec_prefix(i)
 
     def describe(self) -> str:
         """One line per phone: name, address, CPU, link, memory."""
@@ -368,7 +390,10 @@ class PhoneCluster:
         lines = []
         for i in range(self.n):
             t = self.groups[i].throttling()
-            text = f"phone {i}: cpu held back {t['throttled_seconds']:.1f} s"
+            used = self.groups[i].cpu_seconds()
+            text = f"phone {i}: "
+            text += "" if used is None else f"cpu used {used:.1f} s, "
+            text += f"held back by its cap {t['throttled_seconds']:.1f} s"
             kills = self.oom_kills(i)
             if kills:
                 text += (
@@ -397,6 +422,7 @@ class PhoneCluster:
         py = list(python) if python is not None else own
         shim = shlex.join([sys.executable, "-I", "-S", SHIM, "--phones", self.phone_table])
         return [
+            *_die_with_parent(),
             shutil.which("nsenter") or "nsenter",
             f"--net=/run/netns/{self.net.bridge_ns}",
             "--",
@@ -445,7 +471,8 @@ class PhoneCluster:
 
 
 def _exit_on_signal(signum, frame) -> None:
-    raise SystemExit(128 + signum)
+    if not _closing:  # already on the way out: let the cleanup finish
+        raise SystemExit(128 + signum)
 
 
 def _catch_signals() -> None:

@@ -4,9 +4,10 @@
 
 The launcher calls it exactly as it calls ssh (`--ssh`). The shim drops ssh's options,
 looks DESTINATION up in PHONES.json (written by PhoneCluster: {name: {"cgroups": [dirs],
-"exec": [ip, netns, exec, NS]}}), moves itself into the phone's cgroups, so everything it
-starts is capped like the phone, and runs COMMAND with `sh -c` inside the phone's network
-namespace, as sshd would hand it to the login shell.
+"exec": [ip, netns, exec, NS], "env": {K: V}}}), moves itself into the phone's cgroups, so
+everything it starts is capped like the phone, and runs COMMAND with `sh -c` inside the
+phone's network namespace, as sshd would hand it to the login shell, with the phone's
+variables as defaults (e.g. OMP_NUM_THREADS: its whole cores).
 
 Like ssh it stays between the launcher and the command: the command's stdin is the
 launcher's pipe, so when the launcher closes it (stopping the job) or dies, the watchdog
@@ -55,7 +56,8 @@ def main(argv):
                 f.write(str(os.getpid()))
         except OSError as e:
             fail(f"cannot enter {destination}'s cgroup {group} (is the cluster gone?): {e}")
-    code = subprocess.call(phone["exec"] + ["sh", "-c", command])
+    env = dict(phone.get("env", {}), **os.environ)  # the phone's defaults, e.g. its threads
+    code = subprocess.call(phone["exec"] + ["sh", "-c", command], env=env)
     sys.exit(code if code >= 0 else 255)
 
 

@@ -358,8 +358,10 @@ class Module:
         """Only the CPU exists here; a floating dtype converts floating parameters and buffers."""
         if isinstance(device, _C.dtype):
             device, dtype = None, device
-        if device is not None and not str(device).startswith("cpu"):
-            raise ValueError(f"phalanx runs on the CPU only; cannot move a module to '{device}'")
+        if device is not None:
+            from ..._device import check_device
+
+            check_device(device, "Module.to")
         if dtype is None:
             return self
         if not dtype.is_floating_point:

@@ -18,6 +18,7 @@ hook sums plainly, as PyTorch does.
 from __future__ import annotations
 
 import importlib
+import time
 
 from ... import _C
 from ...autograd import no_grad
@@ -53,6 +54,9 @@ class SyncBatchNorm(_BatchNorm):
         self.process_group = process_group
         # Set by DistributedDataParallel: this rank's gradient weight for the current step.
         self._grad_weight = None
+        # Seconds spent in this layer's all-reduces (waiting for the other ranks, mostly):
+        # the balancer subtracts them from this rank's compute time.
+        self.comm_seconds = 0.0
 
     def _check_input_dim(self, input) -> None:
         if input.dim() < 2:
@@ -76,24 +80,21 @@ class SyncBatchNorm(_BatchNorm):
                 f"SyncBatchNorm({self.num_features}): input has {input.shape[1]} channels "
                 f"(shape {tuple(input.shape)})"
             )
-        dist = _dist()
         dims = (0,) + tuple(range(2, input.dim()))
         view = [1, self.num_features] + [1] * (input.dim() - 2)
         local = 1
         for d in dims:
             local *= input.shape[d]
-        count = _C.zeros(1)
-        count.fill_(float(local))
-        dist.all_reduce(count, group=self.process_group)
-        total = count.item()
+        # the value count travels with the sums: one all-reduce for both
+        sums, total = self._global_sum(input.sum(dim=dims), count=float(local))
         if total <= 1 and self.track_running_stats:
             raise ValueError(
                 f"SyncBatchNorm: expected more than 1 value per channel over the global batch "
                 f"when training, got {int(total)} (input shape {tuple(input.shape)})"
             )
-        mean = self._global_sum(input.sum(dim=dims)) / total
+        mean = sums / total
         centred = input - mean.reshape(*view)
-        var = self._global_sum((centred * centred).sum(dim=dims)) / total
+        var = self._global_sum((centred * centred).sum(dim=dims))[0] / total
         out = centred / (var.reshape(*view) + self.eps).sqrt()
         if self.weight is not None:
             out = out * self.weight.reshape(*view)
@@ -103,25 +104,33 @@ class SyncBatchNorm(_BatchNorm):
             self._update_running(mean.detach(), var.detach(), total)
         return out
 
-    def _global_sum(self, local):
-        """The sum of `local` over ranks, differentiable: its gradient is summed over ranks
-        weighted as DistributedDataParallel will weight this rank's (see the module doc)."""
-        dist = _dist()
+    def _global_sum(self, local, count: float = 0.0):
+        """(sum of `local` over ranks, sum of `count` over ranks). The first is
+        differentiable: its gradient is summed over ranks weighted as DistributedDataParallel
+        will weight this rank's (see the module doc)."""
+        n = local.shape[0]
         with no_grad():
-            total = local.detach().clone()
-            dist.all_reduce(total, group=self.process_group)
-            offset = total - local.detach()
+            both = _C.zeros(n + 1, dtype=local.dtype)
+            both[:n].copy_(local.detach())
+            both[n : n + 1].fill_(count)
+            self._all_reduce(both)
+            offset = both[:n] - local.detach()
+            total_count = both[n].item()
         out = local + offset
         if out.requires_grad:
             out.register_hook(self._sum_grad_over_ranks)
-        return out
+        return out, total_count
+
+    def _all_reduce(self, tensor) -> None:
+        start = time.perf_counter()
+        _dist().all_reduce(tensor, group=self.process_group)
+        self.comm_seconds += time.perf_counter() - start
 
     def _sum_grad_over_ranks(self, grad):
-        dist = _dist()
         w = self._grad_weight() if self._grad_weight is not None else 1.0
         with no_grad():
             summed = grad * w
-            dist.all_reduce(summed, group=self.process_group)
+            self._all_reduce(summed)
             if w != 1.0:
                 summed = summed / w if w > 0 else summed * 0.0
         return summed

@@ -97,6 +97,8 @@ class Balancer:
         warmup: first steps not measured (they create oneDNN primitives and caches).
         max_samples_per_rank: this rank's cap (ranks may pass different caps).
         telemetry_root: where /sys is (tests point it at a fake tree); None disables it.
+        other_waits: a callable giving the seconds spent so far in other collectives inside
+            forward and backward (SyncBatchNorm's), excluded from compute like our own waits.
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class Balancer:
         warmup: int = 1,
         max_samples_per_rank: int | None = None,
         telemetry_root: str | None = "/",
+        other_waits=None,
     ):
         for name, value, low in (("balance_interval", interval, 1), ("window", window, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -139,6 +142,8 @@ class Balancer:
                     f"the process group has this process as rank {rank} of {world_size}"
                 )
         self.sampler = sampler
+        self._other_waits = other_waits or (lambda: 0.0)
+        self._other_start = 0.0
         self._group = group
         self.world_size = world_size
         self.rank = rank
@@ -207,6 +212,7 @@ class Balancer:
         self._pending = (every, work)
         self._gathered = None
         self._wait = 0.0
+        self._other_start = self._other_waits()
         self._start = time.perf_counter()
 
     def _collect(self) -> np.ndarray:
@@ -247,7 +253,8 @@ class Balancer:
 
     def finish_step(self, backward_end: float, comm_wait: float) -> None:
         """Called after backward wrote the gradients: record this step, decide shares."""
-        compute = backward_end - self._start - comm_wait - self._wait
+        other = self._other_waits() - self._other_start
+        compute = backward_end - self._start - comm_wait - self._wait - other
         g = self._collect()
         self.steps += 1
         mine = compute if compute > 0 else None
@@ -271,8 +278,6 @@ class Balancer:
         due = self.steps % self.interval == 0 or bool(np.any(col["hint"] > 0))
         if not over_cap and not (measured and due):
             return
-        if self.telemetry is not None:
-            self.telemetry.rebased()
         per_sample = col["per_sample"].tolist()
         speeds = [1.0 / t for t in per_sample] if measured else [1.0] * self.world_size
         proposal = proportional_shares(speeds, total, caps)
@@ -280,6 +285,10 @@ class Balancer:
             1.0 - self.hysteresis
         ) * _predicted_step(current, per_sample)
         confirmed, self._favoured = better and self._favoured, better
+        if self.telemetry is not None and (confirmed or over_cap or not better):
+            # the hint is answered (adopted, or nothing to gain): new reference readings;
+            # while a change waits for its confirmation the hint keeps the evaluation coming
+            self.telemetry.rebased()
         if not (over_cap or confirmed):
             return
         self._favoured = False

@@ -31,6 +31,7 @@ from ..._timeline import recorder as _timeline
 from ...autograd import no_grad
 from ...distributed.algorithms.ddp_comm_hooks import allreduce_hook
 from ..modules.module import Module
+from ..modules.syncbatchnorm import SyncBatchNorm
 from ._balance import Balancer
 from ._reducer import Reducer
 
@@ -170,6 +171,20 @@ class DistributedDataParallel(Module):
         self.require_backward_grad_sync = True
         self._world_size = dist.get_world_size(process_group)
         self._rank = dist.get_rank(process_group)
+        # Checks its arguments before any collective: a bad one fails alone, not mid-handshake.
+        self.balancer = None
+        if balance is not None or batch_weighting == "run_time":
+            self.balancer = Balancer(
+                balance,
+                process_group,
+                self._world_size,
+                self._rank,
+                interval=balance_interval,
+                hysteresis=balance_hysteresis,
+                max_samples_per_rank=max_samples_per_rank,
+                telemetry_root=telemetry_root,
+                other_waits=self._sync_bn_seconds,
+            )
 
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self._verify_same_model(named)
@@ -187,21 +202,10 @@ class DistributedDataParallel(Module):
             process_group,
         )
         self._hook_registered = False
-        for m in module.modules():  # SyncBatchNorm weights its statistics' gradients like us
-            if hasattr(m, "_grad_weight") and hasattr(m, "convert_sync_batchnorm"):
-                m._grad_weight = self.reducer._current_weight
-        self.balancer = None
-        if balance is not None or batch_weighting == "run_time":
-            self.balancer = Balancer(
-                balance,
-                process_group,
-                self._world_size,
-                self._rank,
-                interval=balance_interval,
-                hysteresis=balance_hysteresis,
-                max_samples_per_rank=max_samples_per_rank,
-                telemetry_root=telemetry_root,
-            )
+        self._sync_bns = [m for m in module.modules() if isinstance(m, SyncBatchNorm)]
+        for m in self._sync_bns:  # it weights its statistics' gradients as we weight ours
+            m._grad_weight = self.reducer._current_weight
+        if self.balancer is not None:
             self.reducer.after_finish.append(self._balancer_step_done)
 
     # -- set-up checks --------------------------------------------------------------------
@@ -251,6 +255,9 @@ class DistributedDataParallel(Module):
             else:
                 self.reducer.prepare_local()
         return self.module(*inputs, **kwargs)
+
+    def _sync_bn_seconds(self) -> float:
+        return sum(m.comm_seconds for m in self._sync_bns)
 
     def _balancer_step_done(self) -> None:
         self.balancer.finish_step(self.reducer.backward_end, self.reducer.comm_wait)

@@ -1,0 +1,226 @@
+"""Tiny-YOLOv2's backbone trained with its first layers split into tiles over the ranks and the
+rest data-parallel: the mobile-and-edge-clusters recipe (arXiv 2409.09083) in phalanx.
+
+    phalanx launch --nproc 4 examples/tiny_yolo_tiles.py --mode tiles --grid 2x2   # 4 local ranks
+    phalanx cluster run --phones 4 --link 100mbit examples/tiny_yolo_tiles.py --mode plan
+    python examples/tiny_yolo_tiles.py --mode single --steps 3                    # one device
+
+Modes:
+  single   the whole model on one device (rank 0 only), the reference for time and memory;
+  dp       pure data parallelism: every rank its share of the batch, DDP;
+  tiles    the first --tiled-layers layers as tiles on a --grid over all ranks (output='batch':
+           the rest data-parallel inside the group, DDP);
+  plan     phalanx.spatial.plan picks layers, grouping, grid and replicas for --link-mbit and
+           --mem-mib, then trains that (tile groups as new_group sub-groups, DDP across).
+
+Data are synthetic (random images, random class labels) with a classification head on the
+backbone (global average pool + linear): step time and memory are what this example measures.
+Rank 0 prints one JSON line: mode, configuration, mean step time, and for every rank the
+memory of the first layers' forward (phalanx.memory_stats(): the peak while they run and what
+they keep for backward).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+import phalanx
+import phalanx.distributed as dist
+import phalanx.nn as nn
+import phalanx.nn.functional as F
+from phalanx.nn.parallel import DistributedDataParallel as DDP
+from phalanx.spatial import TileParallel, plan
+
+
+def tiny_yolo_backbone(width: float = 1.0, classes: int = 20) -> nn.Sequential:
+    """Tiny-YOLOv2: 3x3 conv + BatchNorm + LeakyReLU(0.1) blocks with 2x2 max pools halving
+    the map five times (16 ... 1024 channels at width 1), then a classification head."""
+    layers, c_in = [], 3
+    for i, c in enumerate((16, 32, 64, 128, 256, 512)):
+        c_out = max(4, int(c * width))
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)]
+        layers += [nn.LeakyReLU(0.1)]
+        if i < 5:
+            layers.append(nn.MaxPool2d(2, 2))
+        c_in = c_out
+    c_out = max(4, int(1024 * width))
+    layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)]
+    layers += [nn.LeakyReLU(0.1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_out, classes)]
+    return nn.Sequential(*layers)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--mode", choices=("single", "dp", "tiles", "plan"), default="tiles")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--batch", type=int, default=4, help="global batch")
+    p.add_argument("--width", type=float, default=0.25, help="channel width multiplier")
+    p.add_argument("--tiled-layers", type=int, default=8, help="leading layers split (tiles)")
+    p.add_argument("--groups", default="4", help="fused-group boundaries, e.g. 4 or 4,8 or ''")
+    p.add_argument("--grid", default="2x2", help="rows x cols of the tile grid (tiles)")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1, help="steps left out of the mean")
+    p.add_argument("--link-mbit", type=float, default=100.0, help="plan: link rate")
+    p.add_argument("--latency-ms", type=float, default=0.5, help="plan: per-message latency")
+    p.add_argument("--mem-mib", type=float, default=None, help="plan: memory per device")
+    p.add_argument(
+        "--predict", action="store_true", help="add the cost model's prediction for the run"
+    )
+    return p.parse_args(argv)
+
+
+def build(args, world, rank):
+    """(model to step, parameters, the tiled part or None, the rank's batch slice)."""
+    phalanx.manual_seed(0)
+    net = tiny_yolo_backbone(args.width)
+    shape = (args.batch, 3, args.image_size, args.image_size)
+    if args.mode == "single" or world == 1:
+        front = nn.Sequential(*list(net)[: args.tiled_layers])
+        model = nn.Sequential(front, nn.Sequential(*list(net)[args.tiled_layers :]))
+        return model, front, (0, args.batch), {"mode": "single", "layers": args.tiled_layers}
+    if args.mode == "dp":
+        cfg = {"layers": 0, "groups": [], "grid": (1, 1), "data_parallel": min(world, args.batch)}
+        return hybrid(net, cfg, args.batch, world, rank)
+    if args.mode == "tiles":
+        rows, cols = (int(v) for v in args.grid.split("x"))
+        cfg = {
+            "layers": args.tiled_layers,
+            "groups": [int(g) for g in args.groups.split(",") if g],
+            "grid": (rows, cols),
+            "data_parallel": world // (rows * cols),
+        }
+    else:
+        times = layer_times(net, shape, world)
+        cfg = plan(
+            net,
+            shape,
+            world,
+            args.link_mbit * 1e6 / 8,
+            None if args.mem_mib is None else args.mem_mib * 2**20,
+            latency=args.latency_ms * 1e-3,
+            layer_times=times,
+            verbose=rank == 0,
+        )
+    return hybrid(net, cfg, args.batch, world, rank)
+
+
+def layer_times(net, shape, world):
+    """Per-layer forward+backward seconds, profiled on every rank and averaged, so every rank
+    plans (and predicts) from the same numbers."""
+    times = phalanx.tensor(phalanx.spatial.planner.profile(net, shape))
+    if world > 1:
+        dist.all_reduce(times)
+    return [t / world for t in times.tolist()]
+
+
+def hybrid(net, cfg, batch, world, rank):
+    """Tile groups of consecutive ranks (new_group), data parallelism across them. Ranks the
+    configuration leaves idle (g * d < world, a batch too small for every rank) sit out."""
+    k, grid = cfg["layers"], tuple(cfg["grid"])
+    g, d = grid[0] * grid[1], cfg["data_parallel"]
+    if k == 0 or g == 1:
+        g = 1
+    active = dist.new_group(list(range(g * d)))  # every rank calls new_group, in order
+    groups = [dist.new_group(list(range(i * g, (i + 1) * g))) for i in range(d)] if g > 1 else []
+    if rank >= g * d:
+        return None, None, (0, 0), dict(cfg, mode="idle")
+    replica = phalanx.spatial.split(batch, d)[rank // g]
+    if g == 1:
+        return DDP(net, process_group=active), None, replica, dict(cfg, mode="dp")
+    out = "batch" if (replica[1] - replica[0]) >= g else "full"
+    tiles = TileParallel(
+        nn.Sequential(*list(net)[:k]),
+        grid,
+        process_group=groups[rank // g],
+        output=out,
+        groups=cfg["groups"],
+    )
+    # The rest: data-parallel over the active ranks (replicated inside a group for "full").
+    rest = DDP(nn.Sequential(*list(net)[k:]), process_group=active)
+    return nn.Sequential(tiles, rest), tiles, replica, dict(cfg, mode="tiles", output=out)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if "RANK" in os.environ and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if args.mode == "single" and rank != 0:
+        return {}
+    model, tiles, (b0, b1), cfg = build(args, world if args.mode != "single" else 1, rank)
+    steps = args.steps if model is not None else 0  # a rank the configuration leaves idle
+    opt = phalanx.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if steps else None
+    rng = np.random.default_rng(0)
+    times, front_peak, front_kept = [], 0, 0
+    for step in range(steps):
+        x = rng.standard_normal((args.batch, 3, args.image_size, args.image_size)).astype(
+            np.float32
+        )
+        y = rng.integers(0, 20, size=args.batch).astype(np.int64)
+        start = time.perf_counter()
+        if tiles is not None:
+            # every rank of a tile group gets its replica's whole batch
+            xt = phalanx.tensor(x[b0:b1])  # the input itself is not the layers' memory
+            before = phalanx.memory_stats()["allocated_bytes"]
+            phalanx.reset_peak_memory_stats()
+            feats = tiles(xt)
+            stats = phalanx.memory_stats()
+            front_peak = max(front_peak, stats["peak_allocated_bytes"] - before)
+            front_kept = max(front_kept, stats["allocated_bytes"] - before)
+            s0, s1 = tiles.local_batch(b1 - b0) if hasattr(tiles, "local_batch") else (0, b1 - b0)
+            lo, hi = b0 + s0, b0 + s1
+            logits = model[1](feats)
+        else:
+            lo, hi = b0, b1
+            logits = model(phalanx.tensor(x[lo:hi]))
+        loss = F.cross_entropy(logits, phalanx.tensor(y[lo:hi]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step >= args.warmup:
+            times.append(time.perf_counter() - start)
+    stats = phalanx.tensor([float(front_peak), float(front_kept)])
+    if dist.is_initialized() and args.mode != "single":
+        all_stats = [phalanx.zeros(2) for _ in range(world)]
+        dist.all_gather(all_stats, stats)
+    else:
+        all_stats = [stats]
+    result = {
+        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
+        "image_size": args.image_size,
+        "batch": args.batch,
+        "ranks": world if args.mode != "single" else 1,
+        "step_s": float(np.mean(times)) if times else None,
+        # per rank: the peak while the first `layers` layers ran forward, and what they kept
+        # for backward (their activations and output), above what was allocated before
+        "front_peak_bytes": [int(a[0].item()) for a in all_stats],
+        "front_kept_bytes": [int(a[1].item()) for a in all_stats],
+    }
+    if args.predict:
+        n = result["ranks"]
+        phalanx.manual_seed(0)
+        net = tiny_yolo_backbone(args.width)
+        shape = (args.batch, 3, args.image_size, args.image_size)
+        times = layer_times(net, shape, n if args.mode != "single" else 1)
+        config = {
+            k: result[k] for k in ("layers", "groups", "grid", "data_parallel") if k in result
+        }
+        if args.mode == "single":
+            config = {"data_parallel": 1}
+        result["predicted"] = phalanx.spatial.planner.predict(
+            net, shape, config, args.link_mbit * 1e6 / 8, times, latency=args.latency_ms * 1e-3
+        )
+        result["layer_times"] = times
+    if rank == 0:
+        print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()

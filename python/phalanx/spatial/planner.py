@@ -1,0 +1,313 @@
+"""plan(): how many leading layers to split into tiles, where the fused groups end, the grid,
+and how many tile groups train data-parallel, from a cost model.
+
+The model (docs/spatial.md has the derivation):
+  compute   each layer's measured forward+backward time (a short profiling run on one
+            device) scaled by the area a tile computes, halo included, over the whole map
+            (the tile with the largest area sets the pace); the rest of the network on the
+            per-rank share of the batch;
+  messages  latency + bytes / bandwidth for each: the halo at every group boundary and the
+            all-to-all to batch parallelism (forward and backward), BatchNorm statistics
+            (two small all-reduces each way), the gradient all-reduces (ring: 2(n-1)/n of the
+            bytes) inside a tile group and across the data-parallel replicas;
+  memory    parameters x 3 (weights, gradients, optimizer state) + the activations a rank
+            keeps: its tiles' outputs, and the rest of the network on its share of the batch.
+Communication is not assumed to overlap computation (the phones' cores do both).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import phalanx
+
+from .. import nn
+from .geometry import plan_tiles
+from .layers import describe
+
+FLOAT = 4  # bytes
+
+
+@dataclass
+class Candidate:
+    layers: int  # leading layers split into tiles (0: pure data parallelism)
+    groups: list = field(default_factory=list)  # fused-group boundaries inside those layers
+    grid: tuple = (1, 1)
+    data_parallel: int = 1
+    step_s: float = 0.0
+    peak_bytes: int = 0
+    fits: bool = True
+    parts: dict = field(default_factory=dict)  # the terms of step_s, for the table
+    output: str = "batch"  # "full" when a replica's batch is smaller than the tile group
+
+    def config(self) -> dict:
+        """Ready to use: TileParallel(model[:layers], grid, groups=groups, output='batch')."""
+        return {
+            "layers": self.layers,
+            "groups": list(self.groups),
+            "grid": tuple(self.grid),
+            "tile_group_size": self.grid[0] * self.grid[1],
+            "data_parallel": self.data_parallel,
+            "output": self.output,
+            "predicted_step_s": self.step_s,
+            "predicted_peak_bytes": self.peak_bytes,
+        }
+
+
+def spatial_prefix(model) -> int:
+    """How many leading layers of `model` a tile group can hold."""
+    n = 0
+    for i, m in enumerate(model):
+        try:
+            describe(m, i)
+        except TypeError:
+            break
+        n += 1
+    return n
+
+
+def profile(model, input_shape, repeats: int = 3) -> list[float]:
+    """Seconds of forward+backward of each layer of `model` on an input of `input_shape`,
+    measured inside whole training passes (forward: around each layer; backward: between the
+    gradient hooks of consecutive layer outputs), the median of `repeats` after one warm-up."""
+    runs = []
+    for r in range(repeats + 1):
+        x = phalanx.randn(*input_shape)
+        x.requires_grad_(True)
+        outs, fwd, reached = [x], [], {}
+        x.register_hook(_stamp(reached, 0))
+        for i, m in enumerate(model):
+            start = time.perf_counter()
+            y = m(outs[-1])
+            fwd.append(time.perf_counter() - start)
+            if y.requires_grad:
+                y.register_hook(_stamp(reached, i + 1))
+            outs.append(y)
+        begin = time.perf_counter()
+        outs[-1].sum().backward()
+        reached.setdefault(len(model), begin)
+        stamps = [reached.get(i) for i in range(len(model) + 1)]
+        bwd = []
+        for i in range(len(model)):
+            after = stamps[i + 1] if stamps[i + 1] is not None else begin
+            before = stamps[i] if stamps[i] is not None else after
+            bwd.append(max(before - after, 0.0))
+        if r:
+            runs.append([f + b for f, b in zip(fwd, bwd)])
+    return [sorted(col)[len(col) // 2] for col in zip(*runs)]
+
+
+def _stamp(reached: dict, index: int):
+    def hook(grad):
+        reached[index] = time.perf_counter()
+
+    return hook
+
+
+def _shapes(model, input_shape):
+    shapes, x = [tuple(input_shape)], phalanx.zeros(*input_shape)
+    with phalanx.no_grad():
+        for m in model:
+            x = m(x)
+            shapes.append(tuple(x.shape))
+    return shapes
+
+
+def _factor_grids(g: int):
+    return [(r, g // r) for r in range(1, g + 1) if g % r == 0]
+
+
+def _boundaries(prefix_layers, k):
+    """Grouping choices for the first k layers: one group, or a cut after every pooling."""
+    pools = [
+        i + 1 for i in range(k - 1) if isinstance(prefix_layers[i], (nn.MaxPool2d, nn.AvgPool2d))
+    ]
+    return [[]] + ([pools] if pools else []) + [[c] for c in pools if len(pools) > 1]
+
+
+def _message(nbytes: float, bandwidth: float, latency: float) -> float:
+    return latency + nbytes / bandwidth
+
+
+def _ring(nbytes: float, n: int, bandwidth: float, latency: float) -> float:
+    if n <= 1:
+        return 0.0
+    return 2 * (n - 1) * latency + 2 * (n - 1) / n * nbytes / bandwidth
+
+
+def estimate(model, shapes, times, cand: Candidate, bandwidth, latency, memory):
+    """Fills cand's predicted step time, peak memory and whether it fits."""
+    n = shapes[0][0]
+    k, (rows, cols) = cand.layers, cand.grid
+    g = rows * cols
+    d = cand.data_parallel
+    layers = list(model)
+    params = [[p.numel() * FLOAT for p in m.parameters()] for m in layers]
+    per_replica = n / d
+    cand.output = "batch" if per_replica >= g else "full"
+    compute = comm = 0.0
+    act = 0.0
+    if k:
+        cuts = [0, *cand.groups, k]
+        size = shapes[0][2:]
+        halo = 0.0
+        for gi, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:])):
+            geo = [describe(m, i) for i, m in enumerate(layers[lo:hi])]
+            tiles = plan_tiles(geo, size, (rows, cols))
+            for li in range(lo, hi):
+                _, c, h, w = shapes[li + 1]
+                area = max(
+                    (t.rows[li - lo].out[1] - t.rows[li - lo].out[0])
+                    * (t.cols[li - lo].out[1] - t.cols[li - lo].out[0])
+                    for t in tiles
+                )
+                compute += times[li] * (per_replica / n) * area / (h * w)
+                act += per_replica * c * area * FLOAT
+                if isinstance(layers[li], nn.BatchNorm2d) and g > 1:
+                    comm += 4 * _ring(c * FLOAT, g, bandwidth, latency)
+            if gi > 0 and g > 1:  # halo in, halo gradient out: the widest tile's share
+                _, c, h, w = shapes[lo]
+                for t in tiles:
+                    (a, b), (e, f) = t.input_region
+                    own = (h * w) / g
+                    halo = max(halo, ((b - a) * (f - e) - own) * c * per_replica * FLOAT)
+                comm += 2 * 4 * latency + 2 * halo / bandwidth
+            size = shapes[hi][2:]
+        if g > 1:  # all-to-all to batch parallelism (or all-gather), forward and backward
+            _, c, h, w = shapes[k]
+            comm += (
+                2 * (g - 1) * latency
+                + 2 * (g - 1) / g * per_replica * c * h * w * FLOAT / bandwidth
+            )
+            comm += _ring(sum(sum(p) for p in params[:k]), g, bandwidth, latency)
+    per_rank = per_replica / g if cand.output == "batch" else per_replica
+    compute += sum(times[k:]) * per_rank / n
+    for li in range(k, len(layers)):
+        act += per_rank * _numel(shapes[li + 1][1:]) * FLOAT
+    # every parameter is averaged across the replicas (the rest: across all ranks)
+    comm += _ring(sum(sum(p) for p in params[:k]), d, bandwidth, latency)
+    rest_ranks = d * g if cand.output == "batch" else d
+    comm += _ring(sum(sum(p) for p in params[k:]), rest_ranks, bandwidth, latency)
+    weights = 3 * sum(sum(p) for p in params)
+    cand.step_s = compute + comm
+    cand.peak_bytes = int(weights + act)
+    cand.fits = memory is None or cand.peak_bytes <= memory
+    cand.parts = {"compute_s": compute, "comm_s": comm}
+    return cand
+
+
+def _numel(shape):
+    out = 1
+    for s in shape:
+        out *= s
+    return out
+
+
+def candidates(model, input_shape, world: int):
+    """Every configuration the planner weighs: g-rank tile groups (g = 1: none) times d
+    data-parallel replicas, g*d <= world, each replica with at least one sample."""
+    layers = list(model)
+    k_max = spatial_prefix(model)
+    shapes = _shapes(model, input_shape)
+    n = input_shape[0]
+    out = []
+    for g in range(1, world + 1):
+        for d in range(1, world // g + 1):
+            if n % d:
+                continue
+            if g == 1:
+                out.append(Candidate(0, [], (1, 1), d))
+                continue
+            for k in range(1, k_max + 1):
+                for grid in _factor_grids(g):
+                    for cuts in _boundaries(layers, k):
+                        out.append(Candidate(k, cuts, grid, d))
+    return out, shapes
+
+
+def plan(
+    model,
+    input_shape,
+    world_size: int,
+    link_bandwidth: float,
+    memory_per_device: float | None = None,
+    *,
+    latency: float = 2e-4,
+    layer_times=None,
+    verbose: bool = True,
+) -> dict:
+    """The best configuration for training `model` (an nn.Sequential: spatial layers first) on
+    batches of `input_shape` over `world_size` devices joined by links of `link_bandwidth`
+    bytes/s and `latency` s, each with `memory_per_device` bytes (None: unlimited).
+
+    layer_times: seconds of forward+backward per layer on the whole input (default: measured
+    now, a short profiling run). Prints the candidates; returns the best as a dict."""
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"plan: model must be an nn.Sequential, got {type(model).__name__}")
+    if world_size < 1:
+        raise ValueError(f"plan: world_size={world_size} must be at least 1")
+    if link_bandwidth <= 0:
+        raise ValueError(f"plan: link_bandwidth={link_bandwidth} must be positive (bytes/s)")
+    cands, shapes = candidates(model, input_shape, world_size)
+    times = list(layer_times) if layer_times is not None else profile(model, input_shape)
+    if len(times) != len(model):
+        raise ValueError(f"plan: layer_times has {len(times)} entries for {len(model)} layers")
+    valid = []
+    for c in cands:
+        try:
+            valid.append(
+                estimate(model, shapes, times, c, link_bandwidth, latency, memory_per_device)
+            )
+        except ValueError:  # a grid the map cannot hold
+            continue
+    valid.sort(key=lambda c: (not c.fits, c.step_s))
+    if verbose:
+        print(table(valid[:20]))
+        if len(valid) > 20:
+            print(f"... and {len(valid) - 20} more")
+    best = valid[0]
+    if not best.fits:
+        raise MemoryError(
+            f"plan: no configuration fits in {memory_per_device} bytes per device; the smallest "
+            f"needs {min(c.peak_bytes for c in valid)}"
+        )
+    return best.config()
+
+
+def predict(
+    model, input_shape, config: dict, link_bandwidth: float, layer_times, *, latency: float = 2e-4
+) -> dict:
+    """The cost model's step time and peak memory for one configuration (a dict as plan()
+    returns; layers 0 or a 1x1 grid: data parallelism over `data_parallel` replicas)."""
+    grid = tuple(config.get("grid", (1, 1)))
+    cand = Candidate(
+        int(config.get("layers", 0)) if grid != (1, 1) else 0,
+        list(config.get("groups", [])),
+        grid,
+        int(config.get("data_parallel", 1)),
+    )
+    shapes = _shapes(model, input_shape)
+    estimate(model, shapes, list(layer_times), cand, link_bandwidth, latency, None)
+    return {
+        "step_s": cand.step_s,
+        "peak_bytes": cand.peak_bytes,
+        "output": cand.output,
+        **cand.parts,
+    }
+
+
+def table(cands) -> str:
+    lines = [
+        f"{'tiled layers':>12} {'groups':>10} {'grid':>6} {'replicas':>8} {'output':>6} "
+        f"{'step ms':>9} {'compute':>8} {'comm':>8} {'peak MiB':>9} fits"
+    ]
+    for c in cands:
+        lines.append(
+            f"{c.layers:>12} {str(c.groups):>10} {c.grid[0]}x{c.grid[1]:<4} {c.data_parallel:>8} "
+            f"{c.output:>6} "
+            f"{c.step_s * 1e3:>9.2f} {c.parts['compute_s'] * 1e3:>8.2f} "
+            f"{c.parts['comm_s'] * 1e3:>8.2f} {c.peak_bytes / 2**20:>9.2f} "
+            f"{'yes' if c.fits else 'no'}"
+        )
+    return "\n".join(lines)
