@@ -30,6 +30,7 @@ KERNEL = "phalanx-notebook-test"
 EXPECTED_TEXT = {
     "01_quickstart.ipynb": ["epoch 1/1: training loss"],
     "02_cluster.ipynb": ["epoch 1/1: training loss", "evaluated in the kernel"],
+    "05_sweep.ipynb": ["4 trials in", "ranked by test_acc (max)", "best: lr="],
 }
 
 
