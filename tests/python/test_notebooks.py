@@ -34,6 +34,7 @@ EXPECTED_TEXT = {
         "milliseconds per rank",  # the timeline view read rank 0's merged trace
         "evaluated in the kernel",
     ],
+    "05_sweep.ipynb": ["4 trials in", "ranked by test_acc (max)", "best: lr="],
 }
 
 

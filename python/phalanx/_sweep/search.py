@@ -96,19 +96,33 @@ class _Sweep:
 
     def drive(self, worker) -> None:
         """Runs worker(slot) on a thread per slot until all return; Ctrl-C stops every trial
-        (each launcher stops its ranks), waits for them, then raises KeyboardInterrupt."""
-        threads = [threading.Thread(target=worker, args=(s,), daemon=True) for s in self.slots]
-        for t in threads:
-            t.start()
+        (each launcher stops its ranks), waits for them to be recorded, then raises
+        KeyboardInterrupt."""
+        # Waiting on an Event, not Thread.join: a join interrupted by Ctrl-C can leave the
+        # thread looking finished (CPython gh-90882), and the sweep would exit while a worker
+        # still records its trial.
+        left = [len(self.slots)]
+        all_done = threading.Event()
+
+        def run(slot) -> None:
+            try:
+                worker(slot)
+            finally:
+                with self.lock:
+                    left[0] -= 1
+                    if left[0] == 0:
+                        all_done.set()
+
+        for s in self.slots:
+            threading.Thread(target=run, args=(s,), daemon=True).start()
         try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.2)
+            while not all_done.wait(0.2):
+                pass
         except BaseException:
             self.say("interrupted: stopping the running trials")
             self.stop_all()
-            for t in threads:
-                t.join()
+            while not all_done.wait(0.2):
+                pass
             raise
 
 
