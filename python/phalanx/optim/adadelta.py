@@ -38,14 +38,12 @@ class Adadelta(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group: dict[str, Any]) -> None:
-        if group["lr"] < 0.0:
-            raise ValueError(f"Invalid learning rate: {group['lr']}")
+        self._require_non_negative(group, (("lr", "learning rate"),))
         if not 0.0 <= group["rho"] <= 1.0:
             raise ValueError(f"Invalid rho value: {group['rho']}")
-        if group["eps"] < 0.0:
-            raise ValueError(f"Invalid epsilon value: {group['eps']}")
-        if group["weight_decay"] < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+        self._require_non_negative(
+            group, (("eps", "epsilon value"), ("weight_decay", "weight_decay value"))
+        )
 
     def _state_of(self, p) -> dict[str, Any]:
         state = self.state[p]

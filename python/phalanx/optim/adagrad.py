@@ -48,15 +48,16 @@ class Adagrad(Optimizer):
                 self._state_of(p, group)
 
     def _validate_group(self, group: dict[str, Any]) -> None:
-        for key, label in (
-            ("lr", "learning rate"),
-            ("lr_decay", "lr_decay value"),
-            ("weight_decay", "weight_decay value"),
-            ("initial_accumulator_value", "initial_accumulator_value value"),
-            ("eps", "epsilon value"),
-        ):
-            if group[key] < 0.0:
-                raise ValueError(f"Invalid {label}: {group[key]}")
+        self._require_non_negative(
+            group,
+            (
+                ("lr", "learning rate"),
+                ("lr_decay", "lr_decay value"),
+                ("weight_decay", "weight_decay value"),
+                ("initial_accumulator_value", "initial_accumulator_value value"),
+                ("eps", "epsilon value"),
+            ),
+        )
 
     def _state_of(self, p, group: dict[str, Any]) -> dict[str, Any]:
         state = self.state[p]

@@ -49,11 +49,8 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group: dict[str, Any]) -> None:
-        lr, eps, betas, wd = group["lr"], group["eps"], group["betas"], group["weight_decay"]
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if eps < 0.0:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        betas, wd = group["betas"], group["weight_decay"]
+        self._require_non_negative(group, (("lr", "learning rate"), ("eps", "epsilon value")))
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         for i, beta in enumerate(betas):

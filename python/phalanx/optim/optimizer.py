@@ -61,6 +61,14 @@ class Optimizer:
     def _validate_group(self, group: dict[str, Any]) -> None:
         """Raises ValueError for a hyperparameter out of range (each optimizer overrides)."""
 
+    @staticmethod
+    def _require_non_negative(group: dict[str, Any], checks: tuple[tuple[str, str], ...]) -> None:
+        """ValueError "Invalid <label>: <value>" (PyTorch's wording) for the first negative one of
+        `checks`, pairs of (group key, label)."""
+        for key, label in checks:
+            if group[key] < 0.0:
+                raise ValueError(f"Invalid {label}: {group[key]}")
+
     # ---- param groups -----------------------------------------------------------------------
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:

@@ -50,15 +50,16 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group: dict[str, Any]) -> None:
-        for key, label in (
-            ("lr", "learning rate"),
-            ("eps", "epsilon value"),
-            ("momentum", "momentum value"),
-            ("weight_decay", "weight_decay value"),
-            ("alpha", "alpha value"),
-        ):
-            if group[key] < 0.0:
-                raise ValueError(f"Invalid {label}: {group[key]}")
+        self._require_non_negative(
+            group,
+            (
+                ("lr", "learning rate"),
+                ("eps", "epsilon value"),
+                ("momentum", "momentum value"),
+                ("weight_decay", "weight_decay value"),
+                ("alpha", "alpha value"),
+            ),
+        )
 
     def _state_of(self, p, momentum: bool, centered: bool) -> dict[str, Any]:
         state = self.state[p]
