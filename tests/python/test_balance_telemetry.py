@@ -64,10 +64,16 @@ def throttled_rank(rank, world, base, g, steps, throttle_at):
     root = os.path.join(base, f"rank{rank}")
     fake_sys(root, khz=(2000000, 2000000), temps=(str(40000 + rank * 1000),))
     n = g * steps
-    data = TensorDataset(phalanx.randn(n, 8), phalanx.zeros(n, dtype=phalanx.int64))
+    data = TensorDataset(phalanx.randn(n, 256), phalanx.zeros(n, dtype=phalanx.int64))
     sampler = BalancedDistributedSampler(data, g, seed=0)
     phalanx.manual_seed(0)
-    model = phalanx.nn.Linear(8, 3)
+    # Milliseconds of computation per step, so that the two ranks' measured speeds agree
+    # within the balancer's hysteresis on a loaded machine: the clock reading alone must make
+    # the difference (a Linear(8, 3) step is tens of microseconds, all scheduler noise).
+    nn = phalanx.nn
+    model = nn.Sequential(
+        nn.Linear(256, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 3)
+    )
     ddp = DDP(model, balance=sampler, balance_interval=1000, telemetry_root=root)
     sizes = []
     for step, (xb, yb) in enumerate(DataLoader(data, batch_sampler=sampler)):
