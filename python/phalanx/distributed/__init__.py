@@ -214,6 +214,23 @@ def _start_watchdog(
     )
 
 
+def _all_started(store: TCPStore, prefix: str, rank: int, world_size: int, left: float) -> None:
+    """Returns once every rank has its connections and its watchdog: a rank that finished its
+    own part of the rendezvous may otherwise return, finish its work and exit (taking rank 0's
+    store, or its end of a connection, with it) while a slower peer is still connecting."""
+    count_key, done_key = prefix + "/started", prefix + "/started/all"
+    if store.add(count_key, 1) == world_size:
+        store.set(done_key, b"1")
+    try:
+        store.wait([done_key], timeout=max(left, 0.001))
+    except TimeoutError:
+        started = store.add(count_key, 0)
+        raise TimeoutError(
+            f"init_process_group: rank {rank}: only {started} of {world_size} ranks finished "
+            f"starting (connections and failure detection) within the timeout"
+        ) from None
+
+
 def init_process_group(
     backend: str | None = "gloo",
     init_method: str | None = None,
@@ -284,6 +301,13 @@ def init_process_group(
         raise
     if watchdog is not None:
         watchdog.watch(impl)
+    try:
+        _all_started(store, prefix, rank, world_size, seconds - (time.monotonic() - started))
+    except BaseException:
+        impl.shutdown()
+        if watchdog is not None:
+            watchdog.goodbye()
+        raise
     _state = _State(store, ProcessGroup(impl, range(world_size)), rank, seconds)
     _state.namespace = namespace
     _state.watchdog = watchdog
