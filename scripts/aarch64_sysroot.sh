@@ -49,7 +49,9 @@ for deb in "$debs"/*.deb; do dpkg -x "$deb" "$sysroot"; done
 # Debian's absolute symlinks (e.g. libm.so -> /lib/aarch64-linux-gnu/libm.so.6) must point
 # inside the sysroot for the cross linker and for qemu -L.
 find "$sysroot" -type l -lname '/*' | while read -r link; do
-  ln -sfn "$sysroot$(readlink "$link")" "$link"
+  target=$(readlink "$link")
+  case "$target" in "$sysroot"/*) continue ;; esac  # fixed by an earlier, interrupted run
+  ln -sfn "$sysroot$target" "$link"
 done
 # dpkg -x runs no maintainer scripts, so the alternatives Debian would set up are missing:
 # BLAS/LAPACK (numpy links libblas.so.3) point at the OpenMP build of OpenBLAS, as phalanx's
@@ -57,6 +59,11 @@ done
 lib="$sysroot/usr/lib/aarch64-linux-gnu"
 for name in libblas.so.3 liblapack.so.3 libblas.so liblapack.so libopenblas.so.0 libopenblas.so; do
   [ -e "$lib/$name" ] || ln -sfn "openblas-openmp/$name" "$lib/$name"
+done
+# The same for OpenBLAS's headers (cblas.h, which oneDNN's OPENBLAS vendor looks for).
+inc="$sysroot/usr/include/aarch64-linux-gnu"
+for h in "$inc"/openblas-openmp/*.h; do
+  [ -e "$inc/${h##*/}" ] || ln -sfn "openblas-openmp/${h##*/}" "$inc/${h##*/}"
 done
 touch "$sysroot/.complete"
 echo "aarch64 sysroot ready: $sysroot ($(ls "$debs" | wc -l) packages)"
