@@ -52,10 +52,13 @@ if [ "${AARCH64_CTEST:-1}" != 0 ]; then
 fi
 
 if [ "${AARCH64_PYTEST:-1}" != 0 ]; then
-  # Pure-Python dependencies (wheels for any platform) next to the sysroot's numpy and pytest.
+  # Next to the sysroot's numpy and pytest: the pure-Python dependencies and PyTorch's aarch64
+  # wheel (the reference the tests compare with, run under the same emulation), downloaded
+  # from PyPI for the phone's platform.
   pylib="$build/pylib"
   if [ ! -f "$pylib/.complete" ]; then
-    python3 -m pip install -q --no-deps --target "$pylib" cloudpickle tqdm
+    python3 -m pip install -q --target "$pylib" --platform manylinux_2_28_aarch64 \
+      --python-version 3.11 --only-binary=:all: cloudpickle tqdm "torch==2.13.0"
     touch "$pylib/.complete"
   fi
   start=$(date +%s)

@@ -48,7 +48,11 @@ function(phalanx_bundled_onednn)
     endif()
   endforeach()
 
-  string(SHA256 key "${src};${options}")
+  # The cache key: the source and every option that changes the library, not the compiler
+  # launcher (ccache or none builds the same objects).
+  set(key_options "${options}")
+  list(FILTER key_options EXCLUDE REGEX "^-DCMAKE_(C|CXX)_COMPILER_LAUNCHER=")
+  string(SHA256 key "${src};${key_options}")
   string(SUBSTRING "${key}" 0 16 key)
   set(prefix "${PHALANX_DEPS_CACHE}/onednn-${key}")
   set(config "${prefix}/install/lib/cmake/dnnl/dnnl-config.cmake")
