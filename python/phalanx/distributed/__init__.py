@@ -113,6 +113,10 @@ class _State:
         # (group name, generation); group i's keys live under key_prefix(*namespace, i).
         self.namespace: tuple = ()
         self.watchdog = None  # _C.dist.Watchdog, None when disabled
+        # For elastic generations, which build their own watchdog: (interval, timeout) in
+        # seconds (None when detection is disabled) and who hosts the store.
+        self.heartbeat: tuple[float, float] | None = None
+        self.store_owner = "rank 0"
 
 
 _state: _State | None = None
@@ -287,6 +291,8 @@ def init_process_group(
     _state = _State(store, ProcessGroup(impl, range(world_size)), rank, seconds)
     _state.namespace = namespace
     _state.watchdog = watchdog
+    _state.heartbeat = (interval, hb_timeout) if heartbeat else None
+    _state.store_owner = owner
     if _timeline.ACTIVE:  # put this rank's timeline on rank 0's clock
         from .._timeline import session
 
