@@ -256,6 +256,18 @@ def init_process_group(
     )
     # Checked before anything connects; False when either setting is 0 (detection disabled).
     heartbeat = _C.dist.check_heartbeat_settings(interval, hb_timeout)
+    if os.environ.get("PHALANX_ELASTIC_JOIN") == "1" and store is None:
+        # A process the elastic launcher started to join a running job (elastic/_join.py).
+        from .elastic._join import join
+
+        external = os.environ.get("PHALANX_STORE_EXTERNAL") == "1"
+        _state = join(
+            init_method,
+            seconds,
+            (interval, hb_timeout) if heartbeat else None,
+            "the launcher" if external else "rank 0",
+        )
+        return
     owner = "rank 0"
     if store is None:
         if init_method is not None and init_method.startswith("file://"):

@@ -104,9 +104,11 @@ def _decide(store, gen: int, old: list[int], settle: float, admit_joiners: bool)
             break
         time.sleep(POLL)
     members = list(here)  # the old order, so the lowest surviving rank stays rank 0
-    if admit_joiners:
-        members += take_joiners(store, gen)
+    joiners = take_joiners(store) if admit_joiners else []
+    members += joiners
     store.set(key(store, "gen", gen, "members"), json.dumps(members))
+    for member in joiners:  # after the seal: a joiner reads the members when admitted
+        store.set(key(store, "admitted", member), str(gen))
     return members
 
 
@@ -125,15 +127,14 @@ def joiners_waiting(store) -> bool:
     return count > taken
 
 
-def take_joiners(store, gen: int) -> list[int]:
-    """The waiting joiners' ids, marked admitted to generation `gen` (decider only)."""
+def take_joiners(store) -> list[int]:
+    """The waiting joiners' ids, marked taken (decider only; it admits them once sealed)."""
     count = store.add(key(store, "joiners", "count"), 0)
     taken = store.add(key(store, "joiners", "taken"), 0)
-    out = []
-    for n in range(taken + 1, count + 1):
-        member = int(_get(store, key(store, "joiners", n), 30.0).decode())
-        store.set(key(store, "admitted", member), str(gen))
-        out.append(member)
+    out = [
+        int(_get(store, key(store, "joiners", n), 30.0).decode())
+        for n in range(taken + 1, count + 1)
+    ]
     store.add(key(store, "joiners", "taken"), count - taken)
     return out
 
@@ -158,11 +159,21 @@ def publish_generation(store, gen: int) -> None:
 # -- the new world --------------------------------------------------------------------------
 
 
-def enter(dist_state, gen: int, members: list[int], me: int, heartbeat) -> None:
+def connect_timeout(dist_state) -> float:
+    """How long a new generation's rendezvous may take: the members are alive and waiting,
+    so far less than a first start; a member lost meanwhile costs this much."""
+    return min(dist_state.timeout, dist_state.heartbeat[1] + 10.0)
+
+
+def enter(
+    dist_state, gen: int, members: list[int], me: int, heartbeat, connect_timeout: float
+) -> None:
     """Builds generation `gen`'s process group and watchdog and makes them the default group
     (get_rank / get_world_size report the new values), then drops the old ones. The old groups
     are shut down only after the new rendezvous, which every member reaches after finishing
-    its last collective of the old generation."""
+    its last collective of the old generation. A member that does not come within
+    `connect_timeout` seconds makes this raise TimeoutError (run() then forms the next
+    generation without it)."""
     st = dist_state
     store = st.store
     rank, size = members.index(me), len(members)
@@ -170,7 +181,14 @@ def enter(dist_state, gen: int, members: list[int], me: int, heartbeat) -> None:
     local = _local_address(store.host, store.port)
     prefix = store.key_prefix("elastic", "pg", gen)
     impl = _C.dist.ProcessGroup(
-        store.native, rank, size, "" if iface else local, iface, st.timeout, prefix
+        store.native,
+        rank,
+        size,
+        "" if iface else local,
+        iface,
+        st.timeout,
+        prefix,
+        connect_timeout=connect_timeout,
     )
     interval, hb_timeout = heartbeat
     watchdog = _C.dist.Watchdog(

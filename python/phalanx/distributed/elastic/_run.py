@@ -110,16 +110,28 @@ def _next_generation(state: State, lost: list[int], floor: int, settle: float, a
     st = dist._require_init()
     gen = state.generation + 1
     started = time.monotonic()
-    members = _generation.agree(
-        st.store, gen, state.members, state.member, lost, settle, admit_joiners=admit
-    )
-    if len(members) < floor:
-        raise TooFewRanks(
-            f"phalanx elastic: generation {gen} has {len(members)} rank(s) (members "
-            f"{members}; before: {state.members}), fewer than min_nproc={floor}; member "
-            f"{state.member} stops"
+    before = state.members
+    while True:
+        members = _generation.agree(
+            st.store, gen, before, state.member, lost, settle, admit_joiners=admit
         )
-    _generation.enter(st, gen, members, state.member, st.heartbeat)
+        if len(members) < floor:
+            raise TooFewRanks(
+                f"phalanx elastic: generation {gen} has {len(members)} rank(s) (members "
+                f"{members}; before: {before}), fewer than min_nproc={floor}; member "
+                f"{state.member} stops"
+            )
+        try:
+            _generation.enter(
+                st, gen, members, state.member, st.heartbeat, _generation.connect_timeout(st)
+            )
+            break
+        except TimeoutError as e:  # a member was lost while the generation formed
+            sys.stderr.write(
+                f"phalanx elastic: generation {gen} did not form ({e}); forming the next "
+                "without the members that did not come\n"
+            )
+            before, gen, lost, admit = members, gen + 1, [], False
     state.generation, state.members = gen, members
     if dist.get_rank() == 0:
         _generation.publish_generation(st.store, gen)
@@ -134,7 +146,6 @@ def _next_generation(state: State, lost: list[int], floor: int, settle: float, a
     why = "joiners admitted" if admit else f"lost members {lost}"
     sys.stderr.write(
         f"phalanx elastic: member {state.member} is rank {dist.get_rank()} of "
-        f"{dist.get_world_size()} in generation {gen} (members {members}; "
-        f"{why}; "
+        f"{dist.get_world_size()} in generation {gen} (members {members}; {why}; "
         f"{time.monotonic() - started:.2f} s to re-form)\n"
     )

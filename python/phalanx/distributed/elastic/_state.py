@@ -89,6 +89,17 @@ def _broadcast_bytes(payload: bytes | None) -> bytes:
     return buf.numpy().tobytes()
 
 
+def _load_sampler(sampler, state: dict) -> None:
+    """Loads a sampler state saved in another world (a joiner's sampler was built for the new
+    one): it is taken as saved, then State._fit_world fits it to this world."""
+    for k in ("num_replicas", "global_batch_size"):
+        if k in state and hasattr(sampler, k):
+            setattr(sampler, k, int(state[k]))
+    if hasattr(sampler, "rank") and hasattr(sampler, "num_replicas"):
+        sampler.rank = min(sampler.rank, sampler.num_replicas - 1)
+    sampler.load_state_dict(state)
+
+
 class State:
     """The training state an elastic job commits, restores and synchronises.
 
@@ -161,7 +172,7 @@ class State:
         if self.optimizer is not None:
             self.optimizer.load_state_dict(_clone_tree(snap["optimizer"]))
         if self.sampler is not None:
-            self.sampler.load_state_dict(copy.deepcopy(snap["sampler"]))
+            _load_sampler(self.sampler, copy.deepcopy(snap["sampler"]))
         for k, v in snap["extras"].items():
             setattr(self, k, copy.deepcopy(v))
         self._fit_world()
@@ -192,7 +203,7 @@ class State:
                 if self.optimizer is not None:
                     self.optimizer.load_state_dict(_from_numpy(rest["optimizer"]))
                 if self.sampler is not None:
-                    self.sampler.load_state_dict(rest["sampler"])
+                    _load_sampler(self.sampler, rest["sampler"])
                 for k, v in rest["extras"].items():
                     setattr(self, k, v)
                 self._base = rest["base"]
