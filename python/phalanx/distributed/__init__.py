@@ -113,6 +113,10 @@ class _State:
         # (group name, generation); group i's keys live under key_prefix(*namespace, i).
         self.namespace: tuple = ()
         self.watchdog = None  # _C.dist.Watchdog, None when disabled
+        # For elastic generations, which build their own watchdog: (interval, timeout) in
+        # seconds (None when detection is disabled) and who hosts the store.
+        self.heartbeat: tuple[float, float] | None = None
+        self.store_owner = "rank 0"
 
 
 _state: _State | None = None
@@ -269,6 +273,18 @@ def init_process_group(
     )
     # Checked before anything connects; False when either setting is 0 (detection disabled).
     heartbeat = _C.dist.check_heartbeat_settings(interval, hb_timeout)
+    if os.environ.get("PHALANX_ELASTIC_JOIN") == "1" and store is None:
+        # A process the elastic launcher started to join a running job (elastic/_join.py).
+        from .elastic._join import join
+
+        external = os.environ.get("PHALANX_STORE_EXTERNAL") == "1"
+        _state = join(
+            init_method,
+            seconds,
+            (interval, hb_timeout) if heartbeat else None,
+            "the launcher" if external else "rank 0",
+        )
+        return
     owner = "rank 0"
     if store is None:
         if init_method is not None and init_method.startswith("file://"):
@@ -311,6 +327,8 @@ def init_process_group(
     _state = _State(store, ProcessGroup(impl, range(world_size)), rank, seconds)
     _state.namespace = namespace
     _state.watchdog = watchdog
+    _state.heartbeat = (interval, hb_timeout) if heartbeat else None
+    _state.store_owner = owner
     if _timeline.ACTIVE:  # put this rank's timeline on rank 0's clock
         from .._timeline import session
 
