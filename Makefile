@@ -4,7 +4,7 @@ JOBS ?= 2
 BUILD_DIR := build/py
 STAMP := build/.bootstrap-stamp
 
-.PHONY: all bootstrap build test test-python test-cpp test-asan test-tsan demo format lint clean bench-dist
+.PHONY: all bootstrap build test test-python test-cpp test-asan test-tsan demo format lint clean bench-dist bench-scale
 
 all: build
 
@@ -71,6 +71,12 @@ demo: build
 # time; as root also across network namespaces with links limited to 1 Gbit/s and 100 Mbit/s.
 bench-dist: build
 	$(PYTHON) benchmarks/dist_bench.py $(BENCH_DIST_ARGS)
+
+# 138 local ranks (one thread each, own loopback addresses) train a small MLP with DDP for 20
+# steps: rendezvous time, step time, per-rank memory, the store's threads/memory/CPU
+# (docs/scale.md). About 10 GiB of RAM; a few minutes on 2 cores.
+bench-scale: build
+	$(PYTHON) benchmarks/scale_bench.py $(BENCH_SCALE_ARGS)
 
 format:
 	clang-format -i $$(git ls-files 'csrc/*.h' 'csrc/*.cc' 'tests/cpp/*.cc' 'tests/layering/*.cc')
