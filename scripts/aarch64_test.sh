@@ -52,13 +52,13 @@ if [ "${AARCH64_CTEST:-1}" != 0 ]; then
 fi
 
 if [ "${AARCH64_PYTEST:-1}" != 0 ]; then
-  # Next to the sysroot's numpy and pytest: the pure-Python dependencies and PyTorch's aarch64
-  # wheel (the reference the tests compare with, run under the same emulation), downloaded
-  # from PyPI for the phone's platform.
+  # Next to the sysroot's numpy and pytest: the pure-Python dependencies. No PyTorch: PyPI's
+  # aarch64 torch wheel is the CUDA build (it needs NVIDIA's libraries to import), so tests
+  # that compare with PyTorch skip here, saying so; golden outputs from the x86-64 run are not
+  # written yet.
   pylib="$build/pylib"
   if [ ! -f "$pylib/.complete" ]; then
-    python3 -m pip install -q --target "$pylib" --platform manylinux_2_28_aarch64 \
-      --python-version 3.11 --only-binary=:all: cloudpickle tqdm "torch==2.13.0"
+    python3 -m pip install -q --no-deps --target "$pylib" cloudpickle tqdm
     touch "$pylib/.complete"
   fi
   start=$(date +%s)
