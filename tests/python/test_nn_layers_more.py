@@ -2,6 +2,8 @@
 functional pad, interpolate, normalize, one_hot against torch: forward and every gradient on
 assorted shapes and edge cases, the modules with torch's weights, and bad arguments."""
 
+import math
+
 import numpy as np
 import pytest
 from conftest import assert_close, check_op, randn
@@ -128,6 +130,57 @@ def test_layer_norm(shape, normalized, affine):
     )
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_layer_norm_random_shapes_and_partial_affine(seed):
+    """Random ranks and sizes, weight only / bias only / both / neither, batch 1 included."""
+    rng = np.random.default_rng(seed)
+    rank = int(rng.integers(1, 5))
+    shape = tuple(int(v) for v in rng.integers(1, 7, size=rank))
+    k = int(rng.integers(1, rank + 1))
+    normalized = shape[rank - k :]
+    use_w, use_b = seed % 2 == 0, seed in (0, 3)
+    arrays = [randn(shape, seed=seed, scale=2.0) + 3.0]
+    arrays += [randn(normalized, seed=10 + seed)] if use_w else []
+    arrays += [randn(normalized, seed=20 + seed)] if use_b else []
+
+    def call(lib, x, *rest):
+        w = rest[0] if use_w else None
+        b = rest[-1] if use_b else None
+        return lib.layer_norm(x, normalized, w, b, eps=1e-5)
+
+    check_op(lambda *a: call(F, *a), lambda *a: call(TF, *a), arrays, rtol=1e-4, atol=1e-4)
+
+
+def test_layer_norm_runs_on_onednn_and_takes_any_input_layout():
+    """One oneDNN layer_normalization node (no batch-norm/mul/add chain), on a transposed
+    (non-contiguous) input, on a convolution's blocked output, and with a large mean."""
+    x = phalanx.tensor(randn((3, 4, 5), seed=1), requires_grad=True)
+    y = F.layer_norm(x, (5,), phalanx.ones(5, requires_grad=True), phalanx.zeros(5))
+    assert y.grad_fn.name() == "NativeLayerNormBackward"
+    check_op(
+        lambda x: F.layer_norm(x.transpose(0, 2), (3,)),
+        lambda x: TF.layer_norm(x.transpose(0, 2), (3,)),
+        [randn((3, 4, 5), seed=2)],
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    conv_w = randn((8, 3, 3, 3), seed=3, scale=0.3)
+    check_op(
+        lambda x, w: F.layer_norm(F.conv2d(x, w, padding=1), (6, 6)),
+        lambda x, w: TF.layer_norm(TF.conv2d(x, w, padding=1), (6, 6)),
+        [randn((2, 3, 6, 6), seed=4), conv_w],
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    check_op(
+        lambda x: F.layer_norm(x, (16,)),
+        lambda x: TF.layer_norm(x, (16,)),
+        [randn((4, 16), seed=5) + 1000.0],
+        rtol=1e-3,
+        atol=1e-3,
+    )
+
+
 @pytest.mark.parametrize(
     "shape,groups",
     [
@@ -151,6 +204,39 @@ def test_group_norm(shape, groups, affine):
         rtol=1e-4,
         atol=1e-4,
     )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_group_norm_random_shapes(seed):
+    """Random batch (1 included), groups, channels per group and spatial ranks (1x1 maps)."""
+    rng = np.random.default_rng(100 + seed)
+    groups, per_group = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    spatial = tuple(int(v) for v in rng.integers(1, 5, size=int(rng.integers(0, 3))))
+    shape = (int(rng.integers(1, 4)), groups * per_group) + spatial
+    if per_group * math.prod(spatial) == 1:  # one value per group: PyTorch's 0, tested above
+        shape = shape + (2,)
+    arrays = [randn(shape, seed=seed, scale=2.0) - 1.0]
+    arrays += [randn(shape[1:2], seed=seed + 1), randn(shape[1:2], seed=seed + 2)]
+    check_op(
+        lambda x, w, b: F.group_norm(x, groups, w, b),
+        lambda x, w, b: TF.group_norm(x, groups, w, b),
+        arrays,
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_group_norm_uses_the_batch_norm_primitive():
+    """The (1, N * groups, values) view is plain; it must reach oneDNN's batch-norm primitive
+    (which goes through the primitive cache), forward and backward, not the direct loops."""
+    x = phalanx.tensor(randn((2, 6, 3, 3), seed=1), requires_grad=True)
+    before = phalanx._C._primitive_cache_stats()
+    y = F.group_norm(x, 3)
+    mid = phalanx._C._primitive_cache_stats()
+    assert mid["hits"] + mid["created"] > before["hits"] + before["created"]
+    y.sum().backward()
+    after = phalanx._C._primitive_cache_stats()
+    assert after["hits"] + after["created"] > mid["hits"] + mid["created"]
 
 
 def test_norm_modules_match_torch():

@@ -8,7 +8,8 @@ elements in Python; the index tables of pad and interpolate are built with NumPy
 - conv_transpose2d is conv2d over the input with stride-1 zeros inserted between its
   elements, padded by dilation * (kernel - 1) - padding, with the kernel flipped and its
   in/out channels swapped: the textbook identity, exact in value and gradient.
-- layer_norm and group_norm are batch_norm (training statistics, no running ones) on a
+- layer_norm is oneDNN's layer_normalization (csrc/ops/layer_norm.cc), affine included.
+- group_norm is oneDNN's batch_norm primitive (training statistics, no running ones) on a
   (1, rows, values) view, each row one normalised group, then the per-channel affine.
 """
 
@@ -174,11 +175,15 @@ def conv_transpose2d(
 
 
 def _normalize_rows(x: Tensor, rows: int, size: int, eps: float) -> Tensor:
-    """Each of `rows` consecutive runs of `size` values scaled to mean 0, variance 1 (biased)."""
+    """Each of `rows` consecutive runs of `size` values scaled to mean 0, variance 1 (biased):
+    oneDNN's batch-norm primitive on the (1, rows, size) view, each row one channel (oneDNN
+    2.6 has no group_normalization). onednn_plain: the primitive even though the view is
+    plain, not the direct loops plain NCHW activations get."""
     if size == 1:  # one value is its own mean: 0, as PyTorch gives (and a zero gradient)
         return x * 0.0
     flat = x.reshape([1, rows, size])
-    return _nn.batch_norm(flat, None, None, None, None, True, 0.0, eps).reshape(list(x.shape))
+    y = _nn.batch_norm(flat, None, None, None, None, True, 0.0, eps, onednn_plain=True)
+    return y.reshape(list(x.shape))
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -196,17 +201,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
             raise ValueRuntimeError(
                 f"{op}: {name} of shape {list(t.shape)} must have normalized_shape {list(shape)}"
             )
-    size = math.prod(shape)
-    rows = input.numel() // size if size else 0
-    if input.numel() == 0:
-        y = input * 1.0
-    else:
-        y = _normalize_rows(input, rows, size, eps)
-    if weight is not None:
-        y = y * weight
-    if bias is not None:
-        y = y + bias
-    return y
+    return _nn.layer_norm(input, k, weight, bias, eps)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
