@@ -9,6 +9,7 @@
 #include "ops/activation.h"
 #include "ops/batch_norm.h"
 #include "ops/conv.h"
+#include "ops/conv_transpose.h"
 #include "ops/elementwise.h"
 #include "ops/loss.h"
 #include "ops/pool.h"
@@ -68,6 +69,9 @@ Tensor batch_norm_relu(const Tensor& x, const Tensor& running_mean, const Tensor
 // (each optional) have those dims' shape.
 Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight,
                   const Tensor& bias, double eps);
+// oneDNN deconvolution; w as PyTorch's (in_channels, out_channels / groups, kH, kW).
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias,
+                        const ops::ConvTranspose2dParams& p);
 Tensor activation(ops::Activation kind, const Tensor& x, float alpha = 0.f);
 // relu_(x) and friends: x becomes the activation's output, in its own memory when the
 // backward needs only the output (as PyTorch's inplace=True), else through a copy.

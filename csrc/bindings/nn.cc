@@ -31,6 +31,19 @@ void init_nn(py::module_& parent) {
     py::gil_scoped_release compute;  // lets data-loading threads run meanwhile
     return ag::conv2d(x, w, b, p);
   });
+  m.def("conv_transpose2d",
+        [](const Tensor& x, const Tensor& w, py::object bias, py::object stride, py::object padding,
+           py::object output_padding, int64_t groups, py::object dilation) {
+          ops::ConvTranspose2dParams p;
+          p.stride = pair(stride, "stride");
+          p.padding = pair(padding, "padding");
+          p.output_padding = pair(output_padding, "output_padding");
+          p.dilation = pair(dilation, "dilation");
+          p.groups = groups;
+          Tensor b = opt(bias);
+          py::gil_scoped_release compute;
+          return ag::conv_transpose2d(x, w, b, p);
+        });
   m.def("linear", [](const Tensor& x, const Tensor& w, py::object bias) {
     Tensor b = opt(bias);
     py::gil_scoped_release compute;

@@ -48,6 +48,12 @@ CONVT = [
     ((2, 4, 3, 5), (4, 2, 2, 3), dict(stride=(3, 2), padding=(0, 1), groups=2)),
     ((1, 2, 4, 4), (2, 3, 3, 3), dict(dilation=2, padding=3, stride=2, output_padding=1)),
     ((3, 4, 4), (3, 2, 3, 3), dict(padding=2)),  # unbatched; padding > kernel edge crops
+    ((1, 3, 1, 1), (3, 4, 2, 2), dict(stride=3)),  # batch 1, 1x1 map, stride > kernel
+    ((2, 6, 3, 4), (6, 1, 3, 3), dict(groups=6, stride=2, output_padding=1)),  # depthwise
+    ((2, 16, 5, 5), (16, 8, 3, 3), dict(stride=2, padding=1, output_padding=1)),  # blocked
+    # output_padding >= stride + padding (dilation > stride allows it): oneDNN refuses this
+    # geometry, the composed conv2d path computes it
+    ((1, 2, 4, 4), (2, 3, 3, 3), dict(dilation=3, output_padding=2)),
 ]
 
 
@@ -64,6 +70,58 @@ def test_conv_transpose2d(xs, ws, kw, bias):
         rtol=1e-4,
         atol=1e-4,
     )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_conv_transpose2d_random_geometry(seed):
+    rng = np.random.default_rng(200 + seed)
+    groups = int(rng.integers(1, 3))
+    c_in, c_out_g = groups * int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    k = tuple(int(v) for v in rng.integers(1, 4, size=2))
+    stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
+    dilation = tuple(int(v) for v in rng.integers(1, 3, size=2))
+    padding = tuple(int(rng.integers(0, dilation[i] * (k[i] - 1) + 1)) for i in range(2))
+    out_pad = tuple(int(rng.integers(0, max(stride[i], dilation[i]))) for i in range(2))
+    kw = dict(stride=stride, padding=padding, output_padding=out_pad, groups=groups)
+    kw["dilation"] = dilation
+    xs = (int(rng.integers(1, 3)), c_in, int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    arrays = [randn(xs, seed=seed), randn((c_in, c_out_g) + k, seed=seed + 1, scale=0.3)]
+    arrays.append(randn((c_out_g * groups,), seed=seed + 2))
+    check_op(
+        lambda *a: F.conv_transpose2d(*a, **kw),
+        lambda *a: TF.conv_transpose2d(*a, **kw),
+        arrays,
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_conv_transpose2d_on_onednn_deconvolution():
+    """The functional is the oneDNN op itself (no zero-inserted convolution), also for a
+    transposed (non-contiguous) input and a convolution's blocked output; the op names the
+    one geometry oneDNN refuses instead of failing inside it."""
+    x, w = randn((2, 8, 5, 5), seed=1), randn((8, 4, 3, 3), seed=2, scale=0.3)
+    px, pw = phalanx.tensor(x), phalanx.tensor(w)
+    direct = phalanx._C.nn.conv_transpose2d(px, pw, None, (2, 2), (1, 1), (1, 1), 1, (1, 1))
+    via_f = F.conv_transpose2d(px, pw, stride=2, padding=1, output_padding=1)
+    assert np.array_equal(direct.numpy(), via_f.numpy())
+    check_op(
+        lambda x, w: F.conv_transpose2d(x.transpose(2, 3), w, stride=2),
+        lambda x, w: TF.conv_transpose2d(x.transpose(2, 3), w, stride=2),
+        [x, w],
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    cw = randn((8, 8, 3, 3), seed=3, scale=0.3)
+    check_op(
+        lambda x, cw, w: F.conv_transpose2d(F.conv2d(x, cw, padding=1), w, stride=2),
+        lambda x, cw, w: TF.conv_transpose2d(TF.conv2d(x, cw, padding=1), w, stride=2),
+        [x, cw, w],
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    with pytest.raises(ValueError, match="output_padding=2, stride=1, padding=0"):
+        phalanx._C.nn.conv_transpose2d(px, pw, None, (1, 1), (0, 0), (2, 2), 1, (3, 3))
 
 
 def _copy_from_torch(px_mod, th_mod):

@@ -5,9 +5,10 @@ binary, index_select, concatenation), so autograd differentiates it and nothing 
 elements in Python; the index tables of pad and interpolate are built with NumPy per shape.
 
 - conv1d is conv2d on a height-1 view.
-- conv_transpose2d is conv2d over the input with stride-1 zeros inserted between its
-  elements, padded by dilation * (kernel - 1) - padding, with the kernel flipped and its
-  in/out channels swapped: the textbook identity, exact in value and gradient.
+- conv_transpose2d is oneDNN's deconvolution (csrc/ops/conv_transpose.cc); only where oneDNN
+  refuses the geometry (output_padding >= stride + padding) is it conv2d over the input with
+  stride-1 zeros inserted between its elements, padded by dilation * (kernel - 1) - padding,
+  with the kernel flipped and its in/out channels swapped (exact in value and gradient).
 - layer_norm is oneDNN's layer_normalization (csrc/ops/layer_norm.cc), affine included.
 - group_norm is oneDNN's batch_norm primitive (training statistics, no running ones) on a
   (1, rows, values) view, each row one normalised group, then the per-channel affine.
@@ -156,6 +157,17 @@ def conv_transpose2d(
                 f"{op}: output padding must be smaller than either stride or dilation, got "
                 f"output_padding={op_}, stride={s}, dilation={d}"
             )
+    if all(op_[i] < s[i] + p[i] for i in range(2)):
+        y = _nn.conv_transpose2d(x, weight, bias, s, p, op_, groups, d)
+    else:
+        y = _conv_transpose2d_by_conv2d(x, weight, bias, s, p, op_, groups, d)
+    return y.squeeze(0) if unbatched else y
+
+
+def _conv_transpose2d_by_conv2d(x, weight, bias, s, p, op_, groups, d):
+    """The one case oneDNN's deconvolution refuses (output_padding >= stride + padding, which
+    only a dilation > stride allows): conv2d over zero-inserted, padded input."""
+    c_in = weight.shape[0]
     k = weight.shape[2:]
     z = _insert_zeros(_insert_zeros(x, 2, s[0]), 3, s[1])
     edges = [d[i] * (k[i] - 1) - p[i] for i in range(2)]
@@ -167,8 +179,7 @@ def conv_transpose2d(
     w = w.index_select(2, _index(np.arange(k[0])[::-1])).index_select(
         3, _index(np.arange(k[1])[::-1])
     )
-    y = _nn.conv2d(z, w, bias, (1, 1), (0, 0), d, groups)
-    return y.squeeze(0) if unbatched else y
+    return _nn.conv2d(z, w, bias, (1, 1), (0, 0), d, groups)
 
 
 # ---- normalisation -----------------------------------------------------------------------------
