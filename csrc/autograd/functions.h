@@ -7,7 +7,9 @@
 
 #include "autograd/node.h"
 #include "ops/activation.h"
+#include "ops/batch_norm.h"
 #include "ops/conv.h"
+#include "ops/conv_transpose.h"
 #include "ops/elementwise.h"
 #include "ops/loss.h"
 #include "ops/pool.h"
@@ -56,12 +58,20 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const ops::C
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum,
-                  double eps);
+                  double eps, ops::PlainKernel plain_kernel = ops::PlainKernel::Loops);
 // relu(batch_norm(x)): one oneDNN pass (fuse_norm_relu) on a blocked input, exact against the
 // two ops; any other input runs them one after the other.
 Tensor batch_norm_relu(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                        const Tensor& weight, const Tensor& bias, bool training, double momentum,
                        double eps);
+// ---- further layers (functions_layers.cc) ------------------------------------------------
+// Normalises over the last normalized_ndim dims (oneDNN layer_normalization); weight and bias
+// (each optional) have those dims' shape.
+Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight,
+                  const Tensor& bias, double eps);
+// oneDNN deconvolution; w as PyTorch's (in_channels, out_channels / groups, kH, kW).
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias,
+                        const ops::ConvTranspose2dParams& p);
 Tensor activation(ops::Activation kind, const Tensor& x, float alpha = 0.f);
 // relu_(x) and friends: x becomes the activation's output, in its own memory when the
 // backward needs only the output (as PyTorch's inplace=True), else through a copy.

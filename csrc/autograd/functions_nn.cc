@@ -53,21 +53,22 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum,
-                  double eps) {
+                  double eps, ops::PlainKernel plain_kernel) {
   // PyTorch allows a scale without a shift (or the reverse): the missing one is constant
   Tensor w = weight, b = bias;
   if (w.defined() != b.defined() && x.dim() >= 2) {
     if (!w.defined()) w = full({x.size(1)}, 1.0);
     if (!b.defined()) b = full({x.size(1)}, 0.0);
   }
-  auto r = ops::batch_norm_forward(x, running_mean, running_var, w, b, training, momentum, eps);
+  auto r = ops::batch_norm_forward(x, running_mean, running_var, w, b, training, momentum, eps,
+                                   /*fuse_relu=*/false, plain_kernel);
   // r.x is x as normalised (possibly converted): saving it spares the backward a conversion;
   // it is x itself, version and all, when no conversion was needed.
   record("NativeBatchNormBackward", {r.y}, {x, weight, bias}, {r.x, w, r.mean, r.var},
-         [training, eps](const BackwardContext& c) {
-           auto g =
-               ops::batch_norm_backward(c.grad(), c.saved[0], c.saved[2], c.saved[3], c.saved[1],
-                                        training, eps, {c.need(0), c.need(1), c.need(2)});
+         [training, eps, plain_kernel](const BackwardContext& c) {
+           auto g = ops::batch_norm_backward(
+               c.grad(), c.saved[0], c.saved[2], c.saved[3], c.saved[1], training, eps,
+               {c.need(0), c.need(1), c.need(2)}, Tensor(), plain_kernel);
            return TensorList{g.dx, g.dweight, g.dbias};
          });
   return r.y;

@@ -31,17 +31,37 @@ void init_nn(py::module_& parent) {
     py::gil_scoped_release compute;  // lets data-loading threads run meanwhile
     return ag::conv2d(x, w, b, p);
   });
+  m.def("conv_transpose2d",
+        [](const Tensor& x, const Tensor& w, py::object bias, py::object stride, py::object padding,
+           py::object output_padding, int64_t groups, py::object dilation) {
+          ops::ConvTranspose2dParams p;
+          p.stride = pair(stride, "stride");
+          p.padding = pair(padding, "padding");
+          p.output_padding = pair(output_padding, "output_padding");
+          p.dilation = pair(dilation, "dilation");
+          p.groups = groups;
+          Tensor b = opt(bias);
+          py::gil_scoped_release compute;
+          return ag::conv_transpose2d(x, w, b, p);
+        });
   m.def("linear", [](const Tensor& x, const Tensor& w, py::object bias) {
     Tensor b = opt(bias);
     py::gil_scoped_release compute;
     return ag::linear(x, w, b);
   });
-  m.def("batch_norm", [](const Tensor& x, py::object rm, py::object rv, py::object w, py::object b,
-                         bool training, double momentum, double eps) {
-    Tensor m = opt(rm), v = opt(rv), scale = opt(w), shift = opt(b);
-    py::gil_scoped_release compute;
-    return ag::batch_norm(x, m, v, scale, shift, training, momentum, eps);
-  });
+  // onednn_plain: a plain input also goes to oneDNN's primitive (ops::PlainKernel)
+  m.def(
+      "batch_norm",
+      [](const Tensor& x, py::object rm, py::object rv, py::object w, py::object b, bool training,
+         double momentum, double eps, bool onednn_plain) {
+        Tensor m = opt(rm), v = opt(rv), scale = opt(w), shift = opt(b);
+        py::gil_scoped_release compute;
+        return ag::batch_norm(x, m, v, scale, shift, training, momentum, eps,
+                              onednn_plain ? ops::PlainKernel::OneDnn : ops::PlainKernel::Loops);
+      },
+      py::arg("input"), py::arg("running_mean"), py::arg("running_var"), py::arg("weight"),
+      py::arg("bias"), py::arg("training"), py::arg("momentum"), py::arg("eps"),
+      py::arg("onednn_plain") = false);
   // relu(batch_norm(...)) in one oneDNN pass where the input allows (autograd::batch_norm_relu)
   m.def("batch_norm_relu", [](const Tensor& x, py::object rm, py::object rv, py::object w,
                               py::object b, bool training, double momentum, double eps) {
@@ -49,6 +69,12 @@ void init_nn(py::module_& parent) {
     py::gil_scoped_release compute;
     return ag::batch_norm_relu(x, m, v, scale, shift, training, momentum, eps);
   });
+  m.def("layer_norm",
+        [](const Tensor& x, int64_t normalized_ndim, py::object w, py::object b, double eps) {
+          Tensor scale = opt(w), shift = opt(b);
+          py::gil_scoped_release compute;
+          return ag::layer_norm(x, normalized_ndim, scale, shift, eps);
+        });
   py::enum_<ops::Activation> activation_enum(m, "Activation");
   for (const auto& a : ops::kActivations) activation_enum.value(a.python_name, a.kind);
   m.def("activation", &ag::activation, py::arg("kind"), py::arg("input"), py::arg("alpha") = 0.f);

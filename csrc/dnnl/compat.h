@@ -349,4 +349,125 @@ inline dnnl::matmul::primitive_desc matmul_pd(const engine& e, const memory::des
 #endif
 }
 
+// Layer normalisation over the last logical dimension of `data`; `stat` describes the
+// per-row mean and variance (the data's shape without its last dimension).
+inline dnnl::layer_normalization_forward::primitive_desc ln_fwd(const engine& e, prop_kind prop,
+                                                                const memory::desc& data,
+                                                                const memory::desc& stat, float eps,
+                                                                dnnl::normalization_flags flags) {
+#if PHX_DNNL_V3
+  return {e, prop, data, data, stat, eps, flags, user_scratchpad()};
+#else
+  dnnl::layer_normalization_forward::desc d(prop, data, stat, eps, flags);
+  return {d, user_scratchpad(), e};
+#endif
+}
+
+inline dnnl::layer_normalization_backward::primitive_desc ln_bwd(
+    const engine& e, prop_kind prop, const memory::desc& data, const memory::desc& stat, float eps,
+    dnnl::normalization_flags flags,
+    const dnnl::layer_normalization_forward::primitive_desc& hint) {
+#if PHX_DNNL_V3
+  return {e, prop, data, data, data, stat, eps, flags, hint, user_scratchpad()};
+#else
+  dnnl::layer_normalization_backward::desc d(prop, data, data, stat, eps, flags);
+  return {d, user_scratchpad(), e, hint};
+#endif
+}
+
+// Deconvolution (transposed convolution): the arguments mean what they mean for a
+// convolution whose forward is this op's backward-data (weights {OC, IC, KH, KW}, with OC the
+// deconvolution's output channels).
+inline dnnl::deconvolution_forward::primitive_desc deconv_fwd(
+    const engine& e, prop_kind prop, const memory::desc& src, const memory::desc& wei,
+    const memory::desc* bias, const memory::desc& dst, const memory::dims& strides,
+    const memory::dims& dilates, const memory::dims& pl, const memory::dims& pr) {
+  const memory::desc no_bias;
+#if PHX_DNNL_V3
+  return {e,   prop,    algorithm::deconvolution_direct,
+          src, wei,     bias ? *bias : no_bias,
+          dst, strides, dilates,
+          pl,  pr,      user_scratchpad()};
+#else
+  dnnl::deconvolution_forward::desc d(prop, algorithm::deconvolution_direct, src, wei,
+                                      bias ? *bias : no_bias, dst, strides, dilates, pl, pr);
+  return {d, user_scratchpad(), e};
+#endif
+}
+
+inline dnnl::deconvolution_backward_data::primitive_desc deconv_bwd_data(
+    const engine& e, const memory::desc& diff_src, const memory::desc& wei,
+    const memory::desc& diff_dst, const memory::dims& strides, const memory::dims& dilates,
+    const memory::dims& pl, const memory::dims& pr,
+    const dnnl::deconvolution_forward::primitive_desc& hint) {
+#if PHX_DNNL_V3
+  return {e,
+          algorithm::deconvolution_direct,
+          diff_src,
+          wei,
+          diff_dst,
+          strides,
+          dilates,
+          pl,
+          pr,
+          hint,
+          user_scratchpad()};
+#else
+  dnnl::deconvolution_backward_data::desc d(algorithm::deconvolution_direct, diff_src, wei,
+                                            diff_dst, strides, dilates, pl, pr);
+  return {d, user_scratchpad(), e, hint};
+#endif
+}
+
+inline dnnl::deconvolution_backward_weights::primitive_desc deconv_bwd_weights(
+    const engine& e, const memory::desc& src, const memory::desc& diff_wei,
+    const memory::desc* diff_bias, const memory::desc& diff_dst, const memory::dims& strides,
+    const memory::dims& dilates, const memory::dims& pl, const memory::dims& pr,
+    const dnnl::deconvolution_forward::primitive_desc& hint) {
+  const memory::desc no_bias;
+#if PHX_DNNL_V3
+  return {e,
+          algorithm::deconvolution_direct,
+          src,
+          diff_wei,
+          diff_bias ? *diff_bias : no_bias,
+          diff_dst,
+          strides,
+          dilates,
+          pl,
+          pr,
+          hint,
+          user_scratchpad()};
+#else
+  dnnl::deconvolution_backward_weights::desc d(algorithm::deconvolution_direct, src, diff_wei,
+                                               diff_bias ? *diff_bias : no_bias, diff_dst, strides,
+                                               dilates, pl, pr);
+  return {d, user_scratchpad(), e, hint};
+#endif
+}
+
+// Resampling from src's spatial size to dst's (no explicit factors: oneDNN takes dst / src).
+inline dnnl::resampling_forward::primitive_desc resampling_fwd(const engine& e, prop_kind prop,
+                                                               algorithm alg,
+                                                               const memory::desc& src,
+                                                               const memory::desc& dst) {
+#if PHX_DNNL_V3
+  return {e, prop, alg, src, dst, user_scratchpad()};
+#else
+  dnnl::resampling_forward::desc d(prop, alg, src, dst);
+  return {d, user_scratchpad(), e};
+#endif
+}
+
+inline dnnl::resampling_backward::primitive_desc resampling_bwd(
+    const engine& e, algorithm alg, const memory::desc& diff_src, const memory::desc& diff_dst,
+    const dnnl::resampling_forward::primitive_desc& hint) {
+#if PHX_DNNL_V3
+  return {e, alg, diff_src, diff_dst, hint, user_scratchpad()};
+#else
+  dnnl::resampling_backward::desc d(alg, diff_src, diff_dst);
+  return {d, user_scratchpad(), e, hint};
+#endif
+}
+
 }  // namespace phalanx::dnnl_compat

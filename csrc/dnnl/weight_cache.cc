@@ -29,22 +29,34 @@ struct BlockedWeights : DerivedData {
   std::vector<std::pair<Source, Tensor>> entries;
 };
 
+// w reordered into `md`, its bytes read as `stored_as` (or row-major over `logical`).
+Tensor reorder_from(const Tensor& w, const Shape& logical, const dnnl::memory::desc& md,
+                    const dnnl::memory::desc* stored_as) {
+  if (!stored_as) return reorder_to(w, logical, md, ReorderKind::Weights);
+  Tensor plain = w.contiguous();
+  if (*stored_as == md) return plain;
+  Tensor out = empty_like_desc(w.sizes(), md);
+  reorder_into(memory_of(plain, *stored_as), memory_of(out, md), ReorderKind::Weights);
+  return out;
+}
+
 }  // namespace
 
 Tensor reorder_weight(const Tensor& w, const Shape& logical, const dnnl::memory::desc& md,
-                      bool cache) {
+                      bool cache, const dnnl::memory::desc* stored_as) {
   // Only plain float32 weights are cached: a blocked one already belongs to one computation.
   if (w.is_blocked() || w.dtype() != DType::Float32 || !w.is_contiguous())
-    return reorder_to(w, logical, md, ReorderKind::Weights);
+    return reorder_from(w, logical, md, stored_as);
   Storage& storage = *w.storage();
   const uint64_t epoch = storage.derived_epoch();  // read before the bytes are
-  const Source src{w.version(), w.offset(), w.sizes(),
-                   w.strides(), logical,    dnnl_compat::md_key(md)};
+  std::string layout = dnnl_compat::md_key(md);
+  if (stored_as) layout += "<" + dnnl_compat::md_key(*stored_as);
+  const Source src{w.version(), w.offset(), w.sizes(), w.strides(), logical, layout};
   auto have = std::static_pointer_cast<const BlockedWeights>(storage.derived());
   if (have)
     for (const auto& [from, blocked] : have->entries)
       if (from == src) return blocked;
-  Tensor out = reorder_to(w, logical, md, ReorderKind::Weights);
+  Tensor out = reorder_from(w, logical, md, stored_as);
   if (!cache || out.same(w) || storage.has_external_writers()) return out;
   auto next = std::make_shared<BlockedWeights>();
   if (have)

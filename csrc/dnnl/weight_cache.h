@@ -18,7 +18,10 @@ namespace phalanx::dnnl_util {
 // `w` (logically `logical`, e.g. a grouped view of its shape) in layout `md`: a cached copy
 // when one was made from the current bytes, else a fresh reorder (counted as a weight
 // reorder), cached when `cache` is set.
+// stored_as: how a plain weight's bytes map to `logical` when that is not row-major (a
+// transposed convolution's PyTorch weight is (in, out) where oneDNN's logical order is
+// (out, in)); null for row-major.
 Tensor reorder_weight(const Tensor& w, const Shape& logical, const dnnl::memory::desc& md,
-                      bool cache);
+                      bool cache, const dnnl::memory::desc* stored_as = nullptr);
 
 }  // namespace phalanx::dnnl_util

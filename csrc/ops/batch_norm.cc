@@ -80,7 +80,7 @@ void update_running_stats(const BatchNormResult& r, const Tensor& running_mean,
 BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mean,
                                    const Tensor& running_var, const Tensor& weight,
                                    const Tensor& bias, bool training, double momentum, double eps,
-                                   bool fuse_relu) {
+                                   bool fuse_relu, PlainKernel plain_kernel) {
   Tensor x = dnnl_input(x_in, "batch_norm", "input");
   PHX_CHECK(!fuse_relu || x.is_blocked(), ValueError,
             "batch_norm: a fused ReLU needs a blocked input, got ", x.describe());
@@ -116,7 +116,7 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
     r.mean = channel_param(running_mean, C, "running_mean");
     r.var = channel_param(running_var, C, "running_var");
   }
-  if (x.is_blocked()) {
+  if (x.is_blocked() || plain_kernel == PlainKernel::OneDnn) {
     run_onednn_forward(x, s, r, w, b, training, eps, fuse_relu);
   } else {  // see batch_norm_plain.h
     r.y = Tensor::empty(x.sizes());
@@ -188,7 +188,7 @@ void update_running_stats(const BatchNormResult& r, const Tensor& running_mean,
 BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& mean,
                                    const Tensor& var, const Tensor& weight, bool training,
                                    double eps, std::array<bool, 3> need,
-                                   const Tensor& relu_workspace) {
+                                   const Tensor& relu_workspace, PlainKernel plain_kernel) {
   Tensor x = dnnl_input(x_in, "batch_norm_backward", "input");
   const bool relu = relu_workspace.defined();
   PHX_CHECK(!relu || x.is_blocked(), ValueError,
@@ -201,7 +201,7 @@ BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
   }
   const int64_t C = s[1];
   const bool affine = weight.defined();
-  if (!x.is_blocked()) {  // see batch_norm_plain.h
+  if (!x.is_blocked() && plain_kernel == PlainKernel::Loops) {  // see batch_norm_plain.h
     Tensor dy = float_input(dy_in, "batch_norm_backward", "grad_output");
     Tensor m = mean.contiguous(), v = var.contiguous(), w;
     if (affine) w = weight.contiguous();

@@ -6,6 +6,12 @@
 
 namespace phalanx::ops {
 
+// Which kernel normalises a plain (not blocked) input: the direct loops of batch_norm_plain.h
+// (faster than oneDNN 2.6 on plain NCHW, the default) or oneDNN's primitive (what group norm
+// asks for: its (1, N * groups, values) view is no NCHW activation the loops were tuned on).
+// Blocked inputs always take the primitive.
+enum class PlainKernel { Loops, OneDnn };
+
 struct BatchNormResult {
   Tensor y, mean, var;  // mean/var: the batch statistics (training) or the running ones (eval)
   Tensor x;             // the input as normalised: what the backward should be given
@@ -18,13 +24,15 @@ struct BatchNormResult {
 BatchNormResult batch_norm_forward(const Tensor& x, const Tensor& running_mean,
                                    const Tensor& running_var, const Tensor& weight,
                                    const Tensor& bias, bool training, double momentum, double eps,
-                                   bool fuse_relu = false);
+                                   bool fuse_relu = false,
+                                   PlainKernel plain_kernel = PlainKernel::Loops);
 struct BatchNormGrads {
   Tensor dx, dweight, dbias;
 };
 BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& mean,
                                    const Tensor& var, const Tensor& weight, bool training,
                                    double eps, std::array<bool, 3> need,
-                                   const Tensor& relu_workspace = Tensor());
+                                   const Tensor& relu_workspace = Tensor(),
+                                   PlainKernel plain_kernel = PlainKernel::Loops);
 
 }  // namespace phalanx::ops

@@ -2,6 +2,8 @@
 functional pad, interpolate, normalize, one_hot against torch: forward and every gradient on
 assorted shapes and edge cases, the modules with torch's weights, and bad arguments."""
 
+import math
+
 import numpy as np
 import pytest
 from conftest import assert_close, check_op, randn
@@ -46,6 +48,12 @@ CONVT = [
     ((2, 4, 3, 5), (4, 2, 2, 3), dict(stride=(3, 2), padding=(0, 1), groups=2)),
     ((1, 2, 4, 4), (2, 3, 3, 3), dict(dilation=2, padding=3, stride=2, output_padding=1)),
     ((3, 4, 4), (3, 2, 3, 3), dict(padding=2)),  # unbatched; padding > kernel edge crops
+    ((1, 3, 1, 1), (3, 4, 2, 2), dict(stride=3)),  # batch 1, 1x1 map, stride > kernel
+    ((2, 6, 3, 4), (6, 1, 3, 3), dict(groups=6, stride=2, output_padding=1)),  # depthwise
+    ((2, 16, 5, 5), (16, 8, 3, 3), dict(stride=2, padding=1, output_padding=1)),  # blocked
+    # output_padding >= stride + padding (dilation > stride allows it): oneDNN refuses this
+    # geometry, the composed conv2d path computes it
+    ((1, 2, 4, 4), (2, 3, 3, 3), dict(dilation=3, output_padding=2)),
 ]
 
 
@@ -62,6 +70,58 @@ def test_conv_transpose2d(xs, ws, kw, bias):
         rtol=1e-4,
         atol=1e-4,
     )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_conv_transpose2d_random_geometry(seed):
+    rng = np.random.default_rng(200 + seed)
+    groups = int(rng.integers(1, 3))
+    c_in, c_out_g = groups * int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    k = tuple(int(v) for v in rng.integers(1, 4, size=2))
+    stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
+    dilation = tuple(int(v) for v in rng.integers(1, 3, size=2))
+    padding = tuple(int(rng.integers(0, dilation[i] * (k[i] - 1) + 1)) for i in range(2))
+    out_pad = tuple(int(rng.integers(0, max(stride[i], dilation[i]))) for i in range(2))
+    kw = dict(stride=stride, padding=padding, output_padding=out_pad, groups=groups)
+    kw["dilation"] = dilation
+    xs = (int(rng.integers(1, 3)), c_in, int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    arrays = [randn(xs, seed=seed), randn((c_in, c_out_g) + k, seed=seed + 1, scale=0.3)]
+    arrays.append(randn((c_out_g * groups,), seed=seed + 2))
+    check_op(
+        lambda *a: F.conv_transpose2d(*a, **kw),
+        lambda *a: TF.conv_transpose2d(*a, **kw),
+        arrays,
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_conv_transpose2d_on_onednn_deconvolution():
+    """The functional is the oneDNN op itself (no zero-inserted convolution), also for a
+    transposed (non-contiguous) input and a convolution's blocked output; the op names the
+    one geometry oneDNN refuses instead of failing inside it."""
+    x, w = randn((2, 8, 5, 5), seed=1), randn((8, 4, 3, 3), seed=2, scale=0.3)
+    px, pw = phalanx.tensor(x), phalanx.tensor(w)
+    direct = phalanx._C.nn.conv_transpose2d(px, pw, None, (2, 2), (1, 1), (1, 1), 1, (1, 1))
+    via_f = F.conv_transpose2d(px, pw, stride=2, padding=1, output_padding=1)
+    assert np.array_equal(direct.numpy(), via_f.numpy())
+    check_op(
+        lambda x, w: F.conv_transpose2d(x.transpose(2, 3), w, stride=2),
+        lambda x, w: TF.conv_transpose2d(x.transpose(2, 3), w, stride=2),
+        [x, w],
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    cw = randn((8, 8, 3, 3), seed=3, scale=0.3)
+    check_op(
+        lambda x, cw, w: F.conv_transpose2d(F.conv2d(x, cw, padding=1), w, stride=2),
+        lambda x, cw, w: TF.conv_transpose2d(TF.conv2d(x, cw, padding=1), w, stride=2),
+        [x, cw, w],
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    with pytest.raises(ValueError, match="output_padding=2, stride=1, padding=0"):
+        phalanx._C.nn.conv_transpose2d(px, pw, None, (1, 1), (0, 0), (2, 2), 1, (3, 3))
 
 
 def _copy_from_torch(px_mod, th_mod):
@@ -128,6 +188,57 @@ def test_layer_norm(shape, normalized, affine):
     )
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_layer_norm_random_shapes_and_partial_affine(seed):
+    """Random ranks and sizes, weight only / bias only / both / neither, batch 1 included."""
+    rng = np.random.default_rng(seed)
+    rank = int(rng.integers(1, 5))
+    shape = tuple(int(v) for v in rng.integers(1, 7, size=rank))
+    k = int(rng.integers(1, rank + 1))
+    normalized = shape[rank - k :]
+    use_w, use_b = seed % 2 == 0, seed in (0, 3)
+    arrays = [randn(shape, seed=seed, scale=2.0) + 3.0]
+    arrays += [randn(normalized, seed=10 + seed)] if use_w else []
+    arrays += [randn(normalized, seed=20 + seed)] if use_b else []
+
+    def call(lib, x, *rest):
+        w = rest[0] if use_w else None
+        b = rest[-1] if use_b else None
+        return lib.layer_norm(x, normalized, w, b, eps=1e-5)
+
+    check_op(lambda *a: call(F, *a), lambda *a: call(TF, *a), arrays, rtol=1e-4, atol=1e-4)
+
+
+def test_layer_norm_runs_on_onednn_and_takes_any_input_layout():
+    """One oneDNN layer_normalization node (no batch-norm/mul/add chain), on a transposed
+    (non-contiguous) input, on a convolution's blocked output, and with a large mean."""
+    x = phalanx.tensor(randn((3, 4, 5), seed=1), requires_grad=True)
+    y = F.layer_norm(x, (5,), phalanx.ones(5, requires_grad=True), phalanx.zeros(5))
+    assert y.grad_fn.name() == "NativeLayerNormBackward"
+    check_op(
+        lambda x: F.layer_norm(x.transpose(0, 2), (3,)),
+        lambda x: TF.layer_norm(x.transpose(0, 2), (3,)),
+        [randn((3, 4, 5), seed=2)],
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    conv_w = randn((8, 3, 3, 3), seed=3, scale=0.3)
+    check_op(
+        lambda x, w: F.layer_norm(F.conv2d(x, w, padding=1), (6, 6)),
+        lambda x, w: TF.layer_norm(TF.conv2d(x, w, padding=1), (6, 6)),
+        [randn((2, 3, 6, 6), seed=4), conv_w],
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    check_op(
+        lambda x: F.layer_norm(x, (16,)),
+        lambda x: TF.layer_norm(x, (16,)),
+        [randn((4, 16), seed=5) + 1000.0],
+        rtol=1e-3,
+        atol=1e-3,
+    )
+
+
 @pytest.mark.parametrize(
     "shape,groups",
     [
@@ -151,6 +262,39 @@ def test_group_norm(shape, groups, affine):
         rtol=1e-4,
         atol=1e-4,
     )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_group_norm_random_shapes(seed):
+    """Random batch (1 included), groups, channels per group and spatial ranks (1x1 maps)."""
+    rng = np.random.default_rng(100 + seed)
+    groups, per_group = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    spatial = tuple(int(v) for v in rng.integers(1, 5, size=int(rng.integers(0, 3))))
+    shape = (int(rng.integers(1, 4)), groups * per_group) + spatial
+    if per_group * math.prod(spatial) == 1:  # one value per group: PyTorch's 0, tested above
+        shape = shape + (2,)
+    arrays = [randn(shape, seed=seed, scale=2.0) - 1.0]
+    arrays += [randn(shape[1:2], seed=seed + 1), randn(shape[1:2], seed=seed + 2)]
+    check_op(
+        lambda x, w, b: F.group_norm(x, groups, w, b),
+        lambda x, w, b: TF.group_norm(x, groups, w, b),
+        arrays,
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_group_norm_uses_the_batch_norm_primitive():
+    """The (1, N * groups, values) view is plain; it must reach oneDNN's batch-norm primitive
+    (which goes through the primitive cache), forward and backward, not the direct loops."""
+    x = phalanx.tensor(randn((2, 6, 3, 3), seed=1), requires_grad=True)
+    before = phalanx._C._primitive_cache_stats()
+    y = F.group_norm(x, 3)
+    mid = phalanx._C._primitive_cache_stats()
+    assert mid["hits"] + mid["created"] > before["hits"] + before["created"]
+    y.sum().backward()
+    after = phalanx._C._primitive_cache_stats()
+    assert after["hits"] + after["created"] > mid["hits"] + mid["created"]
 
 
 def test_norm_modules_match_torch():

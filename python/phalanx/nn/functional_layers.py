@@ -5,10 +5,12 @@ binary, index_select, concatenation), so autograd differentiates it and nothing 
 elements in Python; the index tables of pad and interpolate are built with NumPy per shape.
 
 - conv1d is conv2d on a height-1 view.
-- conv_transpose2d is conv2d over the input with stride-1 zeros inserted between its
-  elements, padded by dilation * (kernel - 1) - padding, with the kernel flipped and its
-  in/out channels swapped: the textbook identity, exact in value and gradient.
-- layer_norm and group_norm are batch_norm (training statistics, no running ones) on a
+- conv_transpose2d is oneDNN's deconvolution (csrc/ops/conv_transpose.cc); only where oneDNN
+  refuses the geometry (output_padding >= stride + padding) is it conv2d over the input with
+  stride-1 zeros inserted between its elements, padded by dilation * (kernel - 1) - padding,
+  with the kernel flipped and its in/out channels swapped (exact in value and gradient).
+- layer_norm is oneDNN's layer_normalization (csrc/ops/layer_norm.cc), affine included.
+- group_norm is oneDNN's batch_norm primitive (training statistics, no running ones) on a
   (1, rows, values) view, each row one normalised group, then the per-channel affine.
 """
 
@@ -155,6 +157,17 @@ def conv_transpose2d(
                 f"{op}: output padding must be smaller than either stride or dilation, got "
                 f"output_padding={op_}, stride={s}, dilation={d}"
             )
+    if all(op_[i] < s[i] + p[i] for i in range(2)):
+        y = _nn.conv_transpose2d(x, weight, bias, s, p, op_, groups, d)
+    else:
+        y = _conv_transpose2d_by_conv2d(x, weight, bias, s, p, op_, groups, d)
+    return y.squeeze(0) if unbatched else y
+
+
+def _conv_transpose2d_by_conv2d(x, weight, bias, s, p, op_, groups, d):
+    """The one case oneDNN's deconvolution refuses (output_padding >= stride + padding, which
+    only a dilation > stride allows): conv2d over zero-inserted, padded input."""
+    c_in = weight.shape[0]
     k = weight.shape[2:]
     z = _insert_zeros(_insert_zeros(x, 2, s[0]), 3, s[1])
     edges = [d[i] * (k[i] - 1) - p[i] for i in range(2)]
@@ -166,19 +179,22 @@ def conv_transpose2d(
     w = w.index_select(2, _index(np.arange(k[0])[::-1])).index_select(
         3, _index(np.arange(k[1])[::-1])
     )
-    y = _nn.conv2d(z, w, bias, (1, 1), (0, 0), d, groups)
-    return y.squeeze(0) if unbatched else y
+    return _nn.conv2d(z, w, bias, (1, 1), (0, 0), d, groups)
 
 
 # ---- normalisation -----------------------------------------------------------------------------
 
 
 def _normalize_rows(x: Tensor, rows: int, size: int, eps: float) -> Tensor:
-    """Each of `rows` consecutive runs of `size` values scaled to mean 0, variance 1 (biased)."""
+    """Each of `rows` consecutive runs of `size` values scaled to mean 0, variance 1 (biased):
+    oneDNN's batch-norm primitive on the (1, rows, size) view, each row one channel (oneDNN
+    2.6 has no group_normalization). onednn_plain: the primitive even though the view is
+    plain, not the direct loops plain NCHW activations get."""
     if size == 1:  # one value is its own mean: 0, as PyTorch gives (and a zero gradient)
         return x * 0.0
     flat = x.reshape([1, rows, size])
-    return _nn.batch_norm(flat, None, None, None, None, True, 0.0, eps).reshape(list(x.shape))
+    y = _nn.batch_norm(flat, None, None, None, None, True, 0.0, eps, onednn_plain=True)
+    return y.reshape(list(x.shape))
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -196,17 +212,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
             raise ValueRuntimeError(
                 f"{op}: {name} of shape {list(t.shape)} must have normalized_shape {list(shape)}"
             )
-    size = math.prod(shape)
-    rows = input.numel() // size if size else 0
-    if input.numel() == 0:
-        y = input * 1.0
-    else:
-        y = _normalize_rows(input, rows, size, eps)
-    if weight is not None:
-        y = y * weight
-    if bias is not None:
-        y = y + bias
-    return y
+    return _nn.layer_norm(input, k, weight, bias, eps)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
