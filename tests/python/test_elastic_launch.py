@@ -7,8 +7,10 @@ import os
 import re
 
 import pytest
-from _elastic_job import HELPER, load, same_params
+from _elastic_job import HELPER, load, reference_run, same_params
 from _spawn import python_env, run_python
+
+from phalanx.distributed.emulate import PhoneCluster, missing_capability
 
 BOUND = 90  # seconds, start-up included
 
@@ -65,3 +67,29 @@ def test_elastic_options_are_checked_before_anything_starts(tmp_path):
             parse_args([*args, HELPER])
     args, specs = parse_args(["--elastic", "--nproc", "3", HELPER])
     assert (args.min_nproc, args.max_nproc, args.max_restarts) == (1, 3, 0)
+
+
+MISSING = missing_capability(memory=False)
+
+
+@pytest.mark.skipif(MISSING is not None, reason=f"no emulated phones: {MISSING}")
+def test_on_emulated_phones_survivors_continue_exactly(tmp_path):
+    """Three phones (network namespaces, 100 Mbit/s links) under `launch --hosts`: phone 2
+    dies mid-training, and the survivors end with the parameters of a two-rank run from the
+    committed state (run here, on loopback: the arithmetic is the same)."""
+    out = str(tmp_path)
+    argv = ["--steps", "16", "--commit-every", "2"]
+    with PhoneCluster(3, link="100mbit") as c:
+        job = c.launch(
+            HELPER,
+            [out, *argv, "--event", "kill:2:7"],
+            launch_args=["--elastic", "--env", "PHALANX_HEARTBEAT_INTERVAL=0.5"],
+        )
+        code = job.wait(timeout=BOUND)
+        text = job.stdout() + job.stderr()
+    assert code == 0, text
+    assert "lost members [2]" in text, text
+    finals = [load(os.path.join(out, f"final_m{m}.pkl")) for m in (0, 1)]
+    assert [f["world"] for f in finals] == [2, 2], text
+    ref = reference_run(out, os.path.join(out, "restored_g1_m0.pkl"), 2, argv, BOUND)
+    assert same_params(finals[0], ref), "survivors' parameters differ from the reference run"
