@@ -97,6 +97,8 @@ if args.reference:  # the non-elastic run from the committed state
             p_.copy_(phalanx.tensor(saved))
     opt.load_state_dict(_from_numpy(start["optimizer"]))
     opt.param_groups[0]["lr"] = start["lr"]
+    batch = start["sampler"]["global_batch_size"]  # smaller after a shrink
+    sampler = BalancedDistributedSampler(list(range(SAMPLES)), batch, shuffle=False)
     sampler.load_state_dict(start["sampler"])
     step = start["step"]
     it = batches()
