@@ -41,6 +41,16 @@ def test_kill_one_then_a_second_then_one_comes_back(tmp_path):
         assert not os.path.exists(os.path.join(out, f"final_m{m}.pkl"))
 
 
+def test_a_frozen_rank_left_behind_is_removed_when_the_job_completes(tmp_path):
+    train = [str(tmp_path), "--steps", "16", "--event", "stop:2:5"]
+    code, text = launch("--nproc", "3", train)
+    assert code == 0, text
+    assert "member 2 is not in the job's newest generation and the job completed" in text, text
+    assert "member 2: removed from the job (not in its newest generation)" in text, text
+    final = load(os.path.join(str(tmp_path), "final_m0.pkl"))
+    assert final["step"] == 16 and final["world"] == 2, text
+
+
 def test_below_min_nproc_the_launcher_reports_every_reason(tmp_path):
     train = [str(tmp_path), "--steps", "20", "--event", "kill:2:5"]
     code, text = launch("--nproc", "3", "--min-nproc", "3", train)

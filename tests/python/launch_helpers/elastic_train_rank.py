@@ -121,7 +121,9 @@ def train(state):
     while state.step < args.steps:
         how = events.pop((state.member, state.step), None)
         if how is not None:
-            print(f"member {state.member}: {how} at step {state.step}", flush=True)
+            print(
+                f"member {state.member}: {how} at step {state.step} t {time.time():.3f}", flush=True
+            )
             os.kill(os.getpid(), signal.SIGKILL if how == "kill" else signal.SIGSTOP)
         loss = one_step(next(it))
         state.step += 1
