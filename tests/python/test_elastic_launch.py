@@ -31,7 +31,7 @@ def test_kill_one_then_a_second_then_one_comes_back(tmp_path):
     code, text = launch("--nproc", "3", "--max-restarts", "1", "--restart-delay", "0.5", train)
     assert code == 0, text
     assert "lost members [2, 1], started members [3]" in text, text
-    assert "joiners admitted" in text, text
+    assert "joined [3]" in text, text
     finals = [load(os.path.join(out, f"final_m{m}.pkl")) for m in (0, 3)]
     assert [f["step"] for f in finals] == [steps, steps], text
     assert [f["world"] for f in finals] == [2, 2], text

@@ -140,18 +140,21 @@ def _next_generation(state: State, lost: list[int], floor: int, settle: float, a
                 "without the members that did not come\n"
             )
             before, gen, lost, admit = members, gen + 1, [], False
+    # Whether joiners came in is the seal's word, not this rank's path: a rank that failed
+    # in a collective and one that reached commit() may meet in the same generation.
+    joiners = [m for m in members if m not in before]
     state.generation, state.members = gen, members
     if dist.get_rank() == 0:
         _generation.publish_generation(st.store, gen)
-    if admit:  # the set-up collectives a joiner's new DistributedDataParallel runs
+    state.restore()  # local; after a commit that admitted joiners it changes nothing
+    if joiners:  # the set-up collectives a joiner's new DistributedDataParallel runs
         rebind = getattr(state.model, "_rebind_to_default_group", None)
         if rebind is not None:
             rebind(setup=True)
-    else:
-        state.restore()
     state.sync()
     state._take_snapshot()
-    why = "joiners admitted" if admit else f"lost members {lost}"
+    gone = [m for m in before if m not in members]
+    why = f"lost members {gone or lost}" + (f", joined {joiners}" if joiners else "")
     sys.stderr.write(
         f"phalanx elastic: member {state.member} is rank {dist.get_rank()} of "
         f"{dist.get_world_size()} in generation {gen} (members {members}; {why}; "
