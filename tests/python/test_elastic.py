@@ -54,7 +54,7 @@ def test_shrinking_the_global_batch_scales_the_learning_rate_and_stays_exact(tmp
 def test_frozen_rank_is_fenced_when_it_wakes(tmp_path):
     out = str(tmp_path)
     argv = ["--steps", str(STEPS), "--event", "stop:2:5", "--step-sleep", "0.15"]
-    with Job(out, 3, argv) as job:
+    with Job(out, 3, argv, hb_timeout="3") as job:
         restored = [os.path.join(out, f"restored_g1_m{m}.pkl") for m in (0, 1)]
         job.wait_for(lambda: all(map(os.path.exists, restored)), BOUND, "survivors re-formed")
         assert job.procs[0].poll() is None, "survivors should still be training"

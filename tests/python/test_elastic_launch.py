@@ -15,9 +15,12 @@ from phalanx.distributed.emulate import PhoneCluster, missing_capability
 BOUND = 90  # seconds, start-up included
 
 
-def launch(*args, timeout=BOUND):
+def launch(*args, timeout=BOUND, hb_timeout=10):
+    """`phalanx launch --elastic ARGS... HELPER TRAIN_ARGS` (the last argument, a list).
+    hb_timeout: the heartbeat timeout; short only where a frozen rank must be detected."""
     cmd = ["-m", "phalanx.distributed.launch", "--elastic", *args[:-1]]
-    cmd += ["--env", "PHALANX_HEARTBEAT_INTERVAL=0.5", "--env", "PHALANX_HEARTBEAT_TIMEOUT=3"]
+    cmd += ["--env", "PHALANX_HEARTBEAT_INTERVAL=0.5"]
+    cmd += ["--env", f"PHALANX_HEARTBEAT_TIMEOUT={hb_timeout}"]
     cmd += [HELPER, *args[-1]]
     done = run_python(cmd, env=python_env(), timeout=timeout)
     return done.returncode, done.stdout + done.stderr
@@ -43,7 +46,7 @@ def test_kill_one_then_a_second_then_one_comes_back(tmp_path):
 
 def test_a_frozen_rank_left_behind_is_removed_when_the_job_completes(tmp_path):
     train = [str(tmp_path), "--steps", "16", "--event", "stop:2:5"]
-    code, text = launch("--nproc", "3", train)
+    code, text = launch("--nproc", "3", train, hb_timeout=3)
     assert code == 0, text
     assert "member 2 is not in the job's newest generation and the job completed" in text, text
     assert "member 2: removed from the job (not in its newest generation)" in text, text
