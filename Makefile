@@ -193,3 +193,10 @@ bench-heterogeneous: build
 .PHONY: bench-spatial
 bench-spatial: build
 	$(PYTHON) benchmarks/spatial_bench.py $(SPATIAL_BENCH_ARGS)
+
+# Issue 15: elastic training's recovery times (SIGKILL -> first step, SIGSTOP -> first step,
+# rejoin stall) on 3 emulated phones (root) or, without them, local ranks; about 2 minutes.
+# ELASTIC_BENCH_ARGS="--where local --repeat 1" for a quick run.
+.PHONY: bench-elastic
+bench-elastic: build
+	$(PYTHON) benchmarks/elastic_bench.py $(ELASTIC_BENCH_ARGS)

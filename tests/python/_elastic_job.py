@@ -19,7 +19,10 @@ HELPER = os.path.join(HERE, "launch_helpers", "elastic_train_rank.py")
 
 
 class Job:
-    def __init__(self, out: str, world: int, argv: list[str], *, hb_timeout: str = "3", **env):
+    # A killed rank is detected by its closed connection whatever the timeout; only a frozen
+    # one needs a short timeout, and a long one keeps a loaded machine's late heartbeat from
+    # counting as a loss.
+    def __init__(self, out: str, world: int, argv: list[str], *, hb_timeout: str = "10", **env):
         import phalanx.distributed as dist
 
         self.out = out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
 from _elastic_job import Job, load, reference_run, same_params
 
 STEPS = 16
@@ -35,10 +36,25 @@ def test_killed_rank_survivors_continue_exactly(tmp_path):
     assert same_params(finals[0], ref), "survivors' parameters differ from the reference run"
 
 
+def test_shrinking_the_global_batch_scales_the_learning_rate_and_stays_exact(tmp_path):
+    out = str(tmp_path)
+    argv = ["--steps", str(STEPS), "--global-batch", "shrink"]
+    with Job(out, 3, [*argv, "--event", "kill:2:7"]) as job:
+        codes = job.finish(BOUND)
+        text = job.outputs()
+    assert codes[0] == 0 and codes[1] == 0, text
+    restored = load(os.path.join(out, "restored_g1_m0.pkl"))
+    assert restored["sampler"]["global_batch_size"] == 8, text  # 12 * 2/3
+    assert restored["lr"] == pytest.approx(0.05 * 8 / 12)
+    final = load(os.path.join(out, "final_m0.pkl"))
+    ref = reference_run(out, os.path.join(out, "restored_g1_m0.pkl"), 2, argv, BOUND)
+    assert same_params(final, ref), "survivors' parameters differ from the reference run"
+
+
 def test_frozen_rank_is_fenced_when_it_wakes(tmp_path):
     out = str(tmp_path)
     argv = ["--steps", str(STEPS), "--event", "stop:2:5", "--step-sleep", "0.15"]
-    with Job(out, 3, argv) as job:
+    with Job(out, 3, argv, hb_timeout="3") as job:
         restored = [os.path.join(out, f"restored_g1_m{m}.pkl") for m in (0, 1)]
         job.wait_for(lambda: all(map(os.path.exists, restored)), BOUND, "survivors re-formed")
         assert job.procs[0].poll() is None, "survivors should still be training"

@@ -97,6 +97,8 @@ if args.reference:  # the non-elastic run from the committed state
             p_.copy_(phalanx.tensor(saved))
     opt.load_state_dict(_from_numpy(start["optimizer"]))
     opt.param_groups[0]["lr"] = start["lr"]
+    batch = start["sampler"]["global_batch_size"]  # smaller after a shrink
+    sampler = BalancedDistributedSampler(list(range(SAMPLES)), batch, shuffle=False)
     sampler.load_state_dict(start["sampler"])
     step = start["step"]
     it = batches()
@@ -119,7 +121,9 @@ def train(state):
     while state.step < args.steps:
         how = events.pop((state.member, state.step), None)
         if how is not None:
-            print(f"member {state.member}: {how} at step {state.step}", flush=True)
+            print(
+                f"member {state.member}: {how} at step {state.step} t {time.time():.3f}", flush=True
+            )
             os.kill(os.getpid(), signal.SIGKILL if how == "kill" else signal.SIGSTOP)
         loss = one_step(next(it))
         state.step += 1

@@ -15,9 +15,11 @@ completed (exited 0) without the launcher having to stop it.
 from __future__ import annotations
 
 import dataclasses
+import signal
 import time
 
 from .plan import RankSpec
+from .procs import close, kill, killpg
 from .supervisor import Launcher
 
 
@@ -60,6 +62,7 @@ class ElasticLauncher(Launcher):
         self.reasons: dict[int, _LastLine] = {}
         self.lost: list[int] = []
         self.joined: list[int] = []
+        self.removed: set[int] = set()  # stale members killed at the end
 
     def rank_env(self, spec: RankSpec) -> dict[str, str]:
         env = super().rank_env(spec)
@@ -105,6 +108,8 @@ class ElasticLauncher(Launcher):
         if self.joined and not self._members_running():
             self.begin_stop("no member of the job's current generation is left", 1)
             return
+        if any(r.code == 0 for r in self.ranks):
+            self._remove_stale()
         due = [p for p in self.pending if p[0] <= now]
         for item in due:
             if running >= self.args.max_nproc:
@@ -120,16 +125,39 @@ class ElasticLauncher(Launcher):
             self.joined.append(spec.rank)
             self.info(f"started member {spec.rank} to join the job at its next commit")
 
-    def _members_running(self) -> bool:
-        """Whether a running process belongs to the job's newest generation; when only
-        replacements waiting to be admitted are left, nobody will ever admit them."""
+    def _remove_stale(self) -> None:
+        """Once the job completed on some rank, a process outside its newest generation (a
+        frozen rank the others left behind, a replacement never admitted) has nothing left
+        to do: killed (SIGKILL reaches a stopped process too), reported as removed."""
+        members = self._newest_members()
+        for r in self.ranks:
+            if r.code is None and r.signalled is None and r.spec.rank not in members:
+                r.signalled = "SIGKILL"
+                self.removed.add(r.spec.rank)
+                if r.remote:
+                    close(r.proc.stdin)
+                    kill(r.proc.pid, signal.SIGKILL)
+                else:
+                    killpg(r.proc.pid, signal.SIGKILL)
+                self.info(
+                    f"member {r.spec.rank} is not in the job's newest generation and the job "
+                    "completed: killed"
+                )
+
+    def _newest_members(self) -> set[int]:
         from ..elastic import _generation
 
         gen = _generation.current_generation(self.store)
-        members = (
-            set(range(len(self.specs))) if gen == 0 else set(_generation.sealed(self.store, gen))
-        )
-        members |= set(_generation.sealed(self.store, gen + 1) or [])
+        if gen == 0:
+            members = set(range(len(self.specs)))
+        else:
+            members = set(_generation.sealed(self.store, gen) or [])
+        return members | set(_generation.sealed(self.store, gen + 1) or [])
+
+    def _members_running(self) -> bool:
+        """Whether a running process belongs to the job's newest generation; when only
+        replacements waiting to be admitted are left, nobody will ever admit them."""
+        members = self._newest_members()
         return any(r.code is None and r.spec.rank in members for r in self.ranks)
 
     def waiting(self) -> bool:
@@ -161,6 +189,11 @@ class ElasticLauncher(Launcher):
     def _line(self, r) -> str:
         reason = self.reasons.get(r.spec.rank)
         last = reason.last if reason is not None else ""
+        if r.spec.rank in self.removed:
+            return (
+                f"member {r.spec.rank}: removed from the job (not in its newest generation), "
+                "killed by the launcher when the job completed"
+            )
         text = f"member {r.spec.rank}: {r.outcome(self.args.kill_timeout)}"
         # A process killed by a signal wrote no reason; its last line would mislead.
         return f"{text}: {last}" if last and r.code is not None and r.code > 0 else text

@@ -91,19 +91,27 @@ def run(func=None, *, global_batch: str = "keep", min_nproc: int | None = None, 
 def _lost_members(state: State, error: BaseException) -> list[int]:
     """The members this rank knows lost, once its watchdog names one (or the others already
     formed a newer generation). Re-raises `error` if no rank was lost: it was a bug or bad
-    input, not a failure to survive."""
+    input, not a failure to survive.
+
+    A lost rank surfaces as a RuntimeError (the group aborted, or Gloo's error after the
+    failure grace, by which time the watchdog has normally named the rank), a TimeoutError or
+    an OSError; anything else is the user's own error and is raised at once. The short wait
+    covers a Gloo error that beat the watchdog's next heartbeat."""
+    if not isinstance(error, (RuntimeError, TimeoutError, OSError)):
+        raise error
     st = dist._require_init()
-    interval, timeout = st.heartbeat
-    deadline = time.monotonic() + timeout + 2 * interval + 1.0
-    while time.monotonic() < deadline:
+    interval, _ = st.heartbeat
+    deadline = time.monotonic() + 2 * interval + 1.0
+    while True:
         failure = st.watchdog.failure
         if failure:
             ranks = _generation.lost_ranks(failure)
             return [state.members[r] for r in ranks if 0 <= r < len(state.members)]
         if _generation.sealed(st.store, state.generation + 1) is not None:
             return []
+        if time.monotonic() > deadline:
+            raise error
         time.sleep(0.05)
-    raise error
 
 
 def _next_generation(state: State, lost: list[int], floor: int, settle: float, admit: bool):
@@ -132,18 +140,21 @@ def _next_generation(state: State, lost: list[int], floor: int, settle: float, a
                 "without the members that did not come\n"
             )
             before, gen, lost, admit = members, gen + 1, [], False
+    # Whether joiners came in is the seal's word, not this rank's path: a rank that failed
+    # in a collective and one that reached commit() may meet in the same generation.
+    joiners = [m for m in members if m not in before]
     state.generation, state.members = gen, members
     if dist.get_rank() == 0:
         _generation.publish_generation(st.store, gen)
-    if admit:  # the set-up collectives a joiner's new DistributedDataParallel runs
+    state.restore()  # local; after a commit that admitted joiners it changes nothing
+    if joiners:  # the set-up collectives a joiner's new DistributedDataParallel runs
         rebind = getattr(state.model, "_rebind_to_default_group", None)
         if rebind is not None:
             rebind(setup=True)
-    else:
-        state.restore()
     state.sync()
     state._take_snapshot()
-    why = "joiners admitted" if admit else f"lost members {lost}"
+    gone = [m for m in before if m not in members]
+    why = f"lost members {gone or lost}" + (f", joined {joiners}" if joiners else "")
     sys.stderr.write(
         f"phalanx elastic: member {state.member} is rank {dist.get_rank()} of "
         f"{dist.get_world_size()} in generation {gen} (members {members}; {why}; "
