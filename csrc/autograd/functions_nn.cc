@@ -24,6 +24,24 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
   return out;
 }
 
+Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& bias,
+                   const ops::Conv2dParams& params) {
+  ops::Conv2dParams p = params;
+  p.cache_weight = !(grad_enabled() && w.requires_grad());
+  p.relu = true;
+  Tensor out = ops::conv2d_forward(x, w, bias, p);
+  const bool has_bias = bias.defined();
+  // The output is saved (as ReLU saves it): it is the mask, and the next layer keeps it anyway.
+  record("ConvolutionReluBackward", {out}, {x, w, bias}, {x, w, out},
+         [p, has_bias](const BackwardContext& c) {
+           Tensor dy = ops::activation_backward(ops::Activation::Relu, c.grad(), c.saved[2]);
+           auto g = ops::conv2d_backward(dy, c.saved[0], c.saved[1], has_bias, p,
+                                         {c.need(0), c.need(1), c.need(2)});
+           return TensorList{g.dx, g.dw, g.db};
+         });
+  return out;
+}
+
 static Tensor linear2d(const Tensor& x, const Tensor& w, const Tensor& bias) {
   Tensor out = ops::linear_forward(x, w, bias);
   const bool has_bias = bias.defined();
