@@ -2,6 +2,7 @@
 #include "autograd/grad_mode.h"
 #include "core/factory.h"
 #include "ops/batch_norm.h"
+#include "ops/finite.h"
 #include "ops/linear.h"
 #include "ops/softmax.h"
 
@@ -95,8 +96,10 @@ Tensor batch_norm_relu(const Tensor& x, const Tensor& running_mean, const Tensor
                        const Tensor& weight, const Tensor& bias, bool training, double momentum,
                        double eps) {
   // oneDNN fuses only on a blocked input (a convolution's output), with weight and bias
-  // together or neither; anything else is the two ops one after the other.
-  if (!x.is_blocked() || x.dim() != 4 || x.numel() == 0 || weight.defined() != bias.defined())
+  // together or neither; anything else is the two ops one after the other. So is a
+  // non-finite input: fuse_norm_relu maps NaN to 0, where ReLU keeps it (as PyTorch).
+  if (!x.is_blocked() || x.dim() != 4 || x.numel() == 0 || weight.defined() != bias.defined() ||
+      !ops::all_finite({x, running_mean, running_var, weight, bias}))
     return activation_(
         ops::Activation::Relu,
         batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps), 0.f);

@@ -139,7 +139,7 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
   // oneDNN's ReLU post-op maps NaN to 0, where ReLU (ops/activation.cc) keeps it as PyTorch
   // does. Finite inputs give no NaN (short of an overflow to inf - inf inside one sum), so a
   // non-finite input takes the convolution and the ReLU in turn: the two paths agree exactly.
-  const bool fuse = p.relu && all_finite(x) && all_finite(w) && all_finite(bias);
+  const bool fuse = p.relu && all_finite({x, w, bias});
   auto e = forward_entry(s, bias.defined(), dnnl::prop_kind::forward_training, fuse);
   x = reorder_to(x, e->pd.src_desc(), ReorderKind::Data);
   Tensor wb = reorder_weight(w, s.wei_shape, e->pd.weights_desc(), p.cache_weight);

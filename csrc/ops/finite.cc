@@ -9,8 +9,7 @@ namespace phalanx::ops {
 
 bool all_finite(const Tensor& t) {
   if (!t.defined() || t.numel() == 0) return true;
-  PHX_CHECK(t.dtype() == DType::Float32 && (t.is_blocked() || t.is_contiguous()), ValueError,
-            "all_finite: expected a dense float32 tensor, got ", t.describe());
+  if (t.dtype() != DType::Float32 || !(t.is_blocked() || t.is_contiguous())) return false;
   const int64_t n = t.is_blocked()
                         ? static_cast<int64_t>(dnnl_util::desc_of(t).get_size() / sizeof(float))
                         : t.numel();
@@ -25,6 +24,12 @@ bool all_finite(const Tensor& t) {
     any |= static_cast<uint32_t>((bits & kExponent) == kExponent);
   }
   return any == 0;
+}
+
+bool all_finite(std::initializer_list<Tensor> ts) {
+  for (const Tensor& t : ts)
+    if (!all_finite(t)) return false;
+  return true;
 }
 
 }  // namespace phalanx::ops
