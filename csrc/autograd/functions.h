@@ -55,6 +55,10 @@ void fill_(const Tensor& self, double value);
 
 // ---- neural-network ops (functions_nn.cc) ------------------------------------------------
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const ops::Conv2dParams& p);
+// relu(conv2d(x)): one oneDNN pass (a ReLU post-op), exact against the two ops in turn; the
+// backward masks the gradient by the saved output, as ReLU's backward does.
+Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& bias,
+                   const ops::Conv2dParams& p);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum,

@@ -2,6 +2,7 @@
 #include "autograd/grad_mode.h"
 #include "core/factory.h"
 #include "ops/batch_norm.h"
+#include "ops/finite.h"
 #include "ops/linear.h"
 #include "ops/softmax.h"
 
@@ -18,6 +19,24 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
   record("ConvolutionBackward", {out}, {x, w, bias}, {x, w},
          [p, has_bias](const BackwardContext& c) {
            auto g = ops::conv2d_backward(c.grad(), c.saved[0], c.saved[1], has_bias, p,
+                                         {c.need(0), c.need(1), c.need(2)});
+           return TensorList{g.dx, g.dw, g.db};
+         });
+  return out;
+}
+
+Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& bias,
+                   const ops::Conv2dParams& params) {
+  ops::Conv2dParams p = params;
+  p.cache_weight = !(grad_enabled() && w.requires_grad());
+  p.relu = true;
+  Tensor out = ops::conv2d_forward(x, w, bias, p);
+  const bool has_bias = bias.defined();
+  // The output is saved (as ReLU saves it): it is the mask, and the next layer keeps it anyway.
+  record("ConvolutionReluBackward", {out}, {x, w, bias}, {x, w, out},
+         [p, has_bias](const BackwardContext& c) {
+           Tensor dy = ops::activation_backward(ops::Activation::Relu, c.grad(), c.saved[2]);
+           auto g = ops::conv2d_backward(dy, c.saved[0], c.saved[1], has_bias, p,
                                          {c.need(0), c.need(1), c.need(2)});
            return TensorList{g.dx, g.dw, g.db};
          });
@@ -78,8 +97,10 @@ Tensor batch_norm_relu(const Tensor& x, const Tensor& running_mean, const Tensor
                        const Tensor& weight, const Tensor& bias, bool training, double momentum,
                        double eps) {
   // oneDNN fuses only on a blocked input (a convolution's output), with weight and bias
-  // together or neither; anything else is the two ops one after the other.
-  if (!x.is_blocked() || x.dim() != 4 || x.numel() == 0 || weight.defined() != bias.defined())
+  // together or neither; anything else is the two ops one after the other. So is a
+  // non-finite input: fuse_norm_relu maps NaN to 0, where ReLU keeps it (as PyTorch).
+  if (!x.is_blocked() || x.dim() != 4 || x.numel() == 0 || weight.defined() != bias.defined() ||
+      !ops::all_finite({x, running_mean, running_var, weight, bias}))
     return activation_(
         ops::Activation::Relu,
         batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps), 0.f);

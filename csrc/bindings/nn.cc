@@ -16,17 +16,23 @@ static Tensor opt(py::handle t) {
   return t.is_none() ? Tensor() : t.cast<Tensor>();
 }
 
+static ops::Conv2dParams conv_params(py::handle stride, py::handle padding, py::handle dilation,
+                                     int64_t groups) {
+  ops::Conv2dParams p;
+  p.stride = pair(stride, "stride");
+  p.padding = pair(padding, "padding");
+  p.dilation = pair(dilation, "dilation");
+  p.groups = groups;
+  return p;
+}
+
 void init_nn(py::module_& parent) {
   py::module_ m = parent.def_submodule("nn", "neural-network ops");
   // The largest stride, padding, dilation or kernel size (the modules check it when built).
   m.attr("max_window_arg") = ops::kMaxWindowArg;
   m.def("conv2d", [](const Tensor& x, const Tensor& w, py::object bias, py::object stride,
                      py::object padding, py::object dilation, int64_t groups) {
-    ops::Conv2dParams p;
-    p.stride = pair(stride, "stride");
-    p.padding = pair(padding, "padding");
-    p.dilation = pair(dilation, "dilation");
-    p.groups = groups;
+    ops::Conv2dParams p = conv_params(stride, padding, dilation, groups);
     Tensor b = opt(bias);
     py::gil_scoped_release compute;  // lets data-loading threads run meanwhile
     return ag::conv2d(x, w, b, p);
@@ -44,6 +50,14 @@ void init_nn(py::module_& parent) {
           py::gil_scoped_release compute;
           return ag::conv_transpose2d(x, w, b, p);
         });
+  // relu(conv2d(...)) in one oneDNN pass (autograd::conv2d_relu)
+  m.def("conv2d_relu", [](const Tensor& x, const Tensor& w, py::object bias, py::object stride,
+                          py::object padding, py::object dilation, int64_t groups) {
+    ops::Conv2dParams p = conv_params(stride, padding, dilation, groups);
+    Tensor b = opt(bias);
+    py::gil_scoped_release compute;
+    return ag::conv2d_relu(x, w, b, p);
+  });
   m.def("linear", [](const Tensor& x, const Tensor& w, py::object bias) {
     Tensor b = opt(bias);
     py::gil_scoped_release compute;

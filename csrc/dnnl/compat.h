@@ -35,6 +35,24 @@ inline const dnnl::primitive_attr& user_scratchpad() {
   return attr;
 }
 
+// user_scratchpad() plus a ReLU applied to the output in the same pass (a post-op): the
+// convolution + ReLU fusion of ops/conv.cc.
+inline const dnnl::primitive_attr& user_scratchpad_relu() {
+  static const dnnl::primitive_attr attr = [] {
+    dnnl::primitive_attr a;
+    a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::post_ops ops;
+#if PHX_DNNL_V3
+    ops.append_eltwise(algorithm::eltwise_relu, 0.f, 0.f);
+#else
+    ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+#endif
+    a.set_post_ops(ops);
+    return a;
+  }();
+  return attr;
+}
+
 // The scratchpad a primitive made with user_scratchpad() needs (a zero-size desc: none).
 inline memory::desc scratchpad_desc(const dnnl::primitive& p) {
 #if PHX_DNNL_V3
@@ -107,17 +125,18 @@ inline std::string md_key(const memory::desc& md) {
 inline dnnl::convolution_forward::primitive_desc conv_fwd(
     const engine& e, prop_kind prop, const memory::desc& src, const memory::desc& wei,
     const memory::desc* bias, const memory::desc& dst, const memory::dims& strides,
-    const memory::dims& dilates, const memory::dims& pl, const memory::dims& pr) {
+    const memory::dims& dilates, const memory::dims& pl, const memory::dims& pr,
+    const dnnl::primitive_attr& attr = user_scratchpad()) {
   const memory::desc no_bias;
 #if PHX_DNNL_V3
   return {e,   prop,    algorithm::convolution_direct,
           src, wei,     bias ? *bias : no_bias,
           dst, strides, dilates,
-          pl,  pr,      user_scratchpad()};
+          pl,  pr,      attr};
 #else
   dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, src, wei,
                                     bias ? *bias : no_bias, dst, strides, dilates, pl, pr);
-  return {d, user_scratchpad(), e};
+  return {d, attr, e};
 #endif
 }
 

@@ -116,18 +116,30 @@ void piecewise_forward(Activation kind, float alpha, const float* x, float* y, i
 // unless x > 0. So a NaN passes the gradient through (relu, relu6) or scales it (leaky_relu).
 void piecewise_backward(Activation kind, float alpha, const float* s, const float* dy, float* dx,
                         int64_t n) {
+  // dy[i] is read unconditionally: a load under the condition would keep the compiler from
+  // turning the branch into a vector select, and a data-dependent branch on a ReLU mask is
+  // mispredicted half the time (the scalar loop took a fifth of a LeNet-5 training step).
   switch (kind) {
     case Activation::Relu:
-#pragma omp parallel for if (n > 32768)
-      for (int64_t i = 0; i < n; ++i) dx[i] = s[i] <= 0.f ? 0.f : dy[i];
+#pragma omp parallel for simd if (n > 32768)
+      for (int64_t i = 0; i < n; ++i) {
+        const float g = dy[i];
+        dx[i] = s[i] <= 0.f ? 0.f : g;
+      }
       return;
     case Activation::Relu6:
-#pragma omp parallel for if (n > 32768)
-      for (int64_t i = 0; i < n; ++i) dx[i] = (s[i] <= 0.f || s[i] >= 6.f) ? 0.f : dy[i];
+#pragma omp parallel for simd if (n > 32768)
+      for (int64_t i = 0; i < n; ++i) {
+        const float g = dy[i];
+        dx[i] = (s[i] <= 0.f || s[i] >= 6.f) ? 0.f : g;
+      }
       return;
     default:  // leaky_relu
-#pragma omp parallel for if (n > 32768)
-      for (int64_t i = 0; i < n; ++i) dx[i] = s[i] > 0.f ? dy[i] : dy[i] * alpha;
+#pragma omp parallel for simd if (n > 32768)
+      for (int64_t i = 0; i < n; ++i) {
+        const float g = dy[i];
+        dx[i] = s[i] > 0.f ? g : g * alpha;
+      }
       return;
   }
 }

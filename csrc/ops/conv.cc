@@ -9,6 +9,8 @@
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
 #include "dnnl/weight_cache.h"
+#include "ops/activation.h"
+#include "ops/finite.h"
 #include "ops/window_args.h"
 #include "ops/zero_size.h"
 
@@ -94,12 +96,15 @@ struct FwdEntry {
   memory::desc src, dst;
 };
 
-std::shared_ptr<FwdEntry> forward_entry(const ConvSetup& s, bool bias, dnnl::prop_kind prop) {
+// relu: the primitive applies a ReLU post-op to its output.
+std::shared_ptr<FwdEntry> forward_entry(const ConvSetup& s, bool bias, dnnl::prop_kind prop,
+                                        bool relu) {
   return PrimitiveCache::global().get_or_create<FwdEntry>(
-      cache_key("conv_fwd", s.key, bias, static_cast<int>(prop)), [&] {
+      cache_key("conv_fwd", s.key, bias, static_cast<int>(prop), relu), [&] {
         auto make = [&](const memory::desc& src, const memory::desc& dst) {
-          return compat::conv_fwd(cpu_engine(), prop, src, s.wei, bias ? &s.bias : nullptr, dst,
-                                  s.strides, s.dilates, s.pl, s.pr);
+          return compat::conv_fwd(
+              cpu_engine(), prop, src, s.wei, bias ? &s.bias : nullptr, dst, s.strides, s.dilates,
+              s.pl, s.pr, relu ? compat::user_scratchpad_relu() : compat::user_scratchpad());
         };
         auto pd = make(s.src, s.dst);
         memory::desc src = s.src, dst = s.dst;
@@ -131,7 +136,11 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
   }
   // oneDNN makes no primitive for an empty batch (or spatial extent): the output is empty.
   if (has_no_elements(x)) return Tensor::empty({s.N, s.OC, s.h.out, s.w.out});
-  auto e = forward_entry(s, bias.defined(), dnnl::prop_kind::forward_training);
+  // oneDNN's ReLU post-op maps NaN to 0, where ReLU (ops/activation.cc) keeps it as PyTorch
+  // does. Finite inputs give no NaN (short of an overflow to inf - inf inside one sum), so a
+  // non-finite input takes the convolution and the ReLU in turn: the two paths agree exactly.
+  const bool fuse = p.relu && all_finite({x, w, bias});
+  auto e = forward_entry(s, bias.defined(), dnnl::prop_kind::forward_training, fuse);
   x = reorder_to(x, e->pd.src_desc(), ReorderKind::Data);
   Tensor wb = reorder_weight(w, s.wei_shape, e->pd.weights_desc(), p.cache_weight);
   Tensor y = empty_like_desc({s.N, s.OC, s.h.out, s.w.out}, e->pd.dst_desc());
@@ -140,6 +149,7 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
                                        {DNNL_ARG_DST, memory_of(y, e->pd.dst_desc())}};
   if (bias.defined()) args[DNNL_ARG_BIAS] = plain_memory(bias, s.bias);
   execute(e->prim, std::move(args));
+  if (p.relu && !fuse) activation_forward_in_place(Activation::Relu, y);
   return y;
 }
 
@@ -152,7 +162,7 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
   if (has_no_elements(x))  // no samples: every weight/bias gradient is a sum over nothing
     return {zero_grad_if(need[0], x.sizes()), zero_grad_if(need[1], w.sizes()),
             zero_grad_if(need[2] && has_bias, {s.OC})};
-  auto fwd = forward_entry(s, has_bias, dnnl::prop_kind::forward_training);
+  auto fwd = forward_entry(s, has_bias, dnnl::prop_kind::forward_training, p.relu);
   Conv2dGrads g;
   if (need[0]) {
     auto e = cached<dnnl::convolution_backward_data>(cache_key("conv_bwd_data", s.key), [&] {

@@ -12,6 +12,9 @@ struct Conv2dParams {
   // Keep the weight's blocked copies on its storage for reuse while it is unchanged (see
   // dnnl/weight_cache.h). Off where the weight is about to change anyway (training it).
   bool cache_weight = false;
+  // Forward: y = relu(conv(x)) in the same pass (a oneDNN post-op), equal to the two ops in
+  // turn, NaN included.
+  bool relu = false;
 };
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);
@@ -19,6 +22,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
 struct Conv2dGrads {
   Tensor dx, dw, db;
 };
+// With p.relu, dy must already be masked by the ReLU (autograd::conv2d_relu does it).
 Conv2dGrads conv2d_backward(const Tensor& dy, const Tensor& x, const Tensor& w, bool has_bias,
                             const Conv2dParams& p, std::array<bool, 3> need);
 

@@ -102,3 +102,27 @@ def test_resnet_blocks_fuse_exactly():
         results.append(snapshot(model, *run(model, x, phalanx)))
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("where", ["input", "running_var"])
+def test_nan_reaches_the_output_as_unfused(train, where):
+    """fuse_norm_relu maps NaN to 0 where ReLU keeps it: a non-finite input (or statistic)
+    runs batch norm and ReLU in turn, so a NaN pixel still reaches the loss."""
+    x = randn((2, 3, 6, 6), seed=6)
+    if where == "input":
+        x[0, 0, 2, 2] = np.nan
+    results = []
+    for fuse in (True, False):
+        phalanx.manual_seed(0)
+        model = conv_bn_relu(phalanx, train)
+        if where == "running_var":
+            with phalanx.no_grad():
+                model[1].running_var.fill_(float("nan"))
+        if not fuse:
+            unfused(model)
+        results.append(snapshot(model, *run(model, x, phalanx)))
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+    if where == "input" or not train:  # training normalises with the batch's statistics
+        assert np.isnan(results[0][0]).any()

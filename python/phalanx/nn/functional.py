@@ -42,10 +42,19 @@ def _batched(input: Tensor, op: str, dims: int = 4) -> tuple[Tensor, bool]:
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv2d(_nn.conv2d, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """relu(conv2d(...)) in one oneDNN pass, exact against the two (nn.Conv2d's fusion)."""
+    return _conv2d(_nn.conv2d_relu, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv2d(op, input, weight, bias, stride, padding, dilation, groups):
     if isinstance(padding, str):
         raise ValueError(f"conv2d: string padding '{padding}' is not supported; give ints")
     x, unbatched = _batched(input, "conv2d")
-    y = _nn.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    y = op(x, weight, bias, stride, padding, dilation, groups)
     return y.squeeze(0) if unbatched else y
 
 

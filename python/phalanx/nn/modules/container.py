@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from .activation import ReLU
 from .batchnorm import _BatchNorm, bn_relu
+from .conv import Conv2d, conv_relu
 from .module import Module, _addindent
 
 
@@ -96,13 +97,17 @@ class Sequential(_Positional):
         self.add_module(key, module)
 
     def forward(self, input):
-        # A batch norm followed by a ReLU runs as one fused op (batchnorm.bn_relu)
+        # A batch norm or a convolution followed by a ReLU runs as one fused op
+        # (batchnorm.bn_relu, conv.conv_relu)
         modules = tuple(self._modules.values())
         i, n = 0, len(modules)
         while i < n:
             module = modules[i]
-            if i + 1 < n and isinstance(module, _BatchNorm) and type(modules[i + 1]) is ReLU:
+            if i + 1 < n and type(modules[i + 1]) is ReLU and isinstance(module, _BatchNorm):
                 input = bn_relu(module, modules[i + 1], input)
+                i += 2
+            elif i + 1 < n and type(modules[i + 1]) is ReLU and type(module) is Conv2d:
+                input = conv_relu(module, modules[i + 1], input)
                 i += 2
             else:
                 input = module(input)

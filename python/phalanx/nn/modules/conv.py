@@ -105,7 +105,14 @@ class Conv2d(Module):
         return self.padding
 
     def forward(self, input):
-        return F.conv2d(
+        return self._forward(F.conv2d, input)
+
+    def _forward_relu(self, input):
+        """relu(self(input)) in one oneDNN pass (see conv_relu)."""
+        return self._forward(F._conv2d_relu, input)
+
+    def _forward(self, conv, input):
+        return conv(
             input,
             self.weight,
             self.bias,
@@ -127,3 +134,15 @@ class Conv2d(Module):
         if self.bias is None:
             s += ", bias=False"
         return s
+
+
+def conv_relu(conv, relu, input):
+    """relu(conv(input)) for a Conv2d followed by a ReLU module: one oneDNN pass (a ReLU
+    post-op) when neither has hooks (they would see no intermediate value), else the two
+    modules called in turn. Exact against the two: the same sums, the same mask (NaN kept)."""
+    from .activation import ReLU
+    from .batchnorm import _plain_module
+
+    if type(conv) is Conv2d and type(relu) is ReLU and _plain_module(conv) and _plain_module(relu):
+        return conv._forward_relu(input)
+    return relu(conv(input))
