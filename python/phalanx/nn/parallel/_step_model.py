@@ -26,8 +26,8 @@ import statistics
 __all__ = ["StepModel", "fit_step_time", "minimax_shares", "predicted_step", "worth_changing"]
 
 MIN_SPREAD = 0.2  # smallest batch at most 80% of the largest for a slope to be fitted
-NOISE_SIGMAS = 3.0  # a gain must exceed this many standard errors of the noisiest rank's line
-MAX_MARGIN = 0.4  # ... but a gain of 40% of the step is never called noise
+NOISE_SIGMAS = 2.5  # a gain must exceed this many standard errors of the noisiest rank's line
+MAX_MARGIN = 0.3  # ... but a gain of 30% of the step is never called noise
 
 
 def fit_step_time(steps, prior=None) -> tuple[float, float, bool]:
@@ -119,7 +119,7 @@ def worth_changing(current, proposal, fixed, per_sample, noise, hysteresis, wind
     plus what measurement noise alone could show: NOISE_SIGMAS standard errors of the
     noisiest rank's line (its steps' relative scatter `noise` over sqrt(window) steps),
     at most MAX_MARGIN. On a quiet phone the hysteresis decides; on a machine whose other
-    jobs jitter every step by 30%, a 10% "gain" is noise and equal ranks keep equal shares."""
+    jobs jitter every step by 25%, a 10% "gain" is noise and equal ranks keep equal shares."""
     if proposal == current:
         return False
     margin = min(hysteresis + NOISE_SIGMAS * max(noise) / math.sqrt(window), MAX_MARGIN)
