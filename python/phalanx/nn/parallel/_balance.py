@@ -18,8 +18,9 @@ computes the same shares from them, deterministically, and schedules them in its
 the first step no rank has drawn yet. Every `interval` steps (or at once when a rank's clock
 or temperature hints at throttling) a proposal is computed: the integer shares that minimise
 the slowest rank's predicted step time, `max_r fixed_r + per_sample_r * share_r`. It is
-adopted only if that prediction is at least `hysteresis` shorter than the current shares'
-(same model) at two evaluations in a row (one slow stretch of an OS scheduler is not a
+adopted only if that prediction is shorter than the current shares' (same model) by at
+least `hysteresis` plus a margin for the measured noise of the step times, at two
+evaluations in a row (one slow stretch of an OS scheduler is not a
 slower phone), so noise on equal ranks does not churn the shares.
 
 The run-time weighting of the wimpy-smartphone-nodes paper uses the same measurements: equal
@@ -38,7 +39,7 @@ import numpy as np
 
 from ... import _C
 from ... import distributed as dist
-from ._step_model import StepModel, minimax_shares, predicted_step
+from ._step_model import StepModel, minimax_shares, worth_changing
 from ._telemetry import Telemetry
 
 __all__ = ["Balancer", "proportional_shares"]
@@ -48,6 +49,7 @@ __all__ = ["Balancer", "proportional_shares"]
 _FIELDS = (
     "fixed",
     "per_sample",
+    "noise",
     "step_time",
     "local_batch",
     "drawn",
@@ -159,6 +161,7 @@ class Balancer:
         self.world_size = world_size
         self.rank = rank
         self.interval = interval
+        self.window = window
         self.hysteresis = float(hysteresis)
         self.warmup = warmup
         self.cap = max_samples_per_rank
@@ -203,6 +206,7 @@ class Balancer:
         values = {
             "fixed": est[0] if est is not None else _NONE,
             "per_sample": est[1] if est is not None else _NONE,
+            "noise": self._model.noise(),
             "step_time": self.step_times[self.rank] or _NONE,
             "local_batch": float(self._local),
             "drawn": float(self.sampler.steps_drawn) if self.sampler is not None else 0.0,
@@ -302,9 +306,13 @@ class Balancer:
         if measured:
             fixed, per_sample = col["fixed"].tolist(), col["per_sample"].tolist()
             proposal = minimax_shares(fixed, per_sample, total, caps)
-            better = proposal != current and predicted_step(proposal, fixed, per_sample) <= (
-                1.0 - self.hysteresis
-            ) * predicted_step(current, fixed, per_sample)
+            # A clock that moved is a measurement, not timing noise: after a hint only the
+            # hysteresis stands between the readings and a change.
+            hinted = bool(np.any(col["hint"] > 0))
+            noise = [0.0] * self.world_size if hinted else col["noise"].tolist()
+            better = worth_changing(
+                current, proposal, fixed, per_sample, noise, self.hysteresis, self.window
+            )
         else:  # only a cap to enforce: equal shares within the caps
             proposal = proportional_shares([1.0] * self.world_size, total, caps)
             better = False

@@ -20,11 +20,14 @@ them, so a fit is available exactly when it matters: after a move, to judge the 
 from __future__ import annotations
 
 import heapq
+import math
 import statistics
 
-__all__ = ["StepModel", "fit_step_time", "minimax_shares", "predicted_step"]
+__all__ = ["StepModel", "fit_step_time", "minimax_shares", "predicted_step", "worth_changing"]
 
 MIN_SPREAD = 0.2  # smallest batch at most 80% of the largest for a slope to be fitted
+NOISE_SIGMAS = 2.5  # a gain must exceed this many standard errors of the noisiest rank's line
+MAX_MARGIN = 0.3  # ... but a gain of 30% of the step is never called noise
 
 
 def fit_step_time(steps, prior=None) -> tuple[float, float, bool]:
@@ -75,6 +78,14 @@ class StepModel:
         """(fixed, per_sample) or None before the first step."""
         return self._line
 
+    def noise(self) -> float:
+        """How far a single step strays from the line: the median of |time / line - 1| over
+        the window (0 with fewer than 3 steps, too few to tell)."""
+        if self._line is None or len(self.steps) < 3:
+            return 0.0
+        a, b = self._line
+        return statistics.median(abs(t / (a + b * n) - 1.0) for t, n in self.steps)
+
 
 def predicted_step(shares, fixed, per_sample) -> float:
     """The step time `shares` would give: the slowest rank's `fixed + per_sample * share`."""
@@ -101,3 +112,16 @@ def minimax_shares(fixed, per_sample, total: int, caps) -> list[int]:
         if shares[r] < caps[r]:
             heapq.heappush(heap, (fixed[r] + per_sample[r] * (shares[r] + 1), r))
     return shares
+
+
+def worth_changing(current, proposal, fixed, per_sample, noise, hysteresis, window) -> bool:
+    """Whether `proposal` predicts a step shorter than `current` by more than the hysteresis
+    plus what measurement noise alone could show: NOISE_SIGMAS standard errors of the
+    noisiest rank's line (its steps' relative scatter `noise` over sqrt(window) steps),
+    at most MAX_MARGIN. On a quiet phone the hysteresis decides; on a machine whose other
+    jobs jitter every step by 25%, a 10% "gain" is noise and equal ranks keep equal shares."""
+    if proposal == current:
+        return False
+    margin = min(hysteresis + NOISE_SIGMAS * max(noise) / math.sqrt(window), MAX_MARGIN)
+    new = predicted_step(proposal, fixed, per_sample)
+    return new <= (1.0 - margin) * predicted_step(current, fixed, per_sample)
