@@ -141,6 +141,27 @@ def variants_table(args, world=138, groups=6) -> str:
     return "\n".join(lines)
 
 
+def wifi_table(args, world=30) -> str:
+    lines = [
+        f"| model | {world} phones on one Wi-Fi channel | step s | images/s | efficiency |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name in MODELS:
+        prof = profile(name, args)
+        big = profile(name, argparse.Namespace(**{**vars(args), "batch": 4 * args.batch}))
+        for label, p, kw in (
+            (f"batch {args.batch}/phone", prof, {}),
+            (f"batch {args.batch}/phone, fp16 compression", prof, {"compression": 0.5}),
+            (f"batch {4 * args.batch}/phone, fp16 compression", big, {"compression": 0.5}),
+        ):
+            est = pm.step_time(p, world, wifi(world, args), **kw)
+            lines.append(
+                f"| {name} | {label} | {est.step_s:.1f} | {est.images_per_s:.0f} | "
+                f"{est.scaling_efficiency:.0%} |"
+            )
+    return "\n".join(lines)
+
+
 def saturation(args) -> str:
     """Where adding phones stops paying: the first N at which efficiency falls below 50%."""
     lines = [
@@ -185,6 +206,8 @@ def main(argv=None) -> int:
     print(scaling_table(args))
     print("\n#### Where scaling saturates\n")
     print(saturation(args))
+    print("\n#### 30 phones on Wi-Fi\n")
+    print(wifi_table(args))
     print("\n#### 138 phones: compression, switches, stragglers\n")
     print(variants_table(args))
     r50 = pm.step_time(profile("ResNet-50", args), 138, wired("1gbit", args))
