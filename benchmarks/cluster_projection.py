@@ -103,15 +103,18 @@ def variants_table(args, world=138, groups=6) -> str:
     ]
     link = wired("1gbit", args)
     slow_up = wired("1gbit", args)
-    fast_up = wired("10gbit", args)
     for name in MODELS:
         prof = profile(name, args)
         rows = [
             ("one switch, auto (bcube)", {}),
             ("one switch, fp16 compression", {"compression": 0.5}),
             (
-                f"{groups} switches x {k}, 1 Gbit/s uplinks, flat bcube",
-                {"algorithm": "bcube", "group_size": k, "uplink": slow_up},
+                f"{groups} switches x {k}, 1 Gbit/s uplinks, flat, ranks listed by switch",
+                {"group_size": k, "uplink": slow_up},
+            ),
+            (
+                f"{groups} switches x {k}, 1 Gbit/s uplinks, flat, ranks mixed across switches",
+                {"group_size": k, "uplink": slow_up, "ranks_by_switch": False},
             ),
             (
                 f"{groups} switches x {k}, 1 Gbit/s uplinks, hierarchical",
@@ -127,8 +130,16 @@ def variants_table(args, world=138, groups=6) -> str:
                 },
             ),
             (
-                f"{groups} switches x {k}, 10 Gbit/s uplinks, flat bcube",
-                {"algorithm": "bcube", "group_size": k, "uplink": fast_up},
+                f"{groups} switches x {k}, 100 Mbit/s uplinks, flat, ranks listed by switch",
+                {"group_size": k, "uplink": wired("100mbit", args)},
+            ),
+            (
+                f"{groups} switches x {k}, 100 Mbit/s uplinks, hierarchical",
+                {
+                    "algorithm": "hierarchical",
+                    "group_size": k,
+                    "uplink": wired("100mbit", args),
+                },
             ),
             ("one rank 30% slower (straggler)", {"straggler": 1.3}),
         ]
