@@ -5,6 +5,11 @@
 # (oneDNN's own reference GEMM is an order of magnitude slower on aarch64 without SVE), graph API
 # off, training workload, no examples or tests.
 
+# Escaped semicolons: one -D argument holding oneDNN's own ';'-separated list.
+set(PHALANX_ONEDNN_PRIMITIVES "BATCH_NORMALIZATION\\;BINARY\\;CONCAT\\;CONVOLUTION\\;DECONVOLUTION\\;\
+ELTWISE\\;INNER_PRODUCT\\;LAYER_NORMALIZATION\\;MATMUL\\;POOLING\\;REDUCTION\\;REORDER\\;\
+RESAMPLING\\;SOFTMAX\\;SUM")
+
 function(phalanx_bundled_onednn)
   phalanx_dep_source(onednn "${PHALANX_ONEDNN_SOURCE}" "${PHALANX_ONEDNN_URL}"
     "${PHALANX_ONEDNN_SHA256}" src)
@@ -26,7 +31,10 @@ function(phalanx_bundled_onednn)
     -DONEDNN_ENABLE_WORKLOAD=TRAINING
     -DONEDNN_BUILD_EXAMPLES=OFF
     -DONEDNN_BUILD_TESTS=OFF
-    -DONEDNN_BUILD_DOC=OFF)
+    -DONEDNN_BUILD_DOC=OFF
+    # Only the primitives phalanx calls (no RNN, LRN, PReLU, shuffle, SDPA): a smaller library
+    # on the phone and a shorter build on its two to eight cores.
+    "-DONEDNN_ENABLE_PRIMITIVE=${PHALANX_ONEDNN_PRIMITIVES}")
   if(PHALANX_OPENBLAS_LIBRARY)
     list(APPEND options -DONEDNN_BLAS_VENDOR=OPENBLAS)
   endif()
@@ -40,7 +48,11 @@ function(phalanx_bundled_onednn)
     endif()
   endforeach()
 
-  string(SHA256 key "${src};${options}")
+  # The cache key: the source and every option that changes the library, not the compiler
+  # launcher (ccache or none builds the same objects).
+  set(key_options "${options}")
+  list(FILTER key_options EXCLUDE REGEX "^-DCMAKE_(C|CXX)_COMPILER_LAUNCHER=")
+  string(SHA256 key "${src};${key_options}")
   string(SUBSTRING "${key}" 0 16 key)
   set(prefix "${PHALANX_DEPS_CACHE}/onednn-${key}")
   set(config "${prefix}/install/lib/cmake/dnnl/dnnl-config.cmake")
@@ -54,7 +66,8 @@ function(phalanx_bundled_onednn)
     execute_process(
       COMMAND "${CMAKE_COMMAND}" -S "${src}" -B "${prefix}/build" -G "${CMAKE_GENERATOR}"
         "-DCMAKE_INSTALL_PREFIX=${prefix}/install" -DCMAKE_INSTALL_LIBDIR=lib ${options}
-      RESULT_VARIABLE rc OUTPUT_FILE "${prefix}/configure.log" ERROR_FILE "${prefix}/configure.log")
+      RESULT_VARIABLE rc OUTPUT_VARIABLE log ERROR_VARIABLE log)
+    file(WRITE "${prefix}/configure.log" "${log}")
     if(rc EQUAL 0)
       execute_process(
         COMMAND "${CMAKE_COMMAND}" --build "${prefix}/build" --target install --parallel ${jobs}

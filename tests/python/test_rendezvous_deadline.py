@@ -85,3 +85,28 @@ def test_init_process_group_fails_within_its_timeout_when_peer_packets_are_dropp
         assert float(took) < TIMEOUT + MARGIN, f"rank {rank} failed after {took} s\n{report}"
         assert "4000 ms" in message, f"rank {rank}: the message must name the timeout\n{report}"
     assert not set(net.names) & set(ip("netns", "list").stdout.split())
+
+
+def test_init_returns_only_once_every_rank_has_started():
+    """The last step of init_process_group: no rank returns (and may exit, taking rank 0's
+    store with it) before every rank has its connections and its watchdog."""
+    import threading
+
+    import phalanx.distributed as dist
+    from phalanx.distributed import _all_started
+
+    store = dist.TCPStore("127.0.0.1", 0, 2, is_master=True, timeout=30, job_id="started")
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"rank 0: only 1 of 2 ranks finished starting"):
+        _all_started(store, "g1", 0, 2, 0.3)
+    assert 0.25 < time.monotonic() - t0 < 5
+    # a late rank 1 (its own connection, as in its own process) releases rank 0; both return
+    other = dist.TCPStore("127.0.0.1", store.port, 2, timeout=30, job_id="started")
+    returned = []
+    late = threading.Timer(0.3, lambda: (_all_started(other, "g2", 1, 2, 10), returned.append(1)))
+    late.start()
+    t0 = time.monotonic()
+    _all_started(store, "g2", 0, 2, 10)
+    assert time.monotonic() - t0 >= 0.25
+    late.join(10)
+    assert returned == [1]

@@ -42,6 +42,7 @@ class _Sweep:
         self.quiet = quiet
         self.results = Results(out, params, metric, mode)
         self.lock = threading.Lock()
+        self._say_lock = threading.Lock()  # trials' threads report at once: whole lines only
         self.running: set[Trial] = set()
         self.stopping = False
         self.total = 0
@@ -49,7 +50,11 @@ class _Sweep:
 
     def say(self, text: str) -> None:
         if not self.quiet:
-            print(f"phalanx sweep: {text}", flush=True)
+            # One write per line under a lock: print() writes the text and the newline
+            # separately, so two trials starting together could share a line.
+            with self._say_lock:
+                sys.stdout.write(f"phalanx sweep: {text}\n")
+                sys.stdout.flush()
 
     def run_trial(self, number: int, config: dict, slot, on_report=None):
         trial = Trial(

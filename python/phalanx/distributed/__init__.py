@@ -113,6 +113,10 @@ class _State:
         # (group name, generation); group i's keys live under key_prefix(*namespace, i).
         self.namespace: tuple = ()
         self.watchdog = None  # _C.dist.Watchdog, None when disabled
+        # For elastic generations, which build their own watchdog: (interval, timeout) in
+        # seconds (None when detection is disabled) and who hosts the store.
+        self.heartbeat: tuple[float, float] | None = None
+        self.store_owner = "rank 0"
 
 
 _state: _State | None = None
@@ -214,6 +218,23 @@ def _start_watchdog(
     )
 
 
+def _all_started(store: TCPStore, prefix: str, rank: int, world_size: int, left: float) -> None:
+    """Returns once every rank has its connections and its watchdog: a rank that finished its
+    own part of the rendezvous may otherwise return, finish its work and exit (taking rank 0's
+    store, or its end of a connection, with it) while a slower peer is still connecting."""
+    count_key, done_key = prefix + "/started", prefix + "/started/all"
+    if store.add(count_key, 1) == world_size:
+        store.set(done_key, b"1")
+    try:
+        store.wait([done_key], timeout=max(left, 0.001))
+    except TimeoutError:
+        started = store.add(count_key, 0)
+        raise TimeoutError(
+            f"init_process_group: rank {rank}: only {started} of {world_size} ranks finished "
+            f"starting (connections and failure detection) within the timeout"
+        ) from None
+
+
 def init_process_group(
     backend: str | None = "gloo",
     init_method: str | None = None,
@@ -252,6 +273,18 @@ def init_process_group(
     )
     # Checked before anything connects; False when either setting is 0 (detection disabled).
     heartbeat = _C.dist.check_heartbeat_settings(interval, hb_timeout)
+    if os.environ.get("PHALANX_ELASTIC_JOIN") == "1" and store is None:
+        # A process the elastic launcher started to join a running job (elastic/_join.py).
+        from .elastic._join import join
+
+        external = os.environ.get("PHALANX_STORE_EXTERNAL") == "1"
+        _state = join(
+            init_method,
+            seconds,
+            (interval, hb_timeout) if heartbeat else None,
+            "the launcher" if external else "rank 0",
+        )
+        return
     owner = "rank 0"
     if store is None:
         if init_method is not None and init_method.startswith("file://"):
@@ -284,9 +317,18 @@ def init_process_group(
         raise
     if watchdog is not None:
         watchdog.watch(impl)
+    try:
+        _all_started(store, prefix, rank, world_size, seconds - (time.monotonic() - started))
+    except BaseException:
+        impl.shutdown()
+        if watchdog is not None:
+            watchdog.goodbye()
+        raise
     _state = _State(store, ProcessGroup(impl, range(world_size)), rank, seconds)
     _state.namespace = namespace
     _state.watchdog = watchdog
+    _state.heartbeat = (interval, hb_timeout) if heartbeat else None
+    _state.store_owner = owner
     if _timeline.ACTIVE:  # put this rank's timeline on rank 0's clock
         from .._timeline import session
 

@@ -55,6 +55,15 @@ every rank dies with it, together with the processes it started in its own proce
 (a process that moves to a session of its own is beyond reach): a small guard beside each
 local rank notices, and on a remote host the watchdog notices the ssh session ending.
 
+Elastic (--elastic, docs/elastic.md): a rank that exits or dies does not stop the job; the
+others continue in place (phalanx.distributed.elastic). --min-nproc M (default 1): fewer ranks
+stop the job, every rank's exit reason in the summary. --max-restarts K (default 0) starts up
+to K replacements for lost ranks, each --restart-delay seconds (default 1) after the loss, at
+most --max-nproc (default --nproc) running at once; a replacement joins at the running ranks'
+next commit. Ranks get PHALANX_ELASTIC=1, PHALANX_ELASTIC_MIN_NPROC and PHALANX_ELASTIC_MEMBER
+(the id output prefixes show: a rank's first rank, or the next free number for a replacement).
+The job succeeds (status 0) when a rank completed and the launcher did not have to stop it.
+
 Exit status: 0 if every rank exited 0; otherwise the first failure's exit code (128+N for
 signal N), 128+N when the launcher got signal N (130 for Ctrl-C), 124 when --max-time ran
 out, 2 for bad command-line input (nothing started), 1 when the store could not start.

@@ -17,6 +17,8 @@ import shutil
 import sys
 
 from .common import PROG, UsageError
+from .elastic import ElasticLauncher
+from .elastic import check_args as check_elastic_args
 from .hosts import read_hosts
 from .output import Console
 from .plan import plan_ranks, route_address
@@ -101,6 +103,33 @@ def build_parser(prog: str = PROG, manual: str | None = None) -> argparse.Argume
         help=f"grace between SIGTERM and SIGKILL when stopping ranks (default "
         f"{DEFAULT_KILL_TIMEOUT:g})",
     )
+    p.add_argument(
+        "--elastic",
+        action="store_true",
+        help="a lost rank does not stop the job: the others continue (phalanx.distributed."
+        "elastic, docs/elastic.md)",
+    )
+    p.add_argument(
+        "--min-nproc", type=int, metavar="M", help="--elastic: fewer ranks stop the job (1)"
+    )
+    p.add_argument(
+        "--max-nproc",
+        type=int,
+        metavar="N",
+        help="--elastic: most ranks running at once, replacements included (default: the ranks)",
+    )
+    p.add_argument(
+        "--max-restarts",
+        type=int,
+        metavar="K",
+        help="--elastic: replacements started for lost ranks, in total (default 0)",
+    )
+    p.add_argument(
+        "--restart-delay",
+        type=float,
+        metavar="SECONDS",
+        help="--elastic: wait before starting a replacement (default 1)",
+    )
     p.add_argument("--max-time", type=float, metavar="SECONDS", help="stop the job after this long")
     p.add_argument("--no-prefix", action="store_true", help="no '[rank N] ' line prefixes")
     p.add_argument("--log-dir", metavar="DIR", help="also write DIR/rank<N>.{stdout,stderr}.log")
@@ -166,7 +195,9 @@ def parse_args(argv: list[str], prog: str = PROG, manual: str | None = None):
     args.token = args.token or os.environ.get("PHALANX_TOKEN") or secrets.token_hex(16)
     args.group_world_size = len(dict.fromkeys(h.host for h in hosts)) if hosts else 1
     args.progress = _progress_mode(args)
-    return args, plan_ranks(args.nproc, hosts)
+    specs = plan_ranks(args.nproc, hosts)
+    check_elastic_args(args, len(specs), UsageError)
+    return args, specs
 
 
 def _progress_mode(args) -> str:
@@ -201,4 +232,5 @@ def main(argv: list[str] | None = None, prog: str = PROG, manual: str | None = N
         return 2
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0
-    return Launcher(args, specs, console).run()
+    launcher = ElasticLauncher if args.elastic else Launcher
+    return launcher(args, specs, console).run()

@@ -137,9 +137,13 @@ class Launcher:
             return None
         return open(os.path.join(self.args.log_dir, f"rank{spec.rank}.{name}.log"), "wb")
 
+    def rank_env(self, spec: RankSpec) -> dict[str, str]:
+        """The variables a rank is started with (the elastic launcher adds its own)."""
+        return rank_env(self.args, spec, len(self.specs), self.master)
+
     def spawn(self, spec: RankSpec) -> None:
         args = self.args
-        env = rank_env(args, spec, len(self.specs), self.master)
+        env = self.rank_env(spec)
         guard_read = guard_write = None
         if spec.host is None:
             # The rank's guard (boot.py) reads the end of this pipe: the launcher's death.
@@ -242,11 +246,16 @@ class Launcher:
         for t in rank.threads:
             t.join(PUMP_JOIN_TIMEOUT)
         if rank.code != 0 and self.stop_started is None:
-            rank.failed_first = True
-            text = f"{rank.describe()} {rank.outcome(self.args.kill_timeout)}"
-            self.console.message(text)
-            code = rank.code if rank.code > 0 else 128 - rank.code
-            self.begin_stop(text, code)
+            self.rank_failed(rank)
+
+    def rank_failed(self, rank: Rank) -> None:
+        """A rank exited non-zero while the job ran: the first failure stops the job (the
+        elastic launcher continues instead)."""
+        rank.failed_first = True
+        text = f"{rank.describe()} {rank.outcome(self.args.kill_timeout)}"
+        self.console.message(text)
+        code = rank.code if rank.code > 0 else 128 - rank.code
+        self.begin_stop(text, code)
 
     def handle_signal(self) -> None:
         signum, self.pending_signal = self.pending_signal, None
@@ -294,10 +303,11 @@ class Launcher:
             for r in self.ranks:
                 if r.code is None and has_exited(r.proc):
                     self.reap(r)
-            running = [r for r in self.ranks if r.code is None]
-            if not running:
-                return
             now = time.monotonic()
+            self.tick(now)
+            running = [r for r in self.ranks if r.code is None]
+            if not running and not self.waiting():
+                return
             if self.stop_started is None and self.args.max_time is not None:
                 if now - started > self.args.max_time:
                     text = self.max_time_message()
@@ -309,6 +319,14 @@ class Launcher:
                         r.signalled = "SIGKILL"
                         (kill if r.remote else killpg)(r.proc.pid, signal.SIGKILL)
             time.sleep(POLL_INTERVAL)
+
+    def tick(self, now: float) -> None:
+        """Called every poll, after exited ranks are reaped (the elastic launcher starts
+        replacements here)."""
+
+    def waiting(self) -> bool:
+        """Whether a rank is still to be started (then the job is not over)."""
+        return False
 
     def finish(self, started: float) -> int:
         elapsed = time.monotonic() - started

@@ -8,6 +8,12 @@ to stop, is killed, or the connection dropped) or this watchdog gets SIGTERM, SI
 SIGINT, the group gets SIGTERM, then SIGKILL after GRACE seconds. Exit status: the rank's, or
 128+N when signal N ended it.
 
+It also gives the rank OMP_NUM_THREADS when neither the user (--env) nor the host set it: the
+cores this host lets the rank use divided among the host's ranks, as the launcher does for
+local ranks. Only the host knows its cores, and its CPU quota (a phone's or a container's
+cgroup): OpenMP's default, one thread per core of the machine, spin-waits inside a quota of a
+fraction of a core and ran an emulated phone 17x slower.
+
 It runs under the host's python3, which may be older than the launcher's: nothing here
 needs more than Python 3.6 (no annotations that are evaluated, no newer library calls).
 """
@@ -33,8 +39,73 @@ def _killpg(pid: int, sig: int) -> None:
         pass
 
 
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().split()
+    except (OSError, UnicodeError):
+        return None
+
+
+def _quota_cores(root="/"):
+    """The tightest CPU quota, in cores, on this process's cgroup and its ancestors (v1
+    cpu.cfs_quota_us / cpu.cfs_period_us, v2 cpu.max), or None when there is none."""
+    lines = _read(os.path.join(root, "proc/self/cgroup")) or []
+    best = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        controllers, path = parts[1].split(","), parts[2].strip("/")
+        if parts[1] == "":  # v2
+            mounts, files = ["sys/fs/cgroup"], ("cpu.max",)
+        elif "cpu" in controllers:
+            mounts = ["sys/fs/cgroup/" + parts[1], "sys/fs/cgroup/cpu"]
+            files = ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+        else:
+            continue
+        for mount in mounts:
+            base = os.path.join(root, mount)
+            if not os.path.isdir(base):
+                continue
+            steps = path.split("/") if path else []
+            for depth in range(len(steps) + 1):  # the cgroup and each ancestor
+                where = os.path.join(base, *steps[:depth])
+                values = [_read(os.path.join(where, f)) for f in files]
+                words = sum((v or [] for v in values), [])
+                if len(words) != 2 or words[0] in ("max", "-1"):
+                    continue
+                try:
+                    cores = int(words[0]) / int(words[1])
+                except (ValueError, ZeroDivisionError):
+                    continue
+                if cores > 0 and (best is None or cores < best):
+                    best = cores
+            break
+    return best
+
+
+def default_threads(environ, root="/"):
+    """OpenMP threads for one rank: usable cores (affinity, then quota) over the ranks this
+    host runs (LOCAL_WORLD_SIZE), at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    quota = _quota_cores(root)
+    if quota is not None:
+        cores = min(cores, int(quota))
+    try:
+        ranks = max(1, int(environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        ranks = 1
+    return max(1, cores // ranks)
+
+
 def main(argv) -> int:
     grace = float(argv[0])
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(default_threads(os.environ))
     stop = threading.Event()
     for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(s, lambda *a: stop.set())

@@ -3,19 +3,24 @@ proportional to each rank's measured speed.
 
 Each synchronised step, a rank times its own computation: from the start of forward to the
 end of backward, minus the time backward spent waiting for communication (the all-reduce of
-the other ranks' gradients says nothing about this rank's speed). Divided by the local batch
-this is a time per sample; the median of the last few (robust to one step descheduled by the
-OS) is the rank's estimate, scaled by its clock change when /sys shows one.
+the other ranks' gradients says nothing about this rank's speed). A step has a part that
+does not depend on the batch (Python, hooks, launching kernels, the optimizer's own work is
+outside) and a part per sample, so each rank models its step time as
+`fixed + per_sample * samples`, fitted over its last few steps (step_model.py). Dividing the
+step time by the batch instead would charge the fixed part to each sample, more so the
+smaller the share: a rank given a few samples fewer would look slower per sample and keep its
+smaller share, and equal ranks would drift apart on noise and stay apart.
 
 Agreement without a coordinator: at every forward each rank starts an all-gather of a small
 record (estimate, last step time, batches drawn, telemetry, memory cap), which overlaps the
 forward pass. At the end of backward every rank holds the same records, so every rank
 computes the same shares from them, deterministically, and schedules them in its sampler for
 the first step no rank has drawn yet. Every `interval` steps (or at once when a rank's clock
-or temperature hints at throttling) a proposal is computed; it is adopted only if it
-predicts a step time at least `hysteresis` shorter than the current shares' at two
-evaluations in a row (one slow stretch of an OS scheduler is not a slower phone), so noise
-on equal ranks does not churn the shares.
+or temperature hints at throttling) a proposal is computed: the integer shares that minimise
+the slowest rank's predicted step time, `max_r fixed_r + per_sample_r * share_r`. It is
+adopted only if that prediction is at least `hysteresis` shorter than the current shares'
+(same model) at two evaluations in a row (one slow stretch of an OS scheduler is not a
+slower phone), so noise on equal ranks does not churn the shares.
 
 The run-time weighting of the wimpy-smartphone-nodes paper uses the same measurements: equal
 batches, and each rank's gradient weighted by its speed relative to the others. Unlike
@@ -33,13 +38,24 @@ import numpy as np
 
 from ... import _C
 from ... import distributed as dist
+from ._step_model import StepModel, minimax_shares, predicted_step
 from ._telemetry import Telemetry
 
 __all__ = ["Balancer", "proportional_shares"]
 
 # The record each rank contributes to the all-gather, one float32 per field (exact for
 # the counts; the times need no more).
-_FIELDS = ("per_sample", "step_time", "local_batch", "drawn", "hint", "khz", "temp_c", "cap")
+_FIELDS = (
+    "fixed",
+    "per_sample",
+    "step_time",
+    "local_batch",
+    "drawn",
+    "hint",
+    "khz",
+    "temp_c",
+    "cap",
+)
 _NONE = -1.0
 
 
@@ -80,11 +96,6 @@ def proportional_shares(speeds, total: int, caps=None) -> list[int]:
     return shares
 
 
-def _predicted_step(shares, per_sample) -> float:
-    """The step time `shares` would give: the slowest rank's."""
-    return max(s * t for s, t in zip(shares, per_sample))
-
-
 class Balancer:
     """Measures, exchanges and decides; see the module docstring.
 
@@ -93,7 +104,7 @@ class Balancer:
             run-time weighting (equal batches).
         interval: steps between proposals.
         hysteresis: a proposal must shorten the predicted step time by this fraction.
-        window: measurements whose median is a rank's estimate.
+        window: recent steps a rank fits its step-time line to.
         warmup: first steps not measured (they create oneDNN primitives and caches).
         max_samples_per_rank: this rank's cap (ranks may pass different caps).
         telemetry_root: where /sys is (tests point it at a fake tree); None disables it.
@@ -155,13 +166,16 @@ class Balancer:
         self.steps = 0  # synchronised steps finished
         self.changes: list[dict] = []  # every adopted change: step decided, first step, shares
         # Latest gathered records, by rank (identical on every rank).
-        self.per_sample_times: list[float | None] = [None] * world_size
+        self.per_sample_times: list[float | None] = [None] * world_size  # at the local batch
+        self.fixed_times: list[float | None] = [None] * world_size  # the line's two terms
+        self.marginal_times: list[float | None] = [None] * world_size
         self.step_times: list[float | None] = [None] * world_size
         self.local_batches: list[int | None] = [None] * world_size
         self.cpu_khz: list[float | None] = [None] * world_size
         self.temperatures: list[float | None] = [None] * world_size
         self.weights: list[float] | None = None  # run-time weighting, last used
-        self._samples: deque = deque(maxlen=window)  # (seconds per sample, kHz or None)
+        self._model = StepModel(window)  # (compute seconds, local batch) of recent steps
+        self._clocks: deque = deque(maxlen=window)  # kHz at those steps, or None
         self._start = 0.0
         self._local = 0
         self._pending = None  # (gathered tensor, work) of this step's exchange
@@ -171,21 +185,24 @@ class Balancer:
 
     # -- the rank's own measurement -----------------------------------------------------------
 
-    def _estimate(self) -> float | None:
-        if not self._samples:
+    def _estimate(self) -> tuple[float, float] | None:
+        """(fixed seconds, seconds per sample) of this rank's step, or None unmeasured."""
+        line = self._model.fit()
+        if line is None:
             return None
-        est = statistics.median(s for s, _ in self._samples)
         khz_now = self.telemetry.khz if self.telemetry is not None else None
-        clocks = [k for _, k in self._samples if k is not None]
+        clocks = [k for k in self._clocks if k is not None]
         if khz_now and clocks:  # a clock that fell since the measurements: slower already
-            est *= statistics.mean(clocks) / khz_now
-        return est
+            scale = statistics.mean(clocks) / khz_now
+            line = (line[0] * scale, line[1] * scale)
+        return line
 
     def _record(self) -> np.ndarray:
         t = self.telemetry
         est = self._estimate()
         values = {
-            "per_sample": est if est is not None else _NONE,
+            "fixed": est[0] if est is not None else _NONE,
+            "per_sample": est[1] if est is not None else _NONE,
             "step_time": self.step_times[self.rank] or _NONE,
             "local_batch": float(self._local),
             "drawn": float(self.sampler.steps_drawn) if self.sampler is not None else 0.0,
@@ -232,21 +249,25 @@ class Balancer:
         def opt(values):
             return [None if v == _NONE else float(v) for v in values]
 
-        self.per_sample_times = opt(col["per_sample"])
+        self.fixed_times = opt(col["fixed"])
+        self.marginal_times = opt(col["per_sample"])
         self.step_times = opt(col["step_time"])
         self.local_batches = [int(v) for v in col["local_batch"]]
+        self.per_sample_times = [
+            None if a is None else a / max(n, 1) + b
+            for a, b, n in zip(self.fixed_times, self.marginal_times, self.local_batches)
+        ]
         self.cpu_khz = opt(col["khz"])
         self.temperatures = opt(col["temp_c"])
 
     def run_time_weight(self) -> float:
         """The wimpy-nodes weight of this rank's gradient: its speed relative to the sum of
         speeds (1 / world size until every rank has been measured)."""
-        g = self._collect()
-        per_sample = g[:, _FIELDS.index("per_sample")]
-        if np.any(per_sample == _NONE):
+        self._collect()
+        if any(t is None for t in self.per_sample_times):
             self.weights = [1.0 / self.world_size] * self.world_size
         else:
-            speeds = [1.0 / t for t in per_sample.tolist()]
+            speeds = [1.0 / t for t in self.per_sample_times]
             total = sum(speeds)
             self.weights = [s / total for s in speeds]
         return self.weights[self.rank]
@@ -259,8 +280,8 @@ class Balancer:
         self.steps += 1
         mine = compute if compute > 0 else None
         if self.steps > self.warmup and mine is not None and self._local > 0:
-            khz = self.telemetry.khz if self.telemetry is not None else None
-            self._samples.append((mine / self._local, khz))
+            self._model.add(mine, self._local)
+            self._clocks.append(self.telemetry.khz if self.telemetry is not None else None)
         own_step = mine
         if self.sampler is not None:
             self._decide(g)
@@ -278,12 +299,15 @@ class Balancer:
         due = self.steps % self.interval == 0 or bool(np.any(col["hint"] > 0))
         if not over_cap and not (measured and due):
             return
-        per_sample = col["per_sample"].tolist()
-        speeds = [1.0 / t for t in per_sample] if measured else [1.0] * self.world_size
-        proposal = proportional_shares(speeds, total, caps)
-        better = proposal != current and _predicted_step(proposal, per_sample) <= (
-            1.0 - self.hysteresis
-        ) * _predicted_step(current, per_sample)
+        if measured:
+            fixed, per_sample = col["fixed"].tolist(), col["per_sample"].tolist()
+            proposal = minimax_shares(fixed, per_sample, total, caps)
+            better = proposal != current and predicted_step(proposal, fixed, per_sample) <= (
+                1.0 - self.hysteresis
+            ) * predicted_step(current, fixed, per_sample)
+        else:  # only a cap to enforce: equal shares within the caps
+            proposal = proportional_shares([1.0] * self.world_size, total, caps)
+            better = False
         confirmed, self._favoured = better and self._favoured, better
         if self.telemetry is not None and (confirmed or over_cap or not better):
             # the hint is answered (adopted, or nothing to gain): new reference readings;
@@ -304,7 +328,8 @@ class Balancer:
 
     @property
     def speeds(self) -> list[float | None]:
-        """Samples per second of computation, by rank (None until measured)."""
+        """Samples per second of computation at each rank's current local batch, fixed part
+        included (None until measured)."""
         return [None if t is None else 1.0 / t for t in self.per_sample_times]
 
     def ideal_step_time(self) -> float | None:
@@ -321,6 +346,8 @@ class Balancer:
             "shares": None if self.shares is None else list(self.shares),
             "speeds": self.speeds,
             "per_sample_times": list(self.per_sample_times),
+            "fixed_times": list(self.fixed_times),
+            "marginal_times": list(self.marginal_times),
             "step_times": list(self.step_times),
             "local_batches": list(self.local_batches),
             "cpu_khz": list(self.cpu_khz),

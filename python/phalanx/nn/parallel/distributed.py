@@ -232,6 +232,30 @@ class DistributedDataParallel(Module):
                 "Every rank must build the same model"
             )
 
+    def _rebind_to_default_group(self, setup: bool = False) -> None:
+        """Elastic training replaced the default group by a new generation's (see
+        phalanx.distributed.elastic): take the new world size and rank, and drop a half-done
+        iteration. setup=True also runs the set-up collectives of a new wrapper (model check,
+        broadcast from rank 0), the ones a process joining the job runs when it wraps its model."""
+        if self.process_group is not None:
+            raise RuntimeError(
+                "elastic training re-binds DistributedDataParallel to the default group only; "
+                "this wrapper uses an explicit process_group"
+            )
+        self._world_size = dist.get_world_size()
+        self._rank = dist.get_rank()
+        r = self.reducer
+        r._world_size = self._world_size
+        r._armed = r._local = False
+        r._weight_pending = None
+        if setup:
+            named = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
+            self._verify_same_model(named)
+            if self._world_size > 1:
+                with no_grad():
+                    states = [p for _, p in self.module.named_parameters()]
+                    _coalesced(states + list(self.module.buffers()), self._broadcast_from_root)
+
     # -- training -------------------------------------------------------------------------
 
     @_timeline.traced("forward", "compute")
