@@ -103,15 +103,18 @@ def variants_table(args, world=138, groups=6) -> str:
     ]
     link = wired("1gbit", args)
     slow_up = wired("1gbit", args)
-    fast_up = wired("10gbit", args)
     for name in MODELS:
         prof = profile(name, args)
         rows = [
             ("one switch, auto (bcube)", {}),
             ("one switch, fp16 compression", {"compression": 0.5}),
             (
-                f"{groups} switches x {k}, 1 Gbit/s uplinks, flat bcube",
-                {"algorithm": "bcube", "group_size": k, "uplink": slow_up},
+                f"{groups} switches x {k}, 1 Gbit/s uplinks, flat, ranks listed by switch",
+                {"group_size": k, "uplink": slow_up},
+            ),
+            (
+                f"{groups} switches x {k}, 1 Gbit/s uplinks, flat, ranks mixed across switches",
+                {"group_size": k, "uplink": slow_up, "ranks_by_switch": False},
             ),
             (
                 f"{groups} switches x {k}, 1 Gbit/s uplinks, hierarchical",
@@ -127,8 +130,16 @@ def variants_table(args, world=138, groups=6) -> str:
                 },
             ),
             (
-                f"{groups} switches x {k}, 10 Gbit/s uplinks, flat bcube",
-                {"algorithm": "bcube", "group_size": k, "uplink": fast_up},
+                f"{groups} switches x {k}, 100 Mbit/s uplinks, flat, ranks listed by switch",
+                {"group_size": k, "uplink": wired("100mbit", args)},
+            ),
+            (
+                f"{groups} switches x {k}, 100 Mbit/s uplinks, hierarchical",
+                {
+                    "algorithm": "hierarchical",
+                    "group_size": k,
+                    "uplink": wired("100mbit", args),
+                },
             ),
             ("one rank 30% slower (straggler)", {"straggler": 1.3}),
         ]
@@ -137,6 +148,27 @@ def variants_table(args, world=138, groups=6) -> str:
             lines.append(
                 f"| {name} | {label} | {est.step_s:.2f} | {est.images_per_s:.0f} | "
                 f"{est.scaling_efficiency:.0%} | {est.comm_exposed_s:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def wifi_table(args, world=30) -> str:
+    lines = [
+        f"| model | {world} phones on one Wi-Fi channel | step s | images/s | efficiency |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name in MODELS:
+        prof = profile(name, args)
+        big = profile(name, argparse.Namespace(**{**vars(args), "batch": 4 * args.batch}))
+        for label, p, kw in (
+            (f"batch {args.batch}/phone", prof, {}),
+            (f"batch {args.batch}/phone, fp16 compression", prof, {"compression": 0.5}),
+            (f"batch {4 * args.batch}/phone, fp16 compression", big, {"compression": 0.5}),
+        ):
+            est = pm.step_time(p, world, wifi(world, args), **kw)
+            lines.append(
+                f"| {name} | {label} | {est.step_s:.1f} | {est.images_per_s:.0f} | "
+                f"{est.scaling_efficiency:.0%} |"
             )
     return "\n".join(lines)
 
@@ -185,6 +217,8 @@ def main(argv=None) -> int:
     print(scaling_table(args))
     print("\n#### Where scaling saturates\n")
     print(saturation(args))
+    print("\n#### 30 phones on Wi-Fi\n")
+    print(wifi_table(args))
     print("\n#### 138 phones: compression, switches, stragglers\n")
     print(variants_table(args))
     r50 = pm.step_time(profile("ResNet-50", args), 138, wired("1gbit", args))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ def parse_args(argv=None):
     ap.add_argument("--hidden", type=int, default=1024)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each configuration")
     ap.add_argument("--local", action="store_true", help="plain local ranks, no emulated links")
     ap.add_argument("--json", help="write the measurements and predictions here")
     ap.add_argument("--from-json", help="predict the measurements stored by an earlier --json")
@@ -88,16 +90,36 @@ def run_one(args, link: str | None, n: int) -> list[dict]:
     return read_ranks(out, n)
 
 
-def profile_of(ranks: list[dict]) -> pm.ModelProfile:
-    """The slowest rank's compute: a synchronous step waits for it."""
-    slowest = max(ranks, key=lambda r: r["compute_s"])
+def combine(rounds: list[list[dict]]) -> dict:
+    """One configuration's measurements over rounds: per round the slowest rank's compute
+    (a synchronous step waits for it) and DDP step, rank 0's all-reduce times; the median
+    over rounds of each (the machine is shared: a round may be disturbed)."""
+    if rounds and isinstance(rounds[0], dict):  # one round, stored without the round level
+        rounds = [rounds]
+    slowest = [max(ranks, key=lambda r: r["compute_s"]) for ranks in rounds]
+    out = {
+        k: statistics.median(s[k] for s in slowest)
+        for k in ("forward_s", "backward_s", "optimizer_s", "compute_s")
+    }
+    out["ddp_step_s"] = statistics.median(max(r["ddp_step_s"] for r in rs) for rs in rounds)
+    out["allreduce"] = {
+        b: statistics.median(rs[0]["allreduce"][b] for rs in rounds)
+        for b in rounds[0][0]["allreduce"]
+    }
+    out["param_bytes"] = rounds[0][0]["param_bytes"]
+    out["batch"] = rounds[0][0]["batch"]
+    out["rounds"] = len(rounds)
+    return out
+
+
+def profile_of(m: dict) -> pm.ModelProfile:
     return pm.ModelProfile.uniform(
         "mlp",
-        param_bytes=slowest["param_bytes"],
-        forward_s=slowest["forward_s"],
-        backward_s=slowest["backward_s"],
-        optimizer_s=slowest["optimizer_s"],
-        batch=slowest["batch"],
+        param_bytes=m["param_bytes"],
+        forward_s=m["forward_s"],
+        backward_s=m["backward_s"],
+        optimizer_s=m["optimizer_s"],
+        batch=m["batch"],
     )
 
 
@@ -119,11 +141,10 @@ def predict(raw: dict) -> dict:
     """Fits each link on its 2-rank runs and predicts every run (see the module doc)."""
     results = {"links": []}
     for link_name, runs in raw.items():
-        runs = {int(n): rs for n, rs in runs.items()}
-        rank0 = runs[2][0]
-        fitted = pm.fit_link([(int(b), t) for b, t in rank0["allreduce"].items()], world=2)
+        runs = {int(n): combine(rs) for n, rs in runs.items()}
+        fitted = pm.fit_link([(int(b), t) for b, t in runs[2]["allreduce"].items()], world=2)
         prof2 = profile_of(runs[2])
-        ddp2 = max(r["ddp_step_s"] for r in runs[2])
+        ddp2 = runs[2]["ddp_step_s"]
         gamma = cpu_per_byte(prof2, 2, fitted, ddp2)
         entry = {
             "link": link_name,
@@ -135,7 +156,7 @@ def predict(raw: dict) -> dict:
         }
         for n in sorted(runs):
             rs = runs[n]
-            for b, measured in sorted((int(k), v) for k, v in rs[0]["allreduce"].items()):
+            for b, measured in sorted((int(k), v) for k, v in rs["allreduce"].items()):
                 predicted = pm.allreduce_time(b, n, fitted)
                 entry["allreduce"].append(
                     {"ranks": n, "bytes": b, "measured_s": measured, "predicted_s": predicted}
@@ -146,10 +167,11 @@ def predict(raw: dict) -> dict:
             contention = prof.compute_s / prof2.compute_s
             plain = pm.step_time(prof, n, fitted)
             est = pm.step_time(prof, n, fitted, cpu_s_per_byte=gamma * contention)
-            measured = max(r["ddp_step_s"] for r in rs)
+            measured = rs["ddp_step_s"]
             entry["ddp"].append(
                 {
                     "ranks": n,
+                    "rounds": rs["rounds"],
                     "param_bytes": prof.param_bytes,
                     "compute_s": prof.compute_s,
                     "comm_s": plain.comm_s,
@@ -168,7 +190,14 @@ def predict(raw: dict) -> dict:
 def measure(args) -> dict:
     links = [None] if args.local else [s.strip() for s in args.links.split(",") if s.strip()]
     counts = sorted({int(s) for s in args.ranks.split(",")} | {2})  # 2 ranks calibrate
-    return {link or "loopback": {n: run_one(args, link, n) for n in counts} for link in links}
+    raw = {link or "loopback": {n: [] for n in counts} for link in links}
+    # Rounds outermost: a spell of load from elsewhere hits every configuration a little,
+    # not one configuration a lot.
+    for _ in range(args.rounds):
+        for link in links:
+            for n in counts:
+                raw[link or "loopback"][n].append(run_one(args, link, n))
+    return raw
 
 
 def report(res: dict) -> str:

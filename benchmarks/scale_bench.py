@@ -86,7 +86,6 @@ class Sampler:
         self.pid = pid
         self.peak_threads = 0
         self.peak_rss_kb = 0
-        self.first_rss_kb = None
         self.cpu = 0.0
         self.store_cpu = None
 
@@ -97,8 +96,6 @@ class Sampler:
             store = store_thread_cpu(self.pid)
         except (OSError, StopIteration, IndexError):
             return  # exited between two reads
-        if self.first_rss_kb is None:
-            self.first_rss_kb = s.get("VmRSS", 0)
         self.peak_threads = max(self.peak_threads, s.get("Threads", 0))
         self.peak_rss_kb = max(self.peak_rss_kb, s.get("VmRSS", 0))
         if store is not None:
@@ -199,7 +196,6 @@ def summarize(args, ranks, sampler, t_launch, wall) -> dict:
         "rank_threads_max": max(r["threads"] for r in ranks),
         "rank_fds_max": max(r["fds"] for r in ranks),
         "launcher_threads_peak": sampler.peak_threads,
-        "launcher_rss_mb_first": (sampler.first_rss_kb or 0) * mb,
         "launcher_rss_mb_peak": sampler.peak_rss_kb * mb,
         "launcher_cpu_s": sampler.cpu,
         "store_thread_cpu_s": sampler.store_cpu,

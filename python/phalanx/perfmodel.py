@@ -20,7 +20,9 @@ inverse bandwidth beta (s per byte, per direction of a full-duplex port):
 - bcube (recursive halving then doubling, base 2): 2 ceil(log2 p) rounds, the same bytes;
 - auto: phalanx's choice (ring from 16 MiB per rank, else bcube; ring at 2 ranks);
 - hierarchical: a reduce inside each group of `group_size` ranks (one switch) to its leader,
-  an all-reduce among the leaders over the uplink, a broadcast back inside the group.
+  an all-reduce among the leaders over the uplink, a broadcast back inside the group;
+- flat over switches (group_size and uplink given, another algorithm): ring or bcube across
+  the switches, with what crosses the uplinks (see allreduce_time).
 Calibrate alpha and beta with `fit_link` from measured all-reduce times (benchmarks/
 dist_bench.py, benchmarks/perfmodel_validate.py) and compute from a rank's measured forward,
 backward and optimizer times. docs/scale.md has the validation and the 138-phone projection.
@@ -137,11 +139,14 @@ def allreduce_time(
     *,
     group_size: int | None = None,
     uplink: Link | None = None,
+    ranks_by_switch: bool = True,
 ) -> float:
     """Seconds to all-reduce `nbytes` over `world` ranks on `link` (see the module doc).
 
-    hierarchical: ranks in groups of `group_size` on `link`, the group leaders joined by
-    `uplink` (default: `link`)."""
+    group_size, uplink: ranks in groups of `group_size` (a switch each) on `link`, the
+    switches joined by `uplink` (default: `link`). ranks_by_switch: consecutive ranks share
+    a switch (a hostfile listing each switch's phones together); False: rank i on switch
+    i mod g, so bcube's first, largest rounds cross the uplinks."""
     world = _check_world(world)
     if nbytes < 0:
         raise ValueError(f"nbytes must be >= 0, got {nbytes!r}")
@@ -165,15 +170,32 @@ def allreduce_time(
     rounds = _rounds(algorithm, world)
     if group_size is None or group_size == world:
         return rounds * link.alpha_s + moved * link.beta_s_per_byte
-    # Flat over several switches (groups of consecutive ranks): a ring crosses each uplink
-    # with one rank's stream; bcube's long-distance rounds send every rank of a group across
-    # at once, so the uplink carries group_size streams.
+    # Flat over several switches (groups of consecutive ranks). A ring crosses each uplink
+    # with one rank's stream. Gloo's bcube halves from the nearest partner outwards: the
+    # rounds inside a switch come first and carry most of the data; by the time partners sit
+    # across an uplink each rank holds 1/k of the message, so the k ranks of a switch
+    # together send what one rank would, 2(g-1)/g of the message, over their uplink.
+    # (Measured on the emulated cluster, benchmarks/hierarchical_bench.py, docs/scale.md.)
     k, groups = group_size, world // group_size
     alpha = max(link.alpha_s, up.alpha_s)
     if algorithm == "ring":
         return rounds * alpha + moved * max(link.beta_s_per_byte, up.beta_s_per_byte)
-    crossing = 2.0 * (groups - 1) / groups * nbytes * k
-    return rounds * alpha + max(moved * link.beta_s_per_byte, crossing * up.beta_s_per_byte)
+    across = 2.0 * (groups - 1) / groups * nbytes
+    if not ranks_by_switch:
+        # The first log2(g) rounds pair ranks on different switches: each of a switch's k
+        # ranks sends its (g-1)/g of the message across, twice (halving, doubling).
+        inside = 2.0 * (k - 1) / k * nbytes / groups * link.beta_s_per_byte
+        return (
+            rounds * alpha
+            + inside
+            + max(across * link.beta_s_per_byte, across * k * up.beta_s_per_byte)
+        )
+    inside = 2.0 * (k - 1) / k * nbytes * link.beta_s_per_byte
+    return (
+        rounds * alpha
+        + inside
+        + max(across / k * link.beta_s_per_byte, across * up.beta_s_per_byte)
+    )
 
 
 def fit_link(samples, world: int = 2, algorithm: str = "auto") -> Link:
@@ -309,13 +331,15 @@ def step_time(
     overlap: bool = True,
     group_size: int | None = None,
     uplink: Link | None = None,
+    ranks_by_switch: bool = True,
     cpu_s_per_byte: float = 0.0,
 ) -> StepEstimate:
     """One DDP step of `model` on `world` ranks (see the module doc).
 
     compression: bytes sent per gradient byte (0.5: fp16_compress_hook). straggler: the
     slowest rank's compute relative to the profile's (1.3: one rank 30% slower). overlap:
-    False sends every bucket after backward (no overlap). cpu_s_per_byte: the host's work per
+    False sends every bucket after backward (no overlap). group_size, uplink,
+    ranks_by_switch: several switches (see allreduce_time). cpu_s_per_byte: the host's work per
     gradient byte that a bucket's all-reduce adds (copies into and out of the bucket, the
     reductions, the averaging): negligible on a fast core, not on a slow or shared one."""
     world = _check_world(world)
@@ -328,7 +352,13 @@ def step_time(
     m = model.scaled(straggler) if straggler != 1 else model
     costs = [
         allreduce_time(
-            b * compression, world, link, algorithm, group_size=group_size, uplink=uplink
+            b * compression,
+            world,
+            link,
+            algorithm,
+            group_size=group_size,
+            uplink=uplink,
+            ranks_by_switch=ranks_by_switch,
         )
         + (b * cpu_s_per_byte if world > 1 else 0.0)
         for b in m.buckets

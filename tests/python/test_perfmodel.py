@@ -112,12 +112,43 @@ def test_wifi_is_one_channel_shared_by_all_phones():
         pm.Link.shared_medium("867mbit", 4, relay=0)
 
 
-def test_hierarchical_helps_across_a_slow_uplink_for_many_ranks():
-    uplink = pm.Link(alpha_s=100e-6, beta_s_per_byte=8 / 1e9)  # one 1 Gbit/s uplink
+def test_flat_and_hierarchical_over_switches_match_the_emulated_rack():
+    """benchmarks/hierarchical_bench.py, 5 Dec 2026: 8 phones, 2 switches x 4, 1 Gbit/s
+    ports, 4 MiB float32; rank 0's medians in seconds (docs/scale.md)."""
+    port = pm.Link.from_rate("1gbit", 50e-6, efficiency=0.94)
+    slow = pm.Link.from_rate("100mbit", 50e-6, efficiency=0.94)
+    unshaped = pm.Link(50e-6, 0.0)
+    n = 4 * MB
+    measured = [  # (uplink, ranks ordered by switch, flat, hierarchical)
+        (slow, True, 0.420, 0.453),
+        (slow, False, 1.385, 0.455),
+        (unshaped, True, 0.0656, 0.119),
+        (unshaped, False, 0.0639, 0.128),
+    ]
+    for up, by_switch, flat, hier in measured:
+        f = pm.allreduce_time(
+            n, 8, port, "auto", group_size=4, uplink=up, ranks_by_switch=by_switch
+        )
+        h = pm.allreduce_time(n, 8, port, "hierarchical", group_size=4, uplink=up)
+        assert f == pytest.approx(flat, rel=0.2), (up, by_switch, f, flat)
+        assert h == pytest.approx(hier, rel=0.2), (up, by_switch, h, hier)
+
+
+def test_hierarchical_beats_a_flat_ring_but_not_bcube_across_a_slow_uplink():
+    uplink = pm.Link(alpha_s=100e-6, beta_s_per_byte=8 / 1e8)  # 100 Mbit/s between switches
     n = 25 * MB
-    flat = pm.allreduce_time(n, 64, LINK, "bcube", group_size=16, uplink=uplink)
+    ring = pm.allreduce_time(n, 64, LINK, "ring", group_size=16, uplink=uplink)
+    bcube = pm.allreduce_time(n, 64, LINK, "bcube", group_size=16, uplink=uplink)
     hier = pm.allreduce_time(n, 64, LINK, "hierarchical", group_size=16, uplink=uplink)
-    assert hier < flat
+    # The ring sends one stream's 2(p-1)/p of the message over the uplink, the leaders
+    # 2(g-1)/g; bcube with ranks ordered by switch crosses with as little as the leaders do.
+    assert hier < ring
+    assert bcube <= hier
+    # Ranks not ordered by switch: bcube's first, largest rounds cross; hierarchical wins.
+    mixed = pm.allreduce_time(
+        n, 64, LINK, "bcube", group_size=16, uplink=uplink, ranks_by_switch=False
+    )
+    assert hier < mixed
     # On one switch nothing crosses an uplink: flat is the plain cost.
     assert pm.allreduce_time(n, 16, LINK, "bcube", group_size=16) == pm.allreduce_time(
         n, 16, LINK, "bcube"

@@ -18,7 +18,9 @@ Where the ranks run:
 
                    Optional fields: slots=N, port=N (ssh port; Termux's sshd listens on
                    8022), addr=A (the IPv4 address that host's ranks use for Gloo; defaults
-                   to the host itself when it is an IPv4 address). Ranks are numbered in file
+                   to the host itself when it is an IPv4 address), switch=S (the switch the
+                   host hangs off, PHALANX_SWITCH for its ranks: see
+                   phalanx.distributed.algorithms.hierarchical). Ranks are numbered in file
                    order. Every entry, localhost included, is reached through ssh, running
                    `--python` (default python3) in `--cwd` (default: the ssh login
                    directory) with `env K=V ...` for the variables below.

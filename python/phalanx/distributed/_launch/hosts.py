@@ -1,8 +1,9 @@
 """The --hosts file of `phalanx launch`: parsing and checking it into HostEntry records.
 
-One host a line (`host[:slots]`, `user@host`, optional `slots=N port=N addr=A` fields, `#`
-comments). The checks are strict because every accepted name ends up in an ssh command line:
-a bad line is reported with its file, line number and problem before anything starts.
+One host a line (`host[:slots]`, `user@host`, optional `slots=N port=N addr=A switch=S`
+fields, `#` comments). The checks are strict because every accepted name ends up in an ssh
+command line: a bad line is reported with its file, line number and problem before anything
+starts.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class HostEntry:
     user: str | None = None
     port: int | None = None  # ssh port
     addr: str | None = None  # PHALANX_ADDR for this host's ranks
+    switch: int | None = None  # PHALANX_SWITCH: which switch it hangs off (hierarchical)
 
     @property
     def destination(self) -> str:
@@ -102,8 +104,12 @@ def _parse_host_line(line: str) -> HostEntry:
             if not _is_ipv4(value):
                 raise ValueError(f"addr must be an IPv4 address, got {value!r}")
             entry.addr = value
+        elif key == "switch":
+            if not value.isdigit():
+                raise ValueError(f"switch must be a non-negative integer, got {value!r}")
+            entry.switch = int(value)
         else:
-            raise ValueError(f"unknown field {key!r} (known: slots, port, addr)")
+            raise ValueError(f"unknown field {key!r} (known: slots, port, addr, switch)")
     if entry.addr is None and _is_ipv4(host):
         entry.addr = host
     return entry

@@ -90,6 +90,8 @@ def rank_env(args, spec: RankSpec, world: int, master: tuple[str, int]) -> dict[
     }
     if spec.host is not None and spec.host.addr:
         env["PHALANX_ADDR"] = spec.host.addr
+    if spec.host is not None and spec.host.switch is not None:
+        env["PHALANX_SWITCH"] = str(spec.host.switch)  # algorithms/hierarchical.py
     if spec.host is None and spec.local_world_size > 1 and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(max(1, _cores() // spec.local_world_size))
     env.update(args.env)  # the user's word is last

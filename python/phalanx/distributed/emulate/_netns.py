@@ -115,6 +115,11 @@ class NetNamespaces:
 
     `rate_mbit` shapes every link alike; `rates` (bits/s, one per phone, None = unshaped)
     shapes each link on its own; `burst` (bytes) and `latency_ms` set the token bucket.
+
+    `switches` (one switch number per phone) puts each switch's phones on a bridge of their
+    own, joined to the core bridge br0 (which holds the bridge address) by a veth "uplink"
+    shaped to `uplink_bits` (bits/s, None = unshaped) in both directions: a rack wired
+    through several switches, for hierarchical all-reduce.
     """
 
     def __init__(
@@ -126,6 +131,8 @@ class NetNamespaces:
         rates: list[int | None] | None = None,
         burst: int | None = None,
         latency_ms: float = 50.0,
+        switches: list[int] | None = None,
+        uplink_bits: int | None = None,
     ) -> None:
         if not 1 <= n <= 200:
             raise ValueError(f"NetNamespaces: n={n} must be within [1, 200]")
@@ -135,6 +142,16 @@ class NetNamespaces:
             raise ValueError(f"NetNamespaces: rates={rates} has {len(rates)} entries for n={n}")
         if not 0 <= subnet <= 255:
             raise ValueError(f"NetNamespaces: subnet={subnet} must be within [0, 255]")
+        if switches is not None and (
+            len(switches) != n or any(not isinstance(s, int) or not 0 <= s < 64 for s in switches)
+        ):
+            raise ValueError(
+                f"NetNamespaces: switches={switches} must be {n} integers within [0, 64)"
+            )
+        if uplink_bits is not None and (switches is None or not uplink_bits > 0):
+            raise ValueError(
+                f"NetNamespaces: uplink_bits={uplink_bits} needs switches and a positive rate"
+            )
         reason = skip_reason()
         if reason:
             raise PermissionError(reason)
@@ -145,6 +162,8 @@ class NetNamespaces:
         self.rates = list(rates)
         self.burst = burst
         self.latency_ms = latency_ms
+        self.switches = None if switches is None else list(switches)
+        self.uplink_bits = uplink_bits
         base = new_base()
         self.bridge_ns = base + "br"
         self.names = [f"{base}r{i}" for i in range(n)]
@@ -188,11 +207,23 @@ class NetNamespaces:
         ip("-n", br, "link", "add", "br0", "type", "bridge")
         ip("-n", br, "addr", "add", f"{self.bridge_addr}/24", "dev", "br0")
         ip("-n", br, "link", "set", "br0", "up")
+        for s in sorted(set(self.switches or [])):
+            # Switch s: bridge sw<s>, joined to br0 by the veth pair up<s> (br0) - dn<s> (sw<s>).
+            ip("-n", br, "link", "add", f"sw{s}", "type", "bridge")
+            ip("-n", br, "link", "add", f"up{s}", "type", "veth", "peer", "name", f"dn{s}")
+            ip("-n", br, "link", "set", f"up{s}", "master", "br0")
+            ip("-n", br, "link", "set", f"dn{s}", "master", f"sw{s}")
+            for dev in (f"sw{s}", f"up{s}", f"dn{s}"):
+                ip("-n", br, "link", "set", dev, "up")
+            if self.uplink_bits is not None:
+                self._shape(br, f"up{s}", self.uplink_bits)
+                self._shape(br, f"dn{s}", self.uplink_bits)
         for i, (ns, addr) in enumerate(zip(self.names, self.addrs)):
             self._add_ns(ns)
             port = f"v{i}"
+            bridge = "br0" if self.switches is None else f"sw{self.switches[i]}"
             ip("-n", br, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            ip("-n", br, "link", "set", port, "master", "br0")
+            ip("-n", br, "link", "set", port, "master", bridge)
             ip("-n", br, "link", "set", port, "up")
             ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
             ip("-n", ns, "link", "set", "eth0", "up")

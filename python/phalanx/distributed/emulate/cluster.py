@@ -200,6 +200,9 @@ class PhoneCluster:
     at least 32 KiB) and queueing limit ("50ms") of every shaped link.
     subnet: phone i gets address 10.213.<subnet>.<i+1> (namespaces are private, so two
     clusters may use the same subnet).
+    switches / uplink: the switch each phone hangs off (a list of integers) and the rate of
+    every switch's uplink to the core ("100mbit"; None = unshaped); the hostfile then says
+    `switch=N`, so ranks get PHALANX_SWITCH (hierarchical all-reduce, docs/scale.md).
 
     Raises MissingCapability (naming what is missing) where phones cannot be emulated.
     """
@@ -214,6 +217,8 @@ class PhoneCluster:
         burst=None,
         latency="50ms",
         subnet: int = 0,
+        switches=None,
+        uplink=None,
     ) -> None:
         if isinstance(phones, bool) or not isinstance(phones, int) or not 1 <= phones <= 200:
             raise ValueError(f"PhoneCluster: phones={phones!r} must be an int within [1, 200]")
@@ -232,6 +237,8 @@ class PhoneCluster:
             rates=self.link,
             burst=self.burst,
             latency_ms=self.latency * 1e3,
+            switches=None if switches is None else list(switches),
+            uplink_bits=parse_rate(uplink, "uplink"),
         )
         self.names = self.net.names
         self.addrs = self.net.addrs
@@ -276,8 +283,9 @@ class PhoneCluster:
         self.hostfile = os.path.join(self.dir, "hosts")
         with open(self.hostfile, "w") as f:
             f.write("# phalanx emulated phones: namespace, then the phone's address\n")
-            for name, addr in zip(self.names, self.addrs):
-                f.write(f"{name} addr={addr}\n")
+            for i, (name, addr) in enumerate(zip(self.names, self.addrs)):
+                switch = "" if self.net.switches is None else f" switch={self.net.switches[i]}"
+                f.write(f"{name} addr={addr}{switch}\n")
         self.phone_table = os.path.join(self.dir, "phones.json")
         table = {
             name: {
