@@ -167,6 +167,30 @@ def test_conv1d_module_and_padding_modes():
     _module_check(px_m, th_m, randn((2, 4, 9), seed=6))
 
 
+@pytest.mark.parametrize(
+    "name,args,kw",
+    [
+        ("Conv2d", (4, 6, 3), dict(stride=2, padding=1, groups=2, bias=False)),
+        ("Conv2d", (4, 6, 3), dict(padding="valid", dilation=2)),
+        ("Conv1d", (4, 6, 3), dict(padding="same", padding_mode="reflect")),
+        ("ConvTranspose2d", (4, 6, 3), dict(stride=2, output_padding=1, groups=2)),
+    ],
+)
+def test_conv_modules_share_setup_with_torchs_attributes(name, args, kw):
+    """Conv1d, Conv2d and ConvTranspose2d are set up by one helper (_conv_base.ConvNd): the
+    same attributes, weight shapes and repr as PyTorch's, and the same checks by name."""
+    px_m, th_m = getattr(phalanx.nn, name)(*args, **kw), getattr(torch.nn, name)(*args, **kw)
+    assert repr(px_m) == repr(th_m)
+    for attr in ("kernel_size", "stride", "padding", "dilation", "output_padding", "groups"):
+        assert getattr(px_m, attr) == getattr(th_m, attr), attr
+    assert px_m.transposed == th_m.transposed
+    assert tuple(px_m.weight.shape) == tuple(th_m.weight.shape)
+    with pytest.raises(ValueError, match=f"{name}: out_channels=5 must be divisible by groups=2"):
+        getattr(phalanx.nn, name)(4, 5, 3, groups=2)
+    with pytest.raises(ValueError, match=f"{name}: groups must be a positive integer, got 0"):
+        getattr(phalanx.nn, name)(4, 6, 3, groups=0)
+
+
 # ---- layer_norm, group_norm --------------------------------------------------------------------
 
 
