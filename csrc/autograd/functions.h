@@ -13,6 +13,7 @@
 #include "ops/elementwise.h"
 #include "ops/loss.h"
 #include "ops/pool.h"
+#include "ops/resample.h"
 
 namespace phalanx::autograd {
 
@@ -76,6 +77,9 @@ Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight
 // oneDNN deconvolution; w as PyTorch's (in_channels, out_channels / groups, kH, kW).
 Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias,
                         const ops::ConvTranspose2dParams& p);
+// oneDNN resampling of the spatial dims to out_spatial (see ops/resample.h for which of
+// PyTorch's interpolations each mode equals).
+Tensor resample(const Tensor& x, const Shape& out_spatial, ops::ResampleMode mode);
 Tensor activation(ops::Activation kind, const Tensor& x, float alpha = 0.f);
 // relu_(x) and friends: x becomes the activation's output, in its own memory when the
 // backward needs only the output (as PyTorch's inplace=True), else through a copy.

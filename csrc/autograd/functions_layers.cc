@@ -1,8 +1,9 @@
 // Differentiable layers beyond the core set (PyTorch-compatibility ops): layer norm,
-// transposed convolution.
+// transposed convolution, resampling.
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
 #include "ops/layer_norm.h"
+#include "ops/resample.h"
 
 namespace phalanx::autograd {
 
@@ -32,6 +33,16 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias,
            auto g = ops::conv_transpose2d_backward(c.grad(), c.saved[0], c.saved[1], has_bias, p,
                                                    {c.need(0), c.need(1), c.need(2)});
            return TensorList{g.dx, g.dw, g.db};
+         });
+  return out;
+}
+
+Tensor resample(const Tensor& x, const Shape& out_spatial, ops::ResampleMode mode) {
+  Tensor out = ops::resample_forward(x, out_spatial, mode);
+  const Shape in_shape = x.sizes();
+  record(mode == ops::ResampleMode::Nearest ? "UpsampleNearestBackward" : "UpsampleLinearBackward",
+         {out}, {x}, {}, [in_shape, mode](const BackwardContext& c) {
+           return TensorList{ops::resample_backward(c.grad(), in_shape, mode)};
          });
   return out;
 }

@@ -58,6 +58,14 @@ void init_nn(py::module_& parent) {
     py::gil_scoped_release compute;
     return ag::conv2d_relu(x, w, b, p);
   });
+  // mode: "nearest" or "linear" (ops::ResampleMode)
+  m.def("resample", [](const Tensor& x, const Shape& out_spatial, const std::string& mode) {
+    PHX_CHECK(mode == "nearest" || mode == "linear", ValueError,
+              "resample: mode must be 'nearest' or 'linear', got '", mode, "'");
+    const auto m = mode == "nearest" ? ops::ResampleMode::Nearest : ops::ResampleMode::Linear;
+    py::gil_scoped_release compute;
+    return ag::resample(x, out_spatial, m);
+  });
   m.def("linear", [](const Tensor& x, const Tensor& w, py::object bias) {
     Tensor b = opt(bias);
     py::gil_scoped_release compute;

@@ -167,6 +167,30 @@ def test_conv1d_module_and_padding_modes():
     _module_check(px_m, th_m, randn((2, 4, 9), seed=6))
 
 
+@pytest.mark.parametrize(
+    "name,args,kw",
+    [
+        ("Conv2d", (4, 6, 3), dict(stride=2, padding=1, groups=2, bias=False)),
+        ("Conv2d", (4, 6, 3), dict(padding="valid", dilation=2)),
+        ("Conv1d", (4, 6, 3), dict(padding="same", padding_mode="reflect")),
+        ("ConvTranspose2d", (4, 6, 3), dict(stride=2, output_padding=1, groups=2)),
+    ],
+)
+def test_conv_modules_share_setup_with_torchs_attributes(name, args, kw):
+    """Conv1d, Conv2d and ConvTranspose2d are set up by one helper (_conv_base.ConvNd): the
+    same attributes, weight shapes and repr as PyTorch's, and the same checks by name."""
+    px_m, th_m = getattr(phalanx.nn, name)(*args, **kw), getattr(torch.nn, name)(*args, **kw)
+    assert repr(px_m) == repr(th_m)
+    for attr in ("kernel_size", "stride", "padding", "dilation", "output_padding", "groups"):
+        assert getattr(px_m, attr) == getattr(th_m, attr), attr
+    assert px_m.transposed == th_m.transposed
+    assert tuple(px_m.weight.shape) == tuple(th_m.weight.shape)
+    with pytest.raises(ValueError, match=f"{name}: out_channels=5 must be divisible by groups=2"):
+        getattr(phalanx.nn, name)(4, 5, 3, groups=2)
+    with pytest.raises(ValueError, match=f"{name}: groups must be a positive integer, got 0"):
+        getattr(phalanx.nn, name)(4, 6, 3, groups=0)
+
+
 # ---- layer_norm, group_norm --------------------------------------------------------------------
 
 
@@ -433,6 +457,68 @@ INTERP = [
 def test_interpolate(shape, kw):
     check_op(
         lambda x: F.interpolate(x, **kw), lambda x: TF.interpolate(x, **kw), [randn(shape, seed=1)]
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(
+    "mode,align", [("nearest", None), ("nearest-exact", None), ("bilinear", False)]
+)
+def test_interpolate_random_sizes(seed, mode, align):
+    """Random sizes up and down, by size and by scale_factor (whole and fractional), batch 1
+    and 1x1 maps among them: oneDNN where it computes PyTorch's result, index tables
+    elsewhere, both checked."""
+    rng = np.random.default_rng(300 + seed)
+    shape = (int(rng.integers(1, 3)), 2) + tuple(int(v) for v in rng.integers(1, 7, size=2))
+    if seed % 3 == 0:
+        kw = dict(size=tuple(int(v) for v in rng.integers(1, 13, size=2)))
+    elif seed % 3 == 1:
+        kw = dict(scale_factor=float(rng.choice([2, 3, 0.5, 1.5, 2.5])))
+    else:
+        kw = dict(size=tuple(n * int(rng.integers(1, 4)) for n in shape[2:]))
+    if align is not None:
+        kw["align_corners"] = align
+    check_op(
+        lambda x: F.interpolate(x, mode=mode, **kw),
+        lambda x: TF.interpolate(x, mode=mode, **kw),
+        [randn(shape, seed=seed)],
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+@pytest.mark.parametrize(
+    "shape,kw,onednn",
+    [
+        ((2, 3, 4, 5), dict(scale_factor=2), True),
+        ((1, 2, 1, 1), dict(size=(3, 4)), True),  # 1x1 map: every output is the one pixel
+        ((2, 3, 4, 5), dict(size=(6, 7)), False),  # nearest at 1.5x: floor differs from round
+        ((2, 3, 4, 5), dict(size=(3, 9), mode="nearest-exact"), True),
+        ((2, 3, 4, 5), dict(size=(3, 9), mode="bilinear"), True),
+        ((2, 3, 7), dict(scale_factor=3, mode="linear"), True),
+        ((2, 3, 4, 5), dict(scale_factor=2, mode="bilinear", align_corners=True), False),
+        ((1, 2, 5, 4), dict(scale_factor=1.7, mode="bilinear"), False),  # 1/1.7 != 5/8
+    ],
+)
+def test_interpolate_uses_onednn_resampling_where_it_matches(shape, kw, onednn):
+    x = phalanx.tensor(randn(shape, seed=1), requires_grad=True)
+    name = F.interpolate(x, **kw).grad_fn.name()
+    assert name.startswith("Upsample") == onednn, name
+
+
+def test_interpolate_non_contiguous_and_blocked_inputs():
+    check_op(
+        lambda x: F.interpolate(x.transpose(2, 3), scale_factor=2),
+        lambda x: TF.interpolate(x.transpose(2, 3), scale_factor=2),
+        [randn((2, 3, 4, 5), seed=1)],
+    )
+    w = randn((16, 3, 3, 3), seed=2, scale=0.3)
+    check_op(
+        lambda x, w: F.interpolate(F.conv2d(x, w, padding=1), size=(7, 9), mode="bilinear"),
+        lambda x, w: TF.interpolate(TF.conv2d(x, w, padding=1), size=(7, 9), mode="bilinear"),
+        [randn((2, 3, 5, 6), seed=3), w],
+        rtol=1e-4,
+        atol=1e-4,
     )
 
 

@@ -1,8 +1,9 @@
 """torch.nn.functional's layer functions beyond those in functional.py, built on phalanx ops.
 
-Each is a composition of oneDNN-backed tensor ops (convolution, batch normalisation, eltwise,
-binary, index_select, concatenation), so autograd differentiates it and nothing loops over
-elements in Python; the index tables of pad and interpolate are built with NumPy per shape.
+Each is a oneDNN primitive of its own or a composition of oneDNN-backed tensor ops
+(convolution, batch normalisation, eltwise, binary, index_select, concatenation), so autograd
+differentiates it and nothing loops over elements in Python; the index tables of pad and of
+the interpolations oneDNN lacks are built with NumPy per shape.
 
 - conv1d is conv2d on a height-1 view.
 - conv_transpose2d is oneDNN's deconvolution (csrc/ops/conv_transpose.cc); only where oneDNN
@@ -10,6 +11,10 @@ elements in Python; the index tables of pad and interpolate are built with NumPy
   stride-1 zeros inserted between its elements, padded by dilation * (kernel - 1) - padding,
   with the kernel flipped and its in/out channels swapped (exact in value and gradient).
 - layer_norm is oneDNN's layer_normalization (csrc/ops/layer_norm.cc), affine included.
+- interpolate is oneDNN's resampling where that computes what PyTorch does (see
+  _onednn_resampling: bilinear/linear with align_corners=False, nearest-exact, nearest at
+  whole-number upscales); align_corners=True, other nearest ratios and area keep index tables
+  (index_select and weighted sums) or adaptive average pooling.
 - group_norm is oneDNN's batch_norm primitive (training statistics, no running ones) on a
   (1, rows, values) view, each row one normalised group, then the per-channel affine.
 """
@@ -538,6 +543,29 @@ def _linear_along(x, dim, n_out, align_corners, scale):
     return lo + hi
 
 
+def _onednn_resampling(mode, align_corners, in_sizes, sizes, scales):
+    """oneDNN's resampling algorithm ('nearest' or 'linear') that computes exactly what
+    PyTorch does for this call, or None (then index tables do it). oneDNN maps output index i
+    to input coordinate (i + 0.5) * in / out - 0.5: linear interpolates there (PyTorch's
+    align_corners=False), nearest rounds it, which is PyTorch's 'nearest-exact' and, only when
+    out is a whole multiple of in, its 'nearest' (floor(i * in / out)). PyTorch takes the scale
+    from scale_factor when given, so that must agree with in / out."""
+    if any(n <= 0 for n in in_sizes):
+        return None
+    if mode in ("linear", "bilinear") and not align_corners:
+        algorithm = "linear"
+    elif mode == "nearest-exact" or (
+        mode == "nearest" and all(o % n == 0 for n, o in zip(in_sizes, sizes))
+    ):
+        algorithm = "nearest"
+    else:
+        return None
+    for n, o, scale in zip(in_sizes, sizes, scales):
+        if scale is not None and np.float32(1.0 / scale) != np.float32(n / o):
+            return None
+    return algorithm
+
+
 def interpolate(
     input,
     size=None,
@@ -577,6 +605,9 @@ def interpolate(
         if spatial == 1:
             return _nn.adaptive_avg_pool2d(input.unsqueeze(2), (1, sizes[0])).squeeze(2)
         return _nn.adaptive_avg_pool2d(input, tuple(sizes))
+    onednn_mode = _onednn_resampling(mode, align_corners, list(input.shape[2:]), sizes, scales)
+    if onednn_mode is not None:
+        return _nn.resample(input, sizes, onednn_mode)
     out = input
     for i in range(spatial):
         dim = 2 + i

@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
-from ... import _C
 from .. import functional as F
-from .. import init
-from ..parameter import Parameter
-from ._arguments import check_count, check_window
-from .module import Module
-
-
-def _pair(v) -> tuple[int, int]:
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+from ._conv_base import ConvNd
 
 
 def _same_padding(kernel_size, dilation) -> tuple[int, int]:
@@ -30,7 +20,7 @@ def _same_padding(kernel_size, dilation) -> tuple[int, int]:
     return tuple(pads)
 
 
-class Conv2d(Module):
+class Conv2d(ConvNd):
     """weight: (out_channels, in_channels / groups, kH, kW); bias: (out_channels,) or None."""
 
     def __init__(
@@ -46,56 +36,20 @@ class Conv2d(Module):
         padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
-        if groups <= 0:
-            raise ValueError("groups must be a positive integer")
-        if in_channels % groups != 0:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups != 0:
-            raise ValueError("out_channels must be divisible by groups")
-        if padding_mode != "zeros":
-            raise ValueError(
-                f"Conv2d: padding_mode '{padding_mode}' is not supported; only 'zeros'"
-            )
-        check_count("Conv2d", "in_channels", in_channels)
-        check_count("Conv2d", "out_channels", out_channels)
-        check_window("Conv2d", "kernel_size", kernel_size, 1)
-        check_window("Conv2d", "stride", stride, 1)
-        check_window("Conv2d", "dilation", dilation, 1)
-        if not isinstance(padding, str):
-            check_window("Conv2d", "padding", padding, 0)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.dilation = _pair(dilation)
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(
-                    f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}"
-                )
-            if padding == "same" and self.stride != (1, 1):
-                raise ValueError("padding='same' is not supported for strided convolutions")
-        self.padding = padding if isinstance(padding, str) else _pair(padding)
+        self._setup(
+            "Conv2d",
+            2,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+        )
         self._padding_amounts()  # rejects a 'same' that would need asymmetric padding, now
-        self.output_padding = (0, 0)
-        self.transposed = False
-        self.groups = groups
-        self.padding_mode = padding_mode
-        self.weight = Parameter(_C.empty([out_channels, in_channels // groups, *self.kernel_size]))
-        if bias:
-            self.bias = Parameter(_C.empty([out_channels]))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        # PyTorch's default: a uniform fan-in bound of 1/sqrt(fan_in) for weight and bias alike
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
 
     def _padding_amounts(self) -> tuple[int, int]:
         if self.padding == "valid":
@@ -121,19 +75,6 @@ class Conv2d(Module):
             self.dilation,
             self.groups,
         )
-
-    def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
-        s += f", stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
 
 
 def conv_relu(conv, relu, input):
