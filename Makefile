@@ -174,6 +174,12 @@ bench: build
 bench-phone: build
 	$(PYTHON) benchmarks/run.py --points phone --no-memory $(BENCH_ARGS)
 
+# Issue 17's overhead measure: the share of a LeNet-5 b32 training step's CPU time outside the
+# compute kernels, from perf's sampled stacks (docs/speed.md). Needs linux-perf.
+.PHONY: bench-overhead
+bench-overhead: build
+	$(PYTHON) benchmarks/overhead_perf.py --build $(BUILD_DIR) --show 25 $(OVERHEAD_ARGS)
+
 # Issue 12's emulated phone cluster (root only): DDP(balance=...) adapting to phones of unequal
 # CPU caps, a phone throttled and restored mid-run, no churn on equal phones. Minutes long and
 # sensitive to the machine's load, so not in `make test`; run it on an otherwise idle machine.

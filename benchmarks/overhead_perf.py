@@ -3,9 +3,12 @@
 
     python benchmarks/overhead_perf.py --model lenet --batch 32 --threads 1 [--steps 1500]
 
-A child process trains `--steps` iterations (forward + cross_entropy, backward, SGD step,
-zero_grad; benchmarks/models.py's phalanx_trainer) under `perf record`, which samples the
-instruction pointer. Each sample's symbol is then classified (`classify`):
+A child process trains `--steps` iterations (forward + cross_entropy, backward, SGD step with
+momentum, zero_grad: benchmarks/models.py's step without its clocks) under `perf record`,
+which samples the call stack (DWARF unwinding) from the fourth second on (after imports and
+warm-up). Each sample is then classified by its leaf symbol (`classify`), except that
+anything called from inside one of phalanx's compute loops (a memset zero-filling a
+gradient) counts as that loop's (`classify_stack`):
 
 - kernel: oneDNN's generated code (perf's `[JIT]`), libdnnl's compiled code other than its
   API entry points (`dnnl_*`, the ITT hooks), and phalanx's own compute loops in the
@@ -16,9 +19,8 @@ instruction pointer. Each sample's symbol is then classified (`classify`):
 Samples count the process's user-space CPU time (`cpu-clock:u`: the OS kernel's share on a
 shared machine is mostly other processes' interrupts, network softirqs, handled on our time),
 so the share is much less sensitive to other load than a wall-clock difference would be (the
-step times printed next to it are not). ONEDNN_VERBOSE
-(`make bench`'s overhead column) counts only oneDNN primitives as kernels, so phalanx's own
-loops land outside there.
+step times printed next to it are not). ONEDNN_VERBOSE (`make bench`'s overhead column)
+counts only oneDNN primitives as kernels, so phalanx's own loops land outside there.
 
 Release builds strip the extension (pybind11 does), which would leave phalanx's loops
 unnamed and counted outside: `--build DIR` relinks an unstripped copy of DIR's extension from
@@ -50,14 +52,16 @@ DNNL_API = re.compile(r"^(dnnl_|__itt|dnnl::)")
 
 
 def classify(dso: str, sym: str) -> str:
-    """'kernel' or one of the outside categories for a sample in `dso` at `sym`."""
-    if dso.startswith("[JIT]"):
+    """'kernel' or one of the outside categories for a sample whose leaf is `sym` in `dso`
+    (a file name, or perf's JIT map)."""
+    dso = os.path.basename(dso)
+    if dso.startswith("[JIT]") or (dso.startswith("perf-") and dso.endswith(".map")):
         return "kernel"
     if dso.startswith("libdnnl"):
         return "dnnl api" if DNNL_API.search(sym) else "kernel"
     if dso.startswith("_C."):
         return "kernel" if KERNEL_SYMBOLS.search(sym) else "extension (bindings, autograd, glue)"
-    if dso.startswith("libpython"):
+    if dso.startswith("libpython") or dso.startswith("python"):
         return "python"
     if dso.startswith("libc.") or dso.startswith("libm."):
         return "libc (malloc, memcpy)"
@@ -70,13 +74,67 @@ def classify(dso: str, sym: str) -> str:
     return "other"
 
 
+FRAME = re.compile(r"^\s*[0-9a-f]+ (.*) \((.*)\)$")
+
+
+def classify_stack(frames: list[tuple[str, str]]) -> str:
+    """A sample's category from its call stack, leaf first: a libc memset or a malloc called
+    from inside one of phalanx's compute loops (the zero fill of a max-pool backward) is that
+    kernel's time; everything else goes by its leaf."""
+    sym, dso = frames[0]
+    leaf = classify(dso, sym)
+    if leaf != "kernel" and any(KERNEL_SYMBOLS.search(s) for s, _ in frames[1:]):
+        return "kernel"
+    return leaf
+
+
+def parse_script(text: str) -> tuple[dict[str, float], list[tuple[float, str, str, str]]]:
+    """Shares (in percent) per category from `perf script` output, and the outside leaves as
+    (share, category, dso, symbol) rows, largest first."""
+    counts: dict[str, int] = {}
+    leaves: dict[tuple[str, str, str], int] = {}
+    total = 0
+    for sample in text.split("\n\n"):
+        frames = []
+        for line in sample.splitlines():
+            m = FRAME.match(line)
+            if m:
+                frames.append((m.group(1), m.group(2)))
+        if not frames:
+            continue
+        # perf lists an inlined function as its own frame: it lives in the next real one's file
+        for i in range(len(frames) - 2, -1, -1):
+            if frames[i][1] == "inlined":
+                frames[i] = (frames[i][0], frames[i + 1][1])
+        total += 1
+        cat = classify_stack(frames)
+        counts[cat] = counts.get(cat, 0) + 1
+        if cat != "kernel":
+            key = (cat, os.path.basename(frames[0][1]), frames[0][0])
+            leaves[key] = leaves.get(key, 0) + 1
+    scale = 100.0 / max(total, 1)
+    rows = sorted(((n * scale, *k) for k, n in leaves.items()), reverse=True)
+    return {k: n * scale for k, n in counts.items()}, rows
+
+
 def child(args) -> None:
+    """The training step of benchmarks/models.py without its per-phase clocks and counters."""
     sys.path.insert(0, HERE)
     import phalanx
-    from models import phalanx_trainer
+    import phalanx.nn.functional as F
+    from models import LR, MOMENTUM, batch_arrays, build_phalanx
 
     phalanx.set_num_threads(args.threads)
-    step = phalanx_trainer(args.model, batch=args.batch)
+    model = build_phalanx(args.model).train()
+    opt = phalanx.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    xa, ya = batch_arrays(args.model, args.batch)
+    x, y = phalanx.from_numpy(xa), phalanx.from_numpy(ya)
+
+    def step() -> None:
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        opt.zero_grad()
+
     for _ in range(10):
         step()
     times = []
@@ -98,19 +156,6 @@ def unstripped_extension(build_dir: str, into: str) -> str:
     link = link.replace(f" -o {so} ", f" -o {os.path.join(into, so)} ")
     subprocess.run(["bash", "-c", f"cd {shlex.quote(build_dir)} && {link}"], check=True)
     return into
-
-
-def parse_report(text: str) -> tuple[dict[str, float], list[tuple[float, str, str, str]]]:
-    """Shares per category, and every (share, category, dso, symbol) row."""
-    shares: dict[str, float] = {}
-    rows = []
-    for line in text.splitlines():
-        m = re.match(r"\s*([\d.]+)%\s+(\S+(?: tid \d+)?)\s+\[[.k]\]\s+(.*)$", line)
-        if m:
-            cat = classify(m.group(2), m.group(3))
-            shares[cat] = shares.get(cat, 0.0) + float(m.group(1))
-            rows.append((float(m.group(1)), cat, m.group(2), m.group(3)))
-    return shares, rows
 
 
 def main() -> None:
@@ -141,10 +186,14 @@ def main() -> None:
             "perf",
             "record",
             "-q",
+            "-D",
+            "4000",
             "-e",
             "cpu-clock:u",
             "-F",
-            "1999",
+            "999",
+            "--call-graph",
+            "dwarf,8192",
             "-o",
             data,
             "--",
@@ -155,13 +204,13 @@ def main() -> None:
         cmd += ["--model", args.model, "--batch", str(args.batch)]
         cmd += ["--threads", str(args.threads), "--steps", str(args.steps)]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-        report = subprocess.run(
-            ["perf", "report", "-i", data, "--no-children", "--sort", "dso,sym", "--stdio"],
+        script = subprocess.run(
+            ["perf", "script", "-i", data, "-F", "ip,sym,dso"],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-    shares, rows = parse_report(report)
+    shares, rows = parse_script(script)
     total = sum(shares.values()) or 1.0
     step = next((line for line in out.splitlines() if line.startswith("STEP_MS")), "STEP_MS ?")
     print(f"{args.model} batch {args.batch}, {args.threads} thread(s), {args.steps} steps")
@@ -170,8 +219,7 @@ def main() -> None:
     for cat, v in sorted(shares.items(), key=lambda kv: (kv[0] != "kernel", -kv[1])):
         print(f"| {cat} | {100 * v / total:.1f}% |")
     print(f"| **outside kernels** | **{100 * (1 - shares.get('kernel', 0.0) / total):.1f}%** |")
-    outside = sorted((r for r in rows if r[1] != "kernel"), reverse=True)[: args.show]
-    for share, cat, dso, sym in outside:
+    for share, cat, dso, sym in rows[: args.show]:
         print(f"  {100 * share / total:5.2f}%  {cat:12.12}  {dso[:20]:20}  {sym[:110]}")
 
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "dnnl/key_writer.h"
+
 #if DNNL_VERSION_MAJOR >= 3
 #define PHX_DNNL_V3 1
 #else
@@ -91,7 +93,7 @@ inline bool md_is_padded(const memory::desc& md) {
 
 // A string that identifies a memory descriptor's layout, for primitive-cache keys.
 inline std::string md_key(const memory::desc& md) {
-  std::ostringstream os;
+  phalanx::dnnl_util::KeyWriter os;
 #if PHX_DNNL_V3
   os << static_cast<int>(md.get_format_kind()) << ':';
   for (auto d : md.get_dims()) os << d << ',';
@@ -119,7 +121,7 @@ inline std::string md_key(const memory::desc& md) {
     for (int i = 0; i < b.inner_nblks; ++i) os << b.inner_idxs[i] << 'x' << b.inner_blks[i] << ',';
   }
 #endif
-  return os.str();
+  return std::move(os).str();
 }
 
 inline dnnl::convolution_forward::primitive_desc conv_fwd(

@@ -11,11 +11,12 @@
 #include <list>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
 #include <vector>
+
+#include "dnnl/key_writer.h"
 
 namespace phalanx::dnnl_util {
 
@@ -80,24 +81,24 @@ class PrimitiveCache {
 
 // Builds a cache key: cache_key("conv_fwd", dims, 3, true) -> "conv_fwd|1,2,3|3|1".
 template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T>>>
-inline void key_part(std::ostringstream& os, T v) {
+inline void key_part(KeyWriter& os, T v) {
   os << v << '|';
 }
-inline void key_part(std::ostringstream& os, const std::vector<int64_t>& v) {
+inline void key_part(KeyWriter& os, const std::vector<int64_t>& v) {
   for (auto x : v) os << x << ',';
   os << '|';
 }
-inline void key_part(std::ostringstream& os, const std::string& s) {
+inline void key_part(KeyWriter& os, const std::string& s) {
   os << s << '|';
 }
-inline void key_part(std::ostringstream& os, const char* s) {
+inline void key_part(KeyWriter& os, const char* s) {
   os << s << '|';
 }
 template <typename... Args>
 std::string cache_key(const Args&... args) {
-  std::ostringstream os;
+  KeyWriter os;
   (key_part(os, args), ...);
-  return os.str();
+  return std::move(os).str();
 }
 
 }  // namespace phalanx::dnnl_util

@@ -46,3 +46,12 @@ TEST(PrimitiveCache, KeysSeparateParts) {
   EXPECT_NE(dnnl_util::cache_key("x", std::vector<int64_t>{1, 23}),
             dnnl_util::cache_key("x", std::vector<int64_t>{12, 3}));
 }
+
+TEST(PrimitiveCache, KeysSpellEveryPart) {
+  // KeyWriter replaced std::ostringstream: the same text for integers, strings and bools
+  EXPECT_EQ(dnnl_util::cache_key("conv_fwd", std::vector<int64_t>{1, 2, 3}, 3, true, int64_t{-7}),
+            "conv_fwd|1,2,3,|3|1|-7|");
+  // floats in their shortest exact form: values that agree to 6 digits still differ
+  EXPECT_NE(dnnl_util::cache_key("elt", 1.0000001f), dnnl_util::cache_key("elt", 1.0f));
+  EXPECT_EQ(dnnl_util::cache_key("elt", 0.5f, 1e-5), "elt|0.5|1e-05|");
+}
