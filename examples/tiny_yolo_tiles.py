@@ -64,9 +64,14 @@ def parse_args(argv=None):
     p.add_argument("--groups", default="4", help="fused-group boundaries, e.g. 4 or 4,8 or ''")
     p.add_argument("--grid", default="2x2", help="rows x cols of the tile grid (tiles)")
     p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1, help="steps left out of the mean")
+    p.add_argument("--warmup", type=int, default=1, help="steps left out of the median")
     p.add_argument("--link-mbit", type=float, default=100.0, help="plan: link rate")
-    p.add_argument("--latency-ms", type=float, default=0.5, help="plan: per-message latency")
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        default=None,
+        help="plan: per-message latency (default: measured, tiny all-reduces between the ranks)",
+    )
     p.add_argument("--mem-mib", type=float, default=None, help="plan: memory per device")
     p.add_argument(
         "--predict", action="store_true", help="add the cost model's prediction for the run"
@@ -95,27 +100,94 @@ def build(args, world, rank):
             "data_parallel": world // (rows * cols),
         }
     else:
-        times = layer_times(net, shape, world)
+        times, fixed = layer_times(net, shape, world)
         cfg = plan(
             net,
             shape,
             world,
             args.link_mbit * 1e6 / 8,
             None if args.mem_mib is None else args.mem_mib * 2**20,
-            latency=args.latency_ms * 1e-3,
+            latency=message_latency(args, world),
             layer_times=times,
+            layer_fixed=fixed,
+            compute_scale=compute_scale(args.width, shape, times, world),
             verbose=rank == 0,
         )
     return hybrid(net, cfg, args.batch, world, rank)
 
 
 def layer_times(net, shape, world):
-    """Per-layer forward+backward seconds, profiled on every rank and averaged, so every rank
-    plans (and predicts) from the same numbers."""
-    times = phalanx.tensor(phalanx.spatial.planner.profile(net, shape))
+    """Per-layer forward+backward seconds and their fixed parts (profile, profile_fixed),
+    profiled on every rank and averaged, so every rank plans (and predicts) from the same
+    numbers."""
+    planner = phalanx.spatial.planner
+    times = planner.profile(net, shape)
+    both = phalanx.tensor(times + planner.profile_fixed(net, shape, times))
     if world > 1:
-        dist.all_reduce(times)
-    return [t / world for t in times.tolist()]
+        dist.all_reduce(both)
+    both = [t / world for t in both.tolist()]
+    return both[: len(times)], both[len(times) :]
+
+
+def compute_scale(width, shape, times, world, steps: int = 3) -> float:
+    """A training step of this script on one device (its loss, optimizer and Python
+    included) over the profiled forward+backward (sum of `times`): the planner's
+    compute_scale. Every rank measures on its own device at once (the load a run sees),
+    the ranks average."""
+    phalanx.manual_seed(1)
+    model = tiny_yolo_backbone(width)
+    opt = phalanx.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = phalanx.randn(*shape)
+    y = phalanx.tensor(np.zeros(shape[0], dtype=np.int64))
+    seconds = []
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step:  # the first creates oneDNN's primitives
+            seconds.append(time.perf_counter() - start)
+    scale = phalanx.tensor([float(np.median(seconds)) / sum(times)])
+    if world > 1:
+        dist.all_reduce(scale)
+    return scale.item() / world
+
+
+def message_latency(args, world, rounds: int = 20) -> float:
+    """Seconds per message: --latency-ms, or measured between all ranks as a training step
+    meets its messages: each of `rounds` tiny all-reduces (a ring of 2(n-1) messages) comes
+    after a slice of computation, so the time includes what a message costs inside a step
+    on this machine besides the link (Gloo, Python, and the scheduler or the CPU quota
+    waking a rank that computed until then); minus the computation alone, averaged over
+    the ranks. Back-to-back all-reduces measure only the link: tens of microseconds here,
+    against milliseconds per message in a tile step on a loaded machine."""
+    if args.latency_ms is not None:
+        return args.latency_ms * 1e-3
+    if world <= 1 or not dist.is_initialized():
+        return 5e-4
+    a = phalanx.randn(96, 96)
+    x = phalanx.zeros(1)
+    dist.all_reduce(x)  # warm-up
+
+    def work():
+        for _ in range(8):
+            (a @ a).sum()
+
+    work()
+    start = time.perf_counter()
+    for _ in range(rounds):
+        work()
+    alone = time.perf_counter() - start
+    dist.barrier()
+    start = time.perf_counter()
+    for _ in range(rounds):
+        work()
+        dist.all_reduce(x)
+    both = time.perf_counter() - start
+    seconds = phalanx.tensor([max(both - alone, 0.0) / rounds / (2 * (world - 1))])
+    dist.all_reduce(seconds)
+    return seconds.item() / world
 
 
 def hybrid(net, cfg, batch, world, rank):
@@ -196,7 +268,9 @@ def main(argv=None) -> dict:
         "image_size": args.image_size,
         "batch": args.batch,
         "ranks": world if args.mode != "single" else 1,
-        "step_s": float(np.mean(times)) if times else None,
+        # the median: one step descheduled by another job on a shared machine is not the
+        # configuration's cost
+        "step_s": float(np.median(times)) if times else None,
         # per rank: the peak while the first `layers` layers ran forward, and what they kept
         # for backward (their activations and output), above what was allocated before
         "front_peak_bytes": [int(a[0].item()) for a in all_stats],
@@ -207,16 +281,28 @@ def main(argv=None) -> dict:
         phalanx.manual_seed(0)
         net = tiny_yolo_backbone(args.width)
         shape = (args.batch, 3, args.image_size, args.image_size)
-        times = layer_times(net, shape, n if args.mode != "single" else 1)
+        times, fixed = layer_times(net, shape, n if args.mode != "single" else 1)
+        latency = message_latency(args, n if args.mode != "single" else 1)
+        scale = compute_scale(args.width, shape, times, n if args.mode != "single" else 1)
         config = {
             k: result[k] for k in ("layers", "groups", "grid", "data_parallel") if k in result
         }
         if args.mode == "single":
             config = {"data_parallel": 1}
         result["predicted"] = phalanx.spatial.planner.predict(
-            net, shape, config, args.link_mbit * 1e6 / 8, times, latency=args.latency_ms * 1e-3
+            net,
+            shape,
+            config,
+            args.link_mbit * 1e6 / 8,
+            times,
+            latency=latency,
+            layer_fixed=fixed,
+            compute_scale=scale,
         )
         result["layer_times"] = times
+        result["layer_fixed"] = fixed
+        result["latency_s"] = latency
+        result["compute_scale"] = scale
     if rank == 0:
         print(json.dumps(result), flush=True)
     return result

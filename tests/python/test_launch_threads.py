@@ -1,5 +1,6 @@
 """OMP_NUM_THREADS for ranks on other hosts (`phalanx launch --hosts`): the host's watchdog
-sets it, when neither the user nor the host did, to the cores the host lets the rank use
+sets it, when neither the user nor the host did and the host runs several ranks or a quota
+gives the rank fewer cores than the host has, to the cores the host lets the rank use
 (affinity, then a cgroup CPU quota) over the host's ranks, as the launcher does locally.
 Without it a rank on a phone capped at a fraction of a core ran one spinning OpenMP thread
 per core of the machine: 17x slower."""
@@ -61,6 +62,8 @@ def test_quota_of_a_v2_cgroup_limits_the_threads(tmp_path):
     assert w._quota_cores(root) is None
     cores = len(os.sched_getaffinity(0))
     assert w.default_threads({"LOCAL_WORLD_SIZE": "2"}, root) == max(1, cores // 2)
+    # one rank and no quota: OpenMP's default fits, left alone as for a lone local rank
+    assert w.default_threads({"LOCAL_WORLD_SIZE": "1"}, root) is None
     (tmp_path / "sys/fs/cgroup/box").mkdir()
     (tmp_path / "sys/fs/cgroup/box/cpu.max").write_text("100000 100000\n")  # 1 core
     assert w._quota_cores(root) == 1.0

@@ -3,9 +3,13 @@ and how many tile groups train data-parallel, from a cost model.
 
 The model (docs/spatial.md has the derivation):
   compute   each layer's measured forward+backward time (a short profiling run on one
-            device) scaled by the area a tile computes, halo included, over the whole map
-            (the tile with the largest area sets the pace); the rest of the network on the
-            per-rank share of the batch;
+            device), split into a fixed part per call (launching kernels, Python: measured
+            by profiling a one-sample batch too, `profile_fixed`) and a part that scales with
+            the area a tile computes, halo included, over the whole map (the tile with the
+            largest area sets the pace); the rest of the network on the per-rank share of
+            the batch likewise; all of it times `compute_scale`, a training step measured
+            on one device over the profile's forward+backward (what a profile of the layers
+            leaves out: the loss, the optimizer, the step's Python; 1 when not measured);
   messages  latency + bytes / bandwidth for each: the halo at every group boundary and the
             all-to-all to batch parallelism (forward and backward), BatchNorm statistics
             (two small all-reduces each way), the gradient all-reduces (ring: 2(n-1)/n of the
@@ -70,7 +74,43 @@ def spatial_prefix(model) -> int:
 def profile(model, input_shape, repeats: int = 3) -> list[float]:
     """Seconds of forward+backward of each layer of `model` on an input of `input_shape`,
     measured inside whole training passes (forward: around each layer; backward: between the
-    gradient hooks of consecutive layer outputs), the median of `repeats` after one warm-up."""
+    gradient hooks of consecutive layer outputs), the median of `repeats` after one warm-up,
+    scaled so that they add up to the median of `repeats` plain passes (no hooks, no clock
+    per layer: the instrumentation's own cost is not the layers')."""
+    times = _layer_times(model, input_shape, repeats)
+    plain = []
+    for _ in range(repeats):
+        x = phalanx.randn(*input_shape)
+        x.requires_grad_(True)
+        start = time.perf_counter()
+        model(x).sum().backward()
+        plain.append(time.perf_counter() - start)
+    total = sum(times)
+    scale = sorted(plain)[len(plain) // 2] / total if total > 0 else 1.0
+    return [t * scale for t in times]
+
+
+def profile_fixed(model, input_shape, full_times, repeats: int = 3) -> list[float]:
+    """The part of each layer's time that does not shrink with its work (launching kernels,
+    Python): profiled again on one sample (or, for a one-sample batch, half the height and
+    width) and fitted as `fixed + per_unit * work` through the two points, clamped to
+    [0, the small run's time]. `full_times` is profile()'s result for `input_shape`."""
+    n, c, h, w = input_shape
+    small = (1, c, h, w) if n > 1 else (1, c, max(1, h // 2), max(1, w // 2))
+    small_times = profile(model, small, repeats)
+    full_shapes, small_shapes = _shapes(model, input_shape), _shapes(model, small)
+    fixed = []
+    for li, (t_full, t_small) in enumerate(zip(full_times, small_times)):
+        ratio = _numel(small_shapes[li + 1]) / max(1, _numel(full_shapes[li + 1]))
+        if ratio >= 1.0:
+            fixed.append(0.0)
+            continue
+        a = (t_small - t_full * ratio) / (1.0 - ratio)
+        fixed.append(min(max(a, 0.0), t_small, t_full))
+    return fixed
+
+
+def _layer_times(model, input_shape, repeats: int) -> list[float]:
     runs = []
     for r in range(repeats + 1):
         x = phalanx.randn(*input_shape)
@@ -136,8 +176,18 @@ def _ring(nbytes: float, n: int, bandwidth: float, latency: float) -> float:
     return 2 * (n - 1) * latency + 2 * (n - 1) / n * nbytes / bandwidth
 
 
-def estimate(model, shapes, times, cand: Candidate, bandwidth, latency, memory):
-    """Fills cand's predicted step time, peak memory and whether it fits."""
+def _scaled(time_s: float, fixed_s: float, fraction: float) -> float:
+    """A layer's time on `fraction` of the work it was profiled on: its fixed part whole."""
+    return fixed_s + (time_s - fixed_s) * fraction
+
+
+def estimate(
+    model, shapes, times, cand: Candidate, bandwidth, latency, memory, fixed=None, scale=1.0
+):
+    """Fills cand's predicted step time, peak memory and whether it fits. `fixed`: each
+    layer's fixed seconds per call (profile_fixed; None: all of a layer's time scales);
+    `scale`: compute_scale."""
+    fixed = [0.0] * len(times) if fixed is None else list(fixed)
     n = shapes[0][0]
     k, (rows, cols) = cand.layers, cand.grid
     g = rows * cols
@@ -162,7 +212,7 @@ def estimate(model, shapes, times, cand: Candidate, bandwidth, latency, memory):
                     * (t.cols[li - lo].out[1] - t.cols[li - lo].out[0])
                     for t in tiles
                 )
-                compute += times[li] * (per_replica / n) * area / (h * w)
+                compute += _scaled(times[li], fixed[li], (per_replica / n) * area / (h * w))
                 act += per_replica * c * area * FLOAT
                 if isinstance(layers[li], nn.BatchNorm2d) and g > 1:
                     comm += 4 * _ring(c * FLOAT, g, bandwidth, latency)
@@ -182,7 +232,7 @@ def estimate(model, shapes, times, cand: Candidate, bandwidth, latency, memory):
             )
             comm += _ring(sum(sum(p) for p in params[:k]), g, bandwidth, latency)
     per_rank = per_replica / g if cand.output == "batch" else per_replica
-    compute += sum(times[k:]) * per_rank / n
+    compute += sum(_scaled(t, a, per_rank / n) for t, a in zip(times[k:], fixed[k:]))
     for li in range(k, len(layers)):
         act += per_rank * _numel(shapes[li + 1][1:]) * FLOAT
     # every parameter is averaged across the replicas (the rest: across all ranks)
@@ -190,6 +240,7 @@ def estimate(model, shapes, times, cand: Candidate, bandwidth, latency, memory):
     rest_ranks = d * g if cand.output == "batch" else d
     comm += _ring(sum(sum(p) for p in params[k:]), rest_ranks, bandwidth, latency)
     weights = 3 * sum(sum(p) for p in params)
+    compute *= scale
     cand.step_s = compute + comm
     cand.peak_bytes = int(weights + act)
     cand.fits = memory is None or cand.peak_bytes <= memory
@@ -235,6 +286,8 @@ def plan(
     *,
     latency: float = 2e-4,
     layer_times=None,
+    layer_fixed=None,
+    compute_scale: float = 1.0,
     verbose: bool = True,
 ) -> dict:
     """The best configuration for training `model` (an nn.Sequential: spatial layers first) on
@@ -242,7 +295,10 @@ def plan(
     bytes/s and `latency` s, each with `memory_per_device` bytes (None: unlimited).
 
     layer_times: seconds of forward+backward per layer on the whole input (default: measured
-    now, a short profiling run). Prints the candidates; returns the best as a dict."""
+    now, a short profiling run). layer_fixed: the part of each that does not shrink with
+    the work (default: measured now when layer_times is, else none). compute_scale: a
+    training step measured on one device over the sum of layer_times (see the module
+    docstring; default 1). Prints the candidates; returns the best as a dict."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"plan: model must be an nn.Sequential, got {type(model).__name__}")
     if world_size < 1:
@@ -250,14 +306,33 @@ def plan(
     if link_bandwidth <= 0:
         raise ValueError(f"plan: link_bandwidth={link_bandwidth} must be positive (bytes/s)")
     cands, shapes = candidates(model, input_shape, world_size)
-    times = list(layer_times) if layer_times is not None else profile(model, input_shape)
+    if layer_times is None:
+        times = profile(model, input_shape)
+        if layer_fixed is None:
+            layer_fixed = profile_fixed(model, input_shape, times)
+    else:
+        times = list(layer_times)
     if len(times) != len(model):
         raise ValueError(f"plan: layer_times has {len(times)} entries for {len(model)} layers")
+    if layer_fixed is not None and len(layer_fixed) != len(model):
+        raise ValueError(
+            f"plan: layer_fixed has {len(layer_fixed)} entries for {len(model)} layers"
+        )
     valid = []
     for c in cands:
         try:
             valid.append(
-                estimate(model, shapes, times, c, link_bandwidth, latency, memory_per_device)
+                estimate(
+                    model,
+                    shapes,
+                    times,
+                    c,
+                    link_bandwidth,
+                    latency,
+                    memory_per_device,
+                    layer_fixed,
+                    compute_scale,
+                )
             )
         except ValueError:  # a grid the map cannot hold
             continue
@@ -276,7 +351,15 @@ def plan(
 
 
 def predict(
-    model, input_shape, config: dict, link_bandwidth: float, layer_times, *, latency: float = 2e-4
+    model,
+    input_shape,
+    config: dict,
+    link_bandwidth: float,
+    layer_times,
+    *,
+    latency: float = 2e-4,
+    layer_fixed=None,
+    compute_scale: float = 1.0,
 ) -> dict:
     """The cost model's step time and peak memory for one configuration (a dict as plan()
     returns; layers 0 or a 1x1 grid: data parallelism over `data_parallel` replicas)."""
@@ -288,7 +371,17 @@ def predict(
         int(config.get("data_parallel", 1)),
     )
     shapes = _shapes(model, input_shape)
-    estimate(model, shapes, list(layer_times), cand, link_bandwidth, latency, None)
+    estimate(
+        model,
+        shapes,
+        list(layer_times),
+        cand,
+        link_bandwidth,
+        latency,
+        None,
+        layer_fixed,
+        compute_scale,
+    )
     return {
         "step_s": cand.step_s,
         "peak_bytes": cand.peak_bytes,

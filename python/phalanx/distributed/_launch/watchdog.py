@@ -8,11 +8,12 @@ to stop, is killed, or the connection dropped) or this watchdog gets SIGTERM, SI
 SIGINT, the group gets SIGTERM, then SIGKILL after GRACE seconds. Exit status: the rank's, or
 128+N when signal N ended it.
 
-It also gives the rank OMP_NUM_THREADS when neither the user (--env) nor the host set it: the
-cores this host lets the rank use divided among the host's ranks, as the launcher does for
-local ranks. Only the host knows its cores, and its CPU quota (a phone's or a container's
-cgroup): OpenMP's default, one thread per core of the machine, spin-waits inside a quota of a
-fraction of a core and ran an emulated phone 17x slower.
+It also gives the rank OMP_NUM_THREADS when neither the user (--env) nor the host set it and
+OpenMP's default (one thread per core) would oversubscribe: the cores this host lets the rank
+use divided among the host's ranks, as the launcher does for local ranks, whenever the host
+runs several ranks or a CPU quota (a phone's or a container's cgroup) gives the rank fewer
+cores than the host has. Only the host knows its cores and its quota: one thread per core
+spin-waits inside a quota of a fraction of a core and ran an emulated phone 17x slower.
 
 It runs under the host's python3, which may be older than the launcher's: nothing here
 needs more than Python 3.6 (no annotations that are evaluated, no newer library calls).
@@ -87,25 +88,28 @@ def _quota_cores(root="/"):
 
 def default_threads(environ, root="/"):
     """OpenMP threads for one rank: usable cores (affinity, then quota) over the ranks this
-    host runs (LOCAL_WORLD_SIZE), at least 1."""
+    host runs (LOCAL_WORLD_SIZE), at least 1; None when OpenMP's default fits already (one
+    rank, no quota below the host's cores), as the launcher leaves a lone local rank."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
     quota = _quota_cores(root)
-    if quota is not None:
-        cores = min(cores, int(quota))
+    usable = cores if quota is None else min(cores, int(quota))
     try:
         ranks = max(1, int(environ.get("LOCAL_WORLD_SIZE", "1")))
     except ValueError:
         ranks = 1
-    return max(1, cores // ranks)
+    if ranks == 1 and usable >= cores:
+        return None
+    return max(1, usable // ranks)
 
 
 def main(argv) -> int:
     grace = float(argv[0])
-    if "OMP_NUM_THREADS" not in os.environ:
-        os.environ["OMP_NUM_THREADS"] = str(default_threads(os.environ))
+    threads = None if "OMP_NUM_THREADS" in os.environ else default_threads(os.environ)
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     stop = threading.Event()
     for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(s, lambda *a: stop.set())

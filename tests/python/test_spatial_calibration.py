@@ -1,0 +1,55 @@
+"""The planner's calibration terms (issue 13): each layer's fixed time per call does not
+shrink on a tile or a smaller share of the batch (layer_fixed, profile_fixed), a measured
+training step scales the compute (compute_scale), and profile() sums to a plain pass."""
+
+import pytest
+from test_spatial_planner import TIMES, model
+
+import phalanx.nn as nn
+from phalanx.spatial import plan
+from phalanx.spatial.planner import predict, profile, profile_fixed
+
+SHAPE = (2, 3, 128, 128)
+TILES = {"layers": 8, "groups": [], "grid": (2, 2), "data_parallel": 1}
+
+
+def test_fixed_time_per_call_does_not_shrink_on_tiles():
+    free = predict(model(), SHAPE, TILES, 125e6, TIMES)
+    fixed = predict(model(), SHAPE, TILES, 125e6, TIMES, layer_fixed=TIMES)
+    one = predict(model(), SHAPE, {"data_parallel": 1}, 125e6, TIMES)
+    # every layer's time fixed: a tile costs what the whole map costs; none: much less
+    assert fixed["compute_s"] == pytest.approx(one["compute_s"])
+    assert free["compute_s"] < 0.6 * one["compute_s"]
+    half = predict(model(), SHAPE, TILES, 125e6, TIMES, layer_fixed=[t / 2 for t in TIMES])
+    assert half["compute_s"] == pytest.approx((free["compute_s"] + fixed["compute_s"]) / 2)
+
+
+def test_compute_scale_multiplies_compute_not_messages():
+    base = predict(model(), SHAPE, TILES, 125e6, TIMES)
+    scaled = predict(model(), SHAPE, TILES, 125e6, TIMES, compute_scale=1.5)
+    assert scaled["compute_s"] == pytest.approx(1.5 * base["compute_s"])
+    assert scaled["comm_s"] == pytest.approx(base["comm_s"])
+
+
+def test_fixed_costs_move_the_plan_away_from_small_tiles():
+    """With most of each layer's time fixed per call, splitting the map saves little and
+    the messages cost the same: the planner stops tiling."""
+    args = (model(), SHAPE, 4, 1.25e9)
+    assert plan(*args, layer_times=TIMES, verbose=False)["layers"] > 0
+    fixed = [0.95 * t for t in TIMES]
+    assert plan(*args, layer_times=TIMES, layer_fixed=fixed, verbose=False)["layers"] == 0
+
+
+def test_layer_fixed_of_the_wrong_length_is_refused():
+    with pytest.raises(ValueError, match="layer_fixed has 2 entries for 13 layers"):
+        plan(model(), SHAPE, 2, 1e6, layer_times=TIMES, layer_fixed=[0.1, 0.1])
+
+
+def test_profiles_are_per_layer_and_fixed_parts_within_each_time():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2))
+    times = profile(net, (4, 3, 32, 32))
+    fixed = profile_fixed(net, (4, 3, 32, 32), times)
+    assert len(times) == len(fixed) == 3
+    assert all(t > 0 for t in times)
+    assert all(0.0 <= a <= t for a, t in zip(fixed, times))
+    assert len(profile_fixed(net, (1, 3, 32, 32), profile(net, (1, 3, 32, 32)))) == 3
