@@ -21,7 +21,12 @@ PYTHON=${PYTHON:-python3}
 site=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 # -S skips site.py (and the editable-install .pth); the site-packages dir is added plainly.
 # Not exec'd: the shell stays to remove the package directory; it forwards INT/TERM to Python.
-PYTHONPATH="$pkg:$site${PYTHONPATH:+:$PYTHONPATH}" ${PHX_WRAP:-} "$PYTHON" -S "$@" <&0 &
+# A background command of a non-interactive shell starts with SIGINT and SIGQUIT ignored, and
+# Python (and every process it starts) would keep ignoring them: `trap -` restores them.
+(
+  trap - INT QUIT
+  PYTHONPATH="$pkg:$site${PYTHONPATH:+:$PYTHONPATH}" exec ${PHX_WRAP:-} "$PYTHON" -S "$@"
+) <&0 &
 child=$!
 trap 'kill -TERM "$child" 2>/dev/null' TERM
 trap 'kill -INT "$child" 2>/dev/null' INT

@@ -120,7 +120,10 @@ LayerNormGrads layer_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
                                        {DNNL_ARG_MEAN, plain_memory(m, stat)},
                                        {DNNL_ARG_VARIANCE, plain_memory(v, stat)},
                                        {DNNL_ARG_DIFF_SRC, plain_memory(g.dx, data)}};
-  Tensor unused_shift;  // see compat::bn_bwd_add_shift: 2.x wants the shift it does not read
+  // oneDNN (2.x and 3.x alike) counts the shift among layer norm backward's inputs though it
+  // does not read it, and refuses to run without it ("bad number of inputs"). Batch norm
+  // differs: 3.x refuses the shift there (compat::bn_bwd_add_shift).
+  Tensor unused_shift;
   if (scale) {
     args[DNNL_ARG_SCALE] = plain_memory(w, param);
     g.dweight = Tensor::empty(r.tail);
@@ -128,7 +131,7 @@ LayerNormGrads layer_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
   }
   if (has_bias) {
     unused_shift = Tensor::empty({r.D});
-    compat::bn_bwd_add_shift(args, plain_memory(unused_shift, param));
+    args[DNNL_ARG_SHIFT] = plain_memory(unused_shift, param);
     g.dbias = Tensor::empty(r.tail);
     args[DNNL_ARG_DIFF_SHIFT] = plain_memory(g.dbias, param);
   }

@@ -68,7 +68,9 @@ def run_job(cluster, mode, steps, global_batch, width=32, interval=5, actions=No
     )
     print(f"--- {mode}:")
     for r in records:
-        print(f"step {r['step']:3} {r['time']:.3f} s shares {r['shares']} speeds {r.get('speeds')}")
+        speeds, noise = r.get("speeds"), r.get("noises")
+        shares = r["shares"]
+        print(f"step {r['step']:3} {r['time']:.3f} s shares {shares} speeds {speeds} noise {noise}")
     return records
 
 
@@ -105,7 +107,9 @@ def test_balanced_shares_beat_equal_shares_with_a_slow_phone():
     step is at most 0.6x that of equal shares, and the slow phone's share settles near its
     speed ratio."""
     caps = [0.6, 0.6, 0.2]
-    g = 120  # the slow phone's 40 samples of equal shares take ~0.5 s: compute-bound
+    # Compute-bound: the slow phone's 80 samples of equal shares take ~0.15 s, against the
+    # ~0.02 s a step spends outside computation (all-reduce, Python) that no split removes.
+    g = 240
     with PhoneCluster(3, cpu=caps, link="1gbit") as c:
         # The test needs the caps to be what limits the phones: on a machine so busy that
         # every phone gets less than the slow phone's cap, all phones are equally slow and
@@ -122,8 +126,9 @@ def test_balanced_shares_beat_equal_shares_with_a_slow_phone():
     final = balanced[-1]["shares"]
     print(f"steady step: equal {t_equal:.3f} s, balanced {t_balanced:.3f} s; shares {final}")
     assert t_balanced <= 0.6 * t_equal, (t_balanced, t_equal, final)
-    # The slow phone's share of the batch near its share of the CPU (1/7 of 120 = 17).
-    expected = g * caps[2] / sum(caps)
+    # The slow phone's share of the batch near its share of the CPU the phones can get
+    # (1/7 under the caps alone; more when other jobs leave the fast phones less than 0.6).
+    expected = g * got[2] / sum(got)
     assert abs(final[2] - expected) <= max(2.0, 0.35 * expected), (final, expected)
     assert abs(final[0] - final[1]) <= max(2, 0.2 * final[0]), final
 

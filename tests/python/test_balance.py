@@ -190,6 +190,8 @@ def test_equal_ranks_keep_equal_shares_over_100_steps():
     for rank, (sizes, metrics) in enumerate(results):
         assert len(sizes) == 100
         assert all(abs(s - g // 2) <= 1 for s in sizes), (rank, sizes, metrics["changes"])
+        # each rank's step scatter (the noise margin's input) is reported, and small here
+        assert len(metrics["noises"]) == 2 and all(0 <= n < 0.5 for n in metrics["noises"])
 
 
 # ------------------------------------------------------------------------------ the rule

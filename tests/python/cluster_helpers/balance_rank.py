@@ -41,10 +41,12 @@ def equal_split(total, parts):
     return [base + 1 if r < extra else base for r in range(parts)]
 
 
-def report(step, seconds, shares, speeds=None):
+def report(step, seconds, shares, speeds=None, noises=None):
     line = {"step": step, "time": round(seconds, 5), "shares": shares}
     if speeds is not None:
         line["speeds"] = [None if s is None else round(s, 2) for s in speeds]
+    if noises is not None:
+        line["noises"] = [round(n, 3) for n in noises]
     print("STEP " + json.dumps(line), flush=True)
 
 
@@ -87,7 +89,8 @@ def run_phalanx():
         now = time.perf_counter()
         if rank == 0:
             speeds = ddp.balancer.speeds if ddp.balancer is not None else None
-            report(step, now - last, shares, speeds)
+            noises = ddp.balancer.noises if ddp.balancer is not None else None
+            report(step, now - last, shares, speeds, noises)
         last = now
     print("DONE", flush=True)
     dist.destroy_process_group()

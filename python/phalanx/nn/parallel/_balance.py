@@ -173,6 +173,7 @@ class Balancer:
         self.fixed_times: list[float | None] = [None] * world_size  # the line's two terms
         self.marginal_times: list[float | None] = [None] * world_size
         self.step_times: list[float | None] = [None] * world_size
+        self.noises: list[float] = [0.0] * world_size  # each rank's relative step scatter
         self.local_batches: list[int | None] = [None] * world_size
         self.cpu_khz: list[float | None] = [None] * world_size
         self.temperatures: list[float | None] = [None] * world_size
@@ -256,6 +257,7 @@ class Balancer:
         self.fixed_times = opt(col["fixed"])
         self.marginal_times = opt(col["per_sample"])
         self.step_times = opt(col["step_time"])
+        self.noises = [float(v) for v in col["noise"]]
         self.local_batches = [int(v) for v in col["local_batch"]]
         self.per_sample_times = [
             None if a is None else a / max(n, 1) + b
@@ -356,6 +358,7 @@ class Balancer:
             "per_sample_times": list(self.per_sample_times),
             "fixed_times": list(self.fixed_times),
             "marginal_times": list(self.marginal_times),
+            "noises": list(self.noises),
             "step_times": list(self.step_times),
             "local_batches": list(self.local_batches),
             "cpu_khz": list(self.cpu_khz),
