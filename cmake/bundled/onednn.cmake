@@ -49,9 +49,16 @@ function(phalanx_bundled_onednn)
   endforeach()
 
   # The cache key: the source and every option that changes the library, not the compiler
-  # launcher (ccache or none builds the same objects).
+  # launcher (ccache or none builds the same objects), and each compiler by the file it
+  # resolves to: `cc` (a plain configure) and `gcc` (pip's build) are one compiler.
   set(key_options "${options}")
-  list(FILTER key_options EXCLUDE REGEX "^-DCMAKE_(C|CXX)_COMPILER_LAUNCHER=")
+  list(FILTER key_options EXCLUDE REGEX "^-DCMAKE_(C|CXX)_COMPILER(_LAUNCHER)?=")
+  foreach(lang C CXX)
+    if(CMAKE_${lang}_COMPILER)
+      get_filename_component(real "${CMAKE_${lang}_COMPILER}" REALPATH)
+      list(APPEND key_options "${lang}=${real}")
+    endif()
+  endforeach()
   string(SHA256 key "${src};${key_options}")
   string(SUBSTRING "${key}" 0 16 key)
   set(prefix "${PHALANX_DEPS_CACHE}/onednn-${key}")
