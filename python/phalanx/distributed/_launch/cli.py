@@ -51,7 +51,8 @@ def build_parser(prog: str = PROG, manual: str | None = None) -> argparse.Argume
         "--hosts",
         metavar="FILE",
         help="hosts file: one 'host[:slots]' or 'user@host' a line, optional slots=N port=N "
-        "addr=A fields, # comments; one rank per slot, started over ssh",
+        "addr=A switch=S link=R uplink=R latency_us=U fields, # comments; one rank per slot, "
+        "started over ssh (--elastic: slots added to it during the run start ranks that join)",
     )
     p.add_argument(
         "--master-addr",
@@ -116,7 +117,8 @@ def build_parser(prog: str = PROG, manual: str | None = None) -> argparse.Argume
         "--max-nproc",
         type=int,
         metavar="N",
-        help="--elastic: most ranks running at once, replacements included (default: the ranks)",
+        help="--elastic: most ranks running at once, replacements and hosts added to the "
+        "--hosts file during the run included (default: the ranks)",
     )
     p.add_argument(
         "--max-restarts",

@@ -5,7 +5,8 @@ and continue). The launcher's part: it keeps the store (which must outlive every
 not stop the job when a rank exits non-zero, starts a replacement for a lost rank (up to
 --max-restarts times, after --restart-delay seconds, never more than --max-nproc running),
 which joins the running ranks at their next commit, and reports each rank's exit reason (the
-last line it wrote to stderr) at the end.
+last line it wrote to stderr) at the end. With --hosts it also watches the hosts file
+(discovery.py): every slot added during the run starts a rank that joins at the next commit.
 
 Every process has a member id: the initial ranks keep their rank, each replacement takes the
 next unused number; output prefixes and the summary use it. The job succeeds when some rank
@@ -18,6 +19,7 @@ import dataclasses
 import signal
 import time
 
+from .discovery import HostsWatcher
 from .plan import RankSpec
 from .procs import close, kill, killpg
 from .supervisor import Launcher
@@ -63,6 +65,14 @@ class ElasticLauncher(Launcher):
         self.lost: list[int] = []
         self.joined: list[int] = []
         self.removed: set[int] = set()  # stale members killed at the end
+        self.watcher = None
+        self.groups: dict[str, int] = {}  # host -> GROUP_RANK, new hosts numbered on
+        if args.hosts is not None:
+            hosts = {id(s.host): s.host for s in specs if s.host is not None}
+            self.watcher = HostsWatcher(args.hosts, list(hosts.values()))
+            for s in specs:
+                self.groups.setdefault(s.host.host, s.group_rank)
+        self.capped = False  # said that --max-nproc holds a rank back
 
     def rank_env(self, spec: RankSpec) -> dict[str, str]:
         env = super().rank_env(spec)
@@ -110,10 +120,19 @@ class ElasticLauncher(Launcher):
             return
         if any(r.code == 0 for r in self.ranks):
             self._remove_stale()
+        if self.watcher is not None:
+            self._discover(now)
         due = [p for p in self.pending if p[0] <= now]
         for item in due:
             if running >= self.args.max_nproc:
+                if not self.capped:
+                    self.capped = True
+                    self.info(
+                        f"member {item[1].rank} waits: --max-nproc {self.args.max_nproc} "
+                        "ranks are running (raise --max-nproc to let added hosts in)"
+                    )
                 break
+            self.capped = False
             self.pending.remove(item)
             spec = item[1]
             try:
@@ -124,6 +143,27 @@ class ElasticLauncher(Launcher):
             running += 1
             self.joined.append(spec.rank)
             self.info(f"started member {spec.rank} to join the job at its next commit")
+
+    def _discover(self, now: float) -> None:
+        """Queues a joining rank for every slot added to the hosts file (discovery.py)."""
+        added, messages = self.watcher.poll(now)
+        for text in messages:
+            self.info(text)
+        for entry in added:
+            group = self.groups.setdefault(entry.host, len(self.groups))
+            on_host = sum(
+                1 for r in self.ranks if r.code is None and r.spec.host_label == entry.host
+            )
+            members = []
+            for i in range(entry.slots):
+                spec = RankSpec(self.next_member, on_host + i, on_host + entry.slots, group, entry)
+                self.next_member += 1
+                self.pending.append((now, spec))
+                members.append(spec.rank)
+            self.info(
+                f"hosts file: {entry.slots} slot(s) added on {entry.destination}; member(s) "
+                f"{members} start and join the job at its next commit"
+            )
 
     def _remove_stale(self) -> None:
         """Once the job completed on some rank, a process outside its newest generation (a

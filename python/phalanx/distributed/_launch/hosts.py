@@ -1,9 +1,10 @@
 """The --hosts file of `phalanx launch`: parsing and checking it into HostEntry records.
 
 One host a line (`host[:slots]`, `user@host`, optional `slots=N port=N addr=A switch=S`
-fields, `#` comments). The checks are strict because every accepted name ends up in an ssh
-command line: a bad line is reported with its file, line number and problem before anything
-starts.
+fields, the link figures `link=1gbit uplink=100mbit latency_us=50` that DDP's choice of
+all-reduce reads (nn/parallel/_allreduce_choice.py), `#` comments). The checks are strict
+because every accepted name ends up in an ssh command line: a bad line is reported with its
+file, line number and problem before anything starts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from ...perfmodel import parse_rate
 from .common import UsageError
 
 
@@ -23,6 +25,9 @@ class HostEntry:
     port: int | None = None  # ssh port
     addr: str | None = None  # PHALANX_ADDR for this host's ranks
     switch: int | None = None  # PHALANX_SWITCH: which switch it hangs off (hierarchical)
+    link: str | None = None  # PHALANX_LINK: its port's rate, e.g. "1gbit"
+    uplink: str | None = None  # PHALANX_UPLINK: its switch's uplink rate
+    latency_us: str | None = None  # PHALANX_LINK_LATENCY_US: a message round's latency
 
     @property
     def destination(self) -> str:
@@ -108,8 +113,23 @@ def _parse_host_line(line: str) -> HostEntry:
             if not value.isdigit():
                 raise ValueError(f"switch must be a non-negative integer, got {value!r}")
             entry.switch = int(value)
+        elif key in ("link", "uplink"):
+            try:
+                parse_rate(value)
+            except ValueError:
+                raise ValueError(
+                    f"{key} must be a rate like '100mbit' or '1gbit', got {value!r}"
+                ) from None
+            setattr(entry, key, value)
+        elif key == "latency_us":
+            if not re.fullmatch(r"[0-9]+(\.[0-9]*)?", value):
+                raise ValueError(f"latency_us must be a non-negative number, got {value!r}")
+            entry.latency_us = value
         else:
-            raise ValueError(f"unknown field {key!r} (known: slots, port, addr, switch)")
+            raise ValueError(
+                f"unknown field {key!r} (known: slots, port, addr, switch, link, uplink, "
+                "latency_us)"
+            )
     if entry.addr is None and _is_ipv4(host):
         entry.addr = host
     return entry

@@ -92,6 +92,13 @@ def rank_env(args, spec: RankSpec, world: int, master: tuple[str, int]) -> dict[
         env["PHALANX_ADDR"] = spec.host.addr
     if spec.host is not None and spec.host.switch is not None:
         env["PHALANX_SWITCH"] = str(spec.host.switch)  # algorithms/hierarchical.py
+    for field, name in (
+        ("link", "PHALANX_LINK"),  # DDP's choice of all-reduce: nn/parallel/_allreduce_choice.py
+        ("uplink", "PHALANX_UPLINK"),
+        ("latency_us", "PHALANX_LINK_LATENCY_US"),
+    ):
+        if spec.host is not None and getattr(spec.host, field) is not None:
+            env[name] = getattr(spec.host, field)
     if spec.host is None and spec.local_world_size > 1 and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(max(1, _cores() // spec.local_world_size))
     env.update(args.env)  # the user's word is last

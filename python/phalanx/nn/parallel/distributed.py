@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from ...autograd import no_grad
 from ...distributed.algorithms.ddp_comm_hooks import allreduce_hook
 from ..modules.module import Module
 from ..modules.syncbatchnorm import SyncBatchNorm
+from . import _allreduce_choice
 from ._balance import Balancer
 from ._reducer import Reducer
 
@@ -115,6 +117,14 @@ class DistributedDataParallel(Module):
         max_samples_per_rank: this rank's largest share (a phone with little memory); ranks
             may pass different values.
         telemetry_root: where to read /sys for the CPU clock and temperature (None: not at all).
+        allreduce: "auto" (default): the hierarchical all-reduce of
+            phalanx.distributed.algorithms.hierarchical when every rank declares a switch
+            (PHALANX_SWITCH, the hostfile's ``switch=``) and phalanx.perfmodel predicts a gain
+            for this model's buckets on the declared links (PHALANX_LINK, PHALANX_UPLINK,
+            PHALANX_LINK_LATENCY_US), else the flat all-reduce; the ranks gather each other's
+            declarations, so all choose alike. "flat" or "hierarchical" forces one;
+            register_comm_hook overrides "auto". The choice and its reason are in
+            ``self.allreduce_decision`` (rank 0 prints it when switches are declared).
     """
 
     def __init__(
@@ -136,6 +146,7 @@ class DistributedDataParallel(Module):
         balance_hysteresis: float = 0.1,
         max_samples_per_rank: int | None = None,
         telemetry_root: str | None = "/",
+        allreduce: str = "auto",
     ):
         super().__init__()
         if not isinstance(module, Module):
@@ -158,6 +169,17 @@ class DistributedDataParallel(Module):
                     "it cannot be combined with batch_weighting='run_time' (equal batches)"
                 )
             batch_weighting = "local_batch"  # balance= implies weighting by share
+        if allreduce not in _allreduce_choice.CHOICES:
+            raise ValueError(
+                f"allreduce must be 'auto', 'flat' or 'hierarchical', got {allreduce!r}"
+            )
+        if allreduce == "hierarchical" and process_group is not None:
+            raise ValueError(
+                "allreduce='hierarchical' groups the ranks of the default group by switch; "
+                "it cannot be combined with an explicit process_group"
+            )
+        if allreduce != "flat":
+            _allreduce_choice.local_row()  # a bad PHALANX_SWITCH/LINK fails here, not mid-gather
         if bucket_cap_mb <= 0 or first_bucket_cap_mb <= 0:
             raise ValueError(
                 f"bucket sizes must be positive, got bucket_cap_mb={bucket_cap_mb}, "
@@ -202,6 +224,8 @@ class DistributedDataParallel(Module):
             process_group,
         )
         self._hook_registered = False
+        self.allreduce = allreduce
+        self._choose_allreduce()
         self._sync_bns = [m for m in module.modules() if isinstance(m, SyncBatchNorm)]
         for m in self._sync_bns:  # it weights its statistics' gradients as we weight ours
             m._grad_weight = self.reducer._current_weight
@@ -232,11 +256,58 @@ class DistributedDataParallel(Module):
                 "Every rank must build the same model"
             )
 
+    def _choose_allreduce(self) -> None:
+        """Sets the bucket all-reduce from self.allreduce (see _allreduce_choice). A
+        collective when there is more than one rank, so every rank calls it at the same point:
+        construction, and the set-up of a generation that admits a joiner (whose new wrapper
+        chooses before its script registers a hook again; the others keep theirs but run the
+        same collectives)."""
+        self._decided_in = dist._state.namespace  # the generation
+        decision = self._decide()
+        self.hierarchy = None
+        if decision.algorithm == "hierarchical":
+            from ...distributed.algorithms.hierarchical import Hierarchy, hierarchical_hook
+
+            hierarchy = Hierarchy(decision.switches)  # new_group: every rank, same order
+        if self._hook_registered:
+            return
+        self.allreduce_decision = decision
+        if decision.algorithm == "hierarchical":
+            self.hierarchy = hierarchy
+            self.reducer.set_hook(hierarchical_hook, hierarchy)
+        else:
+            self.reducer.set_hook(allreduce_hook, self.process_group)
+        if self._rank == 0 and decision.switches is not None:
+            sys.stderr.write(f"phalanx DDP: {decision.algorithm} all-reduce: {decision.reason}\n")
+
+    def _decide(self) -> _allreduce_choice.Decision:
+        if self.allreduce == "flat":
+            return _allreduce_choice.Decision("flat", "allreduce='flat'")
+        if self.process_group is not None or self._world_size == 1:
+            why = "one rank" if self._world_size == 1 else "an explicit process_group"
+            return _allreduce_choice.Decision("flat", why)
+        mine = _C._from_numpy(np.array(_allreduce_choice.local_row(), dtype=np.int64))
+        every = _C.zeros(self._world_size * 4, dtype=_C.dtype.int64)
+        dist.all_gather_into_tensor(every, mine)
+        values = every.tolist()
+        rows = [values[i : i + 4] for i in range(0, len(values), 4)]
+        nbytes = [b.numel * b.buffer.element_size() for b in self.reducer._buckets]
+        decision = _allreduce_choice.decide(rows, nbytes)
+        if self.allreduce == "auto":
+            return decision
+        switches = [max(int(r[0]), 0) for r in rows]  # undeclared: switch 0, as from_env
+        return _allreduce_choice.Decision(
+            "hierarchical",
+            f"allreduce='hierarchical' (auto would say: {decision.reason})",
+            switches,
+        )
+
     def _rebind_to_default_group(self, setup: bool = False) -> None:
         """Elastic training replaced the default group by a new generation's (see
         phalanx.distributed.elastic): take the new world size and rank, and drop a half-done
         iteration. setup=True also runs the set-up collectives of a new wrapper (model check,
-        broadcast from rank 0), the ones a process joining the job runs when it wraps its model."""
+        broadcast from rank 0, the all-reduce choice), the ones a process joining the job runs
+        when it wraps its model."""
         if self.process_group is not None:
             raise RuntimeError(
                 "elastic training re-binds DistributedDataParallel to the default group only; "
@@ -255,6 +326,20 @@ class DistributedDataParallel(Module):
                 with no_grad():
                     states = [p for _, p in self.module.named_parameters()]
                     _coalesced(states + list(self.module.buffers()), self._broadcast_from_root)
+            self._choose_allreduce()
+        elif self.hierarchy is not None and self._decided_in != dist._state.namespace:
+            # The hierarchy's groups belong to the old generation, and choosing again takes
+            # collectives that only a generation admitting a joiner runs on every member
+            # alike: the flat all-reduce until then.
+            self.hierarchy = None
+            self.reducer.set_hook(allreduce_hook, self.process_group)
+            self.allreduce_decision = _allreduce_choice.Decision(
+                "flat", "the world changed; the choice is made again when a process joins"
+            )
+            if self._rank == 0:
+                sys.stderr.write(
+                    f"phalanx DDP: flat all-reduce: {self.allreduce_decision.reason}\n"
+                )
 
     # -- training -------------------------------------------------------------------------
 
@@ -305,5 +390,13 @@ class DistributedDataParallel(Module):
             raise RuntimeError("register_comm_hook may only be called once")
         if not callable(hook):
             raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+        if self.allreduce == "hierarchical":
+            raise RuntimeError(
+                "register_comm_hook: this wrapper was built with allreduce='hierarchical'; "
+                "build it with allreduce='auto' or 'flat' to use a hook of your own"
+            )
         self.reducer.set_hook(hook, state)
         self._hook_registered = True
+        self.hierarchy = None  # the hook overrides the automatic choice (no collective)
+        name = getattr(hook, "__name__", type(hook).__name__)
+        self.allreduce_decision = _allreduce_choice.Decision("hook", f"register_comm_hook({name})")
