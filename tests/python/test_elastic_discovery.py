@@ -89,7 +89,7 @@ def launch_and_add_a_host(out: str, steps: int, *launch_args: str) -> tuple[int,
 
 def test_a_host_added_to_the_hostfile_joins_the_running_job(tmp_path):
     out, steps = str(tmp_path), 100
-    code, text = launch_and_add_a_host(out, steps, "--max-nproc", "3")
+    code, text = launch_and_add_a_host(out, steps)  # no --max-nproc: added hosts join
     assert code == 0, text
     assert "1 slot(s) added on 127.0.0.2; member(s) [2] start and join the job" in text, text
     assert "joined [2]" in text, text
@@ -100,8 +100,8 @@ def test_a_host_added_to_the_hostfile_joins_the_running_job(tmp_path):
 
 
 def test_an_added_host_waits_for_max_nproc(tmp_path):
-    # --max-nproc defaults to the ranks started: the added host is announced, not started.
-    code, text = launch_and_add_a_host(str(tmp_path), 40)
+    # --max-nproc 2, two ranks running: the added host is announced, not started.
+    code, text = launch_and_add_a_host(str(tmp_path), 40, "--max-nproc", "2")
     assert code == 0, text
     assert "member 2 waits: --max-nproc 2 ranks are running" in text, text
     assert "started member 2" not in text, text

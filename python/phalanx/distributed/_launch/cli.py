@@ -118,7 +118,8 @@ def build_parser(prog: str = PROG, manual: str | None = None) -> argparse.Argume
         type=int,
         metavar="N",
         help="--elastic: most ranks running at once, replacements and hosts added to the "
-        "--hosts file during the run included (default: the ranks)",
+        "--hosts file during the run included (default: the ranks with --nproc; no limit with "
+        "--hosts, whose added hosts all join)",
     )
     p.add_argument(
         "--max-restarts",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import sys
 import time
 
 from .discovery import HostsWatcher
@@ -248,7 +249,10 @@ def check_args(args, nproc: int, usage_error) -> None:
                 raise usage_error(f"{flag} needs --elastic")
         return
     args.min_nproc = 1 if args.min_nproc is None else args.min_nproc
-    args.max_nproc = nproc if args.max_nproc is None else args.max_nproc
+    if args.max_nproc is None:
+        # With --hosts the hostfile is the bound: a host added to it is let in (as Horovod's
+        # host discovery does); a local job has nothing to add.
+        args.max_nproc = sys.maxsize if args.hosts is not None else nproc
     args.max_restarts = 0 if args.max_restarts is None else args.max_restarts
     args.restart_delay = 1.0 if args.restart_delay is None else args.restart_delay
     if not 1 <= args.min_nproc <= nproc:
