@@ -113,7 +113,8 @@ build/srcpkgs/%.orig.tar.xz:
 	bash scripts/fetch_srcpkgs.sh build/srcpkgs
 test-aarch64: $(STAMP) srcpkgs
 	bash scripts/aarch64_sysroot.sh $(AARCH64_SYSROOT)
-	PHALANX_AARCH64_SYSROOT=$(AARCH64_SYSROOT) cmake -S . -B $(AARCH64_DIR)/build -G Ninja \
+	PHALANX_AARCH64_SYSROOT=$(AARCH64_SYSROOT) QEMU_CPU=cortex-a76 QEMU_LD_PREFIX=$(AARCH64_SYSROOT) \
+	  bash scripts/aarch64_binfmt.sh cmake -S . -B $(AARCH64_DIR)/build -G Ninja \
 	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/toolchains/aarch64-linux-gnu.cmake \
 	  -DCMAKE_BUILD_TYPE=Release -DPHALANX_BUILD_TESTS=ON -DPHALANX_DEPS=bundled \
 	  -DPHALANX_DEPS_CACHE=$(AARCH64_DEPS_CACHE) \
@@ -121,7 +122,8 @@ test-aarch64: $(STAMP) srcpkgs
 	  -DPython_EXECUTABLE=$(AARCH64_SYSROOT)/usr/bin/python3.11 \
 	  -Dpybind11_DIR=$$($(PYTHON) -m pybind11 --cmakedir)
 	PHALANX_AARCH64_SYSROOT=$(AARCH64_SYSROOT) cmake --build $(AARCH64_DIR)/build -j $(JOBS)
-	bash scripts/aarch64_test.sh $(AARCH64_DIR)/build $(AARCH64_SYSROOT) $(AARCH64_PYTEST_ARGS)
+	bash scripts/aarch64_binfmt.sh bash scripts/aarch64_test.sh $(AARCH64_DIR)/build \
+	  $(AARCH64_SYSROOT) $(AARCH64_PYTEST_ARGS)
 
 # The phone install path proven here (issue 11): `python -m build --sdist`, pip install into a
 # fresh venv with PHALANX_DEPS=bundled (oneDNN cached in BUNDLED_DEPS_CACHE across runs), ldd

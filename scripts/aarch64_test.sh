@@ -6,9 +6,8 @@
 #
 # Python tests start more Pythons (the launcher's ranks, the driver's workers) through
 # sys.executable: for those to be arm64 processes too, the kernel must hand aarch64 ELF files
-# to qemu (binfmt_misc). The script registers Debian's qemu-user-binfmt interpreter when it is
-# not registered yet and removes that registration at exit; QEMU_CPU and QEMU_LD_PREFIX, which
-# every qemu started that way reads, fix the CPU model and the sysroot.
+# to qemu (binfmt_misc): run this script under scripts/aarch64_binfmt.sh. QEMU_CPU and
+# QEMU_LD_PREFIX, which every qemu started that way reads, fix the CPU model and the sysroot.
 #
 # Usage: scripts/aarch64_test.sh BUILD_DIR SYSROOT [pytest arguments; default tests/python]
 # Environment: AARCH64_CTEST=0 skips the GoogleTests, AARCH64_PYTEST=0 the Python tests.
@@ -19,30 +18,8 @@ shift 2
 root=$(realpath "$(dirname "$0")/..")
 [ $# -gt 0 ] || set -- tests/python
 export QEMU_CPU=cortex-a76 QEMU_LD_PREFIX="$sysroot"
-
-binfmt=/proc/sys/fs/binfmt_misc
-registered_here=0
-cleanup() {
-  if [ "$registered_here" = 1 ] && [ -e "$binfmt/qemu-aarch64" ]; then
-    echo -1 >"$binfmt/qemu-aarch64"
-  fi
-}
-trap cleanup EXIT
-if [ ! -e "$binfmt/register" ]; then
-  mount -t binfmt_misc binfmt_misc "$binfmt" || {
-    echo "aarch64_test: binfmt_misc is not mounted and cannot be (needs root)" >&2
-    exit 1
-  }
-fi
-if [ ! -e "$binfmt/qemu-aarch64" ]; then
-  interp=/usr/libexec/qemu-binfmt/aarch64-binfmt-P
-  [ -x "$interp" ] || { echo "aarch64_test: $interp missing (apt-get install qemu-user-binfmt)" >&2; exit 1; }
-  # Debian's /usr/share/binfmts/qemu-aarch64 entry: the ELF header of an aarch64 executable.
-  magic='\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
-  mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
-  echo ":qemu-aarch64:M::$magic:$mask:$interp:P" >"$binfmt/register"
-  registered_here=1
-fi
+[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] ||
+  { echo "aarch64_test: qemu-aarch64 is not registered; run under scripts/aarch64_binfmt.sh" >&2; exit 1; }
 
 status=0
 if [ "${AARCH64_CTEST:-1}" != 0 ]; then

@@ -11,7 +11,7 @@ import os as _os
 
 import numpy as _np
 
-from . import _C, _tensor_methods
+from . import _C, _tensor_methods, backends, cuda
 from ._C import (
     Generator,
     Tensor,
@@ -72,7 +72,7 @@ from ._C import (
     where,
     zeros,
 )
-from ._device import accelerator, backends, cuda, device
+from ._device import accelerator, device
 from ._functions import (
     allclose,
     argsort,

@@ -93,66 +93,6 @@ def check_device(value, op: str) -> None:
         )
 
 
-class _Cuda:
-    """phalanx.cuda: no CUDA devices; the functions scripts call answer so."""
-
-    @staticmethod
-    def is_available() -> bool:
-        return False
-
-    @staticmethod
-    def device_count() -> int:
-        return 0
-
-    @staticmethod
-    def is_bf16_supported(including_emulation: bool = True) -> bool:
-        return False
-
-    @staticmethod
-    def manual_seed(seed: int) -> None:
-        """No CUDA generator to seed; accepted so seeding preambles run."""
-
-    @staticmethod
-    def manual_seed_all(seed: int) -> None:
-        """No CUDA generators to seed; accepted so seeding preambles run."""
-
-    @staticmethod
-    def synchronize(device=None) -> None:
-        """Nothing runs asynchronously on a device here."""
-
-    @staticmethod
-    def empty_cache() -> None:
-        """No device memory to release."""
-
-    @staticmethod
-    def current_device() -> int:
-        raise DeviceUnavailableError("Torch not compiled with CUDA enabled (phalanx: CPU only)")
-
-    @staticmethod
-    def set_device(device) -> None:
-        check_device(device if not isinstance(device, int) else f"cuda:{device}", "set_device")
-
-
-class _Flags:
-    """A backend's flags: settable (as scripts set them) and without effect here."""
-
-    def __init__(self, available: bool, **flags) -> None:
-        self._available = available
-        self.__dict__.update(flags)
-
-    def is_available(self) -> bool:
-        return self._available
-
-
-class _Backends:
-    def __init__(self) -> None:
-        # cudnn: PyTorch's defaults, so scripts reading and setting them run unchanged.
-        self.cudnn = _Flags(False, enabled=True, benchmark=False, deterministic=False)
-        self.mps = _Flags(False)
-        self.mkldnn = _Flags(True, enabled=True)  # oneDNN is phalanx's kernel library
-        self.openmp = _Flags(True)
-
-
 class _Accelerator:
     """phalanx.accelerator: the CPU is not an accelerator, so there is none."""
 
@@ -169,6 +109,4 @@ class _Accelerator:
         return 0
 
 
-cuda = _Cuda()
-backends = _Backends()
 accelerator = _Accelerator()

@@ -135,3 +135,15 @@ def test_host_without_phalanx_fails_naming_the_fix(tmp_path):
     r = doctor("--hosts", str(hosts), "--ssh", FAKE_SSH, "--python", bare)
     assert r.returncode == 1, r.stdout
     assert "127.0.0.1: ssh: install phalanx on that host" in r.stdout
+
+
+def test_verbose_lines_of_every_onednn_format_are_parsed():
+    # 2.x, 3.0-3.4 and 3.5+ (a format version field) spell the same lines differently.
+    from phalanx.doctor.checks import _ISA_LINE, _RUNTIME_LINE
+
+    isa = "Intel AVX-512 with AVX512BW, AVX512VL, and AVX512DQ extensions"
+    for prefix in ("dnnl_verbose,", "onednn_verbose,", "onednn_verbose,v1,"):
+        assert _ISA_LINE.match(f"{prefix}info,cpu,isa:{isa}").group(1) == isa
+        m = _RUNTIME_LINE.match(f"{prefix}info,cpu,runtime:OpenMP,nthr:2")
+        assert m.groups() == ("OpenMP", "2")
+    assert _ISA_LINE.match("onednn_verbose,v1,info,gpu,runtime:none") is None

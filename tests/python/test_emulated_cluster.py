@@ -158,6 +158,9 @@ def _start_owner(tmp_path):
         [os.path.join(HERE, "cluster_helpers", "owner.py"), str(out), str(pid_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # SIGINT as an interactive owner has it: a suite started in the background (nohup,
+        # `cmd &` in a script) inherits it ignored, and an ignoring owner rightly ignores it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     end = time.monotonic() + 90
     while not out.exists():

@@ -76,8 +76,12 @@ def phalanx_check() -> Check:
     return Check("phalanx", f"{phalanx.__version__} ({os.path.dirname(phalanx.__file__)})")
 
 
-_ISA_LINE = re.compile(r"onednn_verbose,info,cpu,isa:(.*)|dnnl_verbose,info,cpu,isa:(.*)")
-_RUNTIME_LINE = re.compile(r"(?:onednn|dnnl)_verbose,info,cpu,runtime:([^,\s]+)(?:,nthr:(\d+))?")
+# dnnl_verbose (2.x), onednn_verbose (3.x), with a format version field from 3.5 on
+# ("onednn_verbose,v1,info,cpu,isa:...").
+_ISA_LINE = re.compile(r"(?:onednn|dnnl)_verbose,(?:v\d+,)?info,cpu,isa:(.*)")
+_RUNTIME_LINE = re.compile(
+    r"(?:onednn|dnnl)_verbose,(?:v\d+,)?info,cpu,runtime:([^,\s]+)(?:,nthr:(\d+))?"
+)
 
 # One convolution (always a oneDNN primitive) run in a child process with verbose output on:
 # oneDNN prints the ISA it dispatches to and its CPU runtime there, the same text on x86-64 and
@@ -113,9 +117,7 @@ def onednn_checks(timeout: float = 60.0) -> list[Check]:
         ).stdout
     except (OSError, subprocess.TimeoutExpired) as e:
         return [Check("oneDNN", version), Check("oneDNN ISA", f"probe failed ({e})", WARN)]
-    isa = next(
-        (m.group(1) or m.group(2) for m in map(_ISA_LINE.match, out.splitlines()) if m), None
-    )
+    isa = next((m.group(1) for m in map(_ISA_LINE.match, out.splitlines()) if m), None)
     runtime = next((m for m in map(_RUNTIME_LINE.match, out.splitlines()) if m), None)
     rows = [Check("oneDNN", version + (f", runtime {runtime.group(1)}" if runtime else ""))]
     if isa is None:

@@ -1,5 +1,7 @@
 """The device preamble and moves every script does, answered honestly on a CPU."""
 
+import importlib
+
 import numpy as np
 
 from ._registry import idiom
@@ -36,6 +38,28 @@ def cudnn_flags(torch):
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = False
     return flags
+
+
+@idiom
+def import_backends_cudnn_as_module(torch):
+    # `import torch.backends.cudnn as cudnn` (kuangliu/pytorch-cifar's main.py)
+    cudnn = importlib.import_module(torch.__name__ + ".backends.cudnn")
+    cudnn.benchmark = True
+    flag = torch.backends.cudnn.benchmark
+    cudnn.benchmark = False
+    return flag, cudnn.is_available() is torch.backends.cudnn.is_available()
+
+
+@idiom
+def from_backends_import_mps(torch):
+    mps = getattr(importlib.import_module(torch.__name__ + ".backends"), "mps")
+    return mps.is_available(), mps.is_built()
+
+
+@idiom
+def import_torch_cuda(torch):
+    cuda = importlib.import_module(torch.__name__ + ".cuda")
+    return cuda.is_available(), cuda.device_count(), cuda is torch.cuda
 
 
 @idiom

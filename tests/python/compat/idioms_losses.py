@@ -186,7 +186,10 @@ def cross_entropy_label_smoothing(torch):
     )
 
 
-@idiom(rtol=1e-5, atol=1e-6)
+# The gradient softmax(x) - target cancels where the two are close: its error is that of the
+# probabilities (~1e-5 of p <= 1 through oneDNN's log_softmax, whose log-probabilities are good
+# to a few 1e-6 absolute), not a fraction of the small difference.
+@idiom(rtol=1e-5, atol=1e-5)
 def cross_entropy_probabilities_segmentation(torch):
     F = torch.nn.functional
     x = _x(torch, (2, 3, 4, 4))

@@ -21,6 +21,7 @@ import tempfile
 
 from .._launch.common import UsageError
 from . import transport
+from .code_origins import code_origins, restore_files
 from .launcher import DriverConsole, DriverLauncher
 
 RANK_MODULE = "phalanx.distributed._driver.rank"
@@ -112,6 +113,7 @@ def run(
         {"python": tuple(sys.version_info[:2]), "call": call},
         protocol=pickle.HIGHEST_PROTOCOL,
     )
+    origins = code_origins(fn)  # to name "<dynamic-code>" frames of a rank's traceback
     hosts_path, temporary = _hosts_path(hosts)
     try:
         launcher = _make_launcher(
@@ -122,7 +124,7 @@ def run(
     finally:
         if temporary:
             os.unlink(hosts_path)
-    return _outcome(launcher, code, timeout)
+    return _outcome(launcher, code, timeout, origins)
 
 
 # ---------------------------------------------------------------------------- arguments
@@ -231,7 +233,7 @@ def _make_launcher(
 # ---------------------------------------------------------------------------- outcome
 
 
-def _outcome(launcher: DriverLauncher, code: int, timeout) -> list:
+def _outcome(launcher: DriverLauncher, code: int, timeout, origins) -> list:
     if launcher.got_signal is not None:
         signum = launcher.got_signal
         if signum == signal.SIGINT:
@@ -255,7 +257,7 @@ def _outcome(launcher: DriverLauncher, code: int, timeout) -> list:
         return [transport.loads(launcher.results[r.spec.rank]) for r in launcher.ranks]
     if launcher.errors:
         records = [pickle.loads(b) for b in launcher.errors.values()]
-        raise _rank_error(launcher, min(records, key=lambda rec: rec["order"]))
+        raise _rank_error(launcher, min(records, key=lambda rec: rec["order"]), origins)
     first = [r for r in launcher.ranks if r.failed_first]
     if first:
         r = first[0]
@@ -268,7 +270,7 @@ def _outcome(launcher: DriverLauncher, code: int, timeout) -> list:
     raise RuntimeError(f"run: {reason}")
 
 
-def _rank_error(launcher: DriverLauncher, record: dict) -> RankError:
+def _rank_error(launcher: DriverLauncher, record: dict, origins) -> RankError:
     rank = record["rank"]
     spec = launcher.specs[rank]
     host = spec.host_label
@@ -278,7 +280,7 @@ def _rank_error(launcher: DriverLauncher, record: dict) -> RankError:
             exception = transport.loads(record["exception"])
         except Exception:  # a class the driver cannot import: the text says it all
             exception = None
-    tb = _with_source_lines(record["traceback"])
+    tb = _with_source_lines(restore_files(record["traceback"], origins))
     short = record["type"].removeprefix("builtins.")
     message = (
         f"rank {rank} (host {host}) failed while {record['stage']}: {short}: "

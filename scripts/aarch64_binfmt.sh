@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs a command with aarch64 executables runnable on this x86-64 machine: the kernel hands
+# aarch64 ELF files to qemu-aarch64 (binfmt_misc, Debian's qemu-user-binfmt interpreter).
+# Needed to configure the cross build (CMake's FindPython runs the arm64 interpreter to learn
+# its headers and extension suffix) and by the tests (a rank the launcher starts through
+# sys.executable must be an arm64 process too). Registers qemu-aarch64 when it is not
+# registered yet and removes that registration when the command ends.
+# Usage: scripts/aarch64_binfmt.sh COMMAND [ARGS...]
+set -euo pipefail
+binfmt=/proc/sys/fs/binfmt_misc
+registered_here=0
+cleanup() {
+  if [ "$registered_here" = 1 ] && [ -e "$binfmt/qemu-aarch64" ]; then
+    echo -1 >"$binfmt/qemu-aarch64"
+  fi
+}
+trap cleanup EXIT
+if [ ! -e "$binfmt/register" ]; then
+  mount -t binfmt_misc binfmt_misc "$binfmt" || {
+    echo "aarch64_binfmt: binfmt_misc is not mounted and cannot be (needs root)" >&2
+    exit 1
+  }
+fi
+if [ ! -e "$binfmt/qemu-aarch64" ]; then
+  interp=/usr/libexec/qemu-binfmt/aarch64-binfmt-P
+  [ -x "$interp" ] || { echo "aarch64_binfmt: $interp missing (apt-get install qemu-user-binfmt)" >&2; exit 1; }
+  # Debian's /usr/share/binfmts/qemu-aarch64 entry: the ELF header of an aarch64 executable.
+  magic='\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+  mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+  echo ":qemu-aarch64:M::$magic:$mask:$interp:P" >"$binfmt/register"
+  registered_here=1
+fi
+status=0
+"$@" || status=$?
+exit "$status"
