@@ -52,7 +52,7 @@ def import_backends_cudnn_as_module(torch):
 
 @idiom
 def from_backends_import_mps(torch):
-    mps = getattr(importlib.import_module(torch.__name__ + ".backends"), "mps")
+    mps = importlib.import_module(torch.__name__ + ".backends").mps
     return mps.is_available(), mps.is_built()
 
 
