@@ -120,6 +120,8 @@ test-aarch64: $(STAMP) srcpkgs
 	  -DPHALANX_DEPS_CACHE=$(AARCH64_DEPS_CACHE) \
 	  -DPHALANX_ONEDNN_SOURCE=$(BUNDLED_ONEDNN_SOURCE) -DPHALANX_GLOO_SOURCE=$(BUNDLED_GLOO_SOURCE) \
 	  -DPython_EXECUTABLE=$(AARCH64_SYSROOT)/usr/bin/python3.11 \
+	  -DPython_INCLUDE_DIR=$(AARCH64_SYSROOT)/usr/include/python3.11 \
+	  -DPython_SOABI=cpython-311-aarch64-linux-gnu \
 	  -Dpybind11_DIR=$$($(PYTHON) -m pybind11 --cmakedir)
 	PHALANX_AARCH64_SYSROOT=$(AARCH64_SYSROOT) cmake --build $(AARCH64_DIR)/build -j $(JOBS)
 	bash scripts/aarch64_binfmt.sh bash scripts/aarch64_test.sh $(AARCH64_DIR)/build \

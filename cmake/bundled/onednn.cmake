@@ -85,6 +85,12 @@ function(phalanx_bundled_onednn)
         "and ${prefix}/build.log")
     endif()
   endif()
+  # A static oneDNN built with OpenBLAS lists BLAS::BLAS among its link libraries, but its
+  # installed dnnl-config.cmake defines that target only for Apple's Accelerate.
+  if(PHALANX_OPENBLAS_LIBRARY AND NOT TARGET BLAS::BLAS)
+    add_library(BLAS::BLAS UNKNOWN IMPORTED GLOBAL)
+    set_target_properties(BLAS::BLAS PROPERTIES IMPORTED_LOCATION "${PHALANX_OPENBLAS_LIBRARY}")
+  endif()
   find_package(dnnl CONFIG REQUIRED PATHS "${prefix}/install" NO_DEFAULT_PATH)
   set(dnnl_FOUND TRUE PARENT_SCOPE)
   set(PHALANX_ONEDNN_ORIGIN "bundled (${src})" PARENT_SCOPE)

@@ -143,7 +143,7 @@ class DistributedDataParallel(Module):
         init_sync: bool = True,
         balance=None,
         balance_interval: int = 5,
-        balance_hysteresis: float = 0.1,
+        balance_hysteresis: float = 0.05,
         max_samples_per_rank: int | None = None,
         telemetry_root: str | None = "/",
         allreduce: str = "auto",
