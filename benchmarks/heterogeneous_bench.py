@@ -85,10 +85,15 @@ def main(argv=None) -> int:
     p.add_argument("--cpu", default="0.6,0.6,0.3,0.15")
     p.add_argument("--link", default="1gbit,1gbit,100mbit,100mbit")
     p.add_argument("--modes", default="equal,balance,run_time,torch")
-    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--steps", type=int, default=30)
     # Big enough that computing dominates a step's fixed costs (the all-reduce of the
     # gradients over 100 Mbit/s, Python): ~0.4 s a step on the default phones.
-    p.add_argument("--batch", type=int, default=256, help="global batch")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=2048,
+        help="global batch (compute-bound: see docs/heterogeneous.md)",
+    )
     p.add_argument("--width", type=int, default=32, help="channels of the first convolution")
     p.add_argument("--timeout", type=float, default=900, help="seconds per job")
     p.add_argument("--json", help="write every number here")

@@ -113,7 +113,7 @@ class DistributedDataParallel(Module):
         balance_interval: steps between re-balancing proposals (a throttling hint from a
             rank's CPU clock or temperature brings one forward).
         balance_hysteresis: a proposal is adopted only if it shortens the predicted step
-            time by at least this fraction.
+            time by at least this fraction (plus a margin for the measured noise).
         max_samples_per_rank: this rank's largest share (a phone with little memory); ranks
             may pass different values.
         telemetry_root: where to read /sys for the CPU clock and temperature (None: not at all).
