@@ -100,7 +100,7 @@ def build(args, world, rank):
             "data_parallel": world // (rows * cols),
         }
     else:
-        times, fixed = layer_times(net, shape, world)
+        times, fixed, tiled = layer_times(net, shape, world)
         latency, sync = message_latency(args, world)
         cfg = plan(
             net,
@@ -113,22 +113,26 @@ def build(args, world, rank):
             layer_fixed=fixed,
             compute_scale=compute_scale(args.width, shape, times, world),
             sync=sync,
+            tiled_times=tiled,
             verbose=rank == 0,
         )
     return hybrid(net, cfg, args.batch, world, rank)
 
 
 def layer_times(net, shape, world):
-    """Per-layer forward+backward seconds and their fixed parts (profile, profile_fixed),
-    profiled on every rank and averaged, so every rank plans (and predicts) from the same
-    numbers."""
+    """Per-layer forward+backward seconds, their fixed parts and the times as a tile group
+    runs the layers (profile, profile_fixed, profile_tiled), profiled on every rank and
+    averaged, so every rank plans (and predicts) from the same numbers."""
     planner = phalanx.spatial.planner
     times = planner.profile(net, shape)
-    both = phalanx.tensor(times + planner.profile_fixed(net, shape, times))
+    fixed = planner.profile_fixed(net, shape, times)
+    tiled = planner.profile_tiled(net, shape, times)
+    every = phalanx.tensor(times + fixed + tiled)
     if world > 1:
-        dist.all_reduce(both)
-    both = [t / world for t in both.tolist()]
-    return both[: len(times)], both[len(times) :]
+        dist.all_reduce(every)
+    every = [t / world for t in every.tolist()]
+    k = len(times)
+    return every[:k], every[k : 2 * k], every[2 * k :]
 
 
 def compute_scale(width, shape, times, world, steps: int = 3) -> float:
@@ -262,7 +266,7 @@ def main(argv=None) -> dict:
         phalanx.manual_seed(0)
         net = tiny_yolo_backbone(args.width)
         shape = (args.batch, 3, args.image_size, args.image_size)
-        times, fixed = layer_times(net, shape, n if args.mode != "single" else 1)
+        times, fixed, tiled = layer_times(net, shape, n if args.mode != "single" else 1)
         latency, sync = message_latency(args, n if args.mode != "single" else 1)
         scale = compute_scale(args.width, shape, times, n if args.mode != "single" else 1)
         config = {
@@ -280,9 +284,11 @@ def main(argv=None) -> dict:
             layer_fixed=fixed,
             compute_scale=scale,
             sync=sync,
+            tiled_times=tiled,
         )
         result["layer_times"] = times
         result["layer_fixed"] = fixed
+        result["tiled_times"] = tiled
         result["latency_s"] = latency
         result["sync"] = list(sync)
         result["compute_scale"] = scale

@@ -117,6 +117,66 @@ def profile_fixed(model, input_shape, full_times, repeats: int = 3) -> list[floa
     return fixed
 
 
+def profile_tiled(model, input_shape, times, repeats: int = 5) -> list[float]:
+    """`times` (profile()'s) with each BatchNorm2d's entry re-measured as a tile group runs
+    it: TileParallel computes training-mode BatchNorm as TiledBatchNorm (statistics summed
+    over owned blocks, all-reduced; Python over phalanx ops), not the fused kernel the
+    profile timed. Both are timed here on the layer's whole input in one process (a group of
+    one: no messages, those are the model's message and meeting terms) and the entry scaled
+    by their ratio; every other layer runs the same module on a tile, so keeps its time."""
+    shapes = _shapes(model, input_shape)
+    group = _one_rank_group()
+    out = list(times)
+    for li, m in enumerate(model):
+        if not isinstance(m, nn.BatchNorm2d):
+            continue
+        n, c, h, w = shapes[li]
+        x = phalanx.randn(n, c, h, w)
+        x.requires_grad_(True)
+        whole = ((0, h), (0, w))
+
+        fused, tiled = _batch_norm_runs(m, x, group, whole, n * h * w)
+        ratio = _median_time(tiled, repeats) / max(_median_time(fused, repeats), 1e-9)
+        out[li] = times[li] * ratio
+    return out
+
+
+def _batch_norm_runs(m, x, group, whole, count):
+    """Forward+backward of BatchNorm layer `m` on `x`: the fused module, and as TileParallel
+    runs it over a tile covering `whole`."""
+    from .comm import TiledBatchNorm
+
+    def fused():
+        m(x).sum().backward()
+
+    def tiled():
+        mean, var = TiledBatchNorm.statistics(x, group, whole, count)
+        y = TiledBatchNorm.apply(x, m.weight, m.bias, mean, var, group, whole, count, m.eps)
+        y.sum().backward()
+
+    return fused, tiled
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # the first call creates the kernels' primitives
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - start)
+    return sorted(seconds)[len(seconds) // 2]
+
+
+def _one_rank_group():
+    """A tile group of this process alone, whether or not a process group is initialised:
+    its all-reduces are no-ops (Group.solo), so only the computation is timed."""
+    from .comm import Group
+
+    group = Group.__new__(Group)
+    group.pg, group.ranks, group.index, group.solo = None, [0], 0, True
+    return group
+
+
 def _layer_times(model, input_shape, repeats: int) -> list[float]:
     runs = []
     for r in range(repeats + 1):
@@ -299,10 +359,12 @@ def estimate(
     fixed=None,
     scale=1.0,
     sync=(0.0, 0.0),
+    tiled=None,
 ):
     """Fills cand's predicted step time, peak memory and whether it fits. `fixed`: each
     layer's fixed seconds per call (profile_fixed; None: all of a layer's time scales);
-    `scale`: compute_scale; `sync`: (a, b) of the meetings term (sync_cost)."""
+    `scale`: compute_scale; `sync`: (a, b) of the meetings term (sync_cost); `tiled`: each
+    layer's time as a tile group runs it (profile_tiled; None: `times`)."""
     fixed = [0.0] * len(times) if fixed is None else list(fixed)
     n = shapes[0][0]
     k, (rows, cols) = cand.layers, cand.grid
@@ -328,7 +390,8 @@ def estimate(
                     * (t.cols[li - lo].out[1] - t.cols[li - lo].out[0])
                     for t in tiles
                 )
-                compute += _scaled(times[li], fixed[li], (per_replica / n) * area / (h * w))
+                t_li = times[li] if tiled is None or g == 1 else tiled[li]
+                compute += _scaled(t_li, fixed[li], (per_replica / n) * area / (h * w))
                 act += per_replica * c * area * FLOAT
                 if isinstance(layers[li], nn.BatchNorm2d) and g > 1:
                     comm += 4 * _ring(c * FLOAT, g, bandwidth, latency)
@@ -407,6 +470,7 @@ def plan(
     layer_fixed=None,
     compute_scale: float = 1.0,
     sync=(0.0, 0.0),
+    tiled_times=None,
     verbose: bool = True,
 ) -> dict:
     """The best configuration for training `model` (an nn.Sequential: spatial layers first) on
@@ -418,6 +482,8 @@ def plan(
     the work (default: measured now when layer_times is, else none). compute_scale: a
     training step measured on one device over the sum of layer_times (see the module
     docstring; default 1). sync: (a, b) of the meetings term (measure_sync; default none).
+    tiled_times: layer_times as a tile group runs the layers (profile_tiled; default:
+    measured now when layer_times is, else layer_times).
     Prints the candidates; returns the best as a dict."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"plan: model must be an nn.Sequential, got {type(model).__name__}")
@@ -430,6 +496,8 @@ def plan(
         times = profile(model, input_shape)
         if layer_fixed is None:
             layer_fixed = profile_fixed(model, input_shape, times)
+        if tiled_times is None:
+            tiled_times = profile_tiled(model, input_shape, times)
     else:
         times = list(layer_times)
     if len(times) != len(model):
@@ -453,6 +521,7 @@ def plan(
                     layer_fixed,
                     compute_scale,
                     tuple(sync),
+                    tiled_times,
                 )
             )
         except ValueError:  # a grid the map cannot hold
@@ -482,6 +551,7 @@ def predict(
     layer_fixed=None,
     compute_scale: float = 1.0,
     sync=(0.0, 0.0),
+    tiled_times=None,
 ) -> dict:
     """The cost model's step time and peak memory for one configuration (a dict as plan()
     returns; layers 0 or a 1x1 grid: data parallelism over `data_parallel` replicas)."""
@@ -504,6 +574,7 @@ def predict(
         layer_fixed,
         compute_scale,
         tuple(sync),
+        tiled_times,
     )
     return {
         "step_s": cand.step_s,
