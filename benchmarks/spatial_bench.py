@@ -173,6 +173,8 @@ def projection(results, args) -> str:
             layer_times=r["layer_times"],
             layer_fixed=r.get("layer_fixed"),
             compute_scale=r.get("compute_scale", 1.0),
+            sync=tuple(r.get("sync", (0.0, 0.0))),
+            tiled_times=r.get("tiled_times"),
             verbose=False,
         )
         speedup = r["predicted"]["step_s"] / best["predicted_step_s"]

@@ -100,33 +100,39 @@ def build(args, world, rank):
             "data_parallel": world // (rows * cols),
         }
     else:
-        times, fixed = layer_times(net, shape, world)
+        times, fixed, tiled = layer_times(net, shape, world)
+        latency, sync = message_latency(args, world)
         cfg = plan(
             net,
             shape,
             world,
             args.link_mbit * 1e6 / 8,
             None if args.mem_mib is None else args.mem_mib * 2**20,
-            latency=message_latency(args, world),
+            latency=latency,
             layer_times=times,
             layer_fixed=fixed,
             compute_scale=compute_scale(args.width, shape, times, world),
+            sync=sync,
+            tiled_times=tiled,
             verbose=rank == 0,
         )
     return hybrid(net, cfg, args.batch, world, rank)
 
 
 def layer_times(net, shape, world):
-    """Per-layer forward+backward seconds and their fixed parts (profile, profile_fixed),
-    profiled on every rank and averaged, so every rank plans (and predicts) from the same
-    numbers."""
+    """Per-layer forward+backward seconds, their fixed parts and the times as a tile group
+    runs the layers (profile, profile_fixed, profile_tiled), profiled on every rank and
+    averaged, so every rank plans (and predicts) from the same numbers."""
     planner = phalanx.spatial.planner
     times = planner.profile(net, shape)
-    both = phalanx.tensor(times + planner.profile_fixed(net, shape, times))
+    fixed = planner.profile_fixed(net, shape, times)
+    tiled = planner.profile_tiled(net, shape, times)
+    every = phalanx.tensor(times + fixed + tiled)
     if world > 1:
-        dist.all_reduce(both)
-    both = [t / world for t in both.tolist()]
-    return both[: len(times)], both[len(times) :]
+        dist.all_reduce(every)
+    every = [t / world for t in every.tolist()]
+    k = len(times)
+    return every[:k], every[k : 2 * k], every[2 * k :]
 
 
 def compute_scale(width, shape, times, world, steps: int = 3) -> float:
@@ -154,40 +160,19 @@ def compute_scale(width, shape, times, world, steps: int = 3) -> float:
     return scale.item() / world
 
 
-def message_latency(args, world, rounds: int = 20) -> float:
-    """Seconds per message: --latency-ms, or measured between all ranks as a training step
-    meets its messages: each of `rounds` tiny all-reduces (a ring of 2(n-1) messages) comes
-    after a slice of computation, so the time includes what a message costs inside a step
-    on this machine besides the link (Gloo, Python, and the scheduler or the CPU quota
-    waking a rank that computed until then); minus the computation alone, averaged over
-    the ranks. Back-to-back all-reduces measure only the link: tens of microseconds here,
-    against milliseconds per message in a tile step on a loaded machine."""
-    if args.latency_ms is not None:
-        return args.latency_ms * 1e-3
+def message_latency(args, world):
+    """(seconds per message, (a, b) of the meetings term): both measured between all ranks
+    by phalanx.spatial.planner.measure_sync -- tiny all-reduces back to back for the link's
+    part, and compute slices of 2 and 20 ms (the span of a tile step's stretches between
+    meetings here) each followed by a tiny all-reduce, minus both alone, for what a meeting
+    costs inside a step: the ranks arrive apart and wait for the last (a descheduled rank,
+    a CPU quota's period). --latency-ms replaces the per-message part only."""
     if world <= 1 or not dist.is_initialized():
-        return 5e-4
-    a = phalanx.randn(96, 96)
-    x = phalanx.zeros(1)
-    dist.all_reduce(x)  # warm-up
-
-    def work():
-        for _ in range(8):
-            (a @ a).sum()
-
-    work()
-    start = time.perf_counter()
-    for _ in range(rounds):
-        work()
-    alone = time.perf_counter() - start
-    dist.barrier()
-    start = time.perf_counter()
-    for _ in range(rounds):
-        work()
-        dist.all_reduce(x)
-    both = time.perf_counter() - start
-    seconds = phalanx.tensor([max(both - alone, 0.0) / rounds / (2 * (world - 1))])
-    dist.all_reduce(seconds)
-    return seconds.item() / world
+        return (5e-4 if args.latency_ms is None else args.latency_ms * 1e-3), (0.0, 0.0)
+    sync, latency = phalanx.spatial.planner.measure_sync(slices=(0.002, 0.02))
+    if args.latency_ms is not None:
+        latency = args.latency_ms * 1e-3
+    return latency, sync
 
 
 def hybrid(net, cfg, batch, world, rank):
@@ -281,8 +266,8 @@ def main(argv=None) -> dict:
         phalanx.manual_seed(0)
         net = tiny_yolo_backbone(args.width)
         shape = (args.batch, 3, args.image_size, args.image_size)
-        times, fixed = layer_times(net, shape, n if args.mode != "single" else 1)
-        latency = message_latency(args, n if args.mode != "single" else 1)
+        times, fixed, tiled = layer_times(net, shape, n if args.mode != "single" else 1)
+        latency, sync = message_latency(args, n if args.mode != "single" else 1)
         scale = compute_scale(args.width, shape, times, n if args.mode != "single" else 1)
         config = {
             k: result[k] for k in ("layers", "groups", "grid", "data_parallel") if k in result
@@ -298,10 +283,14 @@ def main(argv=None) -> dict:
             latency=latency,
             layer_fixed=fixed,
             compute_scale=scale,
+            sync=sync,
+            tiled_times=tiled,
         )
         result["layer_times"] = times
         result["layer_fixed"] = fixed
+        result["tiled_times"] = tiled
         result["latency_s"] = latency
+        result["sync"] = list(sync)
         result["compute_scale"] = scale
     if rank == 0:
         print(json.dumps(result), flush=True)

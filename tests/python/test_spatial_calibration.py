@@ -53,3 +53,35 @@ def test_profiles_are_per_layer_and_fixed_parts_within_each_time():
     assert all(t > 0 for t in times)
     assert all(0.0 <= a <= t for a, t in zip(fixed, times))
     assert len(profile_fixed(net, (1, 3, 32, 32), profile(net, (1, 3, 32, 32)))) == 3
+
+
+def test_tiled_times_replace_the_layer_times_of_tiled_layers_only():
+    tiles = {"layers": 8, "groups": [4], "grid": (2, 1), "data_parallel": 1}
+    dp = {"data_parallel": 2}
+    slower = [t * 3 if isinstance(m, nn.BatchNorm2d) else t for t, m in zip(TIMES, model())]
+    base = predict(model(), SHAPE, tiles, 125e6, TIMES)
+    tiled = predict(model(), SHAPE, tiles, 125e6, TIMES, tiled_times=slower)
+    # BatchNorms at layers 1 and 5 (0.01 s each on the whole map), both tiled
+    assert tiled["compute_s"] > base["compute_s"]
+    assert predict(model(), SHAPE, dp, 125e6, TIMES, tiled_times=slower)["compute_s"] == (
+        pytest.approx(predict(model(), SHAPE, dp, 125e6, TIMES)["compute_s"])
+    )
+    # a one-rank "tile group" runs the fused layers: the tiled times do not apply
+    one = {"layers": 8, "groups": [4], "grid": (1, 1), "data_parallel": 1}
+    assert predict(model(), SHAPE, one, 125e6, TIMES, tiled_times=slower)["compute_s"] == (
+        pytest.approx(predict(model(), SHAPE, one, 125e6, TIMES)["compute_s"])
+    )
+
+
+def test_profile_tiled_retimes_batch_norm_only():
+    from phalanx.spatial.planner import profile_tiled
+
+    net = model()
+    times = [0.01 * (i + 1) for i in range(len(net))]
+    tiled = profile_tiled(net, (2, 3, 64, 64), times)
+    for i, m in enumerate(net):
+        if isinstance(m, nn.BatchNorm2d):
+            # TiledBatchNorm is Python over several ops; the fused kernel is one call
+            assert tiled[i] > times[i]
+        else:
+            assert tiled[i] == times[i]

@@ -14,6 +14,13 @@ The model (docs/spatial.md has the derivation):
             all-to-all to batch parallelism (forward and backward), BatchNorm statistics
             (two small all-reduces each way), the gradient all-reduces (ring: 2(n-1)/n of the
             bytes) inside a tile group and across the data-parallel replicas;
+  meetings  every blocking synchronisation of a step (sync_points: BatchNorm statistics,
+            halo exchanges, the all-to-all, the gradient all-reduces) costs `a`, plus, once
+            per step that has any, `b` x the step's compute: ranks that computed apart
+            arrive at a meeting at different moments (one descheduled, throttled by its
+            CPU quota, slower by chance) and everyone waits for the last. (a, b) are
+            measured on the ranks by timing compute slices separated by tiny collectives
+            (measure_sync, sync_cost), not fitted to step times;
   memory    parameters x 3 (weights, gradients, optimizer state) + the activations a rank
             keeps: its tiles' outputs, and the rest of the network on its share of the batch.
 Communication is not assumed to overlap computation (the phones' cores do both).
@@ -110,6 +117,66 @@ def profile_fixed(model, input_shape, full_times, repeats: int = 3) -> list[floa
     return fixed
 
 
+def profile_tiled(model, input_shape, times, repeats: int = 5) -> list[float]:
+    """`times` (profile()'s) with each BatchNorm2d's entry re-measured as a tile group runs
+    it: TileParallel computes training-mode BatchNorm as TiledBatchNorm (statistics summed
+    over owned blocks, all-reduced; Python over phalanx ops), not the fused kernel the
+    profile timed. Both are timed here on the layer's whole input in one process (a group of
+    one: no messages, those are the model's message and meeting terms) and the entry scaled
+    by their ratio; every other layer runs the same module on a tile, so keeps its time."""
+    shapes = _shapes(model, input_shape)
+    group = _one_rank_group()
+    out = list(times)
+    for li, m in enumerate(model):
+        if not isinstance(m, nn.BatchNorm2d):
+            continue
+        n, c, h, w = shapes[li]
+        x = phalanx.randn(n, c, h, w)
+        x.requires_grad_(True)
+        whole = ((0, h), (0, w))
+
+        fused, tiled = _batch_norm_runs(m, x, group, whole, n * h * w)
+        ratio = _median_time(tiled, repeats) / max(_median_time(fused, repeats), 1e-9)
+        out[li] = times[li] * ratio
+    return out
+
+
+def _batch_norm_runs(m, x, group, whole, count):
+    """Forward+backward of BatchNorm layer `m` on `x`: the fused module, and as TileParallel
+    runs it over a tile covering `whole`."""
+    from .comm import TiledBatchNorm
+
+    def fused():
+        m(x).sum().backward()
+
+    def tiled():
+        mean, var = TiledBatchNorm.statistics(x, group, whole, count)
+        y = TiledBatchNorm.apply(x, m.weight, m.bias, mean, var, group, whole, count, m.eps)
+        y.sum().backward()
+
+    return fused, tiled
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # the first call creates the kernels' primitives
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - start)
+    return sorted(seconds)[len(seconds) // 2]
+
+
+def _one_rank_group():
+    """A tile group of this process alone, whether or not a process group is initialised:
+    its all-reduces are no-ops (Group.solo), so only the computation is timed."""
+    from .comm import Group
+
+    group = Group.__new__(Group)
+    group.pg, group.ranks, group.index, group.solo = None, [0], 0, True
+    return group
+
+
 def _layer_times(model, input_shape, repeats: int) -> list[float]:
     runs = []
     for r in range(repeats + 1):
@@ -176,17 +243,128 @@ def _ring(nbytes: float, n: int, bandwidth: float, latency: float) -> float:
     return 2 * (n - 1) * latency + 2 * (n - 1) / n * nbytes / bandwidth
 
 
+def sync_points(model, cand: Candidate) -> int:
+    """The blocking synchronisations of one training step of `cand` (the meetings where a
+    rank waits for the others), counted the way TileParallel and DistributedDataParallel
+    meet: in a tile group of g > 1 ranks, each BatchNorm among the tiled layers 3 (mean and
+    variance forward, the two gradient sums backward), each fused-group boundary 2 (halo
+    forward, its gradient backward), the hand-over 2 with output="batch" (all-to-all both
+    ways) or 1 with "full" (all-gather; its backward is a local cut), the tile gradients'
+    all-reduce 1; then 1 for the data-parallel gradient all-reduce when more than one rank
+    runs the rest (DDP waits for its buckets once, at the end of the backward).
+    `cand.output` must be set (estimate sets it from the batch)."""
+    layers = list(model)
+    k, (rows, cols) = cand.layers, cand.grid
+    g = rows * cols if k else 1
+    d = cand.data_parallel
+    count = 0
+    output = cand.output
+    if g > 1:
+        count += 3 * sum(isinstance(m, nn.BatchNorm2d) for m in layers[:k])
+        count += 2 * len(cand.groups)
+        count += 2 if output == "batch" else 1
+        count += 1
+    rest_ranks = d * g if output == "batch" else d
+    if rest_ranks > 1:
+        count += 1
+    return count
+
+
+def sync_cost(samples, collective_s: float) -> tuple[float, float]:
+    """(a, b) of the meetings term from a calibration on the ranks. `samples`: for each
+    slice length, (slice_s, alone_s, with_s, rounds): `rounds` slices of about `slice_s`
+    of computation timed alone, then each followed by a tiny collective across the ranks
+    (averaged over the ranks). `collective_s`: one tiny collective back to back (the
+    link's part, already in the model's message latency). Per meeting the extra is
+    (with - alone) / rounds - collective_s; it is fitted as a + b * slice_s through the
+    samples (least squares; one sample: b = 0), a and b clamped at 0."""
+    pts = [(sl, max((w - a) / r - collective_s, 0.0)) for sl, a, w, r in samples if r > 0]
+    if not pts:
+        raise ValueError("sync_cost: no samples")
+    if len(pts) == 1:
+        return pts[0][1], 0.0
+    mx = sum(x for x, _ in pts) / len(pts)
+    my = sum(y for _, y in pts) / len(pts)
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    b = sum((x - mx) * (y - my) for x, y in pts) / sxx if sxx > 0 else 0.0
+    b = max(b, 0.0)
+    a = max(my - b * mx, 0.0)
+    return a, b
+
+
+def measure_sync(
+    slices=(0.002, 0.010), rounds: int = 12, group=None
+) -> tuple[tuple[float, float], float]:
+    """Measures the meetings term on the ranks of `group` (all call it at once):
+    ((a, b), seconds per message back to back). Computation is a small matrix product
+    repeated to about each slice length (the repeat count agreed by the ranks, so they do
+    the same work, as a tile group's ranks do); every timing is averaged over the ranks."""
+    from .. import distributed as dist
+
+    world = dist.get_world_size(group)
+    a = phalanx.randn(96, 96)
+    x = phalanx.zeros(1)
+
+    def work(reps):
+        for _ in range(reps):
+            (a @ a).sum()
+
+    work(4)
+    start = time.perf_counter()
+    work(20)
+    per = max((time.perf_counter() - start) / 20, 1e-6)
+    dist.all_reduce(x, group=group)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        dist.all_reduce(x, group=group)
+    timings = [(time.perf_counter() - start) / rounds]
+    for sl in slices:
+        reps = phalanx.tensor([max(1.0, sl / per)])
+        dist.all_reduce(reps, group=group)
+        reps = int(reps.item() / world)
+        dist.barrier(group=group)
+        start = time.perf_counter()
+        for _ in range(rounds):
+            work(reps)
+        alone = time.perf_counter() - start
+        dist.barrier(group=group)
+        start = time.perf_counter()
+        for _ in range(rounds):
+            work(reps)
+            dist.all_reduce(x, group=group)
+        both = time.perf_counter() - start
+        timings += [alone / rounds, alone, both]
+    avg = phalanx.tensor(timings)
+    dist.all_reduce(avg, group=group)
+    t = [v / world for v in avg.tolist()]
+    collective = t[0]
+    samples = [(t[1 + 3 * i], t[2 + 3 * i], t[3 + 3 * i], rounds) for i in range(len(slices))]
+    per_message = collective / (2 * (world - 1)) if world > 1 else 0.0
+    return sync_cost(samples, collective), per_message
+
+
 def _scaled(time_s: float, fixed_s: float, fraction: float) -> float:
     """A layer's time on `fraction` of the work it was profiled on: its fixed part whole."""
     return fixed_s + (time_s - fixed_s) * fraction
 
 
 def estimate(
-    model, shapes, times, cand: Candidate, bandwidth, latency, memory, fixed=None, scale=1.0
+    model,
+    shapes,
+    times,
+    cand: Candidate,
+    bandwidth,
+    latency,
+    memory,
+    fixed=None,
+    scale=1.0,
+    sync=(0.0, 0.0),
+    tiled=None,
 ):
     """Fills cand's predicted step time, peak memory and whether it fits. `fixed`: each
     layer's fixed seconds per call (profile_fixed; None: all of a layer's time scales);
-    `scale`: compute_scale."""
+    `scale`: compute_scale; `sync`: (a, b) of the meetings term (sync_cost); `tiled`: each
+    layer's time as a tile group runs it (profile_tiled; None: `times`)."""
     fixed = [0.0] * len(times) if fixed is None else list(fixed)
     n = shapes[0][0]
     k, (rows, cols) = cand.layers, cand.grid
@@ -212,7 +390,8 @@ def estimate(
                     * (t.cols[li - lo].out[1] - t.cols[li - lo].out[0])
                     for t in tiles
                 )
-                compute += _scaled(times[li], fixed[li], (per_replica / n) * area / (h * w))
+                t_li = times[li] if tiled is None or g == 1 else tiled[li]
+                compute += _scaled(t_li, fixed[li], (per_replica / n) * area / (h * w))
                 act += per_replica * c * area * FLOAT
                 if isinstance(layers[li], nn.BatchNorm2d) and g > 1:
                     comm += 4 * _ring(c * FLOAT, g, bandwidth, latency)
@@ -241,10 +420,12 @@ def estimate(
     comm += _ring(sum(sum(p) for p in params[k:]), rest_ranks, bandwidth, latency)
     weights = 3 * sum(sum(p) for p in params)
     compute *= scale
-    cand.step_s = compute + comm
+    meetings = sync_points(model, cand)
+    wait = meetings * sync[0] + (sync[1] * compute if meetings else 0.0)
+    cand.step_s = compute + comm + wait
     cand.peak_bytes = int(weights + act)
     cand.fits = memory is None or cand.peak_bytes <= memory
-    cand.parts = {"compute_s": compute, "comm_s": comm}
+    cand.parts = {"compute_s": compute, "comm_s": comm, "sync_s": wait, "syncs": meetings}
     return cand
 
 
@@ -288,6 +469,8 @@ def plan(
     layer_times=None,
     layer_fixed=None,
     compute_scale: float = 1.0,
+    sync=(0.0, 0.0),
+    tiled_times=None,
     verbose: bool = True,
 ) -> dict:
     """The best configuration for training `model` (an nn.Sequential: spatial layers first) on
@@ -298,7 +481,10 @@ def plan(
     now, a short profiling run). layer_fixed: the part of each that does not shrink with
     the work (default: measured now when layer_times is, else none). compute_scale: a
     training step measured on one device over the sum of layer_times (see the module
-    docstring; default 1). Prints the candidates; returns the best as a dict."""
+    docstring; default 1). sync: (a, b) of the meetings term (measure_sync; default none).
+    tiled_times: layer_times as a tile group runs the layers (profile_tiled; default:
+    measured now when layer_times is, else layer_times).
+    Prints the candidates; returns the best as a dict."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"plan: model must be an nn.Sequential, got {type(model).__name__}")
     if world_size < 1:
@@ -310,6 +496,8 @@ def plan(
         times = profile(model, input_shape)
         if layer_fixed is None:
             layer_fixed = profile_fixed(model, input_shape, times)
+        if tiled_times is None:
+            tiled_times = profile_tiled(model, input_shape, times)
     else:
         times = list(layer_times)
     if len(times) != len(model):
@@ -332,6 +520,8 @@ def plan(
                     memory_per_device,
                     layer_fixed,
                     compute_scale,
+                    tuple(sync),
+                    tiled_times,
                 )
             )
         except ValueError:  # a grid the map cannot hold
@@ -360,6 +550,8 @@ def predict(
     latency: float = 2e-4,
     layer_fixed=None,
     compute_scale: float = 1.0,
+    sync=(0.0, 0.0),
+    tiled_times=None,
 ) -> dict:
     """The cost model's step time and peak memory for one configuration (a dict as plan()
     returns; layers 0 or a 1x1 grid: data parallelism over `data_parallel` replicas)."""
@@ -381,6 +573,8 @@ def predict(
         None,
         layer_fixed,
         compute_scale,
+        tuple(sync),
+        tiled_times,
     )
     return {
         "step_s": cand.step_s,
@@ -393,14 +587,15 @@ def predict(
 def table(cands) -> str:
     lines = [
         f"{'tiled layers':>12} {'groups':>10} {'grid':>6} {'replicas':>8} {'output':>6} "
-        f"{'step ms':>9} {'compute':>8} {'comm':>8} {'peak MiB':>9} fits"
+        f"{'step ms':>9} {'compute':>8} {'comm':>8} {'meet':>8} {'peak MiB':>9} fits"
     ]
     for c in cands:
         lines.append(
             f"{c.layers:>12} {str(c.groups):>10} {c.grid[0]}x{c.grid[1]:<4} {c.data_parallel:>8} "
             f"{c.output:>6} "
             f"{c.step_s * 1e3:>9.2f} {c.parts['compute_s'] * 1e3:>8.2f} "
-            f"{c.parts['comm_s'] * 1e3:>8.2f} {c.peak_bytes / 2**20:>9.2f} "
+            f"{c.parts['comm_s'] * 1e3:>8.2f} {c.parts['sync_s'] * 1e3:>8.2f} "
+            f"{c.peak_bytes / 2**20:>9.2f} "
             f"{'yes' if c.fits else 'no'}"
         )
     return "\n".join(lines)
