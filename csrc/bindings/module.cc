@@ -9,6 +9,7 @@
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
 #include "dnnl/primitive_cache.h"
+#include "ops/softmax_portable.h"
 
 namespace phalanx::bindings {
 
@@ -124,6 +125,9 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("threads"), py::arg("seconds") = 0.5,
       "fp32 GFLOP/s of a register-resident FMA loop on `threads` threads (best of 10 repeats).");
+  m.def("_force_portable_softmax", &ops::set_force_portable_softmax, py::arg("force"),
+        "Tests: run softmax and log_softmax on the portable kernels even where oneDNN has a "
+        "fast one.");
   m.def("_onednn_version", [] {
     auto v = dnnl::version();
     return py::make_tuple(v->major, v->minor, v->patch);

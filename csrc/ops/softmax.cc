@@ -1,11 +1,13 @@
 #include "ops/softmax.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
+#include "ops/softmax_portable.h"
 
 namespace phalanx::ops {
 
@@ -84,6 +86,13 @@ void match_torch_log_softmax_backward(const float* y, const float* dy, float* dx
     }
 }
 
+// oneDNN's reference softmax (its only one on aarch64 without SVE) is a hot-path defect on a
+// phone: the portable kernel replaces it. The implementation is the primitive's, fixed per
+// shape, so the answer is the same on every call.
+bool use_portable(const dnnl::primitive_desc_base& pd) {
+  return force_portable_softmax() || std::strncmp(pd.impl_info_str(), "ref", 3) == 0;
+}
+
 }  // namespace
 
 Tensor softmax_forward(const Tensor& x_in, int64_t dim, bool log) {
@@ -94,6 +103,10 @@ Tensor softmax_forward(const Tensor& x_in, int64_t dim, bool log) {
   if (x.numel() == 0) return y;
   Shape s = three_d(x, dim);
   auto e = forward_entry(s, log);
+  if (use_portable(e->pd)) {
+    softmax_portable_forward(x.data<float>(), y.data<float>(), s[0], s[1], s[2], log);
+    return y;
+  }
   execute(e->prim, {{DNNL_ARG_SRC, plain_memory(x, plain_desc(s))},
                     {DNNL_ARG_DST, plain_memory(y, plain_desc(s))}});
   match_torch_special_rows(x.data<float>(), y.data<float>(), s, log);
@@ -109,6 +122,11 @@ Tensor softmax_backward(const Tensor& dy_in, const Tensor& y_in, int64_t dim, bo
   if (y.numel() == 0) return dx;
   Shape s = three_d(y, dim);
   auto fwd = forward_entry(s, log);
+  if (use_portable(fwd->pd)) {
+    softmax_portable_backward(y.data<float>(), dy.data<float>(), dx.data<float>(), s[0], s[1], s[2],
+                              log);
+    return dx;
+  }
   auto e = cached<compat::softmax_backward>(cache_key("softmax_bwd", s, log), [&] {
     auto pd = compat::softmax_bwd(cpu_engine(), log, plain_desc(s), 1, fwd->pd);
     return pd;

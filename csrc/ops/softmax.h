@@ -1,4 +1,5 @@
-// softmax and log_softmax along one dimension, on oneDNN.
+// softmax and log_softmax along one dimension, on oneDNN (or, where oneDNN has only its
+// reference implementation, on the portable kernels of softmax_portable.h).
 #pragma once
 #include "core/tensor.h"
 
