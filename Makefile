@@ -127,6 +127,15 @@ test-aarch64: $(STAMP) srcpkgs
 	bash scripts/aarch64_binfmt.sh bash scripts/aarch64_test.sh $(AARCH64_DIR)/build \
 	  $(AARCH64_SYSROOT) $(AARCH64_PYTEST_ARGS)
 
+# Which oneDNN implementation each primitive kind runs in one training step of every zoo
+# model, on the phone's CPU (qemu-aarch64 -cpu cortex-a76, the test-aarch64 build); a `ref` in
+# the hot path is a defect (issue 11). Results in the README (phones section).
+.PHONY: dispatch-aarch64
+dispatch-aarch64:
+	QEMU_CPU=cortex-a76 QEMU_LD_PREFIX=$(AARCH64_SYSROOT) PYTHON=$(AARCH64_SYSROOT)/usr/bin/python3.11 \
+	  PYTHONPATH=/usr/lib/python3/dist-packages bash scripts/aarch64_binfmt.sh \
+	  scripts/run_with_extension.sh $(AARCH64_DIR)/build benchmarks/dispatch_table.py --fail-on-ref
+
 # The phone install path proven here (issue 11): `python -m build --sdist`, pip install into a
 # fresh venv with PHALANX_DEPS=bundled (oneDNN cached in BUNDLED_DEPS_CACHE across runs), ldd
 # shows neither oneDNN nor Gloo, and the Python suite passes against the installed package.
