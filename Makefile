@@ -123,7 +123,8 @@ test-aarch64: $(STAMP) srcpkgs
 	  -DPython_INCLUDE_DIR=$(AARCH64_SYSROOT)/usr/include/python3.11 \
 	  -DPython_SOABI=cpython-311-aarch64-linux-gnu \
 	  -Dpybind11_DIR=$$($(PYTHON) -m pybind11 --cmakedir)
-	PHALANX_AARCH64_SYSROOT=$(AARCH64_SYSROOT) cmake --build $(AARCH64_DIR)/build -j $(JOBS)
+	PHALANX_AARCH64_SYSROOT=$(AARCH64_SYSROOT) QEMU_CPU=cortex-a76 QEMU_LD_PREFIX=$(AARCH64_SYSROOT) \
+	  bash scripts/aarch64_binfmt.sh cmake --build $(AARCH64_DIR)/build -j $(JOBS)
 	bash scripts/aarch64_binfmt.sh bash scripts/aarch64_test.sh $(AARCH64_DIR)/build \
 	  $(AARCH64_SYSROOT) $(AARCH64_PYTEST_ARGS)
 
