@@ -184,6 +184,9 @@ def hybrid(net, cfg, batch, world, rank):
         g = 1
     active = dist.new_group(list(range(g * d)))  # every rank calls new_group, in order
     groups = [dist.new_group(list(range(i * g, (i + 1) * g))) for i in range(d)] if g > 1 else []
+    # The same tile in every tile group: its copies of the tiled layers are averaged there, as
+    # DistributedDataParallel does for the replicas of the rest.
+    peers = [dist.new_group(list(range(j, g * d, g))) for j in range(g)] if g > 1 and d > 1 else []
     if rank >= g * d:
         return None, None, (0, 0), dict(cfg, mode="idle")
     replica = phalanx.spatial.split(batch, d)[rank // g]
@@ -197,9 +200,10 @@ def hybrid(net, cfg, batch, world, rank):
         output=out,
         groups=cfg["groups"],
     )
+    front = DDP(tiles, process_group=peers[rank % g]) if peers else tiles
     # The rest: data-parallel over the active ranks (replicated inside a group for "full").
     rest = DDP(nn.Sequential(*list(net)[k:]), process_group=active)
-    return nn.Sequential(tiles, rest), tiles, replica, dict(cfg, mode="tiles", output=out)
+    return nn.Sequential(front, rest), tiles, replica, dict(cfg, mode="tiles", output=out)
 
 
 def main(argv=None) -> dict:
@@ -226,7 +230,7 @@ def main(argv=None) -> dict:
             xt = phalanx.tensor(x[b0:b1])  # the input itself is not the layers' memory
             before = phalanx.memory_stats()["allocated_bytes"]
             phalanx.reset_peak_memory_stats()
-            feats = tiles(xt)
+            feats = model[0](xt)  # the tiles, averaged across tile groups by DDP
             stats = phalanx.memory_stats()
             front_peak = max(front_peak, stats["peak_allocated_bytes"] - before)
             front_kept = max(front_kept, stats["allocated_bytes"] - before)
@@ -242,9 +246,15 @@ def main(argv=None) -> dict:
         opt.step()
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
-    stats = phalanx.tensor([float(front_peak), float(front_kept)])
+    # A sum of every parameter: the replicas (every rank, tiles included) must stay equal.
+    checksum = (
+        sum(float(p.detach().numpy().astype(np.float64).sum()) for p in model.parameters())
+        if steps
+        else 0.0
+    )
+    stats = phalanx.tensor([float(front_peak), float(front_kept), checksum], dtype=phalanx.float64)
     if dist.is_initialized() and args.mode != "single":
-        all_stats = [phalanx.zeros(2) for _ in range(world)]
+        all_stats = [phalanx.zeros(3, dtype=phalanx.float64) for _ in range(world)]
         dist.all_gather(all_stats, stats)
     else:
         all_stats = [stats]
@@ -260,6 +270,7 @@ def main(argv=None) -> dict:
         # for backward (their activations and output), above what was allocated before
         "front_peak_bytes": [int(a[0].item()) for a in all_stats],
         "front_kept_bytes": [int(a[1].item()) for a in all_stats],
+        "param_checksums": [a[2].item() for a in all_stats],
     }
     if args.predict:
         n = result["ranks"]

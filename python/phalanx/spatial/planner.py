@@ -250,8 +250,9 @@ def sync_points(model, cand: Candidate) -> int:
     variance forward, the two gradient sums backward), each fused-group boundary 2 (halo
     forward, its gradient backward), the hand-over 2 with output="batch" (all-to-all both
     ways) or 1 with "full" (all-gather; its backward is a local cut), the tile gradients'
-    all-reduce 1; then 1 for the data-parallel gradient all-reduce when more than one rank
-    runs the rest (DDP waits for its buckets once, at the end of the backward).
+    all-reduce 1, and 1 more when there are several tile groups (DDP averages the tiled
+    layers between the groups); then 1 for the data-parallel gradient all-reduce when more
+    than one rank runs the rest (DDP waits for its buckets once, at the end of the backward).
     `cand.output` must be set (estimate sets it from the batch)."""
     layers = list(model)
     k, (rows, cols) = cand.layers, cand.grid
@@ -264,6 +265,8 @@ def sync_points(model, cand: Candidate) -> int:
         count += 2 * len(cand.groups)
         count += 2 if output == "batch" else 1
         count += 1
+        if d > 1:
+            count += 1
     rest_ranks = d * g if output == "batch" else d
     if rest_ranks > 1:
         count += 1
