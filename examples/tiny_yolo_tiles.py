@@ -35,6 +35,7 @@ import phalanx.nn as nn
 import phalanx.nn.functional as F
 from phalanx.nn.parallel import DistributedDataParallel as DDP
 from phalanx.spatial import TileParallel, plan
+from phalanx.spatial.tile_profile import profile_tile_step
 
 
 def tiny_yolo_backbone(width: float = 1.0, classes: int = 20) -> nn.Sequential:
@@ -158,6 +159,22 @@ def compute_scale(width, shape, times, world, steps: int = 3) -> float:
     if world > 1:
         dist.all_reduce(scale)
     return scale.item() / world
+
+
+def measured_tile_step(net, shape, config, world):
+    """The tiled layers' forward+backward as the slowest member of a tile group runs them,
+    messages left out (phalanx.spatial.tile_profile), measured on every rank at once and
+    averaged; None when nothing is tiled."""
+    grid = tuple(config.get("grid", (1, 1)))
+    if not config.get("layers") or grid[0] * grid[1] == 1:
+        return None
+    seconds = profile_tile_step(
+        net, shape, config["layers"], grid, config.get("groups", []), config["data_parallel"]
+    )
+    every = phalanx.tensor([seconds])
+    if world > 1:
+        dist.all_reduce(every)
+    return every.item() / world
 
 
 def message_latency(args, world):
@@ -285,6 +302,7 @@ def main(argv=None) -> dict:
         }
         if args.mode == "single":
             config = {"data_parallel": 1}
+        tile_step = measured_tile_step(net, shape, config, n if args.mode != "single" else 1)
         result["predicted"] = phalanx.spatial.planner.predict(
             net,
             shape,
@@ -296,7 +314,9 @@ def main(argv=None) -> dict:
             compute_scale=scale,
             sync=sync,
             tiled_times=tiled,
+            tile_step_s=tile_step,
         )
+        result["tile_step_s"] = tile_step
         result["layer_times"] = times
         result["layer_fixed"] = fixed
         result["tiled_times"] = tiled

@@ -363,11 +363,14 @@ def estimate(
     scale=1.0,
     sync=(0.0, 0.0),
     tiled=None,
+    tile_step=None,
 ):
     """Fills cand's predicted step time, peak memory and whether it fits. `fixed`: each
     layer's fixed seconds per call (profile_fixed; None: all of a layer's time scales);
     `scale`: compute_scale; `sync`: (a, b) of the meetings term (sync_cost); `tiled`: each
-    layer's time as a tile group runs it (profile_tiled; None: `times`)."""
+    layer's time as a tile group runs it (profile_tiled; None: `times`); `tile_step`: the
+    tiled layers' forward+backward as the slowest member runs them, measured
+    (tile_profile.profile_tile_step), in place of the per-layer model of them."""
     fixed = [0.0] * len(times) if fixed is None else list(fixed)
     n = shapes[0][0]
     k, (rows, cols) = cand.layers, cand.grid
@@ -379,6 +382,7 @@ def estimate(
     cand.output = "batch" if per_replica >= g else "full"
     compute = comm = 0.0
     act = 0.0
+    front = 0.0  # the tiled layers' computation, modelled
     if k:
         cuts = [0, *cand.groups, k]
         size = shapes[0][2:]
@@ -394,7 +398,7 @@ def estimate(
                     for t in tiles
                 )
                 t_li = times[li] if tiled is None or g == 1 else tiled[li]
-                compute += _scaled(t_li, fixed[li], (per_replica / n) * area / (h * w))
+                front += _scaled(t_li, fixed[li], (per_replica / n) * area / (h * w))
                 act += per_replica * c * area * FLOAT
                 if isinstance(layers[li], nn.BatchNorm2d) and g > 1:
                     comm += 4 * _ring(c * FLOAT, g, bandwidth, latency)
@@ -413,6 +417,7 @@ def estimate(
                 + 2 * (g - 1) / g * per_replica * c * h * w * FLOAT / bandwidth
             )
             comm += _ring(sum(sum(p) for p in params[:k]), g, bandwidth, latency)
+    compute += tile_step if tile_step is not None and k and g > 1 else front
     per_rank = per_replica / g if cand.output == "batch" else per_replica
     compute += sum(_scaled(t, a, per_rank / n) for t, a in zip(times[k:], fixed[k:]))
     for li in range(k, len(layers)):
@@ -555,9 +560,12 @@ def predict(
     compute_scale: float = 1.0,
     sync=(0.0, 0.0),
     tiled_times=None,
+    tile_step_s=None,
 ) -> dict:
     """The cost model's step time and peak memory for one configuration (a dict as plan()
-    returns; layers 0 or a 1x1 grid: data parallelism over `data_parallel` replicas)."""
+    returns; layers 0 or a 1x1 grid: data parallelism over `data_parallel` replicas).
+    tile_step_s: the tiled layers' computation measured (tile_profile.profile_tile_step)
+    instead of modelled from the per-layer times."""
     grid = tuple(config.get("grid", (1, 1)))
     cand = Candidate(
         int(config.get("layers", 0)) if grid != (1, 1) else 0,
@@ -578,6 +586,7 @@ def predict(
         compute_scale,
         tuple(sync),
         tiled_times,
+        tile_step_s,
     )
     return {
         "step_s": cand.step_s,
