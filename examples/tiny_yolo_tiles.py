@@ -115,6 +115,8 @@ def build(args, world, rank):
             compute_scale=compute_scale(args.width, shape, times, world),
             sync=sync,
             tiled_times=tiled,
+            # the best tiling candidates' tile steps measured on every rank, averaged
+            tile_step=lambda config: measured_tile_step(net, shape, config, world),
             verbose=rank == 0,
         )
     return hybrid(net, cfg, args.batch, world, rank)

@@ -8,7 +8,7 @@ from test_spatial_planner import TIMES, model
 
 import phalanx
 import phalanx.nn as nn
-from phalanx.spatial import TileParallel
+from phalanx.spatial import TileParallel, plan
 from phalanx.spatial.planner import predict
 from phalanx.spatial.tile_profile import SilentGroup, profile_tile_step
 
@@ -65,3 +65,28 @@ def test_predict_uses_the_measured_tile_step_in_place_of_the_modelled_one():
     assert predict(model(), shape, dp, 1e9, TIMES, tile_step_s=9.0)["compute_s"] == pytest.approx(
         predict(model(), shape, dp, 1e9, TIMES)["compute_s"]
     )
+
+
+def test_plan_measures_its_best_tiling_candidates_and_ranks_again(capsys):
+    """On a fast link the model prefers tiles; a measured tile step that is slow (the
+    unmeasured tilings scaled by the same measured/modelled ratio) sends the choice to data
+    parallelism after one measurement, a fast one keeps tiles."""
+    calls = []
+
+    def slow(config):
+        calls.append(config)
+        return 10.0
+
+    def fast(config):
+        return 1e-4
+
+    args = (model(), (2, 3, 128, 128), 4, 125e6)
+    modelled = plan(*args, layer_times=TIMES, verbose=False)
+    assert modelled["tile_group_size"] > 1
+    chose_slow = plan(*args, layer_times=TIMES, tile_step=slow, measure_top=3, verbose=True)
+    assert chose_slow["tile_group_size"] == 1 and chose_slow["layers"] == 0
+    assert len(calls) == 1 and calls[0]["layers"] and calls[0]["tile_group_size"] > 1
+    assert "(as measured)" in capsys.readouterr().out  # the scaled tilings are marked
+    chose_fast = plan(*args, layer_times=TIMES, tile_step=fast, verbose=False)
+    assert chose_fast["tile_group_size"] > 1
+    assert chose_fast["predicted_step_s"] < modelled["predicted_step_s"]

@@ -433,7 +433,13 @@ def estimate(
     cand.step_s = compute + comm + wait
     cand.peak_bytes = int(weights + act)
     cand.fits = memory is None or cand.peak_bytes <= memory
-    cand.parts = {"compute_s": compute, "comm_s": comm, "sync_s": wait, "syncs": meetings}
+    cand.parts = {
+        "compute_s": compute,
+        "comm_s": comm,
+        "sync_s": wait,
+        "syncs": meetings,
+        "tile_front_s": front,  # the tiled layers' computation as modelled (unscaled)
+    }
     return cand
 
 
@@ -479,6 +485,8 @@ def plan(
     compute_scale: float = 1.0,
     sync=(0.0, 0.0),
     tiled_times=None,
+    tile_step=None,
+    measure_top: int = 5,
     verbose: bool = True,
 ) -> dict:
     """The best configuration for training `model` (an nn.Sequential: spatial layers first) on
@@ -492,6 +500,13 @@ def plan(
     docstring; default 1). sync: (a, b) of the meetings term (measure_sync; default none).
     tiled_times: layer_times as a tile group runs the layers (profile_tiled; default:
     measured now when layer_times is, else layer_times).
+    tile_step: after the model ranks every candidate, while the best one tiles and was not
+    measured (at most `measure_top` times), its tiled layers' computation is measured and
+    used instead of the model's, and every unmeasured tiling candidate's modelled one is
+    scaled by the median measured/modelled ratio so far; then all are ranked again. True
+    measures here (tile_profile.profile_tile_step); a callable(config) -> seconds measures
+    as the caller wants (ranks planning together must all get the same numbers, e.g.
+    measure on each and average). None: the model alone.
     Prints the candidates; returns the best as a dict."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"plan: model must be an nn.Sequential, got {type(model).__name__}")
@@ -535,6 +550,27 @@ def plan(
         except ValueError:  # a grid the map cannot hold
             continue
     valid.sort(key=lambda c: (not c.fits, c.step_s))
+    if tile_step is not None:
+        measure = _tile_step_measure(model, input_shape) if tile_step is True else tile_step
+        _measure_best_tilings(
+            valid,
+            measure,
+            measure_top,
+            lambda c, seconds: estimate(
+                model,
+                shapes,
+                times,
+                c,
+                link_bandwidth,
+                latency,
+                memory_per_device,
+                layer_fixed,
+                compute_scale,
+                tuple(sync),
+                tiled_times,
+                seconds,
+            ),
+        )
     if verbose:
         print(table(valid[:20]))
         if len(valid) > 20:
@@ -546,6 +582,51 @@ def plan(
             f"needs {min(c.peak_bytes for c in valid)}"
         )
     return best.config()
+
+
+def _measure_best_tilings(valid, measure, budget: int, reestimate) -> None:
+    """While the best candidate tiles and was not measured (at most `budget` times): measure
+    its tile step and estimate it again with that; every candidate not measured gets its
+    modelled tiled compute times the median of measured / modelled so far (the tile steps'
+    copies and pastes are not in the per-layer model, and cost alike across tilings).
+    Leaves `valid` sorted best first."""
+
+    def tiles(c):
+        return c.layers and c.grid[0] * c.grid[1] > 1
+
+    ratios = []
+    for _ in range(budget):
+        valid.sort(key=lambda c: (not c.fits, c.step_s))
+        best = valid[0]
+        if not tiles(best) or "tile_step_s" in best.parts:
+            break
+        modelled = best.parts["tile_front_s"]
+        seconds = measure(best.config())
+        reestimate(best, seconds)
+        best.parts["tile_step_s"] = seconds
+        ratios.append(seconds / modelled if modelled > 0 else 1.0)
+        ratio = sorted(ratios)[len(ratios) // 2]
+        for c in valid:
+            if tiles(c) and "tile_step_s" not in c.parts:
+                reestimate(c, c.parts["tile_front_s"] * ratio)
+                c.parts["tile_ratio"] = ratio
+    valid.sort(key=lambda c: (not c.fits, c.step_s))
+
+
+def _tile_step_measure(model, input_shape):
+    from .tile_profile import profile_tile_step
+
+    def measure(config):
+        return profile_tile_step(
+            model,
+            input_shape,
+            config["layers"],
+            config["grid"],
+            config["groups"],
+            config["data_parallel"],
+        )
+
+    return measure
 
 
 def predict(
@@ -596,6 +677,15 @@ def predict(
     }
 
 
+def _tile_note(c) -> str:
+    """How the row's tiled computation was obtained, when not from the model alone."""
+    if "tile_step_s" in c.parts:
+        return "  tiles measured"
+    if "tile_ratio" in c.parts:
+        return f"  tiles x{c.parts['tile_ratio']:.2f} (as measured)"
+    return ""
+
+
 def table(cands) -> str:
     lines = [
         f"{'tiled layers':>12} {'groups':>10} {'grid':>6} {'replicas':>8} {'output':>6} "
@@ -609,5 +699,6 @@ def table(cands) -> str:
             f"{c.parts['comm_s'] * 1e3:>8.2f} {c.parts['sync_s'] * 1e3:>8.2f} "
             f"{c.peak_bytes / 2**20:>9.2f} "
             f"{'yes' if c.fits else 'no'}"
+            f"{_tile_note(c)}"
         )
     return "\n".join(lines)
