@@ -279,8 +279,9 @@ static Tensor bmm(const Tensor& a, const Tensor& b) {
     TensorList r(2);
     Tensor g = c.grad().contiguous();
     const Tensor &x = c.saved[0], &y = c.saved[1];
-    if (c.need(0)) r[0] = ops::sum_to(ops::bmm(g, y.transpose(1, 2).contiguous()), x.sizes());
-    if (c.need(1)) r[1] = ops::sum_to(ops::bmm(x.transpose(1, 2).contiguous(), g), y.sizes());
+    // the transposes are views: ops::bmm reads them in place
+    if (c.need(0)) r[0] = ops::sum_to(ops::bmm(g, y.transpose(1, 2)), x.sizes());
+    if (c.need(1)) r[1] = ops::sum_to(ops::bmm(x.transpose(1, 2), g), y.sizes());
     return r;
   });
   return out;

@@ -122,9 +122,33 @@ LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
   return g;
 }
 
+namespace {
+
+// A matmul operand as oneDNN can read it in place: a plain float32 3-D tensor whose matrices
+// run along rows or along columns (one of the last two strides 1: a transpose, x.t() or
+// k.transpose(-2, -1), is no copy), any batch stride. Anything else is made contiguous.
+Tensor matmul_operand(const Tensor& t_in, const char* arg) {
+  Tensor t = t_in.defined() && !t_in.is_blocked() ? t_in : Tensor();
+  if (t.defined() && t.dtype() == DType::Float32 && t.dim() == 3) {
+    const auto& st = t.strides();
+    const int64_t r = t.size(1), c = t.size(2);
+    const bool rows = st[2] == 1 && st[1] >= c, cols = st[1] == 1 && st[2] >= r;
+    if ((rows || cols) && st[0] >= 0) return t;
+  }
+  return float_input(t_in, "matmul", arg);
+}
+
+memory::desc strided_desc(const Tensor& t) {
+  const auto& st = t.strides();
+  return memory::desc({t.size(0), t.size(1), t.size(2)}, memory::data_type::f32,
+                      memory::dims(st.begin(), st.end()));
+}
+
+}  // namespace
+
 Tensor bmm(const Tensor& a_in, const Tensor& b_in) {
-  Tensor a = float_input(a_in, "matmul", "input");
-  Tensor b = float_input(b_in, "matmul", "other");
+  Tensor a = matmul_operand(a_in, "input");
+  Tensor b = matmul_operand(b_in, "other");
   PHX_CHECK(a.dim() == 3 && b.dim() == 3 && a.size(2) == b.size(1) &&
                 (a.size(0) == b.size(0) || a.size(0) == 1 || b.size(0) == 1),
             ValueError, "matmul: shapes ", a.describe(), " and ", b.describe(),
@@ -136,13 +160,12 @@ Tensor bmm(const Tensor& a_in, const Tensor& b_in) {
     c.fill(0);
     return c;
   }
-  auto e = cached<dnnl::matmul>(cache_key("matmul", a.size(0), b.size(0), M, K, N), [&] {
-    auto pd = compat::matmul_pd(cpu_engine(), plain_desc(a.sizes()), plain_desc(b.sizes()),
-                                plain_desc(c.sizes()));
-    return pd;
-  });
-  execute(e->prim, {{DNNL_ARG_SRC, plain_memory(a)},
-                    {DNNL_ARG_WEIGHTS, plain_memory(b)},
+  const memory::desc ad = strided_desc(a), bd = strided_desc(b);
+  auto e = cached<dnnl::matmul>(
+      cache_key("matmul", a.size(0), b.size(0), M, K, N, a.strides(), b.strides()),
+      [&] { return compat::matmul_pd(cpu_engine(), ad, bd, plain_desc(c.sizes())); });
+  execute(e->prim, {{DNNL_ARG_SRC, memory(ad, cpu_engine(), a.raw_data())},
+                    {DNNL_ARG_WEIGHTS, memory(bd, cpu_engine(), b.raw_data())},
                     {DNNL_ARG_DST, plain_memory(c)}});
   return c;
 }

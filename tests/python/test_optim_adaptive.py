@@ -83,7 +83,11 @@ def test_state_matches_torch(name, kwargs):
         assert float(ps["step"]) == float(ts["step"]) == 3.0
         for key in ts:
             if key != "step":
-                assert_close(ps[key], ts[key], rtol=1e-4, atol=1e-7, msg=key)
+                # atol scaled to the buffer: an element that cancels to near zero (-0.02 among
+                # values of 20) carries the float32 rounding of the values it came from, and
+                # a different (equally exact) GEMM order moves it by ~3e-6: 8 ulps of the scale
+                scale = float(np.abs(to_numpy(ts[key])).max())
+                assert_close(ps[key], ts[key], rtol=1e-4, atol=1e-6 * max(scale, 1.0), msg=key)
 
 
 def test_adagrad_param_without_grad_keeps_initial_state():
