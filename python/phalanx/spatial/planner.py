@@ -529,48 +529,33 @@ def plan(
         raise ValueError(
             f"plan: layer_fixed has {len(layer_fixed)} entries for {len(model)} layers"
         )
+
+    def estimate_one(c, tile_step_s=None):
+        return estimate(
+            model,
+            shapes,
+            times,
+            c,
+            link_bandwidth,
+            latency,
+            memory_per_device,
+            layer_fixed,
+            compute_scale,
+            tuple(sync),
+            tiled_times,
+            tile_step_s,
+        )
+
     valid = []
     for c in cands:
         try:
-            valid.append(
-                estimate(
-                    model,
-                    shapes,
-                    times,
-                    c,
-                    link_bandwidth,
-                    latency,
-                    memory_per_device,
-                    layer_fixed,
-                    compute_scale,
-                    tuple(sync),
-                    tiled_times,
-                )
-            )
+            valid.append(estimate_one(c))
         except ValueError:  # a grid the map cannot hold
             continue
     valid.sort(key=lambda c: (not c.fits, c.step_s))
     if tile_step is not None:
         measure = _tile_step_measure(model, input_shape) if tile_step is True else tile_step
-        _measure_best_tilings(
-            valid,
-            measure,
-            measure_top,
-            lambda c, seconds: estimate(
-                model,
-                shapes,
-                times,
-                c,
-                link_bandwidth,
-                latency,
-                memory_per_device,
-                layer_fixed,
-                compute_scale,
-                tuple(sync),
-                tiled_times,
-                seconds,
-            ),
-        )
+        _measure_best_tilings(valid, measure, measure_top, estimate_one)
     if verbose:
         print(table(valid[:20]))
         if len(valid) > 20:
