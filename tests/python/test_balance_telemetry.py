@@ -77,8 +77,11 @@ def throttled_rank(rank, world, base, g, steps, throttle_at):
     ddp = DDP(model, balance=sampler, balance_interval=1000, telemetry_root=root)
     sizes = []
     for step, (xb, yb) in enumerate(DataLoader(data, batch_sampler=sampler)):
-        if rank == 1 and step == throttle_at:  # the phone heats: its clock halves
-            fake_sys(root, khz=(1000000, 1000000), temps=("71000",))
+        # The phone heats: its clock falls to a quarter. A quarter, not a half: on a loaded
+        # machine one rank's measured steps can come out 2x the other's (it was descheduled),
+        # which once cancelled a halved clock in the proposal and no change was made.
+        if rank == 1 and step == throttle_at:
+            fake_sys(root, khz=(500000, 500000), temps=("71000",))
         F.cross_entropy(ddp(xb), yb).backward()
         sizes.append(xb.shape[0])
     return sizes, ddp.balancer.metrics()
@@ -90,7 +93,7 @@ def test_falling_clock_rebalances_before_the_interval(tmp_path):
         "test_balance_telemetry", "throttled_rank", 2, (str(tmp_path), g, steps, at)
     )
     (s0, m0), (s1, m1) = results
-    assert m0["cpu_khz"] == [2000000.0, 1000000.0] and m0["temperatures"] == [40.0, 71.0]
+    assert m0["cpu_khz"] == [2000000.0, 500000.0] and m0["temperatures"] == [40.0, 71.0]
     assert m0["changes"] == m1["changes"] and len(m0["changes"]) == 1, m0["changes"]
     # hinted at step `at`, confirmed at the next, in force from the first step not drawn
     assert m0["changes"][0]["step"] == at + 2
