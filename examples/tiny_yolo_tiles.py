@@ -35,6 +35,7 @@ import phalanx.nn as nn
 import phalanx.nn.functional as F
 from phalanx.nn.parallel import DistributedDataParallel as DDP
 from phalanx.spatial import TileParallel, plan
+from phalanx.spatial.tile_profile import profile_tile_step
 
 
 def tiny_yolo_backbone(width: float = 1.0, classes: int = 20) -> nn.Sequential:
@@ -114,6 +115,8 @@ def build(args, world, rank):
             compute_scale=compute_scale(args.width, shape, times, world),
             sync=sync,
             tiled_times=tiled,
+            # the best tiling candidates' tile steps measured on every rank, averaged
+            tile_step=lambda config: measured_tile_step(net, shape, config, world),
             verbose=rank == 0,
         )
     return hybrid(net, cfg, args.batch, world, rank)
@@ -160,6 +163,22 @@ def compute_scale(width, shape, times, world, steps: int = 3) -> float:
     return scale.item() / world
 
 
+def measured_tile_step(net, shape, config, world):
+    """The tiled layers' forward+backward as the slowest member of a tile group runs them,
+    messages left out (phalanx.spatial.tile_profile), measured on every rank at once and
+    averaged; None when nothing is tiled."""
+    grid = tuple(config.get("grid", (1, 1)))
+    if not config.get("layers") or grid[0] * grid[1] == 1:
+        return None
+    seconds = profile_tile_step(
+        net, shape, config["layers"], grid, config.get("groups", []), config["data_parallel"]
+    )
+    every = phalanx.tensor([seconds])
+    if world > 1:
+        dist.all_reduce(every)
+    return every.item() / world
+
+
 def message_latency(args, world):
     """(seconds per message, (a, b) of the meetings term): both measured between all ranks
     by phalanx.spatial.planner.measure_sync -- tiny all-reduces back to back for the link's
@@ -184,6 +203,9 @@ def hybrid(net, cfg, batch, world, rank):
         g = 1
     active = dist.new_group(list(range(g * d)))  # every rank calls new_group, in order
     groups = [dist.new_group(list(range(i * g, (i + 1) * g))) for i in range(d)] if g > 1 else []
+    # The same tile in every tile group: its copies of the tiled layers are averaged there, as
+    # DistributedDataParallel does for the replicas of the rest.
+    peers = [dist.new_group(list(range(j, g * d, g))) for j in range(g)] if g > 1 and d > 1 else []
     if rank >= g * d:
         return None, None, (0, 0), dict(cfg, mode="idle")
     replica = phalanx.spatial.split(batch, d)[rank // g]
@@ -197,9 +219,10 @@ def hybrid(net, cfg, batch, world, rank):
         output=out,
         groups=cfg["groups"],
     )
+    front = DDP(tiles, process_group=peers[rank % g]) if peers else tiles
     # The rest: data-parallel over the active ranks (replicated inside a group for "full").
     rest = DDP(nn.Sequential(*list(net)[k:]), process_group=active)
-    return nn.Sequential(tiles, rest), tiles, replica, dict(cfg, mode="tiles", output=out)
+    return nn.Sequential(front, rest), tiles, replica, dict(cfg, mode="tiles", output=out)
 
 
 def main(argv=None) -> dict:
@@ -226,7 +249,7 @@ def main(argv=None) -> dict:
             xt = phalanx.tensor(x[b0:b1])  # the input itself is not the layers' memory
             before = phalanx.memory_stats()["allocated_bytes"]
             phalanx.reset_peak_memory_stats()
-            feats = tiles(xt)
+            feats = model[0](xt)  # the tiles, averaged across tile groups by DDP
             stats = phalanx.memory_stats()
             front_peak = max(front_peak, stats["peak_allocated_bytes"] - before)
             front_kept = max(front_kept, stats["allocated_bytes"] - before)
@@ -242,9 +265,15 @@ def main(argv=None) -> dict:
         opt.step()
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
-    stats = phalanx.tensor([float(front_peak), float(front_kept)])
+    # A sum of every parameter: the replicas (every rank, tiles included) must stay equal.
+    checksum = (
+        sum(float(p.detach().numpy().astype(np.float64).sum()) for p in model.parameters())
+        if steps
+        else 0.0
+    )
+    stats = phalanx.tensor([float(front_peak), float(front_kept), checksum], dtype=phalanx.float64)
     if dist.is_initialized() and args.mode != "single":
-        all_stats = [phalanx.zeros(2) for _ in range(world)]
+        all_stats = [phalanx.zeros(3, dtype=phalanx.float64) for _ in range(world)]
         dist.all_gather(all_stats, stats)
     else:
         all_stats = [stats]
@@ -260,6 +289,7 @@ def main(argv=None) -> dict:
         # for backward (their activations and output), above what was allocated before
         "front_peak_bytes": [int(a[0].item()) for a in all_stats],
         "front_kept_bytes": [int(a[1].item()) for a in all_stats],
+        "param_checksums": [a[2].item() for a in all_stats],
     }
     if args.predict:
         n = result["ranks"]
@@ -274,6 +304,7 @@ def main(argv=None) -> dict:
         }
         if args.mode == "single":
             config = {"data_parallel": 1}
+        tile_step = measured_tile_step(net, shape, config, n if args.mode != "single" else 1)
         result["predicted"] = phalanx.spatial.planner.predict(
             net,
             shape,
@@ -285,7 +316,9 @@ def main(argv=None) -> dict:
             compute_scale=scale,
             sync=sync,
             tiled_times=tiled,
+            tile_step_s=tile_step,
         )
+        result["tile_step_s"] = tile_step
         result["layer_times"] = times
         result["layer_fixed"] = fixed
         result["tiled_times"] = tiled

@@ -96,11 +96,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 Tensor batch_norm_relu(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                        const Tensor& weight, const Tensor& bias, bool training, double momentum,
                        double eps) {
-  // oneDNN fuses only on a blocked input (a convolution's output), with weight and bias
-  // together or neither; anything else is the two ops one after the other. So is a
-  // non-finite input: fuse_norm_relu maps NaN to 0, where ReLU keeps it (as PyTorch).
+  // Fused only on a blocked input (a convolution's output), with weight and bias together or
+  // neither; anything else is the two ops one after the other. So is a non-finite input
+  // where oneDNN's fuse_norm_relu would run: it maps NaN to 0, where ReLU keeps it (as
+  // PyTorch); phalanx's own loops keep it, and spare the check a pass over the input.
   if (!x.is_blocked() || x.dim() != 4 || x.numel() == 0 || weight.defined() != bias.defined() ||
-      !ops::all_finite({x, running_mean, running_var, weight, bias}))
+      (!ops::fused_relu_keeps_nan(x) &&
+       !ops::all_finite({x, running_mean, running_var, weight, bias})))
     return activation_(
         ops::Activation::Relu,
         batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps), 0.f);

@@ -370,6 +370,18 @@ inline dnnl::matmul::primitive_desc matmul_pd(const engine& e, const memory::des
 #endif
 }
 
+// matmul with a bias (its desc broadcast over the rows of c).
+inline dnnl::matmul::primitive_desc matmul_bias_pd(const engine& e, const memory::desc& a,
+                                                   const memory::desc& b, const memory::desc& bias,
+                                                   const memory::desc& c) {
+#if PHX_DNNL_V3
+  return {e, a, b, bias, c, user_scratchpad()};
+#else
+  dnnl::matmul::desc d(a, b, bias, c);
+  return {d, user_scratchpad(), e};
+#endif
+}
+
 // Layer normalisation over the last logical dimension of `data`; `stat` describes the
 // per-row mean and variance (the data's shape without its last dimension).
 inline dnnl::layer_normalization_forward::primitive_desc ln_fwd(const engine& e, prop_kind prop,

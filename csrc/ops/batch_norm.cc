@@ -8,6 +8,7 @@
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
+#include "ops/batch_norm_blocked.h"
 #include "ops/batch_norm_plain.h"
 #include "ops/zero_size.h"
 
@@ -55,6 +56,16 @@ std::shared_ptr<FwdEntry> forward_entry(const memory::desc& md, const std::strin
                                  static_cast<float>(eps), flags_for(affine, training, relu));
         return pd;
       });
+}
+
+// The block width when x is stored nChw16c or nChw8c (the loops of batch_norm_blocked.h take
+// those), else 0 (oneDNN's primitive takes any other blocked layout).
+int channel_block(const Tensor& x, const Shape& s, const memory::desc& md) {
+  if (!x.is_blocked() || x.dim() != 4) return 0;
+  for (auto [tag, width] :
+       {std::pair{memory::format_tag::nChw16c, 16}, std::pair{memory::format_tag::nChw8c, 8}})
+    if (md == memory::desc(s, memory::data_type::f32, tag)) return width;
+  return 0;
 }
 
 std::mutex& running_stats_mutex() {  // one for all modules: held for two C-length loops
@@ -116,7 +127,16 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
     r.mean = channel_param(running_mean, C, "running_mean");
     r.var = channel_param(running_var, C, "running_var");
   }
-  if (x.is_blocked() || plain_kernel == PlainKernel::OneDnn) {
+  const int block = channel_block(x, s, data_desc(x, s));
+  if (block) {  // see batch_norm_blocked.h
+    const bn_blocked::Dims d{s[0], C, s[2] * s[3], block};
+    r.y = empty_like_desc(x.sizes(), data_desc(x, s));
+    if (fuse_relu) r.workspace = Tensor::empty({bn_blocked::stored_size(d)}, DType::UInt8);
+    bn_blocked::forward(d, x.data<float>(), r.y.data<float>(), r.mean.data<float>(),
+                        r.var.data<float>(), affine ? w.data<float>() : nullptr,
+                        affine ? b.data<float>() : nullptr, training, static_cast<float>(eps),
+                        fuse_relu ? r.workspace.data<uint8_t>() : nullptr);
+  } else if (x.is_blocked() || plain_kernel == PlainKernel::OneDnn) {
     run_onednn_forward(x, s, r, w, b, training, eps, fuse_relu);
   } else {  // see batch_norm_plain.h
     r.y = Tensor::empty(x.sizes());
@@ -126,6 +146,11 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
   }
   update_running_stats(r, running_mean, running_var, training, momentum, x.numel() / C);
   return r;
+}
+
+bool fused_relu_keeps_nan(const Tensor& x) {
+  if (!x.is_blocked() || x.dim() != 4) return false;
+  return channel_block(x, x.sizes(), data_desc(x, x.sizes())) != 0;
 }
 
 namespace {
@@ -221,6 +246,26 @@ BatchNormGrads batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
   const memory::desc md = data_desc(x, s);
   Tensor dy =
       reorder_to(dnnl_input(dy_in, "batch_norm_backward", "grad_output"), s, md, ReorderKind::Data);
+  if (const int block = channel_block(x, s, md)) {  // see batch_norm_blocked.h
+    const bn_blocked::Dims d{s[0], C, s[2] * s[3], block};
+    PHX_CHECK(!relu || relu_workspace.numel() == bn_blocked::stored_size(d), ValueError,
+              "batch_norm_backward: the ReLU workspace ", relu_workspace.describe(),
+              " is not the one the forward of ", x.describe(), " makes");
+    Tensor m = mean.contiguous(), v = var.contiguous(), w;
+    if (affine) w = weight.contiguous();
+    BatchNormGrads g;
+    if (need[0]) g.dx = empty_like_desc(x.sizes(), md);
+    if (affine) {
+      g.dweight = Tensor::empty({C});
+      g.dbias = Tensor::empty({C});
+    }
+    bn_blocked::backward(
+        d, dy.data<float>(), x.data<float>(), m.data<float>(), v.data<float>(),
+        affine ? w.data<float>() : nullptr, training, static_cast<float>(eps),
+        relu ? relu_workspace.data<uint8_t>() : nullptr, need[0] ? g.dx.data<float>() : nullptr,
+        affine ? g.dweight.data<float>() : nullptr, affine ? g.dbias.data<float>() : nullptr);
+    return g;
+  }
   const std::string layout = layout_key(x);
   auto fwd = forward_entry(md, layout, s, affine, training, eps, relu);
   auto e = cached<dnnl::batch_normalization_backward>(

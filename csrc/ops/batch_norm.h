@@ -26,6 +26,11 @@ BatchNormResult batch_norm_forward(const Tensor& x, const Tensor& running_mean,
                                    const Tensor& bias, bool training, double momentum, double eps,
                                    bool fuse_relu = false,
                                    PlainKernel plain_kernel = PlainKernel::Loops);
+// Whether batch_norm_forward with fuse_relu on x keeps a NaN as ReLU does: true where
+// phalanx's loops (batch_norm_blocked.h) normalise x, false on oneDNN's fuse_norm_relu,
+// which maps NaN to 0.
+bool fused_relu_keeps_nan(const Tensor& x);
+
 struct BatchNormGrads {
   Tensor dx, dweight, dbias;
 };

@@ -55,11 +55,22 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
     if (bias.defined()) y.copy_from(bias.expand({N, O}));
     return y;
   }
-  auto e = forward_entry(N, I, O, bias.defined());
+  // y = x w^T on oneDNN's matmul, the weight seen as its transpose (I, O) with strides
+  // (1, I), no copy: oneDNN 2.6's inner product runs its gemm there at 0.74x PyTorch's
+  // speed with two threads (64x2048 -> 1000), its matmul (brgemm) at 1.1x; the backward
+  // stays on the inner product.
+  const memory::desc wt({I, O}, memory::data_type::f32, memory::dims{1, I});
+  auto e = cached<dnnl::matmul>(cache_key("linear_mm", N, I, O, bias.defined()), [&] {
+    if (bias.defined())
+      return compat::matmul_bias_pd(cpu_engine(), plain_desc({N, I}), wt, plain_desc({1, O}),
+                                    plain_desc({N, O}));
+    return compat::matmul_pd(cpu_engine(), plain_desc({N, I}), wt, plain_desc({N, O}));
+  });
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, plain_memory(x)},
-                                       {DNNL_ARG_WEIGHTS, plain_memory(w)},
+                                       {DNNL_ARG_WEIGHTS, memory(wt, cpu_engine(), w.raw_data())},
                                        {DNNL_ARG_DST, plain_memory(y)}};
-  if (bias.defined()) args[DNNL_ARG_BIAS] = plain_memory(bias);
+  if (bias.defined())
+    args[DNNL_ARG_BIAS] = memory(plain_desc({1, O}), cpu_engine(), bias.raw_data());
   execute(e->prim, std::move(args));
   return y;
 }

@@ -106,3 +106,32 @@ def test_an_added_host_waits_for_max_nproc(tmp_path):
     assert "member 2 waits: --max-nproc 2 ranks are running" in text, text
     assert "started member 2" not in text, text
     assert load(os.path.join(str(tmp_path), "final_m0.pkl"))["world"] == 2, text
+
+
+def test_no_member_starts_once_the_job_completed_on_a_rank():
+    """A waiting member (--max-nproc, or a replacement due) is dropped once any rank finished
+    the job: started after rank 0 completed, while rank 1 was still exiting, it had made the
+    launcher report a completed job as failed (no member of the generation left)."""
+    from types import SimpleNamespace
+
+    from phalanx.distributed._launch.elastic import ElasticLauncher
+
+    launcher = object.__new__(ElasticLauncher)
+    done, exiting = SimpleNamespace(code=0), SimpleNamespace(code=None)
+    spec = SimpleNamespace(rank=2)
+    messages, started = [], []
+    launcher.__dict__.update(
+        ranks=[done, exiting],
+        pending=[(0.0, spec)],
+        joined=[],
+        watcher=None,
+        stop_started=None,
+        capped=False,
+        args=SimpleNamespace(max_nproc=2),
+        info=messages.append,
+        spawn=started.append,
+        _remove_stale=lambda: None,
+    )
+    launcher.tick(1.0)
+    assert started == [] and launcher.pending == [], messages
+    assert messages == ["member 2 is not started: the job completed"]

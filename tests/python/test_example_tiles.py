@@ -37,5 +37,7 @@ def test_tiles_2x2_keep_at_most_035_of_one_devices_activation_memory():
 def test_hybrid_and_planner_modes_train():
     hybrid = run(4, "--mode", "tiles", "--grid", "1x2", "--tiled-layers", "4", "--groups=")
     assert hybrid["data_parallel"] == 2 and hybrid["step_s"] > 0
+    # the tiled layers too are averaged between the two tile groups: every replica is equal
+    assert len(set(hybrid["param_checksums"])) == 1, hybrid["param_checksums"]
     planned = run(2, "--mode", "plan", "--link-mbit", "1000", "--predict")
     assert planned["step_s"] > 0 and planned["predicted"]["step_s"] > 0

@@ -26,8 +26,9 @@ def cand(layers, groups, grid, d, output="batch"):
         ((8, [4, 6], (2, 1), 1, "batch"), 14),
         # output="full": the all-gather's backward is local, the rest is replicated (d = 1)
         ((8, [], (2, 2), 1, "full"), 8),
-        # one BatchNorm, then the rest data-parallel over 2 replicas x 2 ranks
-        ((2, [], (1, 2), 2, "batch"), 7),
+        # one BatchNorm, then the rest data-parallel over 2 replicas x 2 ranks; the tiled
+        # layers are averaged between the 2 tile groups: one more
+        ((2, [], (1, 2), 2, "batch"), 8),
         # pure data parallelism: one gradient all-reduce; one device: none
         ((0, [], (1, 1), 4, "batch"), 1),
         ((0, [], (1, 1), 1, "batch"), 0),

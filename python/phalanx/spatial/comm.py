@@ -45,6 +45,9 @@ class Group:
                 dist.all_reduce(t, op=op, group=self.pg)
         return t
 
+    def all_gather(self, bufs: list, buf) -> None:
+        dist.all_gather(bufs, buf, group=self.pg)
+
     def exchange(self, sends: dict, recvs: dict, tag: int) -> None:
         """Point-to-point: sends[j] goes to member j, recvs[j] is filled by member j."""
         work = [
@@ -150,7 +153,7 @@ class GatherTiles(Function):
         th, tw = _size(ctx.region)
         buf[:, :, :th, :tw] = tile
         bufs = [phalanx.zeros(n, c, mh, mw) for _ in regions]
-        dist.all_gather(bufs, buf, group=group.pg)
+        group.all_gather(bufs, buf)
         for b, r in zip(bufs, regions):
             rh, rw = _size(r)
             _paste(full, r, (0, 0), b[:, :, :rh, :rw])

@@ -250,8 +250,9 @@ def sync_points(model, cand: Candidate) -> int:
     variance forward, the two gradient sums backward), each fused-group boundary 2 (halo
     forward, its gradient backward), the hand-over 2 with output="batch" (all-to-all both
     ways) or 1 with "full" (all-gather; its backward is a local cut), the tile gradients'
-    all-reduce 1; then 1 for the data-parallel gradient all-reduce when more than one rank
-    runs the rest (DDP waits for its buckets once, at the end of the backward).
+    all-reduce 1, and 1 more when there are several tile groups (DDP averages the tiled
+    layers between the groups); then 1 for the data-parallel gradient all-reduce when more
+    than one rank runs the rest (DDP waits for its buckets once, at the end of the backward).
     `cand.output` must be set (estimate sets it from the batch)."""
     layers = list(model)
     k, (rows, cols) = cand.layers, cand.grid
@@ -264,6 +265,8 @@ def sync_points(model, cand: Candidate) -> int:
         count += 2 * len(cand.groups)
         count += 2 if output == "batch" else 1
         count += 1
+        if d > 1:
+            count += 1
     rest_ranks = d * g if output == "batch" else d
     if rest_ranks > 1:
         count += 1
@@ -360,11 +363,14 @@ def estimate(
     scale=1.0,
     sync=(0.0, 0.0),
     tiled=None,
+    tile_step=None,
 ):
     """Fills cand's predicted step time, peak memory and whether it fits. `fixed`: each
     layer's fixed seconds per call (profile_fixed; None: all of a layer's time scales);
     `scale`: compute_scale; `sync`: (a, b) of the meetings term (sync_cost); `tiled`: each
-    layer's time as a tile group runs it (profile_tiled; None: `times`)."""
+    layer's time as a tile group runs it (profile_tiled; None: `times`); `tile_step`: the
+    tiled layers' forward+backward as the slowest member runs them, measured
+    (tile_profile.profile_tile_step), in place of the per-layer model of them."""
     fixed = [0.0] * len(times) if fixed is None else list(fixed)
     n = shapes[0][0]
     k, (rows, cols) = cand.layers, cand.grid
@@ -376,6 +382,7 @@ def estimate(
     cand.output = "batch" if per_replica >= g else "full"
     compute = comm = 0.0
     act = 0.0
+    front = 0.0  # the tiled layers' computation, modelled
     if k:
         cuts = [0, *cand.groups, k]
         size = shapes[0][2:]
@@ -391,7 +398,7 @@ def estimate(
                     for t in tiles
                 )
                 t_li = times[li] if tiled is None or g == 1 else tiled[li]
-                compute += _scaled(t_li, fixed[li], (per_replica / n) * area / (h * w))
+                front += _scaled(t_li, fixed[li], (per_replica / n) * area / (h * w))
                 act += per_replica * c * area * FLOAT
                 if isinstance(layers[li], nn.BatchNorm2d) and g > 1:
                     comm += 4 * _ring(c * FLOAT, g, bandwidth, latency)
@@ -410,6 +417,7 @@ def estimate(
                 + 2 * (g - 1) / g * per_replica * c * h * w * FLOAT / bandwidth
             )
             comm += _ring(sum(sum(p) for p in params[:k]), g, bandwidth, latency)
+    compute += tile_step if tile_step is not None and k and g > 1 else front
     per_rank = per_replica / g if cand.output == "batch" else per_replica
     compute += sum(_scaled(t, a, per_rank / n) for t, a in zip(times[k:], fixed[k:]))
     for li in range(k, len(layers)):
@@ -425,7 +433,13 @@ def estimate(
     cand.step_s = compute + comm + wait
     cand.peak_bytes = int(weights + act)
     cand.fits = memory is None or cand.peak_bytes <= memory
-    cand.parts = {"compute_s": compute, "comm_s": comm, "sync_s": wait, "syncs": meetings}
+    cand.parts = {
+        "compute_s": compute,
+        "comm_s": comm,
+        "sync_s": wait,
+        "syncs": meetings,
+        "tile_front_s": front,  # the tiled layers' computation as modelled (unscaled)
+    }
     return cand
 
 
@@ -471,6 +485,8 @@ def plan(
     compute_scale: float = 1.0,
     sync=(0.0, 0.0),
     tiled_times=None,
+    tile_step=None,
+    measure_top: int = 5,
     verbose: bool = True,
 ) -> dict:
     """The best configuration for training `model` (an nn.Sequential: spatial layers first) on
@@ -484,6 +500,13 @@ def plan(
     docstring; default 1). sync: (a, b) of the meetings term (measure_sync; default none).
     tiled_times: layer_times as a tile group runs the layers (profile_tiled; default:
     measured now when layer_times is, else layer_times).
+    tile_step: after the model ranks every candidate, while the best one tiles and was not
+    measured (at most `measure_top` times), its tiled layers' computation is measured and
+    used instead of the model's, and every unmeasured tiling candidate's modelled one is
+    scaled by the median measured/modelled ratio so far; then all are ranked again. True
+    measures here (tile_profile.profile_tile_step); a callable(config) -> seconds measures
+    as the caller wants (ranks planning together must all get the same numbers, e.g.
+    measure on each and average). None: the model alone.
     Prints the candidates; returns the best as a dict."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"plan: model must be an nn.Sequential, got {type(model).__name__}")
@@ -527,6 +550,27 @@ def plan(
         except ValueError:  # a grid the map cannot hold
             continue
     valid.sort(key=lambda c: (not c.fits, c.step_s))
+    if tile_step is not None:
+        measure = _tile_step_measure(model, input_shape) if tile_step is True else tile_step
+        _measure_best_tilings(
+            valid,
+            measure,
+            measure_top,
+            lambda c, seconds: estimate(
+                model,
+                shapes,
+                times,
+                c,
+                link_bandwidth,
+                latency,
+                memory_per_device,
+                layer_fixed,
+                compute_scale,
+                tuple(sync),
+                tiled_times,
+                seconds,
+            ),
+        )
     if verbose:
         print(table(valid[:20]))
         if len(valid) > 20:
@@ -538,6 +582,51 @@ def plan(
             f"needs {min(c.peak_bytes for c in valid)}"
         )
     return best.config()
+
+
+def _measure_best_tilings(valid, measure, budget: int, reestimate) -> None:
+    """While the best candidate tiles and was not measured (at most `budget` times): measure
+    its tile step and estimate it again with that; every candidate not measured gets its
+    modelled tiled compute times the median of measured / modelled so far (the tile steps'
+    copies and pastes are not in the per-layer model, and cost alike across tilings).
+    Leaves `valid` sorted best first."""
+
+    def tiles(c):
+        return c.layers and c.grid[0] * c.grid[1] > 1
+
+    ratios = []
+    for _ in range(budget):
+        valid.sort(key=lambda c: (not c.fits, c.step_s))
+        best = valid[0]
+        if not tiles(best) or "tile_step_s" in best.parts:
+            break
+        modelled = best.parts["tile_front_s"]
+        seconds = measure(best.config())
+        reestimate(best, seconds)
+        best.parts["tile_step_s"] = seconds
+        ratios.append(seconds / modelled if modelled > 0 else 1.0)
+        ratio = sorted(ratios)[len(ratios) // 2]
+        for c in valid:
+            if tiles(c) and "tile_step_s" not in c.parts:
+                reestimate(c, c.parts["tile_front_s"] * ratio)
+                c.parts["tile_ratio"] = ratio
+    valid.sort(key=lambda c: (not c.fits, c.step_s))
+
+
+def _tile_step_measure(model, input_shape):
+    from .tile_profile import profile_tile_step
+
+    def measure(config):
+        return profile_tile_step(
+            model,
+            input_shape,
+            config["layers"],
+            config["grid"],
+            config["groups"],
+            config["data_parallel"],
+        )
+
+    return measure
 
 
 def predict(
@@ -552,9 +641,12 @@ def predict(
     compute_scale: float = 1.0,
     sync=(0.0, 0.0),
     tiled_times=None,
+    tile_step_s=None,
 ) -> dict:
     """The cost model's step time and peak memory for one configuration (a dict as plan()
-    returns; layers 0 or a 1x1 grid: data parallelism over `data_parallel` replicas)."""
+    returns; layers 0 or a 1x1 grid: data parallelism over `data_parallel` replicas).
+    tile_step_s: the tiled layers' computation measured (tile_profile.profile_tile_step)
+    instead of modelled from the per-layer times."""
     grid = tuple(config.get("grid", (1, 1)))
     cand = Candidate(
         int(config.get("layers", 0)) if grid != (1, 1) else 0,
@@ -575,6 +667,7 @@ def predict(
         compute_scale,
         tuple(sync),
         tiled_times,
+        tile_step_s,
     )
     return {
         "step_s": cand.step_s,
@@ -582,6 +675,15 @@ def predict(
         "output": cand.output,
         **cand.parts,
     }
+
+
+def _tile_note(c) -> str:
+    """How the row's tiled computation was obtained, when not from the model alone."""
+    if "tile_step_s" in c.parts:
+        return "  tiles measured"
+    if "tile_ratio" in c.parts:
+        return f"  tiles x{c.parts['tile_ratio']:.2f} (as measured)"
+    return ""
 
 
 def table(cands) -> str:
@@ -597,5 +699,6 @@ def table(cands) -> str:
             f"{c.parts['comm_s'] * 1e3:>8.2f} {c.parts['sync_s'] * 1e3:>8.2f} "
             f"{c.peak_bytes / 2**20:>9.2f} "
             f"{'yes' if c.fits else 'no'}"
+            f"{_tile_note(c)}"
         )
     return "\n".join(lines)

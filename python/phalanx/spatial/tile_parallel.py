@@ -89,7 +89,11 @@ class TileParallel(nn.Module):
             raise ValueError("TileParallel: the module has no layers")
         self._geometry = [layers.describe(m, i) for i, m in enumerate(self._layers)]
         self._bounds = self._check_groups(groups)
-        self._group = comm.Group(process_group, grid[0] * grid[1])
+        # a comm.Group as it is: the planner's SilentGroup (tile_profile.py)
+        if isinstance(process_group, comm.Group):
+            self._group = process_group
+        else:
+            self._group = comm.Group(process_group, grid[0] * grid[1])
         if len(self._group) != grid[0] * grid[1]:
             raise ValueError(
                 f"TileParallel: grid {grid[0]}x{grid[1]} needs a group of {grid[0] * grid[1]} "

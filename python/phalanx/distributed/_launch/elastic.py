@@ -120,7 +120,13 @@ class ElasticLauncher(Launcher):
             self.begin_stop("no member of the job's current generation is left", 1)
             return
         if any(r.code == 0 for r in self.ranks):
+            # The job completed on some rank: a member started now would wait for a commit
+            # that never comes, and be left as the only one outside the generation.
             self._remove_stale()
+            for _, spec in self.pending:
+                self.info(f"member {spec.rank} is not started: the job completed")
+            self.pending = []
+            return
         if self.watcher is not None:
             self._discover(now)
         due = [p for p in self.pending if p[0] <= now]
