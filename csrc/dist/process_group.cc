@@ -6,7 +6,6 @@
 #include <gloo/common/error.h>
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/prefix_store.h>
-#include <gloo/transport/tcp/address.h>
 #include <gloo/transport/tcp/device.h>
 #include <gloo/transport/unbound_buffer.h>
 
@@ -17,6 +16,7 @@
 #include "dist/allreduce_algorithm.h"
 #include "dist/deadline_store.h"
 #include "dist/gloo_errors.h"
+#include "dist/gloo_peer_address.h"
 #include "dist/reduce_scatter_ring.h"
 #include "dist/reductions.h"
 
@@ -116,16 +116,13 @@ ProcessGroup::ProcessGroup(std::shared_ptr<TCPStore> store, int rank, int size,
                                timeout_.count(), " ms"),
                    [&] { context->connectFullMesh(gloo_store, device); });
   context->setTimeout(timeout_);
-  // Gloo's errors name a peer by its listening address; remember which rank that is.
+  // Gloo's errors name a peer by its listening address; remember which rank that is, from the
+  // record each rank published for connectFullMesh (its layout depends on Gloo's version).
   for (int r = 0; r < size && size > 1; ++r) {
     if (r == rank) continue;
     try {
-      std::vector<char> all = gloo_store.get(std::to_string(r));
-      size_t each = all.size() / static_cast<size_t>(size - 1);
-      if (each == 0) continue;
-      std::string addr =
-          gloo::transport::tcp::Address(std::vector<char>(all.begin(), all.begin() + each)).str();
-      peer_addresses_.emplace_back(addr.substr(0, addr.find('$')), r);
+      std::string addr = gloo_listening_address(gloo_store.get(std::to_string(r)), size);
+      if (!addr.empty()) peer_addresses_.emplace_back(addr, r);
     } catch (const std::exception&) {
       // Only used to make error messages nicer.
     }

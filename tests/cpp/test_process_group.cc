@@ -193,3 +193,30 @@ TEST(ProcessGroupRendezvous, EndsByTheConnectDeadlineNamingTheTimeout) {
   // The store's own timeout is untouched by the rendezvous.
   EXPECT_EQ(store->timeout(), Millis(30000));
 }
+
+// A peer whose connections close fails the collective with an error naming it by rank and
+// host, read from Gloo's message ("Connection closed by peer [ip]:port") -- with the layout of
+// the rendezvous record of whichever Gloo this build links (the bundled one's differs).
+TEST(ProcessGroupFailures, AClosedPeerIsNamedByRank) {
+  std::promise<void> connected, closed;
+  std::shared_future<void> both_connected = connected.get_future().share();
+  std::atomic<int> ready{0};
+  std::string error;
+  on_ranks(2, "closed_peer", [&](ProcessGroup& g, int rank) {
+    if (++ready == 2) connected.set_value();
+    both_connected.wait();
+    if (rank == 1) {
+      g.abort("rank 1 leaves");  // closes its Gloo connections: rank 0's pair sees EOF
+      closed.set_value();
+      return;
+    }
+    closed.get_future().wait();
+    try {
+      g.all_reduce(filled(1000, 1.f, 0.f), ReduceOp::Sum, Millis(5000))->wait();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  EXPECT_NE(error.find("all_reduce on rank 0 of 2"), std::string::npos) << error;
+  EXPECT_NE(error.find("the failing peer is rank 1 (host 127.0.0.1)"), std::string::npos) << error;
+}
