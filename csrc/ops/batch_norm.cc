@@ -127,10 +127,10 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
     r.mean = channel_param(running_mean, C, "running_mean");
     r.var = channel_param(running_var, C, "running_var");
   }
-  const int block = channel_block(x, s, data_desc(x, s));
-  if (block) {  // see batch_norm_blocked.h
+  const memory::desc md = data_desc(x, s);
+  if (const int block = channel_block(x, s, md)) {  // see batch_norm_blocked.h
     const bn_blocked::Dims d{s[0], C, s[2] * s[3], block};
-    r.y = empty_like_desc(x.sizes(), data_desc(x, s));
+    r.y = empty_like_desc(x.sizes(), md);
     if (fuse_relu) r.workspace = Tensor::empty({bn_blocked::stored_size(d)}, DType::UInt8);
     bn_blocked::forward(d, x.data<float>(), r.y.data<float>(), r.mean.data<float>(),
                         r.var.data<float>(), affine ? w.data<float>() : nullptr,
@@ -149,7 +149,7 @@ BatchNormResult batch_norm_forward(const Tensor& x_in, const Tensor& running_mea
 }
 
 bool fused_relu_keeps_nan(const Tensor& x) {
-  if (!x.is_blocked() || x.dim() != 4) return false;
+  if (!x.is_blocked() || x.dim() != 4) return false;  // data_desc needs a blocked 4-D x
   return channel_block(x, x.sizes(), data_desc(x, x.sizes())) != 0;
 }
 

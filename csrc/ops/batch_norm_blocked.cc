@@ -253,10 +253,6 @@ void backward_b(const Dims& d, const float* dy, const float* x, const float* mea
 
 }  // namespace
 
-bool supports_block(int B) {
-  return B == 8 || B == 16;
-}
-
 int64_t stored_size(const Dims& d) {
   return d.N * blocks(d) * d.B * d.L;
 }

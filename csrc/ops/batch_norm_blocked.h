@@ -16,9 +16,6 @@ struct Dims {
   int B;            // channels per block: 8 or 16; C is padded up to a multiple of B
 };
 
-// Supported block widths.
-bool supports_block(int B);
-
 // y = (x - mean) / sqrt(var + eps) * weight + bias, then max(y, 0) when relu_mask is not null
 // (which records, one byte per stored value, whether y was kept: the backward's mask).
 // training: mean and var (biased) are computed from x and written out; else they are read.
