@@ -125,7 +125,8 @@ test-aarch64: $(STAMP) srcpkgs
 	  -Dpybind11_DIR=$$($(PYTHON) -m pybind11 --cmakedir)
 	PHALANX_AARCH64_SYSROOT=$(AARCH64_SYSROOT) QEMU_CPU=cortex-a76 QEMU_LD_PREFIX=$(AARCH64_SYSROOT) \
 	  bash scripts/aarch64_binfmt.sh cmake --build $(AARCH64_DIR)/build -j $(JOBS)
-	bash scripts/aarch64_binfmt.sh bash scripts/aarch64_test.sh $(AARCH64_DIR)/build \
+	AARCH64_TORCH_DIR=$(AARCH64_DEPS_CACHE)/torch-2.13.0-cp311-aarch64 \
+	  bash scripts/aarch64_binfmt.sh bash scripts/aarch64_test.sh $(AARCH64_DIR)/build \
 	  $(AARCH64_SYSROOT) $(AARCH64_PYTEST_ARGS)
 
 # Which oneDNN implementation each primitive kind runs in one training step of every zoo

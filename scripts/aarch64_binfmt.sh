@@ -4,17 +4,25 @@
 # Needed to configure the cross build (CMake's FindPython runs the arm64 interpreter to learn
 # its headers and extension suffix) and by the tests (a rank the launcher starts through
 # sys.executable must be an arm64 process too). Registers qemu-aarch64 when it is not
-# registered yet and removes that registration when the command ends.
+# registered yet and removes that registration when the last command run through this script
+# ends: each run holds a shared lock on $lock while its command runs, so a build finishing
+# beside an hour-long test run does not unregister qemu under it.
 # Usage: scripts/aarch64_binfmt.sh COMMAND [ARGS...]
 set -euo pipefail
 binfmt=/proc/sys/fs/binfmt_misc
-registered_here=0
+lock=/run/phalanx-aarch64-binfmt.lock
+# Present while the registration is one this script made (not, say, qemu-user-binfmt's own).
+ours=/run/phalanx-aarch64-binfmt.ours
+exec 9>>"$lock"
 cleanup() {
-  if [ "$registered_here" = 1 ] && [ -e "$binfmt/qemu-aarch64" ]; then
-    echo -1 >"$binfmt/qemu-aarch64"
+  # Exclusive only when no other run holds its shared lock: the last one out unregisters.
+  if flock -xn 9 && [ -e "$ours" ]; then
+    [ -e "$binfmt/qemu-aarch64" ] && echo -1 >"$binfmt/qemu-aarch64"
+    rm -f "$ours"
   fi
 }
 trap cleanup EXIT
+flock -x 9
 if [ ! -e "$binfmt/register" ]; then
   mount -t binfmt_misc binfmt_misc "$binfmt" || {
     echo "aarch64_binfmt: binfmt_misc is not mounted and cannot be (needs root)" >&2
@@ -28,8 +36,10 @@ if [ ! -e "$binfmt/qemu-aarch64" ]; then
   magic='\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
   mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
   echo ":qemu-aarch64:M::$magic:$mask:$interp:P" >"$binfmt/register"
-  registered_here=1
+  touch "$ours"
 fi
+flock -s 9
 status=0
-"$@" || status=$?
+# The command does not inherit the lock's descriptor (it would hold the lock past our exit).
+"$@" 9>&- || status=$?
 exit "$status"

@@ -29,20 +29,39 @@ if [ "${AARCH64_CTEST:-1}" != 0 ]; then
 fi
 
 if [ "${AARCH64_PYTEST:-1}" != 0 ]; then
-  # Next to the sysroot's numpy and pytest: the pure-Python dependencies. No PyTorch: PyPI's
-  # aarch64 torch wheel is the CUDA build (it needs NVIDIA's libraries to import), so tests
-  # that compare with PyTorch skip here, saying so; golden outputs from the x86-64 run are not
-  # written yet.
+  # Next to the sysroot's numpy and pytest: the pure-Python dependencies, and PyTorch's aarch64
+  # wheel (scripts/aarch64_torch.sh; AARCH64_TORCH_DIR names where it is cached, AARCH64_TORCH=0
+  # leaves it out) as the reference the PyTorch comparisons run against, under qemu like phalanx.
+  # pytest too: the sysroot's python3-pytest (arch: all) may be missing from a sysroot
+  # assembled before it was listed, and pytest is pure Python like the others.
   pylib="$build/pylib"
-  if [ ! -f "$pylib/.complete" ]; then
-    python3 -m pip install -q --no-deps --target "$pylib" cloudpickle tqdm
-    touch "$pylib/.complete"
+  pylib_want="cloudpickle tqdm pytest"
+  if [ ! -f "$pylib/.complete" ] || [ "$(cat "$pylib/.complete")" != "$pylib_want" ]; then
+    rm -rf "$pylib"
+    # shellcheck disable=SC2086 # the list is words
+    python3 -m pip install -q --only-binary=:all: --target "$pylib" $pylib_want
+    echo "$pylib_want" >"$pylib/.complete"
   fi
+  pypath="$pylib"
+  ns=()
+  if [ "${AARCH64_TORCH:-1}" != 0 ]; then
+    torch_dir=${AARCH64_TORCH_DIR:-$build/torch}
+    bash "$root/scripts/aarch64_torch.sh" "$torch_dir"
+    # Before Debian's packages: torch's own dependency versions (sympy, typing_extensions) win.
+    pypath="$pypath:$torch_dir"
+    # `import torch` reads /proc/cpuinfo, which qemu-user passes through from the x86-64 host,
+    # and crashes on it: the tests see the emulated Cortex-A76's own (scripts/aarch64_cpuinfo.sh),
+    # bind-mounted in a private mount namespace (root, as the binfmt registration already is).
+    cpuinfo="$build/cpuinfo-cortex-a76"
+    bash "$root/scripts/aarch64_cpuinfo.sh" >"$cpuinfo"
+    ns=(unshare --mount --propagation private -- sh -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$cpuinfo")
+  fi
+  pypath="$pypath:/usr/lib/python3/dist-packages"
   start=$(date +%s)
   py=0
   PYTHON="$sysroot/usr/bin/python3.11" \
-    PYTHONPATH="$pylib:/usr/lib/python3/dist-packages" \
-    "$root/scripts/run_with_extension.sh" "$build" -m pytest -p no:cacheprovider "$@" || py=$?
+    PYTHONPATH="$pypath" \
+    ${ns[@]+"${ns[@]}"} "$root/scripts/run_with_extension.sh" "$build" -m pytest -p no:cacheprovider "$@" || py=$?
   echo "aarch64_test: Python tests under qemu took $(($(date +%s) - start)) s (exit $py)"
   [ "$py" = 0 ] || status=$py
 fi
