@@ -1,9 +1,12 @@
 #include "ops/activation.h"
 
+#include <cstring>
+
 #include "dnnl/cached_primitive.h"
 #include "dnnl/compat.h"
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
+#include "ops/finite.h"
 
 namespace phalanx::ops {
 
@@ -144,15 +147,35 @@ void piecewise_backward(Activation kind, float alpha, const float* s, const floa
   }
 }
 
+// oneDNN's other eltwise kernels need not keep NaN either: on aarch64 (oneDNN 3.7) logistic
+// maps NaN to 0, forward and backward, where x86-64's keeps it and PyTorch propagates it. So
+// wherever `s` (the input, or the output a backward reads) is NaN, the result is made NaN.
+// Called only when s is not all finite: one extra pass over memory otherwise.
+void keep_nan(const float* s, float* out, int64_t n) {
+#pragma omp parallel for simd if (n > 32768)
+  for (int64_t i = 0; i < n; ++i) {
+    const float r = out[i];
+    out[i] = s[i] != s[i] ? s[i] : r;
+  }
+}
+
 // Runs the forward from x into y (y may be x: it runs in place).
 void run_forward(Activation kind, const Spec& sp, const Tensor& x, const Tensor& y) {
+  const int64_t n = stored_elements(x);
   if (is_piecewise_linear(kind)) {
-    piecewise_forward(kind, sp.alpha, x.data<float>(), y.data<float>(), stored_elements(x));
+    piecewise_forward(kind, sp.alpha, x.data<float>(), y.data<float>(), n);
     return;
   }
   auto md = eltwise_desc(x);
   auto e = forward_entry(sp, md, eltwise_key(x));
-  execute(e->prim, {{DNNL_ARG_SRC, memory_of(x, md)}, {DNNL_ARG_DST, memory_of(y, md)}});
+  const bool finite = all_finite(x);
+  Tensor src = x;
+  if (!finite && x.data<float>() == y.data<float>()) {  // in place: keep where the NaNs were
+    src = empty_like_desc(x.sizes(), x.is_blocked() ? md : plain_desc(x.sizes()));
+    std::memcpy(src.data<float>(), x.data<float>(), n * sizeof(float));
+  }
+  execute(e->prim, {{DNNL_ARG_SRC, memory_of(src, md)}, {DNNL_ARG_DST, memory_of(y, md)}});
+  if (!finite) keep_nan(src.data<float>(), y.data<float>(), n);
 }
 
 }  // namespace
@@ -206,6 +229,7 @@ Tensor activation_backward(Activation kind, const Tensor& dy_in, const Tensor& s
   execute(e->prim, {{from_output ? DNNL_ARG_DST : DNNL_ARG_SRC, memory_of(x, md)},
                     {DNNL_ARG_DIFF_DST, memory_of(dy, md)},
                     {DNNL_ARG_DIFF_SRC, memory_of(dx, md)}});
+  if (!all_finite(x)) keep_nan(x.data<float>(), dx.data<float>(), stored_elements(x));
   return dx;
 }
 
