@@ -6,7 +6,9 @@
 # sys.executable must be an arm64 process too). Registers qemu-aarch64 when it is not
 # registered yet and removes that registration when the last command run through this script
 # ends: each run holds a shared lock on $lock while its command runs, so a build finishing
-# beside an hour-long test run does not unregister qemu under it.
+# beside an hour-long test run does not unregister qemu under it. Registering and unregistering
+# happen under a second, exclusive lock held only for that moment: a run starting beside a
+# long one must not wait for it to end.
 # Usage: scripts/aarch64_binfmt.sh COMMAND [ARGS...]
 set -euo pipefail
 binfmt=/proc/sys/fs/binfmt_misc
@@ -14,15 +16,19 @@ lock=/run/phalanx-aarch64-binfmt.lock
 # Present while the registration is one this script made (not, say, qemu-user-binfmt's own).
 ours=/run/phalanx-aarch64-binfmt.ours
 exec 9>>"$lock"
+exec 8>>"$lock.register"
 cleanup() {
+  flock -x 8
   # Exclusive only when no other run holds its shared lock: the last one out unregisters.
+  # Runs starting now wait on lock 8, so none can register in between.
   if flock -xn 9 && [ -e "$ours" ]; then
     [ -e "$binfmt/qemu-aarch64" ] && echo -1 >"$binfmt/qemu-aarch64"
     rm -f "$ours"
   fi
 }
 trap cleanup EXIT
-flock -x 9
+flock -x 8
+flock -s 9
 if [ ! -e "$binfmt/register" ]; then
   mount -t binfmt_misc binfmt_misc "$binfmt" || {
     echo "aarch64_binfmt: binfmt_misc is not mounted and cannot be (needs root)" >&2
@@ -38,8 +44,8 @@ if [ ! -e "$binfmt/qemu-aarch64" ]; then
   echo ":qemu-aarch64:M::$magic:$mask:$interp:P" >"$binfmt/register"
   touch "$ours"
 fi
-flock -s 9
+flock -u 8
 status=0
-# The command does not inherit the lock's descriptor (it would hold the lock past our exit).
-"$@" 9>&- || status=$?
+# The command does not inherit the locks' descriptors (it would hold them past our exit).
+"$@" 8>&- 9>&- || status=$?
 exit "$status"

@@ -10,7 +10,8 @@
 # QEMU_LD_PREFIX, which every qemu started that way reads, fix the CPU model and the sysroot.
 #
 # Usage: scripts/aarch64_test.sh BUILD_DIR SYSROOT [pytest arguments; default tests/python]
-# Environment: AARCH64_CTEST=0 skips the GoogleTests, AARCH64_PYTEST=0 the Python tests.
+# Environment: AARCH64_CTEST=0 skips the GoogleTests, AARCH64_PYTEST=0 the Python tests;
+# PHALANX_TEST_TIME_SCALE (default 10) multiplies the Python tests' wall-clock bounds.
 set -euo pipefail
 build=$(realpath "$1")
 sysroot=$(realpath "$2")
@@ -18,6 +19,9 @@ shift 2
 root=$(realpath "$(dirname "$0")/..")
 [ $# -gt 0 ] || set -- tests/python
 export QEMU_CPU=cortex-a76 QEMU_LD_PREFIX="$sysroot"
+# Emulated, Python runs 10-30x slower than natively: the tests' wall-clock waits and bounds
+# scale by this (tests/python/_spawn.py, TIME_SCALE).
+export PHALANX_TEST_TIME_SCALE=${PHALANX_TEST_TIME_SCALE:-10}
 [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] ||
   { echo "aarch64_test: qemu-aarch64 is not registered; run under scripts/aarch64_binfmt.sh" >&2; exit 1; }
 

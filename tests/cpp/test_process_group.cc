@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <future>
 #include <memory>
 #include <string>
@@ -22,6 +23,15 @@ using dist::ReduceOp;
 using dist::TCPStore;
 
 namespace {
+
+// phalanx's ranks are Python processes, and CPython ignores SIGPIPE at start-up: a write to a
+// peer that closed its socket fails with EPIPE, which the process group reports naming the
+// peer. This binary does the same; otherwise Gloo's write to the closed peer in
+// AClosedPeerIsNamedByRank kills it with SIGPIPE when it races ahead of the read that sees EOF.
+const bool kSigpipeIgnored = [] {
+  std::signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
 
 Tensor filled(int64_t n, float first, float step) {
   Tensor t = Tensor::empty({n});

@@ -33,6 +33,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # replacing the phalanx that scripts/run_with_extension.sh put on sys.path.
 PYTHON = [sys.executable] + (["-S"] if sys.flags.no_site else [])
 
+# The waits and wall-clock bounds of the tests assume native speed. Under qemu-aarch64
+# (scripts/aarch64_test.sh sets PHALANX_TEST_TIME_SCALE) a Python starts and runs 10-30x
+# slower: every bounded wait here, and the timeouts and bounds tests derive with `scaled`, are
+# multiplied by this factor there. 1 everywhere else, phones included.
+TIME_SCALE = float(os.environ.get("PHALANX_TEST_TIME_SCALE", "1"))
+
+
+def scaled(seconds: float) -> float:
+    """A wall-clock bound of a test, at this machine's speed (TIME_SCALE)."""
+    return seconds * TIME_SCALE
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -101,6 +112,7 @@ def run_python(
     AssertionError raised with what it printed. After a normal end nothing is killed: tests
     check that a program leaves nothing behind."""
     t0 = time.monotonic()
+    timeout = scaled(timeout)
     p = start_python(
         args, env=env, prefix=prefix, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -110,7 +122,7 @@ def run_python(
         _kill_group(p)
         out, err = p.communicate()
         raise AssertionError(
-            f"{shlex.join([*PYTHON, *args])} ran longer than {timeout} s; killed\n"
+            f"{shlex.join([*PYTHON, *args])} ran longer than {timeout:g} s; killed\n"
             f"stdout:\n{out.decode(errors='replace')[-3000:]}\n"
             f"stderr:\n{err.decode(errors='replace')[-3000:]}"
         ) from None
@@ -211,6 +223,7 @@ class Ranks:
         together; a rank still running then is killed (its stderr says so). Returns
         {rank: Done}, seconds counted from this call."""
         t0 = time.monotonic()
+        timeout = scaled(timeout)
         done = {}
         for r in range(len(self.procs)) if ranks is None else ranks:
             p = self.procs[r]
@@ -220,7 +233,7 @@ class Ranks:
             except subprocess.TimeoutExpired:
                 _kill_group(p)
                 p.wait()
-                note = f"\n[killed by the test: still running after {timeout} s]"
+                note = f"\n[killed by the test: still running after {timeout:g} s]"
             seconds = time.monotonic() - t0
             done[r] = Done(p.returncode, self.stdout(r), self.stderr(r) + note, seconds)
         return done
@@ -228,6 +241,7 @@ class Ranks:
     def wait_files(self, paths: Sequence[str], timeout: float = 60) -> None:
         """Waits until paths[r] exists for every rank r (a rank says "I am ready" by creating
         it). A rank that ends without its file, or running out of time, fails with output."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while not all(os.path.exists(p) for p in paths):
             for r, p in enumerate(self.procs):
@@ -237,7 +251,7 @@ class Ranks:
                     )
             if time.monotonic() > deadline:
                 missing = [r for r in range(len(paths)) if not os.path.exists(paths[r])]
-                raise AssertionError(f"ranks {missing} were not ready within {timeout} s")
+                raise AssertionError(f"ranks {missing} were not ready within {timeout:g} s")
             time.sleep(0.05)
 
     def close(self) -> None:
@@ -314,7 +328,7 @@ def _child() -> None:
     with open(os.path.join(tmp, "args.pkl"), "rb") as f:
         args = pickle.load(f)
     fn = getattr(importlib.import_module(module), func)
-    dist.init_process_group("gloo", timeout=60)
+    dist.init_process_group("gloo", timeout=scaled(60))
     try:
         result = fn(rank, world, *args)
     finally:
@@ -390,6 +404,7 @@ class World:
         return self._collect(case, timeout)
 
     def _collect(self, what: str, timeout: float) -> list:
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         replies: list[dict | None] = []
         for q in self._lines:

@@ -4,12 +4,20 @@ Inputs are seeded numpy arrays fed identically to both frameworks; outputs and
 gradients are compared with numpy.testing.assert_allclose.
 """
 
+import platform
+
 import numpy as np
 
 import phalanx
 
 RTOL = 1e-4
 ATOL = 1e-5
+
+# oneDNN's convolution works on channel-blocked layouts on x86-64: it writes nChw16c / nChw8c
+# and reads its weight reordered from the plain parameter. On aarch64 (its GEMM convolution over
+# OpenBLAS, the phones' path) it writes plain NCHW and reads the plain weight as it is: no weight
+# reorders, and what follows a convolution (batch norm, the BN+ReLU fusion) takes its plain path.
+CONV_IS_BLOCKED = platform.machine() in ("x86_64", "AMD64")
 
 
 def _is_torch(t):

@@ -5,11 +5,16 @@ Expected values come from numpy alone, so computing them cannot refresh or drop 
 
 import numpy as np
 import pytest
+from conftest import CONV_IS_BLOCKED
 
 import phalanx
 import phalanx.models
 import phalanx.nn.functional as F
 from phalanx import _C
+
+# What one convolution with a changed weight reorders: 1 on x86-64; 0 where the convolution
+# reads the plain weight as it is (aarch64), so there the cache has nothing to keep.
+REORDERS_PER_CHANGE = 1 if CONV_IS_BLOCKED else 0
 
 
 def np_conv2d(x, w, padding=1):
@@ -61,9 +66,9 @@ def test_an_unchanged_weight_is_reordered_once_and_again_after_a_step(setup):
     with phalanx.no_grad():
         before = weight_reorders()
         out = F.conv2d(x, w, padding=1)
-        assert weight_reorders() == before + 1
+        assert weight_reorders() == before + REORDERS_PER_CHANGE
         F.conv2d(x, w, padding=1)
-        assert weight_reorders() == before + 1
+        assert weight_reorders() == before + REORDERS_PER_CHANGE
     check(out, xa, wa - 0.1)
 
 
@@ -126,7 +131,7 @@ def test_a_frozen_weight_is_cached_for_training_and_a_trained_one_is_not(setup):
     F.conv2d(x, w, padding=1).sum().backward()
     before = weight_reorders()
     F.conv2d(x, w, padding=1).sum().backward()
-    assert weight_reorders() > before
+    assert (weight_reorders() > before) == CONV_IS_BLOCKED
 
 
 def test_a_model_in_eval_matches_before_and_after_a_step():
