@@ -109,7 +109,7 @@ BUNDLED_GLOO_SOURCE ?= $(CURDIR)/build/srcpkgs/gloo_0.0~git20231202.5354032.orig
 AARCH64_PYTEST_ARGS ?= tests/python
 .PHONY: test-aarch64 srcpkgs
 srcpkgs: $(BUNDLED_ONEDNN_SOURCE) $(BUNDLED_GLOO_SOURCE)
-build/srcpkgs/%.orig.tar.xz:
+$(CURDIR)/build/srcpkgs/%.orig.tar.xz:
 	bash scripts/fetch_srcpkgs.sh build/srcpkgs
 test-aarch64: $(STAMP) srcpkgs
 	bash scripts/aarch64_sysroot.sh $(AARCH64_SYSROOT)

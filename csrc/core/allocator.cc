@@ -89,6 +89,15 @@ class BlockCache {
   // same step (ResNet-18 at batch 16: 61 fresh mappings per step, LeNet-5 at 32: 9; with
   // the slack and the borrowing below: 0).
   static constexpr size_t kSlackDivisor = 4;
+  // A quarter is not always enough: where one phase of a step frees blocks of one size and
+  // the next needs as many bytes in another size (LeNet-5 on aarch64, whose convolutions run
+  // on plain layouts and GEMM buffers: 15 fresh mappings per step), every step evicted what
+  // the next one wanted back. So an eviction is remembered (a ghost), and a miss that an
+  // evicted block could have served proves the bound too tight for this workload: the slack
+  // grows by that block, up to the peak itself (mapped memory at most twice the most ever
+  // in use; PyTorch's caching allocator has no bound at all). A workload that never asks
+  // for evicted sizes again keeps the quarter.
+  static constexpr size_t kMaxSlackPerPeak = 1;
 
  public:
   static BlockCache& get() {
@@ -127,10 +136,15 @@ class BlockCache {
         g_hits.fetch_add(1, std::memory_order_relaxed);
         return p;
       }
-      // A miss: make room first, so that mapped memory stays within the most ever in use
-      // (or this allocation's new peak).
-      size_t allowed = std::max(peak_in_use_ + peak_in_use_ / kSlackDivisor, in_use_ + cls);
-      while (cached_ > 0 && in_use_ + cached_ + cls > allowed) evicted.push_back(evict_oldest());
+      // A miss: make room first, so that mapped memory stays within the most ever in use plus
+      // the slack (or this allocation's new peak).
+      grow_slack_if_regretted(cls);
+      size_t slack = std::max(peak_in_use_ / kSlackDivisor, grown_slack_);
+      size_t allowed = std::max(peak_in_use_ + slack, in_use_ + cls);
+      while (cached_ > 0 && in_use_ + cached_ + cls > allowed) {
+        evicted.push_back(evict_oldest());
+        remember_evicted(evicted.back().second);
+      }
       g_misses.fetch_add(1, std::memory_order_relaxed);
     }
     unmap_blocks(evicted);
@@ -173,6 +187,9 @@ class BlockCache {
       free_.clear();
       cached_ = 0;
       peak_in_use_ = in_use_;  // the bound restarts from what is in use now
+      grown_slack_ = 0;
+      ghosts_.clear();
+      ghost_bytes_ = 0;
     }
     unmap_blocks(all);
   }
@@ -205,6 +222,31 @@ class BlockCache {
     return block;
   }
 
+  // The caller holds mu_. Ghosts are kept for at most the peak's worth of bytes, oldest
+  // dropped first: enough to recognise a step's sequence, bounded whatever the workload.
+  void remember_evicted(size_t cls) {
+    ghosts_.push_back(cls);
+    ghost_bytes_ += cls;
+    while (ghost_bytes_ > peak_in_use_ && !ghosts_.empty()) {
+      ghost_bytes_ -= ghosts_.front();
+      ghosts_.pop_front();
+    }
+  }
+
+  // The caller holds mu_. A ghost that could have served `cls` (its class or a larger one it
+  // would have been borrowed from, as allocate does) is consumed and its size added to the
+  // slack, within kMaxSlackPerPeak times the peak.
+  void grow_slack_if_regretted(size_t cls) {
+    for (auto it = ghosts_.begin(); it != ghosts_.end(); ++it) {
+      if (*it < cls || *it > 2 * cls) continue;
+      grown_slack_ = std::min(std::max(grown_slack_, peak_in_use_ / kSlackDivisor) + *it,
+                              kMaxSlackPerPeak * peak_in_use_);
+      ghost_bytes_ -= *it;
+      ghosts_.erase(it);
+      return;
+    }
+  }
+
   std::mutex mu_;
   std::map<size_t, std::deque<std::pair<void*, uint64_t>>> free_;  // class -> (block, freed at)
   uint64_t clock_ = 0;
@@ -212,6 +254,9 @@ class BlockCache {
   size_t cached_ = 0;                           // bytes in free_
   size_t in_use_ = 0;                           // bytes of large blocks handed out
   size_t peak_in_use_ = 0;                      // the most in_use_ ever was (since empty_cache)
+  size_t grown_slack_ = 0;                      // slack earned by regretted evictions
+  std::deque<size_t> ghosts_;                   // classes of evicted blocks, oldest first
+  size_t ghost_bytes_ = 0;                      // their sum
 };
 
 }  // namespace

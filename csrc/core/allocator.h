@@ -7,7 +7,9 @@
 // their peak). So blocks of kLargeBlock bytes or more are mapped here, kept by size class when
 // freed, and handed out again. The cache is bounded: mapped memory (in use + cached) never
 // exceeds the most ever in use at once, because a miss first unmaps the least recently freed
-// cached blocks. Steady-state training then neither faults nor fragments.
+// cached blocks (exceeded by a slack: a quarter of that peak, grown up to the peak itself
+// when a workload keeps asking for blocks the bound made it evict; allocator.cc says why).
+// Steady-state training then neither faults nor fragments.
 //
 // Small blocks go to malloc. PHALANX_CACHING_ALLOCATOR=0 unmaps large blocks on free instead
 // of caching them; sanitizer builds always use malloc, so use-after-free stays visible.

@@ -31,6 +31,9 @@ def test_kill_one_then_a_second_then_one_comes_back(tmp_path):
     steps = 40
     train = [out, "--steps", str(steps), "--step-sleep", "0.1"]
     train += ["--event", "kill:2:5", "--event", "kill:1:14"]
+    # However slowly the replacement starts (under qemu, longer than the whole run took),
+    # member 0 holds at step 20 until it is about to ask to join.
+    train += ["--event", "awaitjoin:0:20"]
     code, text = launch("--nproc", "3", "--max-restarts", "1", "--restart-delay", "0.5", train)
     assert code == 0, text
     assert "lost members [2, 1], started members [3]" in text, text
@@ -42,6 +45,19 @@ def test_kill_one_then_a_second_then_one_comes_back(tmp_path):
     assert same_params(finals[0], finals[1]), "the joiner's parameters differ from rank 0's"
     for m in (1, 2):
         assert not os.path.exists(os.path.join(out, f"final_m{m}.pkl"))
+
+
+def test_a_replacement_still_starting_when_the_job_completes_is_removed(tmp_path):
+    # The last member finished while the replacement was still starting: the job completed;
+    # the launcher had reported "no member of the job's current generation is left" instead.
+    out = str(tmp_path)
+    train = [out, "--steps", "8", "--event", "kill:1:3", "--join-delay", "60"]
+    code, text = launch("--nproc", "2", "--max-restarts", "1", "--restart-delay", "0", train)
+    assert code == 0, text
+    assert "member 2 is not in the job's newest generation and the job completed" in text, text
+    assert "no member of the job's current generation is left" not in text, text
+    assert load(os.path.join(out, "final_m0.pkl"))["step"] == 8, text
+    assert not os.path.exists(os.path.join(out, "final_m2.pkl")), text
 
 
 def test_a_frozen_rank_left_behind_is_removed_when_the_job_completes(tmp_path):

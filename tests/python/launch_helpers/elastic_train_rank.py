@@ -2,9 +2,13 @@
 
     elastic_train_rank.py OUT_DIR --steps N [--commit-every K] [--event HOW:MEMBER:STEP ...]
                           [--step-sleep S] [--reference STATE_FILE] [--global-batch keep|shrink]
+                          [--join-delay S]
 
-HOW is kill (SIGKILL itself: vanishes, sockets closed) or stop (SIGSTOP itself: frozen with
-its connections open, like an unplugged phone), done by member MEMBER just before step STEP.
+HOW is kill (SIGKILL itself: vanishes, sockets closed), stop (SIGSTOP itself: frozen with
+its connections open, like an unplugged phone) or awaitjoin (wait until a process the
+launcher started to join is about to ask to, however slowly it starts: emulation), done by
+member MEMBER just before step STEP. A joining process writes OUT_DIR/joining_m<M> just
+before its init_process_group, after sleeping --join-delay seconds (a slow phone's start).
 Every rank writes OUT_DIR/restored_g<G>_m<M>.pkl when train() restarts in a new generation
 (the state it continues from) and OUT_DIR/final_m<M>.pkl at the end (parameters, step,
 generation, world size). With --reference the run is not elastic: it loads STATE_FILE (a
@@ -37,13 +41,20 @@ p.add_argument("--event", action="append", default=[])
 p.add_argument("--step-sleep", type=float, default=0.0)
 p.add_argument("--reference", default=None)
 p.add_argument("--global-batch", default="keep")
+p.add_argument("--join-delay", type=float, default=0.0)
 args = p.parse_args()
+JOINING = os.environ.get("PHALANX_ELASTIC_JOIN") == "1"
+TIME_SCALE = float(os.environ.get("PHALANX_TEST_TIME_SCALE", "1"))
 
 SAMPLES, GLOBAL_BATCH = 480, 12
 rng = np.random.RandomState(0)
 X = rng.randn(SAMPLES, 4).astype(np.float32)
 Y = rng.randn(SAMPLES, 3).astype(np.float32)
 
+if JOINING:
+    time.sleep(args.join_delay)
+    with open(os.path.join(args.out, f"joining_m{os.environ['PHALANX_ELASTIC_MEMBER']}"), "w"):
+        pass
 dist.init_process_group("gloo")
 phalanx.manual_seed(0)
 model = DistributedDataParallel(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)))
@@ -81,6 +92,14 @@ def one_step(indices):
     loss.backward()
     opt.step()
     return loss.item()
+
+
+def await_joiner(timeout=60 * TIME_SCALE):
+    deadline = time.monotonic() + timeout
+    while not any(n.startswith("joining_m") for n in os.listdir(args.out)):
+        if time.monotonic() > deadline:
+            sys.exit(f"no joining process started within {timeout:g} s")
+        time.sleep(0.05)
 
 
 def batches():
@@ -124,7 +143,10 @@ def train(state):
             print(
                 f"member {state.member}: {how} at step {state.step} t {time.time():.3f}", flush=True
             )
-            os.kill(os.getpid(), signal.SIGKILL if how == "kill" else signal.SIGSTOP)
+            if how == "awaitjoin":
+                await_joiner()
+            else:
+                os.kill(os.getpid(), signal.SIGKILL if how == "kill" else signal.SIGSTOP)
         loss = one_step(next(it))
         state.step += 1
         print(

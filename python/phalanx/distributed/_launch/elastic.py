@@ -116,16 +116,18 @@ class ElasticLauncher(Launcher):
         if self.stop_started is not None or not running:
             self.pending = []  # the job is over or stopping: nothing left to join
             return
-        if self.joined and not self._members_running():
-            self.begin_stop("no member of the job's current generation is left", 1)
-            return
         if any(r.code == 0 for r in self.ranks):
             # The job completed on some rank: a member started now would wait for a commit
-            # that never comes, and be left as the only one outside the generation.
+            # that never comes, and be left as the only one outside the generation. Checked
+            # first: a replacement still waiting to be admitted when the last member finishes
+            # (a slow start, as under emulation) is stale, not a sign of a failed job.
             self._remove_stale()
             for _, spec in self.pending:
                 self.info(f"member {spec.rank} is not started: the job completed")
             self.pending = []
+            return
+        if self.joined and not self._members_running():
+            self.begin_stop("no member of the job's current generation is left", 1)
             return
         if self.watcher is not None:
             self._discover(now)
