@@ -6,7 +6,7 @@ import re
 import subprocess
 
 import pytest
-from _spawn import PYTHON, python_env
+from _spawn import PYTHON, python_env, scaled
 
 import phalanx
 
@@ -35,7 +35,7 @@ def test_quick_benchmark_reports_tables(tmp_path):
         env=python_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = proc.stdout
@@ -94,7 +94,7 @@ def test_phone_operating_point_rows_and_measured_peak(tmp_path):
         env=python_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Measured fp32 peak" in proc.stdout

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from _spawn import PYTHON, python_env
+from _spawn import PYTHON, python_env, scaled
 
 import phalanx
 from phalanx import _C
@@ -614,7 +614,9 @@ def test_process_exits_after_a_loader_timed_out_on_a_stuck_thread():
     # Before: the stuck prefetch thread was joined at interpreter exit, which never came.
     cmd = [*PYTHON, "-c", _STUCK]
     try:
-        done = subprocess.run(cmd, env=python_env(), capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            cmd, env=python_env(), capture_output=True, text=True, timeout=scaled(120)
+        )
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"the interpreter did not exit; it printed {e.stdout!r}")
     assert done.returncode == 0, done.stderr
