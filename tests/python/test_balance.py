@@ -206,6 +206,68 @@ def test_proportional_shares_respect_minimum_cap_and_sum():
     assert proportional_shares([1.0, 1.0], 5, caps=[1, 30]) == [1, 4]
     with pytest.raises(ValueError, match="max_samples_per_rank=\\[4, 4\\] \\(sum 8\\)"):
         proportional_shares([1.0, 1.0], 10, caps=[4, 4])
+    assert proportional_shares([1000.0, 1.0], 32, floors=[2, 2]) == [30, 2]
+    assert proportional_shares([1000.0, 1.0, 1.0], 4, floors=[2, 2, 2]) == [2, 1, 1]
+
+
+def test_default_least_share_is_two_with_a_per_rank_batchnorm():
+    from phalanx.nn.parallel.distributed import _default_min_share
+
+    assert _default_min_share(build(False), 32, 2) == 1  # no BatchNorm
+    assert _default_min_share(build(True, convert=False), 32, 2) == 2
+    assert _default_min_share(build(True, convert=False), 3, 2) == 1  # 2 each do not fit
+    assert _default_min_share(build(True), 32, 2) == 1  # SyncBatchNorm: global statistics
+
+
+class OneByOneBatchNorm(nn.Module):
+    """BatchNorm on a 1x1 map: in training it needs 2 samples (MobileNet's last layers on
+    small images: the heterogeneous example failed when a slow rank was given 1)."""
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.bn = nn.BatchNorm2d(6)
+        self.fc = nn.Linear(6, 5)
+        self.delay = delay
+
+    def forward(self, x):
+        time.sleep(self.delay * x.shape[0])
+        h = self.bn(F.max_pool2d(self.conv(x), 8))
+        return self.fc(h.reshape(x.shape[0], -1))
+
+
+def very_slow_rank_with_batchnorm(rank, world, g, steps, explicit):
+    x, y = dataset(g * steps)
+    data = TensorDataset(phalanx.tensor(x), phalanx.tensor(y))
+    sampler = BalancedDistributedSampler(data, g, seed=SEED)
+    phalanx.manual_seed(0)
+    model = OneByOneBatchNorm(0.02 if rank == 1 else 0.0)
+    kwargs = {} if explicit is None else {"min_samples_per_rank": explicit}
+    ddp = DDP(model, balance=sampler, balance_interval=2, **kwargs)
+    opt = phalanx.optim.SGD(ddp.parameters(), lr=LR)
+    sizes = []
+    for xb, yb in DataLoader(data, batch_sampler=sampler):
+        opt.zero_grad()
+        F.cross_entropy(ddp(xb), yb).backward()
+        opt.step()
+        sizes.append(xb.shape[0])
+    return sizes, ddp.balancer.metrics(), ddp.balancer.floor
+
+
+@pytest.mark.parametrize("explicit", [None, 3])
+def test_a_very_slow_rank_keeps_its_least_share(explicit):
+    """Rank 1 is 100x slower: the balancer would give it 1 sample, on which its BatchNorm
+    (1x1 map) cannot train; it keeps 2 (the default with a BatchNorm), or what was asked."""
+    g, steps = 16, 8
+    results = run_ranks(
+        "test_balance", "very_slow_rank_with_batchnorm", 2, (g, steps, explicit), timeout=120
+    )
+    (s0, m0, floor), (s1, _, _) = results
+    want = 2 if explicit is None else explicit
+    assert floor == want
+    assert m0["changes"], m0
+    assert s1[-1] == want and min(s1) == want, (s1, m0["changes"])
+    assert [a + b for a, b in zip(s0, s1)] == [g] * steps
 
 
 def test_convert_sync_batchnorm_keeps_parameters_buffers_and_mode():
@@ -335,6 +397,10 @@ def bad_balance_arguments(rank, world):
         {"balance": sampler, "max_samples_per_rank": 0},
         {"balance": other},
         {"balance": list(range(16))},
+        {"balance": sampler, "min_samples_per_rank": 0},
+        {"balance": sampler, "min_samples_per_rank": 5, "max_samples_per_rank": 4},
+        {"min_samples_per_rank": 2},
+        {"balance": sampler, "min_samples_per_rank": 9},
     ):
         try:
             DDP(build(False), **kwargs)
@@ -345,7 +411,7 @@ def bad_balance_arguments(rank, world):
 
 def test_bad_balance_arguments_are_named():
     messages = run_ranks("test_balance", "bad_balance_arguments", 2)[1]
-    assert len(messages) == 5, messages
+    assert len(messages) == 9, messages
     assert "balance_interval must be an int >= 1, got 0" in messages[0]
     assert "balance_hysteresis must be in [0, 1), got 1.5" in messages[1]
     assert "max_samples_per_rank must be a positive int or None, got 0" in messages[2]
@@ -354,3 +420,7 @@ def test_bad_balance_arguments_are_named():
         in (messages[3])
     )
     assert "takes a phalanx.utils.data.BalancedDistributedSampler, got list" in messages[4]
+    assert "min_samples_per_rank must be a positive int, got 0" in messages[5]
+    assert "min_samples_per_rank=5 is above max_samples_per_rank=4" in messages[6]
+    assert "min_samples_per_rank needs balance=" in messages[7]
+    assert "needs a global batch of at least 18; the sampler's is 16" in messages[8]

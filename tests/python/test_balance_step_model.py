@@ -13,6 +13,7 @@ import pytest
 
 from phalanx.nn.parallel._step_model import (
     StepModel,
+    effective_floors,
     fit_step_time,
     minimax_shares,
     predicted_step,
@@ -61,6 +62,16 @@ def test_minimax_shares_equalise_step_times_within_bounds():
     assert minimax_shares([0, 0], [1, 1000], 32, [32, 32]) == [31, 1]  # minimum one
     assert minimax_shares([0, 0, 0], [1, 3, 3], 30, [10, 30, 30]) == [10, 10, 10]  # cap
     assert predicted_step([20, 12], [0.0, 8.0], [1.0, 1.0]) == 20.0
+
+
+def test_minimax_shares_keep_each_ranks_floor_where_the_batch_allows():
+    assert minimax_shares([0, 0], [1, 1000], 32, [32, 32], [2, 2]) == [30, 2]
+    assert minimax_shares([0, 0], [1, 1000], 32, [32, 32], [1, 4]) == [28, 4]  # per rank
+    assert minimax_shares([0, 0], [1000, 1], 32, [1, 32], [2, 2]) == [1, 31]  # a cap wins
+    # floors above the global batch: every rank's least share is 1 again (an elastic
+    # job that shrank its batch keeps training)
+    assert minimax_shares([0, 0, 0], [1, 1000, 1000], 5, [5] * 3, [2, 2, 2]) == [3, 1, 1]
+    assert effective_floors(None, [8, 8], 16) == [1, 1]
 
 
 # ------------------------------------------------------------------ a simulated balancer

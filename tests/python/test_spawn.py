@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from _spawn import PYTHON, Ranks, World, alive, call, run_python, run_ranks, serve
+from _spawn import PYTHON, Ranks, World, alive, call, run_python, run_ranks, scaled, serve
 
 import phalanx
 
@@ -111,9 +111,12 @@ def test_run_python_timeout_kills_the_child_and_what_it_started(tmp_path):
         "time.sleep(300)\n"
     )
     t0 = time.monotonic()
-    with pytest.raises(AssertionError, match=r"(?s)ran longer than 2 s; killed.*started"):
+    # the bound given is scaled under emulation (PHALANX_TEST_TIME_SCALE), and says so
+    with pytest.raises(
+        AssertionError, match=rf"(?s)ran longer than {scaled(2):g} s; killed.*started"
+    ):
         run_python(["-c", code], timeout=2)
-    assert time.monotonic() - t0 < 15
+    assert time.monotonic() - t0 < scaled(15)
     assert gone_within(pids_in(tmp_path), 5)
 
 
@@ -147,9 +150,9 @@ def test_finish_is_bounded_and_says_it_killed(tmp_path):
     with Ranks("test_spawn", "_rank_with_a_grandchild", 2, argv=[str(tmp_path)]) as ranks:
         t0 = time.monotonic()
         done = ranks.finish([1], timeout=3)
-        assert time.monotonic() - t0 < 10
+        assert time.monotonic() - t0 < scaled(10)
         assert list(done) == [1] and done[1].returncode == -signal.SIGKILL
-        assert "[killed by the test: still running after 3 s]" in done[1].stderr
+        assert f"[killed by the test: still running after {scaled(3):g} s]" in done[1].stderr
         assert ranks.procs[0].poll() is None  # only the ranks asked for
     assert gone_within(pids_in(tmp_path), 5)
 
@@ -163,9 +166,11 @@ def test_wait_files_reports_a_rank_that_exited_early(tmp_path):
 def test_wait_files_is_bounded(tmp_path):
     with Ranks("test_spawn", "_rank_with_a_grandchild", 1, argv=[str(tmp_path)]) as ranks:
         t0 = time.monotonic()
-        with pytest.raises(AssertionError, match=r"ranks \[0\] were not ready within 1 s"):
+        with pytest.raises(
+            AssertionError, match=rf"ranks \[0\] were not ready within {scaled(1):g} s"
+        ):
             ranks.wait_files([str(tmp_path / "never")], timeout=1)
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < scaled(5)
 
 
 def test_run_ranks_returns_by_rank_and_reports_failures():

@@ -18,7 +18,7 @@ import sys
 import time
 
 import pytest
-from _spawn import PYTHON, alive, python_env, run_python, start_python
+from _spawn import PYTHON, alive, python_env, run_python, scaled, start_python
 
 import phalanx
 from phalanx._sweep import space as sweep_space
@@ -379,12 +379,12 @@ def test_ctrl_c_stops_every_trial_and_leaves_nothing_running(tmp_path):
         stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + scaled(60)
         while len(os.listdir(pids)) < 4:  # both trials' ranks are running
             assert time.monotonic() < deadline and p.poll() is None, p.communicate()
             time.sleep(0.1)
         p.send_signal(signal.SIGINT)
-        stdout, stderr = p.communicate(timeout=60)
+        stdout, stderr = p.communicate(timeout=scaled(60))
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
@@ -392,7 +392,7 @@ def test_ctrl_c_stops_every_trial_and_leaves_nothing_running(tmp_path):
     assert p.returncode == 130, (stdout, stderr)
     assert b"interrupted: stopping the running trials" in stdout
     ranks = [int(name.split(".")[0]) for name in os.listdir(pids)]
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + scaled(10)
     while any(alive(pid) for pid in ranks):
         assert time.monotonic() < deadline, [pid for pid in ranks if alive(pid)]
         time.sleep(0.1)

@@ -39,7 +39,7 @@ import numpy as np
 
 from ... import _C
 from ... import distributed as dist
-from ._step_model import StepModel, minimax_shares, worth_changing
+from ._step_model import StepModel, effective_floors, minimax_shares, worth_changing
 from ._telemetry import Telemetry
 
 __all__ = ["Balancer", "proportional_shares"]
@@ -57,13 +57,15 @@ _FIELDS = (
     "khz",
     "temp_c",
     "cap",
+    "floor",
 )
 _NONE = -1.0
 
 
-def proportional_shares(speeds, total: int, caps=None) -> list[int]:
-    """Integer shares of `total` proportional to `speeds`, each at least 1 and at most its
-    cap; largest remainders, ties to the lower rank, so every rank computes the same list."""
+def proportional_shares(speeds, total: int, caps=None, floors=None) -> list[int]:
+    """Integer shares of `total` proportional to `speeds`, each at least its floor (1 unless
+    given; effective_floors) and at most its cap; largest remainders, ties to the lower rank,
+    so every rank computes the same list."""
     n = len(speeds)
     caps = [total] * n if caps is None else [int(c) for c in caps]
     if n > total or sum(caps) < total:
@@ -71,6 +73,7 @@ def proportional_shares(speeds, total: int, caps=None) -> list[int]:
             f"cannot split a global batch of {total} over {n} ranks with at least 1 sample each "
             f"and at most max_samples_per_rank={caps} (sum {sum(caps)})"
         )
+    floors = effective_floors(floors, caps, total)
     fixed: dict[int, int] = {}
     while True:  # water filling: ranks whose ideal share passes a bound get the bound
         free = [r for r in range(n) if r not in fixed]
@@ -78,11 +81,11 @@ def proportional_shares(speeds, total: int, caps=None) -> list[int]:
         weight = sum(speeds[r] for r in free)
         ideal = {r: rest * speeds[r] / weight for r in free}
         over = [r for r in free if ideal[r] > caps[r]]
-        under = [r for r in free if ideal[r] < 1]
+        under = [r for r in free if ideal[r] < floors[r]]
         if over:
             fixed.update({r: caps[r] for r in over})
         elif under:
-            fixed.update({r: 1 for r in under})
+            fixed.update({r: floors[r] for r in under})
         else:
             break
     shares = [fixed.get(r, 0) for r in range(n)]
@@ -109,6 +112,8 @@ class Balancer:
         window: recent steps a rank fits its step-time line to.
         warmup: first steps not measured (they create oneDNN primitives and caches).
         max_samples_per_rank: this rank's cap (ranks may pass different caps).
+        min_samples_per_rank: this rank's least share (ranks may pass different floors; all
+            are exchanged, so every rank decides alike), where the global batch allows it.
         telemetry_root: where /sys is (tests point it at a fake tree); None disables it.
         other_waits: a callable giving the seconds spent so far in other collectives inside
             forward and backward (SyncBatchNorm's), excluded from compute like our own waits.
@@ -126,6 +131,7 @@ class Balancer:
         window: int = 5,
         warmup: int = 1,
         max_samples_per_rank: int | None = None,
+        min_samples_per_rank: int = 1,
         telemetry_root: str | None = "/",
         other_waits=None,
     ):
@@ -141,6 +147,19 @@ class Balancer:
         ):
             raise ValueError(
                 f"max_samples_per_rank must be a positive int or None, got {max_samples_per_rank!r}"
+            )
+        if (
+            isinstance(min_samples_per_rank, bool)
+            or not isinstance(min_samples_per_rank, int)
+            or min_samples_per_rank < 1
+        ):
+            raise ValueError(
+                f"min_samples_per_rank must be a positive int, got {min_samples_per_rank!r}"
+            )
+        if max_samples_per_rank is not None and min_samples_per_rank > max_samples_per_rank:
+            raise ValueError(
+                f"min_samples_per_rank={min_samples_per_rank} is above "
+                f"max_samples_per_rank={max_samples_per_rank}"
             )
         if sampler is not None:
             for attr in ("set_shares", "shares", "steps_drawn", "global_batch_size"):
@@ -165,6 +184,7 @@ class Balancer:
         self.hysteresis = float(hysteresis)
         self.warmup = warmup
         self.cap = max_samples_per_rank
+        self.floor = min_samples_per_rank
         self.telemetry = Telemetry(telemetry_root) if telemetry_root is not None else None
         self.steps = 0  # synchronised steps finished
         self.changes: list[dict] = []  # every adopted change: step decided, first step, shares
@@ -215,6 +235,7 @@ class Balancer:
             "khz": t.khz if t is not None and t.khz is not None else _NONE,
             "temp_c": t.temp_c if t is not None and t.temp_c is not None else _NONE,
             "cap": float(self.cap) if self.cap is not None else _NONE,
+            "floor": float(self.floor),
         }
         return np.array([values[f] for f in _FIELDS], dtype=np.float32)
 
@@ -298,6 +319,7 @@ class Balancer:
         caps_raw = col["cap"].tolist()
         total = self.sampler.global_batch_size
         caps = [total if c == _NONE else int(c) for c in caps_raw]
+        floors = effective_floors([int(f) for f in col["floor"]], caps, total)
         at_step = int(col["drawn"].max())  # the first step no rank has drawn
         current = self.sampler.shares_at(at_step)  # hand-set changes count too
         over_cap = any(s > c for s, c in zip(current, caps))
@@ -307,7 +329,7 @@ class Balancer:
             return
         if measured:
             fixed, per_sample = col["fixed"].tolist(), col["per_sample"].tolist()
-            proposal = minimax_shares(fixed, per_sample, total, caps)
+            proposal = minimax_shares(fixed, per_sample, total, caps, floors)
             # A clock that moved is a measurement, not timing noise: after a hint only the
             # hysteresis stands between the readings and a change.
             hinted = bool(np.any(col["hint"] > 0))
@@ -316,7 +338,7 @@ class Balancer:
                 current, proposal, fixed, per_sample, noise, self.hysteresis, self.window
             )
         else:  # only a cap to enforce: equal shares within the caps
-            proposal = proportional_shares([1.0] * self.world_size, total, caps)
+            proposal = proportional_shares([1.0] * self.world_size, total, caps, floors)
             better = False
         confirmed, self._favoured = better and self._favoured, better
         if self.telemetry is not None and (confirmed or over_cap or not better):

@@ -23,7 +23,14 @@ import heapq
 import math
 import statistics
 
-__all__ = ["StepModel", "fit_step_time", "minimax_shares", "predicted_step", "worth_changing"]
+__all__ = [
+    "StepModel",
+    "effective_floors",
+    "fit_step_time",
+    "minimax_shares",
+    "predicted_step",
+    "worth_changing",
+]
 
 MIN_SPREAD = 0.2  # smallest batch at most 80% of the largest for a slope to be fitted
 NOISE_SIGMAS = 2.5  # a gain must exceed this many standard errors of the noisiest rank's line
@@ -92,26 +99,42 @@ def predicted_step(shares, fixed, per_sample) -> float:
     return max(a + b * s for s, a, b in zip(shares, fixed, per_sample))
 
 
-def minimax_shares(fixed, per_sample, total: int, caps) -> list[int]:
-    """Integer shares summing to `total`, each in [1, cap], that minimise the slowest rank's
-    predicted step time: start every rank at 1 and give each further sample to the rank
-    that would then finish first (greedy is optimal for a maximum of increasing costs).
-    Ties go to the lower rank, so every rank computes the same list."""
+def minimax_shares(fixed, per_sample, total: int, caps, floors=None) -> list[int]:
+    """Integer shares summing to `total`, each in [floor, cap], that minimise the slowest
+    rank's predicted step time: start every rank at its floor (1 unless given; a cap below
+    it wins) and give each further sample to the rank that would then finish first (greedy
+    is optimal for a maximum of increasing costs). Ties go to the lower rank, so every rank
+    computes the same list."""
     n = len(fixed)
+    floors = effective_floors(floors, caps, total)
     if n > total or sum(caps) < total:
         raise ValueError(
             f"cannot split a global batch of {total} over {n} ranks with at least 1 sample each "
             f"and at most max_samples_per_rank={list(caps)} (sum {sum(caps)})"
         )
-    shares = [1] * n
-    heap = [(fixed[r] + per_sample[r] * 2, r) for r in range(n) if caps[r] > 1]
+    shares = list(floors)
+    heap = [
+        (fixed[r] + per_sample[r] * (shares[r] + 1), r) for r in range(n) if caps[r] > shares[r]
+    ]
     heapq.heapify(heap)
-    for _ in range(total - n):
+    for _ in range(total - sum(shares)):
         _, r = heapq.heappop(heap)
         shares[r] += 1
         if shares[r] < caps[r]:
             heapq.heappush(heap, (fixed[r] + per_sample[r] * (shares[r] + 1), r))
     return shares
+
+
+def effective_floors(floors, caps, total: int) -> list[int]:
+    """Each rank's least share: its floor (min_samples_per_rank; 1 when None), lowered to its
+    cap (memory is the harder limit), and 1 for every rank when the floors together exceed the
+    global batch (an elastic job that shrank it): a floor keeps a model that cannot train on
+    one sample (BatchNorm on a 1x1 map) working where the batch allows it."""
+    n = len(caps)
+    floors = (
+        [1] * n if floors is None else [max(1, min(int(f), int(c))) for f, c in zip(floors, caps)]
+    )
+    return floors if sum(floors) <= total else [1] * n
 
 
 def worth_changing(current, proposal, fixed, per_sample, noise, hysteresis, window) -> bool:

@@ -116,6 +116,11 @@ class DistributedDataParallel(Module):
             time by at least this fraction (plus a margin for the measured noise).
         max_samples_per_rank: this rank's largest share (a phone with little memory); ranks
             may pass different values.
+        min_samples_per_rank: this rank's least share from the balancer, where the global
+            batch allows it (hand-set shares are the caller's). Default: 2 when the module
+            has a BatchNorm that is not a SyncBatchNorm and the global batch holds 2 per
+            rank, else 1 (a very slow rank given a single sample would make BatchNorm fail
+            on a 1x1 map in training: "expected more than 1 value per channel").
         telemetry_root: where to read /sys for the CPU clock and temperature (None: not at all).
         allreduce: "auto" (default): the hierarchical all-reduce of
             phalanx.distributed.algorithms.hierarchical when every rank declares a switch
@@ -145,6 +150,7 @@ class DistributedDataParallel(Module):
         balance_interval: int = 5,
         balance_hysteresis: float = 0.05,
         max_samples_per_rank: int | None = None,
+        min_samples_per_rank: int | None = None,
         telemetry_root: str | None = "/",
         allreduce: str = "auto",
     ):
@@ -195,6 +201,8 @@ class DistributedDataParallel(Module):
         self._rank = dist.get_rank(process_group)
         # Checks its arguments before any collective: a bad one fails alone, not mid-handshake.
         self.balancer = None
+        if min_samples_per_rank is not None and balance is None:
+            raise ValueError("min_samples_per_rank needs balance= (the balancer sets shares)")
         if balance is not None or batch_weighting == "run_time":
             self.balancer = Balancer(
                 balance,
@@ -204,9 +212,20 @@ class DistributedDataParallel(Module):
                 interval=balance_interval,
                 hysteresis=balance_hysteresis,
                 max_samples_per_rank=max_samples_per_rank,
+                min_samples_per_rank=1 if min_samples_per_rank is None else min_samples_per_rank,
                 telemetry_root=telemetry_root,
                 other_waits=self._sync_bn_seconds,
             )
+            if balance is not None:  # a valid sampler now
+                total = balance.global_batch_size
+                if min_samples_per_rank is None:
+                    self.balancer.floor = _default_min_share(module, total, self._world_size)
+                elif min_samples_per_rank * self._world_size > total:
+                    raise ValueError(
+                        f"min_samples_per_rank={min_samples_per_rank} over {self._world_size} "
+                        f"ranks needs a global batch of at least "
+                        f"{min_samples_per_rank * self._world_size}; the sampler's is {total}"
+                    )
 
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self._verify_same_model(named)
@@ -400,3 +419,14 @@ class DistributedDataParallel(Module):
         self.hierarchy = None  # the hook overrides the automatic choice (no collective)
         name = getattr(hook, "__name__", type(hook).__name__)
         self.allreduce_decision = _allreduce_choice.Decision("hook", f"register_comm_hook({name})")
+
+
+def _default_min_share(module: Module, global_batch: int, world_size: int) -> int:
+    """2 samples per rank when the module normalises each rank's batch by itself (a
+    BatchNorm, not a SyncBatchNorm) and the global batch allows it, else 1."""
+    from ..modules.batchnorm import _BatchNorm
+
+    per_rank_bn = any(
+        isinstance(m, _BatchNorm) and not isinstance(m, SyncBatchNorm) for m in module.modules()
+    )
+    return 2 if per_rank_bn and global_batch >= 2 * world_size else 1
