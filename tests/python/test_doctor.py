@@ -147,3 +147,19 @@ def test_verbose_lines_of_every_onednn_format_are_parsed():
         m = _RUNTIME_LINE.match(f"{prefix}info,cpu,runtime:OpenMP,nthr:2")
         assert m.groups() == ("OpenMP", "2")
     assert _ISA_LINE.match("onednn_verbose,v1,info,gpu,runtime:none") is None
+
+
+def test_every_simd_isa_onednn_reports_counts_as_simd():
+    # SSE4.1 was reported as "no SIMD ISA" (seen under ONEDNN_MAX_CPU_ISA=SSE41)
+    from phalanx.doctor.checks import isa_has_simd
+
+    for isa in (
+        "Intel SSE4.1",
+        "Intel AVX2",
+        "Intel AVX-512 with AVX512BW, AVX512VL, and AVX512DQ extensions",
+        "AArch64 (with Advanced SIMD & floating-point)",
+        "AArch64 SVE (256 bits)",
+    ):
+        assert isa_has_simd(isa), isa
+    assert not isa_has_simd("Intel 64")
+    assert not isa_has_simd("Generic")
