@@ -174,14 +174,19 @@ def equal_ranks(rank, world, g, steps):
     # one rank for seconds is a real slowdown, which the balancer is right to follow.
     model.delay = 0.001
     ddp = DDP(model, balance=sampler)
-    opt = phalanx.optim.SGD(ddp.parameters(), lr=0.01)
+    return train_sizes(ddp, data, sampler, lr=0.01), ddp.balancer.metrics()
+
+
+def train_sizes(ddp, data, sampler, lr) -> list[int]:
+    """Trains `ddp` with SGD over `data` as `sampler` splits it; each step's local batch."""
+    opt = phalanx.optim.SGD(ddp.parameters(), lr=lr)
     sizes = []
     for xb, yb in DataLoader(data, batch_sampler=sampler):
         opt.zero_grad()
         F.cross_entropy(ddp(xb), yb).backward()
         opt.step()
         sizes.append(xb.shape[0])
-    return sizes, ddp.balancer.metrics()
+    return sizes
 
 
 def test_equal_ranks_keep_equal_shares_over_100_steps():
@@ -244,13 +249,7 @@ def very_slow_rank_with_batchnorm(rank, world, g, steps, explicit):
     model = OneByOneBatchNorm(0.02 if rank == 1 else 0.0)
     kwargs = {} if explicit is None else {"min_samples_per_rank": explicit}
     ddp = DDP(model, balance=sampler, balance_interval=2, **kwargs)
-    opt = phalanx.optim.SGD(ddp.parameters(), lr=LR)
-    sizes = []
-    for xb, yb in DataLoader(data, batch_sampler=sampler):
-        opt.zero_grad()
-        F.cross_entropy(ddp(xb), yb).backward()
-        opt.step()
-        sizes.append(xb.shape[0])
+    sizes = train_sizes(ddp, data, sampler, lr=LR)
     return sizes, ddp.balancer.metrics(), ddp.balancer.floor
 
 

@@ -319,7 +319,7 @@ class Balancer:
         caps_raw = col["cap"].tolist()
         total = self.sampler.global_batch_size
         caps = [total if c == _NONE else int(c) for c in caps_raw]
-        floors = effective_floors([int(f) for f in col["floor"]], caps, total)
+        floors = [int(f) for f in col["floor"]]  # the share rules apply effective_floors
         at_step = int(col["drawn"].max())  # the first step no rank has drawn
         current = self.sampler.shares_at(at_step)  # hand-set changes count too
         over_cap = any(s > c for s, c in zip(current, caps))
