@@ -14,6 +14,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
   // A weight being trained changes at every step, before any reuse of its blocked copy
   // (caching would only hold memory); a frozen one, or any under no_grad, is worth keeping.
   p.cache_weight = !(grad_enabled() && w.requires_grad());
+  // A parameter being trained is kept in the convolution's layout between steps.
+  p.keep_weight_blocked = grad_enabled() && w.requires_grad() && w.is_leaf();
   Tensor out = ops::conv2d_forward(x, w, bias, p);
   const bool has_bias = bias.defined();
   record("ConvolutionBackward", {out}, {x, w, bias}, {x, w},
@@ -29,6 +31,7 @@ Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& bias,
                    const ops::Conv2dParams& params) {
   ops::Conv2dParams p = params;
   p.cache_weight = !(grad_enabled() && w.requires_grad());
+  p.keep_weight_blocked = grad_enabled() && w.requires_grad() && w.is_leaf();
   p.relu = true;
   Tensor out = ops::conv2d_forward(x, w, bias, p);
   const bool has_bias = bias.defined();

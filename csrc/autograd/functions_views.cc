@@ -129,6 +129,10 @@ Tensor contiguous(const Tensor& a) {
 }
 
 Tensor detach(const Tensor& a) {
+  // The alias must see writes through it and to `a` alike. A blocked tensor goes plain first:
+  // a write through a blocked alias converts the alias alone (Tensor::materialize_plain), and
+  // a plain storage that is shared is never made blocked again (Tensor::adopt_layout).
+  a.materialize_plain();
   return a.alias();
 }
 

@@ -1,5 +1,6 @@
 #include "autograd/grad_accumulation.h"
 
+#include <cstring>
 #include <mutex>
 
 #include "autograd/grad_mode.h"
@@ -27,8 +28,9 @@ void add_gradient(Tensor& total, const Tensor& g, GradSink sink) {
     total = sink == GradSink::TensorGrad && !exclusively_owned(g) ? g.clone() : g;
     return;
   }
-  if (sink == GradSink::TensorGrad && total.is_contiguous() && total.dtype() == DType::Float32 &&
-      total.sizes() == g.sizes()) {
+  const bool same_blocked = total.is_blocked() && total.same_layout(g);
+  if (sink == GradSink::TensorGrad && (total.is_contiguous() || same_blocked) &&
+      total.dtype() == DType::Float32 && total.sizes() == g.sizes()) {
     ops::axpy_(total, 1.0f, g);
     return;
   }
@@ -40,6 +42,22 @@ std::mutex& grad_mutex() {  // one for all leaves: held for one add
   static std::mutex m;
   return m;
 }
+
+// g alone holds its blocked bytes: .grad may take it as it is.
+bool sole_blocked_holder(const Tensor& g) {
+  return g.impl_ptr().use_count() == 1 && !g.impl()->view_base && g.storage().use_count() == 1 &&
+         !g.storage()->owner;
+}
+
+// A copy of g stored in g's (blocked) layout.
+Tensor clone_stored(const Tensor& g) {
+  Tensor src = g.stable();
+  Tensor out = src.empty_like_stored();
+  std::memcpy(out.raw_data(), src.raw_data(),
+              static_cast<size_t>(src.stored_numel()) * itemsize(src.dtype()));
+  return out;
+}
+
 }  // namespace
 
 void accumulate_into_grad(const Tensor& t, Tensor g) {
@@ -49,6 +67,13 @@ void accumulate_into_grad(const Tensor& t, Tensor g) {
   // run before this, outside the lock: Python ones take the GIL, which a waiting thread may hold.
   std::lock_guard<std::mutex> lock(grad_mutex());
   Tensor total = meta.grad ? Tensor(meta.grad) : Tensor();
+  // A gradient in its parameter's blocked layout (a convolution weight kept blocked, see
+  // ops/conv.h) stays so: the optimizer updates the two element by element. Read as .grad by
+  // anything else, it converts to plain in place.
+  if (!total.defined() && g.defined() && g.is_blocked() && g.same_layout(t)) {
+    meta.grad = (sole_blocked_holder(g) ? g : clone_stored(g)).impl_ptr();
+    return;
+  }
   add_gradient(total, g, GradSink::TensorGrad);
   if (total.defined()) meta.grad = total.impl_ptr();
 }

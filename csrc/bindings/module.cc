@@ -92,7 +92,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("_reorder_counts", [] {
     auto c = dnnl_util::reorder_counts();
     return py::dict(py::arg("data") = c.data, py::arg("weights") = c.weights,
-                    py::arg("to_plain") = c.to_plain);
+                    py::arg("to_plain") = c.to_plain, py::arg("to_blocked") = c.to_blocked);
   });
   m.def(
       "memory_stats",

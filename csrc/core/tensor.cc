@@ -165,6 +165,47 @@ void Tensor::materialize_plain() const {
   std::atomic_store(&impl_->layout, std::shared_ptr<const OpaqueLayout>());
 }
 
+bool Tensor::adopt_layout(std::shared_ptr<const OpaqueLayout> layout) const {
+  std::lock_guard<std::mutex> lock(conversion_mutex());
+  if (const auto have = impl_->layout) return have->same_as(*layout);
+  const auto& st = impl_->storage;
+  // Any other holder of the storage (a view, a detached alias, a saved tensor, numpy) would
+  // go on reading the plain bytes while the updates land in the blocked ones.
+  if (impl_->view_base || impl_->offset != 0 || !is_contiguous() || st.use_count() != 1 ||
+      st->owner || st->has_external_writers() ||
+      st->nbytes != storage_nbytes(impl_->sizes, impl_->dtype))
+    return false;
+  auto blocked = Storage::allocate(layout->nbytes());
+  layout->from_plain(st->data, blocked->data);
+  blocked->version = st->version.load();  // same values: saved tensors stay valid
+  impl_->storage = std::move(blocked);
+  std::atomic_store(&impl_->layout, std::move(layout));
+  return true;
+}
+
+int64_t Tensor::stored_numel() const {
+  const auto l = layout();
+  return l ? static_cast<int64_t>(l->nbytes() / itemsize(dtype())) : numel();
+}
+
+bool Tensor::same_layout(const Tensor& other) const {
+  const auto a = layout(), b = other.layout();
+  if (!a || !b) return !a && !b;
+  return a == b || a->same_as(*b);
+}
+
+Tensor Tensor::empty_like_stored() const {
+  const auto l = layout();
+  if (!l) return Tensor::empty(sizes(), dtype());
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = Storage::allocate(l->nbytes());
+  impl->sizes = sizes();
+  impl->strides = contiguous_strides(sizes());
+  impl->dtype = dtype();
+  impl->layout = l;
+  return Tensor(std::move(impl));
+}
+
 Tensor Tensor::as_strided(const Shape& sizes, const Shape& strides, int64_t offset) const {
   materialize_plain();  // views address plain memory
   check_view_fits(*impl_->storage, sizes, strides, offset, dtype());

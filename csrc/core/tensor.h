@@ -35,6 +35,13 @@ struct Node;
 struct OpaqueLayout {
   virtual ~OpaqueLayout() = default;
   virtual void to_plain(const void* blocked, void* plain) const = 0;
+  // The reverse, for a plain tensor adopting this layout in place (Tensor::adopt_layout).
+  virtual void from_plain(const void* plain, void* blocked) const = 0;
+  // Bytes the layout occupies: more than the plain size where it pads a dimension (the padding
+  // holds zeros).
+  virtual size_t nbytes() const = 0;
+  // Whether element i sits at the same place in both, so element loops can pair them.
+  virtual bool same_as(const OpaqueLayout& other) const = 0;
 };
 
 class Tensor;
@@ -134,6 +141,19 @@ class Tensor {
   // Threads: one conversion at a time (a process-wide lock); a tensor read by several threads
   // is converted once, and readers of its blocked bytes hold a stable() handle.
   void materialize_plain() const;
+  // The reverse: stores a plain tensor in `layout`, in place, keeping its version (a
+  // parameter kept in its convolution's layout between steps). Only a tensor that alone holds
+  // its bytes converts: no view, no alias sharing the storage, no numpy memory or view, since
+  // those would keep reading the old plain bytes. Returns whether the tensor is now stored in
+  // `layout` (true at once when it already is; false for any other blocked layout).
+  bool adopt_layout(std::shared_ptr<const OpaqueLayout> layout) const;
+  // Elements the storage holds for this tensor: numel(), or a blocked layout's padded count.
+  // Element loops over tensors that share a layout (same_layout) run over this many.
+  int64_t stored_numel() const;
+  // Both plain, or both in the same blocked layout.
+  bool same_layout(const Tensor& other) const;
+  // A new tensor of this one's shape, dtype and storage layout, uninitialised.
+  Tensor empty_like_stored() const;
   Tensor clone() const;                     // always a fresh row-major copy
   Tensor to(DType dtype) const;             // self if same dtype
   Tensor alias() const;                     // same storage and version, no autograd state

@@ -8,7 +8,7 @@
 namespace phalanx::dnnl_util {
 
 namespace {
-std::atomic<uint64_t> g_data{0}, g_weights{0}, g_to_plain{0};
+std::atomic<uint64_t> g_data{0}, g_weights{0}, g_to_plain{0}, g_to_blocked{0};
 
 void run_reorder(const dnnl::memory& src, const dnnl::memory& dst) {
   // oneDNN caches reorder primitives internally; creating one for a seen pair is cheap.
@@ -18,7 +18,7 @@ void run_reorder(const dnnl::memory& src, const dnnl::memory& dst) {
 }  // namespace
 
 ReorderCounts reorder_counts() {
-  return {g_data.load(), g_weights.load(), g_to_plain.load()};
+  return {g_data.load(), g_weights.load(), g_to_plain.load(), g_to_blocked.load()};
 }
 
 DnnlLayout::DnnlLayout(dnnl::memory::desc md) : md_(std::move(md)) {
@@ -30,6 +30,25 @@ void DnnlLayout::to_plain(const void* blocked, void* plain) const {
   ++g_to_plain;
   run_reorder(dnnl::memory(md_, cpu_engine(), const_cast<void*>(blocked)),
               dnnl::memory(plain_, cpu_engine(), plain));
+}
+
+void DnnlLayout::from_plain(const void* plain, void* blocked) const {
+  ++g_to_blocked;
+  run_reorder(dnnl::memory(plain_, cpu_engine(), const_cast<void*>(plain)),
+              dnnl::memory(md_, cpu_engine(), blocked));
+}
+
+bool DnnlLayout::same_as(const OpaqueLayout& other) const {
+  const auto* o = dynamic_cast<const DnnlLayout*>(&other);
+  return o && o->md_ == md_;
+}
+
+bool adopt_layout(const Tensor& t, const dnnl::memory::desc& md) {
+  if (t.dtype() != DType::Float32) return false;
+  if (auto have = t.layout()) return static_cast<const DnnlLayout&>(*have).desc() == md;
+  auto dims = dnnl_compat::md_dims(md);
+  if (md == plain_desc(Shape(dims.begin(), dims.end()))) return t.is_contiguous();
+  return t.adopt_layout(std::make_shared<DnnlLayout>(md));
 }
 
 dnnl::memory::desc any_desc(const Shape& s) {

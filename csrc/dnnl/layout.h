@@ -13,6 +13,9 @@ class DnnlLayout : public OpaqueLayout {
  public:
   explicit DnnlLayout(dnnl::memory::desc md);
   void to_plain(const void* blocked, void* plain) const override;
+  void from_plain(const void* plain, void* blocked) const override;
+  size_t nbytes() const override { return md_.get_size(); }
+  bool same_as(const OpaqueLayout& other) const override;
   const dnnl::memory::desc& desc() const { return md_; }
 
  private:
@@ -21,8 +24,10 @@ class DnnlLayout : public OpaqueLayout {
 
 // What was reordered, for tests and benchmarks that check reorders happen only at boundaries.
 enum class ReorderKind { Data, Weights };
+// to_blocked: tensors that adopted a blocked layout in place (a parameter kept in its
+// convolution's layout, optimizer state and gradients joining it).
 struct ReorderCounts {
-  uint64_t data = 0, weights = 0, to_plain = 0;
+  uint64_t data = 0, weights = 0, to_plain = 0, to_blocked = 0;
 };
 ReorderCounts reorder_counts();
 
@@ -38,6 +43,9 @@ dnnl::memory::desc desc_of(const Tensor& t, const Shape& logical);
 std::string layout_key(const Tensor& t);  // for primitive-cache keys
 // oneDNN memory over the tensor's bytes, which must be stored as `md`.
 dnnl::memory memory_of(const Tensor& t, const dnnl::memory::desc& md);
+// Stores a float32 tensor in `md` in place when it can (Tensor::adopt_layout: nothing else
+// holds its bytes); whether it is now stored as `md`.
+bool adopt_layout(const Tensor& t, const dnnl::memory::desc& md);
 // A new float32 tensor of logical shape `sizes` whose bytes are laid out as `md`.
 Tensor empty_like_desc(const Shape& sizes, const dnnl::memory::desc& md);
 // t itself if already stored as `md`, else a reordered copy (counted under `kind`).

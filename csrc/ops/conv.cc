@@ -121,12 +121,31 @@ std::shared_ptr<FwdEntry> forward_entry(const ConvSetup& s, bool bias, dnnl::pro
       });
 }
 
+// What a backward primitive is asked to use for the weight (or its gradient): the forward's
+// weight layout when the weight is stored in it (kept blocked), else `any`.
+memory::desc kept_layout(const Tensor& w, const memory::desc& fwd_weights,
+                         const memory::desc& any) {
+  return w.is_blocked() && desc_of(w) == fwd_weights ? fwd_weights : any;
+}
+
+// make(wanted), or make(any) where oneDNN has no implementation for the wanted layout (then
+// the weight is reordered per call, as before it was kept blocked).
+template <typename Make>
+auto with_fallback(const Make& make, const memory::desc& wanted, const memory::desc& any) {
+  if (wanted == any) return make(any);
+  try {
+    return make(wanted);
+  } catch (const dnnl::error&) {
+    return make(any);
+  }
+}
+
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
                       const Conv2dParams& p) {
   Tensor x = dnnl_input(x_in, "conv2d", "input");
-  Tensor w = float_input(w_in, "conv2d", "weight");
+  Tensor w = dnnl_input(w_in, "conv2d", "weight");  // a weight kept blocked stays so
   ConvSetup s = setup(x, w, p);
   Tensor bias;
   if (bias_in.defined()) {
@@ -142,6 +161,8 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
   const bool fuse = p.relu && all_finite({x, w, bias});
   auto e = forward_entry(s, bias.defined(), dnnl::prop_kind::forward_training, fuse);
   x = reorder_to(x, e->pd.src_desc(), ReorderKind::Data);
+  // w_in, not w: a plain weight's handle is the parameter's own, whose storage changes here.
+  if (p.keep_weight_blocked && adopt_layout(w_in, e->pd.weights_desc())) w = w_in.stable();
   Tensor wb = reorder_weight(w, s.wei_shape, e->pd.weights_desc(), p.cache_weight);
   Tensor y = empty_like_desc({s.N, s.OC, s.h.out, s.w.out}, e->pd.dst_desc());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory_of(x, e->pd.src_desc())},
@@ -156,7 +177,7 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
 Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w_in,
                             bool has_bias, const Conv2dParams& p, std::array<bool, 3> need) {
   Tensor x = dnnl_input(x_in, "conv2d_backward", "input");
-  Tensor w = float_input(w_in, "conv2d_backward", "weight");
+  Tensor w = dnnl_input(w_in, "conv2d_backward", "weight");
   Tensor dy = dnnl_input(dy_in, "conv2d_backward", "grad_output");
   ConvSetup s = setup(x, w, p);
   if (has_no_elements(x))  // no samples: every weight/bias gradient is a sum over nothing
@@ -165,11 +186,17 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
   auto fwd = forward_entry(s, has_bias, dnnl::prop_kind::forward_training, p.relu);
   Conv2dGrads g;
   if (need[0]) {
-    auto e = cached<dnnl::convolution_backward_data>(cache_key("conv_bwd_data", s.key), [&] {
-      auto pd = compat::conv_bwd_data(cpu_engine(), fwd->src, s.wei, fwd->dst, s.strides, s.dilates,
-                                      s.pl, s.pr, fwd->pd);
-      return pd;
-    });
+    // A weight kept in the forward's layout is read as it is, where oneDNN has a kernel for it.
+    const memory::desc wei = kept_layout(w, fwd->pd.weights_desc(), s.wei);
+    auto e = cached<dnnl::convolution_backward_data>(
+        cache_key("conv_bwd_data", s.key, wei == s.wei), [&] {
+          return with_fallback(
+              [&](const memory::desc& wd) {
+                return compat::conv_bwd_data(cpu_engine(), fwd->src, wd, fwd->dst, s.strides,
+                                             s.dilates, s.pl, s.pr, fwd->pd);
+              },
+              wei, s.wei);
+        });
     Tensor dyb = reorder_to(dy, e->pd.diff_dst_desc(), ReorderKind::Data);
     Tensor wb = reorder_weight(w, s.wei_shape, e->pd.weights_desc(), p.cache_weight);
     g.dx = empty_like_desc(s.src_shape, e->pd.diff_src_desc());
@@ -178,16 +205,24 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
                       {DNNL_ARG_DIFF_SRC, memory_of(g.dx, e->pd.diff_src_desc())}});
   }
   if (need[1] || (need[2] && has_bias)) {
-    auto e =
-        cached<dnnl::convolution_backward_weights>(cache_key("conv_bwd_w", s.key, has_bias), [&] {
-          auto pd =
-              compat::conv_bwd_weights(cpu_engine(), fwd->src, s.wei, has_bias ? &s.bias : nullptr,
-                                       fwd->dst, s.strides, s.dilates, s.pl, s.pr, fwd->pd);
-          return pd;
+    // The gradient of a weight kept blocked is written in the weight's layout, for the
+    // optimizer to update the two element by element.
+    const memory::desc dwei = kept_layout(w, fwd->pd.weights_desc(), s.wei);
+    auto e = cached<dnnl::convolution_backward_weights>(
+        cache_key("conv_bwd_w", s.key, has_bias, dwei == s.wei), [&] {
+          return with_fallback(
+              [&](const memory::desc& wd) {
+                return compat::conv_bwd_weights(cpu_engine(), fwd->src, wd,
+                                                has_bias ? &s.bias : nullptr, fwd->dst, s.strides,
+                                                s.dilates, s.pl, s.pr, fwd->pd);
+              },
+              dwei, s.wei);
         });
     Tensor xb = reorder_to(x, e->pd.src_desc(), ReorderKind::Data);
     Tensor dyb = reorder_to(dy, e->pd.diff_dst_desc(), ReorderKind::Data);
-    // Parameters and their gradients stay plain: the optimizer and numpy read them.
+    // A weight kept blocked gets its gradient in its own layout (when oneDNN wrote that);
+    // any other weight's gradient is plain, as the optimizer and numpy read it.
+    const bool keep = w.is_blocked() && e->pd.diff_weights_desc() == desc_of(w);
     g.dw = Tensor::empty(w.sizes());
     Tensor dwb = empty_like_desc(w.sizes(), e->pd.diff_weights_desc());
     std::unordered_map<int, memory> args{
@@ -199,7 +234,9 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
       args[DNNL_ARG_DIFF_BIAS] = plain_memory(g.db, s.bias);
     }
     execute(e->prim, std::move(args));
-    if (dwb.is_blocked())
+    if (keep)
+      g.dw = dwb;
+    else if (dwb.is_blocked())
       reorder_into(memory_of(dwb, e->pd.diff_weights_desc()),
                    plain_memory(g.dw, plain_desc(s.wei_shape)), ReorderKind::Weights);
     else

@@ -12,6 +12,13 @@ struct Conv2dParams {
   // Keep the weight's blocked copies on its storage for reuse while it is unchanged (see
   // dnnl/weight_cache.h). Off where the weight is about to change anyway (training it).
   bool cache_weight = false;
+  // The weight is a parameter being trained: the forward stores it in its primitive's weight
+  // layout, in place, when nothing else holds its bytes (Tensor::adopt_layout), and the
+  // backward writes its gradient in that layout; the optimizer then updates both as they are,
+  // so a training step reorders no weight. Whatever reads the parameter otherwise (numpy,
+  // state_dict, another op) converts it back to plain in place, and the next forward adopts
+  // the layout again.
+  bool keep_weight_blocked = false;
   // Forward: y = relu(conv(x)) in the same pass (a oneDNN post-op), equal to the two ops in
   // turn, NaN included.
   bool relu = false;

@@ -223,14 +223,17 @@ Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
 }
 
 void axpy_(const Tensor& y, float alpha, const Tensor& x_in) {
-  PHX_CHECK(y.dtype() == DType::Float32 && y.is_contiguous(), Error,
+  // Two tensors in one blocked layout (a gradient kept in its weight's layout) add element by
+  // element over what they store; the padding is zero in both and stays so.
+  const bool blocked = y.is_blocked() && x_in.dtype() == DType::Float32 && y.same_layout(x_in);
+  PHX_CHECK(y.dtype() == DType::Float32 && (blocked || y.is_contiguous()), Error,
             "internal: axpy_ needs a contiguous float32 destination, got ", y.describe());
   PHX_CHECK(x_in.sizes() == y.sizes(), ValueError, "axpy_: shape ", shape_str(x_in.sizes()),
             " does not match ", shape_str(y.sizes()));
-  Tensor x = x_in.contiguous().to(DType::Float32);
+  Tensor x = blocked ? x_in.stable() : x_in.contiguous().to(DType::Float32);
   float* py = y.data<float>();
   const float* px = x.data<float>();
-  const int64_t n = y.numel();
+  const int64_t n = y.stored_numel();
 #pragma omp parallel for if (n > 32768)
   for (int64_t i = 0; i < n; ++i) py[i] += alpha * px[i];
   y.bump_version();

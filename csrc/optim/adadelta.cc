@@ -10,8 +10,8 @@ void adadelta_step(const std::vector<Tensor>& params, const std::vector<Tensor>&
                    const std::vector<Tensor>& square_avgs, const std::vector<Tensor>& acc_deltas,
                    const std::vector<Tensor>& steps, const AdadeltaOptions& o) {
   const char* op = "adadelta_step";
-  check_params(op, params);
-  std::vector<Tensor> grads = plain_grads(op, params, grads_in);
+  check_params(op, params, {&square_avgs, &acc_deltas});
+  std::vector<Tensor> grads = grads_for_update(op, params, grads_in);
   check_state(op, "square_avg", params, square_avgs);
   check_state(op, "acc_delta", params, acc_deltas);
   check_steps(op, params, steps);
@@ -26,7 +26,7 @@ void adadelta_step(const std::vector<Tensor>& params, const std::vector<Tensor>&
     const float* g = grads[t].data<float>();
     float* sq = square_avgs[t].data<float>();
     float* acc = acc_deltas[t].data<float>();
-    for_each_element(params[t].numel(), [=](int64_t i) {
+    for_each_element(params[t].stored_numel(), [=](int64_t i) {
       float d = sign * g[i];
       if (wd != 0) d = d + wd * p[i];
       sq[i] = sq[i] * rho + w * d * d;

@@ -10,8 +10,8 @@ void adagrad_step(const std::vector<Tensor>& params, const std::vector<Tensor>& 
                   const std::vector<Tensor>& sums, const std::vector<Tensor>& steps,
                   const AdagradOptions& o) {
   const char* op = "adagrad_step";
-  check_params(op, params);
-  std::vector<Tensor> grads = plain_grads(op, params, grads_in);
+  check_params(op, params, {&sums});
+  std::vector<Tensor> grads = grads_for_update(op, params, grads_in);
   check_state(op, "sum", params, sums);
   check_steps(op, params, steps);
 
@@ -24,7 +24,7 @@ void adagrad_step(const std::vector<Tensor>& params, const std::vector<Tensor>& 
     float* p = params[t].data<float>();
     const float* g = grads[t].data<float>();
     float* sum = sums[t].data<float>();
-    for_each_element(params[t].numel(), [=](int64_t i) {
+    for_each_element(params[t].stored_numel(), [=](int64_t i) {
       float d = sign * g[i];
       if (wd != 0) d = d + wd * p[i];
       sum[i] = sum[i] + d * d;

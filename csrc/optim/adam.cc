@@ -18,8 +18,8 @@ void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
                const std::vector<Tensor>& max_exp_avg_sqs, const std::vector<Tensor>& steps,
                const AdamOptions& o) {
   const char* op = o.decoupled_weight_decay ? "adamw_step" : "adam_step";
-  check_params(op, params);
-  std::vector<Tensor> grads = plain_grads(op, params, grads_in);
+  check_params(op, params, {&exp_avgs, &exp_avg_sqs, &max_exp_avg_sqs});
+  std::vector<Tensor> grads = grads_for_update(op, params, grads_in);
   check_state(op, "exp_avg", params, exp_avgs);
   check_state(op, "exp_avg_sq", params, exp_avg_sqs);
   if (o.amsgrad) check_state(op, "max_exp_avg_sq", params, max_exp_avg_sqs);
@@ -52,7 +52,7 @@ void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
     float* vmax = o.amsgrad ? max_exp_avg_sqs[t].data<float>() : nullptr;
     const bool decoupled = o.decoupled_weight_decay && wd != 0;
     const bool coupled = !o.decoupled_weight_decay && wd != 0;
-    for_each_element(params[t].numel(), [=](int64_t i) {
+    for_each_element(params[t].stored_numel(), [=](int64_t i) {
       if (decoupled) p[i] = p[i] * decay;
       float d = sign * g[i];
       if (coupled) d = d + wd * p[i];

@@ -26,16 +26,17 @@ static double local_lr(const float* w, const float* g, int64_t n, const LARSOpti
 
 double lars_local_lr(const Tensor& param, const Tensor& grad, const LARSOptions& o) {
   check_params("lars_local_lr", {param});
-  Tensor g = plain_grads("lars_local_lr", {param}, {grad})[0];
-  return local_lr(param.data<float>(), g.data<float>(), param.numel(), o);
+  Tensor g = grads_for_update("lars_local_lr", {param}, {grad})[0];
+  // a blocked layout's padding holds zeros: the norms are those of the elements
+  return local_lr(param.data<float>(), g.data<float>(), param.stored_numel(), o);
 }
 
 void lars_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads_in,
                std::vector<Tensor>& momentum_buffers, const std::vector<bool>& excluded,
                const LARSOptions& o) {
   const char* op = "lars_step";
-  check_params(op, params);
-  std::vector<Tensor> grads = plain_grads(op, params, grads_in);
+  check_params(op, params, {&momentum_buffers});
+  std::vector<Tensor> grads = grads_for_update(op, params, grads_in);
   PHX_CHECK(excluded.size() == params.size(), ValueError, op, ": got ", params.size(),
             " parameters but ", excluded.size(), " exclusion flags");
   const bool use_momentum = o.momentum != 0;
@@ -45,13 +46,13 @@ void lars_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
   for (size_t t = 0; t < params.size(); ++t) {
     float* w = params[t].data<float>();
     const float* g = grads[t].data<float>();
-    const int64_t n = params[t].numel();
+    const int64_t n = params[t].stored_numel();
     const double ratio = excluded[t] ? 1.0 : local_lr(w, g, n, o);
     const float wd = excluded[t] ? 0.0f : static_cast<float>(o.weight_decay);
     const float scale = static_cast<float>(o.lr * ratio);
     float* v = nullptr;
     if (use_momentum) {
-      if (!momentum_buffers[t].defined()) momentum_buffers[t] = zeros(params[t].sizes());
+      if (!momentum_buffers[t].defined()) momentum_buffers[t] = make_state(params[t]);
       v = momentum_buffers[t].data<float>();
       momentum_buffers[t].bump_version();
     }

@@ -16,8 +16,8 @@ void rmsprop_step(const std::vector<Tensor>& params, const std::vector<Tensor>& 
                   const std::vector<Tensor>& momentum_buffers, const std::vector<Tensor>& grad_avgs,
                   const std::vector<Tensor>& steps, const RMSpropOptions& o) {
   const char* op = "rmsprop_step";
-  check_params(op, params);
-  std::vector<Tensor> grads = plain_grads(op, params, grads_in);
+  check_params(op, params, {&square_avgs, &momentum_buffers, &grad_avgs});
+  std::vector<Tensor> grads = grads_for_update(op, params, grads_in);
   check_state(op, "square_avg", params, square_avgs);
   const bool use_momentum = o.momentum > 0;
   if (use_momentum) check_state(op, "momentum_buffer", params, momentum_buffers);
@@ -37,7 +37,7 @@ void rmsprop_step(const std::vector<Tensor>& params, const std::vector<Tensor>& 
     float* sq = square_avgs[t].data<float>();
     float* buf = use_momentum ? momentum_buffers[t].data<float>() : nullptr;
     float* gavg = centered ? grad_avgs[t].data<float>() : nullptr;
-    for_each_element(params[t].numel(), [=](int64_t i) {
+    for_each_element(params[t].stored_numel(), [=](int64_t i) {
       float d = sign * g[i];
       if (wd != 0) d = d + wd * p[i];
       sq[i] = sq[i] * alpha + w * d * d;

@@ -7,9 +7,9 @@ namespace phalanx::optim {
 void sgd_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads_in,
               std::vector<Tensor>& momentum_buffers, const SGDOptions& o) {
   const char* op = "sgd_step";
-  check_params(op, params);
-  std::vector<Tensor> grads = plain_grads(op, params, grads_in);
   const bool use_momentum = o.momentum != 0;
+  check_params(op, params, {&momentum_buffers});
+  std::vector<Tensor> grads = grads_for_update(op, params, grads_in);
   if (use_momentum) check_state(op, "momentum buffer", params, momentum_buffers, true);
 
   // Scalars are rounded to float once, as PyTorch passes them to its float32 kernels.
@@ -19,12 +19,12 @@ void sgd_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grad
   for (size_t t = 0; t < params.size(); ++t) {
     float* p = params[t].data<float>();
     const float* g = grads[t].data<float>();
-    const int64_t n = params[t].numel();
+    const int64_t n = params[t].stored_numel();
     float* buf = nullptr;
     bool first = false;
     if (use_momentum) {
       first = !momentum_buffers[t].defined();
-      if (first) momentum_buffers[t] = Tensor::empty(params[t].sizes());
+      if (first) momentum_buffers[t] = make_state(params[t]);
       buf = momentum_buffers[t].data<float>();
       momentum_buffers[t].bump_version();
     }

@@ -1,24 +1,56 @@
 #include "optim/tensor_list.h"
 
+#include <cstring>
+
 #include "core/error.h"
 
 namespace phalanx::optim {
 
-static void check_float_plain(const char* op, const char* what, size_t i, const Tensor& t) {
+// A float32 tensor the loops can read: contiguous plain, or in the blocked layout of `like`.
+static void check_float_stored(const char* op, const char* what, size_t i, const Tensor& t,
+                               const Tensor& like) {
   PHX_CHECK(t.defined(), ValueError, op, ": ", what, " ", i, " is undefined");
   PHX_CHECK(t.dtype() == DType::Float32, TypeError, op, ": ", what, " ", i, " is ", t.describe(),
             "; the fused optimizers update float32 tensors only");
+  if (like.is_blocked() && t.same_layout(like)) return;
   t.materialize_plain();
   PHX_CHECK(t.is_contiguous(), ValueError, op, ": ", what, " ", i, " (", t.describe(),
             ") is not contiguous; optimize the tensor itself, not a strided view of it");
+  PHX_CHECK(!like.is_blocked(), Error, "internal: ", op, ": ", what, " ", i,
+            " is not stored like its parameter");
 }
 
-void check_params(const char* op, const std::vector<Tensor>& params) {
-  for (size_t i = 0; i < params.size(); ++i) check_float_plain(op, "parameter", i, params[i]);
+// Whether the defined state tensor `s` of a blocked parameter is, or can be made, stored as it.
+static bool joins_layout(const Tensor& s, const Tensor& param) {
+  if (!s.defined() || s.same_layout(param)) return true;
+  if (s.dtype() != param.dtype() || s.sizes() != param.sizes()) return false;  // checked later
+  s.materialize_plain();  // a blocked state in another layout goes through plain
+  return s.adopt_layout(param.layout());
 }
 
-std::vector<Tensor> plain_grads(const char* op, const std::vector<Tensor>& params,
-                                const std::vector<Tensor>& grads) {
+void check_params(const char* op, const std::vector<Tensor>& params,
+                  std::initializer_list<const std::vector<Tensor>*> states) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor& p = params[i];
+    PHX_CHECK(p.defined(), ValueError, op, ": parameter ", i, " is undefined");
+    PHX_CHECK(p.dtype() == DType::Float32, TypeError, op, ": parameter ", i, " is ", p.describe(),
+              "; the fused optimizers update float32 tensors only");
+    if (p.is_blocked()) {
+      bool joined = true;
+      for (const auto* list : states)
+        if (i < list->size()) joined = joins_layout((*list)[i], p) && joined;
+      if (!joined) {
+        p.materialize_plain();
+        for (const auto* list : states)
+          if (i < list->size() && (*list)[i].defined()) (*list)[i].materialize_plain();
+      }
+    }
+    check_float_stored(op, "parameter", i, p, p);
+  }
+}
+
+std::vector<Tensor> grads_for_update(const char* op, const std::vector<Tensor>& params,
+                                     const std::vector<Tensor>& grads) {
   PHX_CHECK(grads.size() == params.size(), ValueError, op, ": got ", params.size(),
             " parameters but ", grads.size(), " gradients");
   std::vector<Tensor> out;
@@ -30,9 +62,26 @@ std::vector<Tensor> plain_grads(const char* op, const std::vector<Tensor>& param
               "; expected float32 like its parameter");
     PHX_CHECK(g.sizes() == params[i].sizes(), ValueError, op, ": gradient ", i, " has shape ",
               shape_str(g.sizes()), " but its parameter has shape ", shape_str(params[i].sizes()));
-    out.push_back(g.contiguous());
+    const Tensor& p = params[i];
+    if (!p.is_blocked()) {
+      out.push_back(g.contiguous());
+    } else if (g.same_layout(p)) {
+      out.push_back(g.stable());
+    } else {
+      // A gradient read as plain meanwhile (DDP's buckets, clipping): a copy in p's layout.
+      Tensor c = g.contiguous().clone();
+      PHX_CHECK(c.adopt_layout(p.layout()), Error, "internal: ", op, ": gradient ", i,
+                " could not take its parameter's layout");
+      out.push_back(c);
+    }
   }
   return out;
+}
+
+Tensor make_state(const Tensor& param) {
+  Tensor s = param.empty_like_stored();
+  std::memset(s.raw_data(), 0, static_cast<size_t>(s.stored_numel()) * sizeof(float));
+  return s;
 }
 
 void check_state(const char* op, const char* what, const std::vector<Tensor>& params,
@@ -41,10 +90,11 @@ void check_state(const char* op, const char* what, const std::vector<Tensor>& pa
             " parameters but ", state.size(), " ", what, " tensors");
   for (size_t i = 0; i < state.size(); ++i) {
     if (allow_undefined && !state[i].defined()) continue;
-    check_float_plain(op, what, i, state[i]);
+    PHX_CHECK(state[i].defined(), ValueError, op, ": ", what, " ", i, " is undefined");
     PHX_CHECK(state[i].sizes() == params[i].sizes(), ValueError, op, ": ", what, " ", i,
               " has shape ", shape_str(state[i].sizes()), " but its parameter has shape ",
               shape_str(params[i].sizes()));
+    check_float_stored(op, what, i, state[i], params[i]);
   }
 }
 

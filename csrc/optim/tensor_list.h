@@ -2,6 +2,7 @@
 // parameters, gradients and state tensors, so one bad entry must be named by its position.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "core/tensor.h"
@@ -12,18 +13,29 @@ namespace phalanx::optim {
 // than the arithmetic (bias vectors, BatchNorm scales).
 constexpr int64_t kParallelGrain = 32768;
 
-// Parameters are updated through raw float pointers, so each must be a plain, contiguous
-// float32 tensor. A oneDNN blocked parameter is converted to plain in place first (every
-// handle sees the plain data), since the update itself is layout-blind element arithmetic.
-void check_params(const char* op, const std::vector<Tensor>& params);
+// Parameters are updated through raw float pointers, element by element, each together with
+// its gradient and state tensors at the same index. A parameter is plain and contiguous, or
+// stored in a oneDNN blocked layout (a convolution weight kept in its layout between steps,
+// ops/conv.h): then its state tensors join that layout, adopting it in place, so the loops pair
+// element i of each over stored_numel() elements (the layout's padding holds zeros and stays
+// zero). A state tensor that cannot (a numpy view of it is alive, an alias shares it) sends the
+// parameter and its states back to plain. `states`: the optimizer's state lists, one entry per
+// parameter (undefined entries: buffers not made yet, which make_state creates alike).
+void check_params(const char* op, const std::vector<Tensor>& params,
+                  std::initializer_list<const std::vector<Tensor>*> states = {});
 
-// Gradients, one per parameter, of the same shape. Returns them as plain float32 tensors a
-// raw loop can read: a blocked or strided gradient becomes a contiguous copy (read only).
-std::vector<Tensor> plain_grads(const char* op, const std::vector<Tensor>& params,
-                                const std::vector<Tensor>& grads);
+// Gradients, one per parameter, of the same shape, stored as their parameters are after
+// check_params: a gradient in its parameter's layout as it is, any other a converted copy
+// (read only).
+std::vector<Tensor> grads_for_update(const char* op, const std::vector<Tensor>& params,
+                                     const std::vector<Tensor>& grads);
 
-// A list of optimizer state tensors (momentum buffers, moments), one per parameter and
-// shaped like it. Undefined entries are allowed only when `allow_undefined` (lazy buffers).
+// A new state tensor for `param`, stored as the parameter is, filled with zeros.
+Tensor make_state(const Tensor& param);
+
+// A list of optimizer state tensors (momentum buffers, moments), one per parameter, shaped
+// and stored like it (check_params aligned them). Undefined entries are allowed only when
+// `allow_undefined` (lazy buffers).
 void check_state(const char* op, const char* what, const std::vector<Tensor>& params,
                  const std::vector<Tensor>& state, bool allow_undefined = false);
 

@@ -3,6 +3,7 @@
 // fresh reorder, never a stale copy.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/factory.h"
@@ -132,4 +133,70 @@ TEST(WeightCache, TheCopyDiesWithTheWeight) {
     EXPECT_FALSE(cached.expired());
   }
   EXPECT_TRUE(cached.expired());
+}
+
+// A parameter kept in a convolution's layout (Tensor::adopt_layout): converted in place with
+// its values and version, and only when nothing else holds its bytes.
+namespace {
+
+Tensor counting_weight() {
+  Tensor w = Tensor::empty({16, 16, 3, 3});
+  float* p = w.data<float>();
+  for (int64_t i = 0; i < w.numel(); ++i) p[i] = static_cast<float>(i % 97) - 48.0f;
+  return w;
+}
+
+}  // namespace
+
+TEST(AdoptLayout, ConvertsInPlaceKeepingValuesAndVersion) {
+  Tensor w = counting_weight();
+  const std::vector<float> before = values(w);
+  w.bump_version();
+  const uint64_t version = w.version();
+  const uint64_t adopted = reorder_counts().to_blocked;
+  ASSERT_TRUE(dnnl_util::adopt_layout(w, blocked_desc()));
+  EXPECT_TRUE(w.is_blocked());
+  EXPECT_EQ(w.version(), version);
+  EXPECT_EQ(reorder_counts().to_blocked, adopted + 1);
+  EXPECT_TRUE(dnnl_util::adopt_layout(w, blocked_desc()));  // already so: nothing to do
+  EXPECT_EQ(reorder_counts().to_blocked, adopted + 1);
+  EXPECT_EQ(w.stored_numel(), w.numel());  // 16 channels: OIhw8i8o pads nothing
+  EXPECT_EQ(plain_values(w), before);
+  w.materialize_plain();
+  EXPECT_EQ(values(w), before);
+}
+
+TEST(AdoptLayout, RefusedWhileAnythingElseHoldsTheBytes) {
+  Tensor w = counting_weight();
+  {
+    Tensor alias = w.alias();  // a detached alias would keep reading the plain bytes
+    EXPECT_FALSE(dnnl_util::adopt_layout(w, blocked_desc()));
+  }
+  {
+    Tensor view = w.narrow(0, 0, 8);
+    EXPECT_FALSE(dnnl_util::adopt_layout(w, blocked_desc()));
+    EXPECT_FALSE(dnnl_util::adopt_layout(view, blocked_desc()));
+  }
+  {
+    auto writer = Storage::external_writer(w.storage());  // a live numpy view
+    EXPECT_FALSE(dnnl_util::adopt_layout(w, blocked_desc()));
+  }
+  EXPECT_FALSE(w.is_blocked());
+  EXPECT_TRUE(dnnl_util::adopt_layout(w, blocked_desc()));  // all of them gone
+}
+
+TEST(AdoptLayout, PaddedLayoutsStoreZerosInThePadding) {
+  Tensor w = Tensor::empty({6, 16, 3, 3});  // 6 output channels: OIhw8i8o pads to 8
+  std::fill(w.data<float>(), w.data<float>() + w.numel(), 1.0f);
+  auto md = dnnl::memory::desc({6, 16, 3, 3}, dnnl::memory::data_type::f32,
+                               dnnl::memory::format_tag::OIhw8i8o);
+  ASSERT_TRUE(dnnl_util::adopt_layout(w, md));
+  ASSERT_EQ(w.stored_numel(), 8 * 16 * 9);
+  const float* p = w.data<float>();
+  double sum = 0;
+  for (int64_t i = 0; i < w.stored_numel(); ++i) sum += p[i];
+  EXPECT_EQ(sum, 6.0 * 16 * 9);  // the ones, and zeros where the padding is
+  Tensor state = w.empty_like_stored();
+  EXPECT_TRUE(state.same_layout(w));
+  EXPECT_FALSE(state.same_layout(Tensor::empty({6, 16, 3, 3})));
 }

@@ -1,0 +1,122 @@
+"""Convolution weights kept in their oneDNN layout between training steps (ops/conv.h): no
+weight reorder per step, the optimizers updating blocked parameters, gradients and state,
+and every reader (numpy, detach, state_dict) seeing the plain values."""
+
+import numpy as np
+import pytest
+
+import phalanx
+import phalanx.nn as nn
+import phalanx.nn.functional as F
+from phalanx import _C
+
+torch = pytest.importorskip("torch")
+
+OPTIMIZERS = {
+    "sgd": (
+        lambda ps: phalanx.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=1e-3),
+        lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=1e-3),
+    ),
+    "adam": (
+        lambda ps: phalanx.optim.Adam(ps, lr=1e-2),
+        lambda ps: torch.optim.Adam(ps, lr=1e-2),
+    ),
+    "rmsprop": (
+        lambda ps: phalanx.optim.RMSprop(ps, lr=1e-3, momentum=0.5),
+        lambda ps: torch.optim.RMSprop(ps, lr=1e-3, momentum=0.5),
+    ),
+    "adagrad": (
+        lambda ps: phalanx.optim.Adagrad(ps, lr=1e-2),
+        lambda ps: torch.optim.Adagrad(ps, lr=1e-2),
+    ),
+}
+
+
+def nets():
+    """The same small CNN in both frameworks: 6 channels (a padded blocked layout on x86),
+    a depthwise and a grouped convolution, a stride-2 one, a linear head."""
+
+    def layers(m):
+        return [
+            m.Conv2d(3, 6, 3, padding=1),
+            m.ReLU(),
+            m.Conv2d(6, 16, 3, padding=1, stride=2),
+            m.ReLU(),
+            m.Conv2d(16, 16, 3, padding=1, groups=16),
+            m.Conv2d(16, 32, 1, groups=4, bias=False),
+            m.ReLU(),
+            m.AdaptiveAvgPool2d(1),
+            m.Flatten(),
+            m.Linear(32, 5),
+        ]
+
+    p, t = nn.Sequential(*layers(nn)), torch.nn.Sequential(*layers(torch.nn))
+    for a, b in zip(p.parameters(), t.parameters()):
+        with torch.no_grad():
+            b.copy_(torch.from_numpy(a.detach().numpy().copy()))
+    return p, t
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_training_steps_match_pytorch_with_no_weight_reorder_after_the_first(name):
+    phalanx.manual_seed(3)
+    p, t = nets()
+    make_p, make_t = OPTIMIZERS[name]
+    op, ot = make_p(list(p.parameters())), make_t(list(t.parameters()))
+    rng = np.random.default_rng(0)
+    for step in range(4):
+        x = rng.standard_normal((4, 3, 12, 12)).astype(np.float32)
+        y = rng.integers(0, 5, 4)
+        before = _C._reorder_counts()
+        loss = F.cross_entropy(p(phalanx.tensor(x)), phalanx.tensor(y))
+        op.zero_grad()
+        loss.backward()
+        op.step()
+        after = _C._reorder_counts()
+        if step:  # the first forward adopts the layouts
+            assert after["weights"] == before["weights"]
+            assert after["to_blocked"] == before["to_blocked"]
+        lt = torch.nn.functional.cross_entropy(t(torch.from_numpy(x)), torch.from_numpy(y))
+        ot.zero_grad()
+        lt.backward()
+        ot.step()
+        np.testing.assert_allclose(loss.item(), lt.item(), rtol=1e-4, atol=1e-5)
+    for a, b in zip(p.parameters(), t.parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=2e-4, atol=2e-5)
+    # the optimizer's state reads plain, equal to PyTorch's
+    state = op.state_dict()["state"]
+    tstate = ot.state_dict()["state"]
+    for i in state:
+        for k, v in state[i].items():
+            if k == "step":
+                continue
+            np.testing.assert_allclose(
+                np.asarray(v.detach().numpy()), tstate[i][k].numpy(), rtol=2e-4, atol=2e-5
+            )
+
+
+def test_readers_see_plain_values_and_writes_through_them_count():
+    phalanx.manual_seed(0)
+    conv = nn.Conv2d(3, 16, 3, padding=1)
+    opt = phalanx.optim.SGD(conv.parameters(), lr=0.1, momentum=0.9)
+    x = phalanx.randn(2, 3, 8, 8)
+    conv(x).sum().backward()
+    opt.step()
+    kept = conv.weight.detach().numpy().copy()  # detach converts the weight to plain first
+    conv.weight.detach().mul_(0.5)  # a write through an alias reaches the parameter
+    np.testing.assert_allclose(conv.weight.detach().numpy(), kept * 0.5, rtol=1e-6)
+    sd = conv.state_dict()["weight"].numpy()
+    np.testing.assert_allclose(sd, kept * 0.5, rtol=1e-6)
+    # a live numpy view keeps the parameter plain: a later write through it is seen
+    view = conv.weight.detach().numpy()
+    opt.zero_grad()
+    conv(x).sum().backward()
+    view[:] = 0.0
+    with phalanx.no_grad():
+        out = conv(x)
+    np.testing.assert_allclose(
+        out.numpy(), np.broadcast_to(conv.bias.detach().numpy()[None, :, None, None], out.shape)
+    )
+    del view
+    opt.step()  # the gradient of the plain weight updates it as usual
+    assert np.isfinite(conv.weight.detach().numpy()).all()
