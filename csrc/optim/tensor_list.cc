@@ -68,10 +68,11 @@ std::vector<Tensor> grads_for_update(const char* op, const std::vector<Tensor>& 
     } else if (g.same_layout(p)) {
       out.push_back(g.stable());
     } else {
-      // A gradient read as plain meanwhile (DDP's buckets, clipping): a copy in p's layout.
-      Tensor c = g.contiguous().clone();
-      PHX_CHECK(c.adopt_layout(p.layout()), Error, "internal: ", op, ": gradient ", i,
-                " could not take its parameter's layout");
+      // A gradient read as plain meanwhile (DDP's buckets, clipping): reordered straight into
+      // a new tensor in p's layout (one pass, no plain copy first).
+      Tensor plain = g.contiguous();
+      Tensor c = p.empty_like_stored();
+      p.layout()->from_plain(plain.raw_data(), c.raw_data());
       out.push_back(c);
     }
   }
