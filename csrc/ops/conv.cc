@@ -223,7 +223,6 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
     // A weight kept blocked gets its gradient in its own layout (when oneDNN wrote that);
     // any other weight's gradient is plain, as the optimizer and numpy read it.
     const bool keep = w.is_blocked() && e->pd.diff_weights_desc() == desc_of(w);
-    g.dw = Tensor::empty(w.sizes());
     Tensor dwb = empty_like_desc(w.sizes(), e->pd.diff_weights_desc());
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, memory_of(xb, e->pd.src_desc())},
@@ -234,13 +233,13 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
       args[DNNL_ARG_DIFF_BIAS] = plain_memory(g.db, s.bias);
     }
     execute(e->prim, std::move(args));
-    if (keep)
+    if (keep || !dwb.is_blocked()) {
       g.dw = dwb;
-    else if (dwb.is_blocked())
+    } else {
+      g.dw = Tensor::empty(w.sizes());
       reorder_into(memory_of(dwb, e->pd.diff_weights_desc()),
                    plain_memory(g.dw, plain_desc(s.wei_shape)), ReorderKind::Weights);
-    else
-      g.dw = dwb;
+    }
   }
   return g;
 }
