@@ -193,45 +193,6 @@ inline dnnl::convolution_backward_weights::primitive_desc conv_bwd_weights(
 #endif
 }
 
-inline dnnl::inner_product_forward::primitive_desc ip_fwd(const engine& e, prop_kind prop,
-                                                          const memory::desc& src,
-                                                          const memory::desc& wei,
-                                                          const memory::desc* bias,
-                                                          const memory::desc& dst) {
-  const memory::desc no_bias;
-#if PHX_DNNL_V3
-  return {e, prop, src, wei, bias ? *bias : no_bias, dst, user_scratchpad()};
-#else
-  dnnl::inner_product_forward::desc d(prop, src, wei, bias ? *bias : no_bias, dst);
-  return {d, user_scratchpad(), e};
-#endif
-}
-
-inline dnnl::inner_product_backward_data::primitive_desc ip_bwd_data(
-    const engine& e, const memory::desc& diff_src, const memory::desc& wei,
-    const memory::desc& diff_dst, const dnnl::inner_product_forward::primitive_desc& hint) {
-#if PHX_DNNL_V3
-  return {e, diff_src, wei, diff_dst, hint, user_scratchpad()};
-#else
-  dnnl::inner_product_backward_data::desc d(diff_src, wei, diff_dst);
-  return {d, user_scratchpad(), e, hint};
-#endif
-}
-
-inline dnnl::inner_product_backward_weights::primitive_desc ip_bwd_weights(
-    const engine& e, const memory::desc& src, const memory::desc& diff_wei,
-    const memory::desc* diff_bias, const memory::desc& diff_dst,
-    const dnnl::inner_product_forward::primitive_desc& hint) {
-  const memory::desc no_bias;
-#if PHX_DNNL_V3
-  return {e, src, diff_wei, diff_bias ? *diff_bias : no_bias, diff_dst, hint, user_scratchpad()};
-#else
-  dnnl::inner_product_backward_weights::desc d(src, diff_wei, diff_bias ? *diff_bias : no_bias,
-                                               diff_dst);
-  return {d, user_scratchpad(), e, hint};
-#endif
-}
-
 inline dnnl::batch_normalization_forward::primitive_desc bn_fwd(const engine& e, prop_kind prop,
                                                                 const memory::desc& data, float eps,
                                                                 dnnl::normalization_flags flags) {

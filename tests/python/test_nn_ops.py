@@ -121,6 +121,30 @@ def test_linear(xshape, bias, out):
     check_op(F.linear, TF.linear, arrays, rtol=1e-4, atol=1e-5)
 
 
+# Forward and backward run on oneDNN's matmul (dw = dy^T x through a strided transpose): the
+# benchmark's shapes and odd ones, every subset of inputs needing a gradient.
+@pytest.mark.parametrize("n,i,o", [(64, 2048, 1000), (32, 400, 120), (7, 33, 5), (1, 1, 1)])
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, True)])
+def test_linear_shapes_and_partial_grads(n, i, o, needs):
+    arrays = [randn((n, i), seed=n), randn((o, i), seed=i, scale=i**-0.5), randn((o,), seed=o)]
+    check_op(F.linear, TF.linear, arrays, requires_grad=list(needs), rtol=1e-4, atol=1e-4)
+
+
+def test_linear_with_non_contiguous_input_and_grad():
+    """x as a transpose, and the upstream gradient reaching linear through a transpose."""
+    x, w, b = randn((9, 6), seed=20), randn((4, 9), seed=21), randn((4,), seed=22)
+
+    def run(fw, fn):
+        xt = fw.tensor(x, requires_grad=True)
+        wt, bt = fw.tensor(w, requires_grad=True), fw.tensor(b, requires_grad=True)
+        y = fn(xt.t(), wt, bt).t()  # (4, 6): its gradient arrives transposed
+        (y * fw.tensor(randn((4, 6), seed=23))).sum().backward()
+        return [y, xt.grad, wt.grad, bt.grad]
+
+    for p, t in zip(run(phalanx, F.linear), run(torch, TF.linear), strict=True):
+        assert_close(p, t, rtol=1e-4, atol=1e-5)
+
+
 # ---------------------------------------------------------------- batch norm
 
 # issue 17: a plain input is normalised by direct loops (batch_norm_plain.h): a larger one with
