@@ -2,6 +2,11 @@
 
 Backward gets the gradients of the input and of the parameters for a fixed random output
 gradient; each round runs a fresh forward (not timed in the backward column).
+
+Rows marked "after conv" feed the op what it sees inside a model: the input and the output
+gradient are a convolution's output (an identity 1x1 convolution of the same values), so
+phalanx's are in the convolution's blocked layout (nChw16c / nChw8c on x86-64) and torch's in
+its own (NCHW). The other rows start from plain NCHW tensors made from numpy.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ OPS_FULL = {
         dict(cout=256, k=3, stride=1, groups=256),
     ),
     "batchnorm train 64 @56": ("bn", (16, 64, 56, 56), {}),
+    "batchnorm train 64 @56 after conv": ("bn", (16, 64, 56, 56), dict(after_conv=True)),
     "maxpool3x3 s2 64 @112": ("maxpool", (16, 64, 112, 112), {}),
+    "maxpool3x3 s2 64 @112 after conv": ("maxpool", (16, 64, 112, 112), dict(after_conv=True)),
     "avgpool3x3 s2 64 @112": ("avgpool", (16, 64, 112, 112), {}),
+    "avgpool3x3 s2 64 @112 after conv": ("avgpool", (16, 64, 112, 112), dict(after_conv=True)),
     "linear 2048->1000 b64": ("linear", (64, 2048), dict(cout=1000)),
     # the phone operating point (issue 17): LeNet-5's first fully connected layer at batch 32,
     # where per-call overhead, not the GEMM, decides
@@ -35,6 +43,7 @@ OPS_QUICK = {
     "depthwise3x3 s1 32 @28": ("conv", (8, 32, 28, 28), dict(cout=32, k=3, stride=1, groups=32)),
     "batchnorm train 16 @28": ("bn", (8, 16, 28, 28), {}),
     "maxpool3x3 s2 16 @28": ("maxpool", (8, 16, 28, 28), {}),
+    "maxpool3x3 s2 16 @28 after conv": ("maxpool", (8, 16, 28, 28), dict(after_conv=True)),
     "avgpool3x3 s2 16 @28": ("avgpool", (8, 16, 28, 28), {}),
     "linear 256->128 b64": ("linear", (64, 256), dict(cout=128)),
 }
@@ -74,6 +83,21 @@ def _forward_fn(F, kind: str, p: dict, t: dict):
     raise ValueError(kind)
 
 
+def _identity_conv(fw, F, channels: int):
+    """x -> the same values as a 1x1 convolution's output (in the layout a convolution writes)."""
+    eye = fw.from_numpy(np.eye(channels, dtype=np.float32).reshape(channels, channels, 1, 1))
+
+    def convert(v):
+        with fw.no_grad():
+            out = F.conv2d(v, eye)
+        assert np.array_equal(out.numpy(), v.numpy()), "identity convolution changed the values"
+        # numpy() may have read the phalanx tensor back to plain: convolve again, unread
+        with fw.no_grad():
+            return F.conv2d(v, eye)
+
+    return convert
+
+
 def _contender(framework: str, kind: str, shape: tuple, p: dict):
     arrays = _arrays(kind, shape, p)
     if framework == "phalanx":
@@ -90,13 +114,17 @@ def _contender(framework: str, kind: str, shape: tuple, p: dict):
             return fw.from_numpy(a.copy())
 
     t = {k: to_tensor(v) for k, v in arrays.items()}
+    after_conv = _identity_conv(fw, F, shape[1]) if p.get("after_conv") else lambda v: v
+    t["x"] = after_conv(t["x"])
     leaves = [t[k] for k in ("x", "w", "b", "gamma", "beta") if k in t]
     for leaf in leaves:
         leaf.requires_grad_(True)
     forward = _forward_fn(F, kind, p, t)
     with fw.no_grad():
-        grad_out = to_tensor(
-            np.random.default_rng(1).standard_normal(tuple(forward().shape), dtype=np.float32)
+        grad_out = after_conv(
+            to_tensor(
+                np.random.default_rng(1).standard_normal(tuple(forward().shape), dtype=np.float32)
+            )
         )
 
     def run():
