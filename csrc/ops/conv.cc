@@ -128,16 +128,21 @@ memory::desc kept_layout(const Tensor& w, const memory::desc& fwd_weights,
   return w.is_blocked() && desc_of(w) == fwd_weights ? fwd_weights : any;
 }
 
-// make(wanted), or make(any) where oneDNN has no implementation for the wanted layout (then
-// the weight is reordered per call, as before it was kept blocked).
+// make(wanted) where oneDNN runs the same kernel for it as for `any`, else make(any) (then the
+// weight is reordered per call, as before it was kept blocked). oneDNN always has a reference
+// implementation, so "it made a primitive" is not enough: the backward-data kernels of
+// oneDNN 2.6 on AVX-512 want the weight as OIhw16o16i, and given the forward's OIhw16i16o they
+// took `ref:any`, 500-1000x slower (a ResNet-18 step took 100 s instead of 0.1).
 template <typename Make>
 auto with_fallback(const Make& make, const memory::desc& wanted, const memory::desc& any) {
-  if (wanted == any) return make(any);
+  auto chosen = make(any);
+  if (wanted == any) return chosen;
   try {
-    return make(wanted);
-  } catch (const dnnl::error&) {
-    return make(any);
+    auto kept = make(wanted);
+    if (kept.impl_info_str() == chosen.impl_info_str()) return kept;
+  } catch (const dnnl::error&) {  // no implementation at all for the wanted layout
   }
+  return chosen;
 }
 
 }  // namespace
@@ -220,8 +225,10 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
         });
     Tensor xb = reorder_to(x, e->pd.src_desc(), ReorderKind::Data);
     Tensor dyb = reorder_to(dy, e->pd.diff_dst_desc(), ReorderKind::Data);
-    // A weight kept blocked gets its gradient in its own layout (when oneDNN wrote that);
-    // any other weight's gradient is plain, as the optimizer and numpy read it.
+    // A weight kept blocked gets its gradient in its own layout (written there by oneDNN, or
+    // reordered into it where the kernel wrote another: one reorder, where plain and then
+    // the optimizer's conversion would be two); any other weight's gradient is plain, as the
+    // optimizer and numpy read it.
     const bool keep = w.is_blocked() && e->pd.diff_weights_desc() == desc_of(w);
     Tensor dwb = empty_like_desc(w.sizes(), e->pd.diff_weights_desc());
     std::unordered_map<int, memory> args{
@@ -233,8 +240,12 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
       args[DNNL_ARG_DIFF_BIAS] = plain_memory(g.db, s.bias);
     }
     execute(e->prim, std::move(args));
-    if (keep || !dwb.is_blocked()) {
+    if (keep || (!dwb.is_blocked() && !w.is_blocked())) {
       g.dw = dwb;
+    } else if (w.is_blocked()) {
+      g.dw = empty_like_desc(w.sizes(), desc_of(w));
+      reorder_into(memory_of(dwb, e->pd.diff_weights_desc()), memory_of(g.dw, desc_of(w)),
+                   ReorderKind::Weights);
     } else {
       g.dw = Tensor::empty(w.sizes());
       reorder_into(memory_of(dwb, e->pd.diff_weights_desc()),
