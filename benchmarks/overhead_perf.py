@@ -1,12 +1,16 @@
 """Where one phalanx training step spends its CPU time: inside compute kernels or outside them
 (Python, bindings, autograd, allocation), measured with `perf record` (issue 17).
 
-    python benchmarks/overhead_perf.py --model lenet --batch 32 --threads 1 [--steps 1500]
+    python benchmarks/overhead_perf.py --model lenet --batch 32 --threads 1 [--seconds 15]
 
-A child process trains `--steps` iterations (forward + cross_entropy, backward, SGD step with
-momentum, zero_grad: benchmarks/models.py's step without its clocks) under `perf record`,
-which samples the call stack (DWARF unwinding) from the fourth second on (after imports and
-warm-up). Each sample is then classified by its leaf symbol (`classify`), except that
+A child process trains (forward + cross_entropy, backward, SGD step with momentum, zero_grad:
+benchmarks/models.py's step without its clocks) under `perf record`, which samples the call
+stack (DWARF unwinding) from the fourth second on (after imports and warm-up), for
+`--seconds` more (or `--steps` steps in all). A fixed step count got too short once steps got
+faster: 1500 LeNet-5 b32 steps ended soon after the fourth second and left a few hundred
+samples, which read 20.8% outside kernels where 6000 steps read 16-17%.
+
+Each sample is classified by its leaf symbol (`classify`), except that
 anything called from inside one of phalanx's compute loops (a memset zero-filling a
 gradient) counts as that loop's (`classify_stack`):
 
@@ -38,6 +42,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+START = time.perf_counter()  # close to the process's start: perf's delay counts from exec
+PERF_DELAY_S = 4.0
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -138,10 +145,14 @@ def child(args) -> None:
     for _ in range(10):
         step()
     times = []
-    for _ in range(args.steps):
+    # perf samples from PERF_DELAY_S after the process started, a little before this point
+    sampled_from = START + PERF_DELAY_S
+    until = sampled_from + args.seconds
+    while (len(times) < args.steps) if args.steps else (time.perf_counter() < until):
         t0 = time.perf_counter()
         step()
-        times.append(time.perf_counter() - t0)
+        if t0 >= sampled_from:  # the steps perf saw
+            times.append(time.perf_counter() - t0)
     times.sort()
     print(f"STEP_MS median {times[len(times) // 2] * 1e3:.3f} min {times[0] * 1e3:.3f}")
 
@@ -163,7 +174,8 @@ def main() -> None:
     ap.add_argument("--model", default="lenet")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--seconds", type=float, default=15.0, help="sampled seconds of training")
+    ap.add_argument("--steps", type=int, default=0, help="this many sampled steps instead")
     ap.add_argument("--build", help="build dir whose extension to relink unstripped")
     ap.add_argument("--show", type=int, default=0, help="list the N largest outside symbols")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -187,7 +199,7 @@ def main() -> None:
             "record",
             "-q",
             "-D",
-            "4000",
+            str(int(PERF_DELAY_S * 1000)),
             "-e",
             "cpu-clock:u",
             "-F",
@@ -203,6 +215,7 @@ def main() -> None:
         ]
         cmd += ["--model", args.model, "--batch", str(args.batch)]
         cmd += ["--threads", str(args.threads), "--steps", str(args.steps)]
+        cmd += ["--seconds", str(args.seconds)]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
         script = subprocess.run(
             ["perf", "script", "-i", data, "-F", "ip,sym,dso"],
@@ -213,7 +226,8 @@ def main() -> None:
     shares, rows = parse_script(script)
     total = sum(shares.values()) or 1.0
     step = next((line for line in out.splitlines() if line.startswith("STEP_MS")), "STEP_MS ?")
-    print(f"{args.model} batch {args.batch}, {args.threads} thread(s), {args.steps} steps")
+    length = f"{args.steps} steps" if args.steps else f"{args.seconds:g} s sampled"
+    print(f"{args.model} batch {args.batch}, {args.threads} thread(s), {length}")
     print(f"step time (wall, ms): {step.removeprefix('STEP_MS ')};  load: {os.getloadavg()}")
     print("| where | share of CPU samples |\n|---|---|")
     for cat, v in sorted(shares.items(), key=lambda kv: (kv[0] != "kernel", -kv[1])):
