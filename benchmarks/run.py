@@ -22,6 +22,12 @@ if HERE not in sys.path:
 from _common import child_result, machine_info, run_child, table  # noqa: E402
 from models import MODELS, POINTS, overhead_key, point_batch  # noqa: E402
 
+# (warm-up, timed) rounds for models whose steps take milliseconds, when --iters and --warmup
+# are not given: 5 rounds of LeNet-5 were mostly the OpenMP pool waking up between the two
+# frameworks' turns (b32 at 2 threads read 0.77x by median throughput and 1.45x by the median
+# ratio in one run; 40 rounds the same hour: 2.02x).
+SMALL_MODEL_ROUNDS = {"lenet": (5, 40)}
+
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -61,6 +67,7 @@ def parse_args(argv=None):
         if m not in MODELS:
             ap.error(f"unknown model {m!r}; choose from {', '.join(MODELS)}")
     args.threads = args.threads or [1, 2]
+    args.rounds_given = args.iters is not None or args.warmup is not None
     args.iters = args.iters or 5
     args.warmup = args.warmup if args.warmup is not None else 1
     args.op_iters = args.op_iters or 15
@@ -135,8 +142,12 @@ def report(res: dict) -> str:
             for n, g in res["peak"]["gflops"].items()
         ),
         f"- Command: `{res['command']}` ({res['date']}, {res['elapsed_s']:.0f} s)",
-        f"- Timing: {res['args']['warmup']} warm-up + {res['args']['iters']} timed rounds per "
-        "model, phalanx and torch alternated each round (order flipped every round); medians. "
+        "- Timing: "
+        + "; ".join(
+            f"{MODELS[n]['title']}: {w} warm-up + {i} timed rounds"
+            for n, (w, i) in res.get("rounds", {}).items()
+        )
+        + ", phalanx and torch alternated each round (order flipped every round); medians. "
         "Speed-up = median over rounds of torch time / phalanx time (> 1: phalanx faster). "
         "Each framework runs in its own worker process (no shared OpenMP runtime); both use "
         "their default OpenMP settings.",
@@ -360,14 +371,21 @@ def main(argv=None) -> int:
         "memory": {},
         "overhead": {},
         "ops": [],
+        "rounds": {},
     }
     # First, while nothing else of ours runs: what the cores can do, per thread count.
     res["peak"] = measure_peak(args.threads)
     for name in args.models:
+        warmup, iters = (
+            SMALL_MODEL_ROUNDS.get(name, (args.warmup, args.iters))
+            if not args.rounds_given
+            else (args.warmup, args.iters)
+        )
+        res["rounds"][name] = [warmup, iters]
         for point in args.points:
             batch = point_batch(name, point)
             print(f"[bench] {name} b{batch}: throughput at threads {args.threads}", file=sys.stderr)
-            res["models"] += models.bench_model(name, args.threads, args.iters, args.warmup, batch)
+            res["models"] += models.bench_model(name, args.threads, iters, warmup, batch)
             if not args.no_overhead:
                 print(f"[bench] {name} b{batch}: overhead (ONEDNN_VERBOSE)", file=sys.stderr)
                 res["overhead"][overhead_key(name, batch)] = models.bench_overhead(

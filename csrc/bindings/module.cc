@@ -128,6 +128,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("_force_portable_softmax", &ops::set_force_portable_softmax, py::arg("force"),
         "Tests: run softmax and log_softmax on the portable kernels even where oneDNN has a "
         "fast one.");
+  m.def("_winograd_allowed", &dnnl_util::winograd_allowed);
+  m.def("_set_winograd_allowed", &dnnl_util::set_winograd_allowed, py::arg("on"));
   m.def("_onednn_version", [] {
     auto v = dnnl::version();
     return py::make_tuple(v->major, v->minor, v->patch);

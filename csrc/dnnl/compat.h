@@ -124,71 +124,48 @@ inline std::string md_key(const memory::desc& md) {
   return std::move(os).str();
 }
 
+// `alg`: convolution_direct, or convolution_auto (oneDNN may then take Winograd; ops/conv.h).
 inline dnnl::convolution_forward::primitive_desc conv_fwd(
-    const engine& e, prop_kind prop, const memory::desc& src, const memory::desc& wei,
-    const memory::desc* bias, const memory::desc& dst, const memory::dims& strides,
-    const memory::dims& dilates, const memory::dims& pl, const memory::dims& pr,
-    const dnnl::primitive_attr& attr = user_scratchpad()) {
+    const engine& e, prop_kind prop, algorithm alg, const memory::desc& src,
+    const memory::desc& wei, const memory::desc* bias, const memory::desc& dst,
+    const memory::dims& strides, const memory::dims& dilates, const memory::dims& pl,
+    const memory::dims& pr, const dnnl::primitive_attr& attr = user_scratchpad()) {
   const memory::desc no_bias;
 #if PHX_DNNL_V3
-  return {e,   prop,    algorithm::convolution_direct,
-          src, wei,     bias ? *bias : no_bias,
-          dst, strides, dilates,
-          pl,  pr,      attr};
+  return {e, prop, alg, src, wei, bias ? *bias : no_bias, dst, strides, dilates, pl, pr, attr};
 #else
-  dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, src, wei,
-                                    bias ? *bias : no_bias, dst, strides, dilates, pl, pr);
+  dnnl::convolution_forward::desc d(prop, alg, src, wei, bias ? *bias : no_bias, dst, strides,
+                                    dilates, pl, pr);
   return {d, attr, e};
 #endif
 }
 
 inline dnnl::convolution_backward_data::primitive_desc conv_bwd_data(
-    const engine& e, const memory::desc& diff_src, const memory::desc& wei,
+    const engine& e, algorithm alg, const memory::desc& diff_src, const memory::desc& wei,
     const memory::desc& diff_dst, const memory::dims& strides, const memory::dims& dilates,
     const memory::dims& pl, const memory::dims& pr,
     const dnnl::convolution_forward::primitive_desc& hint) {
 #if PHX_DNNL_V3
-  return {e,
-          algorithm::convolution_direct,
-          diff_src,
-          wei,
-          diff_dst,
-          strides,
-          dilates,
-          pl,
-          pr,
-          hint,
-          user_scratchpad()};
+  return {e, alg, diff_src, wei, diff_dst, strides, dilates, pl, pr, hint, user_scratchpad()};
 #else
-  dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, diff_src, wei, diff_dst,
-                                          strides, dilates, pl, pr);
+  dnnl::convolution_backward_data::desc d(alg, diff_src, wei, diff_dst, strides, dilates, pl, pr);
   return {d, user_scratchpad(), e, hint};
 #endif
 }
 
 inline dnnl::convolution_backward_weights::primitive_desc conv_bwd_weights(
-    const engine& e, const memory::desc& src, const memory::desc& diff_wei,
+    const engine& e, algorithm alg, const memory::desc& src, const memory::desc& diff_wei,
     const memory::desc* diff_bias, const memory::desc& diff_dst, const memory::dims& strides,
     const memory::dims& dilates, const memory::dims& pl, const memory::dims& pr,
     const dnnl::convolution_forward::primitive_desc& hint) {
   const memory::desc no_bias;
 #if PHX_DNNL_V3
-  return {e,
-          algorithm::convolution_direct,
-          src,
-          diff_wei,
-          diff_bias ? *diff_bias : no_bias,
-          diff_dst,
-          strides,
-          dilates,
-          pl,
-          pr,
-          hint,
-          user_scratchpad()};
+  return {
+      e,  alg, src,  diff_wei,         diff_bias ? *diff_bias : no_bias, diff_dst, strides, dilates,
+      pl, pr,  hint, user_scratchpad()};
 #else
-  dnnl::convolution_backward_weights::desc d(algorithm::convolution_direct, src, diff_wei,
-                                             diff_bias ? *diff_bias : no_bias, diff_dst, strides,
-                                             dilates, pl, pr);
+  dnnl::convolution_backward_weights::desc d(alg, src, diff_wei, diff_bias ? *diff_bias : no_bias,
+                                             diff_dst, strides, dilates, pl, pr);
   return {d, user_scratchpad(), e, hint};
 #endif
 }

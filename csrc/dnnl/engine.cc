@@ -2,7 +2,9 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 #include "dnnl/compat.h"
@@ -88,6 +90,24 @@ void execute(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> arg
   }
   p.execute(s, args);
   s.wait();
+}
+
+namespace {
+std::atomic<bool>& winograd_flag() {
+  static std::atomic<bool> on{[] {
+    const char* v = std::getenv("PHALANX_WINOGRAD");
+    return !(v && std::strcmp(v, "0") == 0);
+  }()};
+  return on;
+}
+}  // namespace
+
+bool winograd_allowed() {
+  return winograd_flag().load(std::memory_order_relaxed);
+}
+
+void set_winograd_allowed(bool on) {
+  winograd_flag().store(on, std::memory_order_relaxed);
 }
 
 void set_num_threads(int n) {

@@ -26,6 +26,15 @@ Tensor float_input(const Tensor& t, const char* op, const char* arg);
 // `args` is taken by value (callers move it in) so the scratchpad is added without a copy.
 void execute(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> args);
 
+// Whether convolutions may run as Winograd (oneDNN's convolution_auto) where oneDNN expects
+// it to be faster: 3x3 stride-1 convolutions on AVX-512, ~1.25x a ResNet-18 training step.
+// Results differ from the direct kernels' (and PyTorch's) by rounding, a few 1e-6 relative
+// (docs/speed.md). On by default; PHALANX_WINOGRAD=0 in the environment, or
+// phalanx.backends.onednn.allow_winograd = False, turns it off (read at each primitive's
+// creation, and part of the primitive cache's key).
+bool winograd_allowed();
+void set_winograd_allowed(bool on);
+
 // Sets the compute threads (OpenMP) used by oneDNN and phalanx's own loops.
 void set_num_threads(int n);
 int get_num_threads();

@@ -28,6 +28,7 @@ struct ConvSetup {
   Shape src_shape, wei_shape;
   memory::desc src, wei, bias, dst;
   memory::dims strides, dilates, pl, pr;
+  dnnl::algorithm alg;
   std::string key;
 };
 
@@ -84,7 +85,11 @@ ConvSetup setup(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
   s.dilates = {p.dilation[0] - 1, p.dilation[1] - 1};  // oneDNN counts dilation from 0
   s.pl = {s.h.pad_l, s.w.pad_l};
   s.pr = {s.h.pad_r, s.w.pad_r};
-  s.key = cache_key(s.N, s.C, s.H, s.W, s.OC, s.KH, s.KW, g, s.strides, s.dilates, s.pl, s.pr);
+  // convolution_auto lets oneDNN take Winograd where it expects it faster (engine.h)
+  s.alg =
+      winograd_allowed() ? dnnl::algorithm::convolution_auto : dnnl::algorithm::convolution_direct;
+  s.key = cache_key(s.N, s.C, s.H, s.W, s.OC, s.KH, s.KW, g, s.strides, s.dilates, s.pl, s.pr,
+                    static_cast<int>(s.alg));
   return s;
 }
 
@@ -103,8 +108,9 @@ std::shared_ptr<FwdEntry> forward_entry(const ConvSetup& s, bool bias, dnnl::pro
       cache_key("conv_fwd", s.key, bias, static_cast<int>(prop), relu), [&] {
         auto make = [&](const memory::desc& src, const memory::desc& dst) {
           return compat::conv_fwd(
-              cpu_engine(), prop, src, s.wei, bias ? &s.bias : nullptr, dst, s.strides, s.dilates,
-              s.pl, s.pr, relu ? compat::user_scratchpad_relu() : compat::user_scratchpad());
+              cpu_engine(), prop, s.alg, src, s.wei, bias ? &s.bias : nullptr, dst, s.strides,
+              s.dilates, s.pl, s.pr,
+              relu ? compat::user_scratchpad_relu() : compat::user_scratchpad());
         };
         auto pd = make(s.src, s.dst);
         memory::desc src = s.src, dst = s.dst;
@@ -197,7 +203,7 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
         cache_key("conv_bwd_data", s.key, wei == s.wei), [&] {
           return with_fallback(
               [&](const memory::desc& wd) {
-                return compat::conv_bwd_data(cpu_engine(), fwd->src, wd, fwd->dst, s.strides,
+                return compat::conv_bwd_data(cpu_engine(), s.alg, fwd->src, wd, fwd->dst, s.strides,
                                              s.dilates, s.pl, s.pr, fwd->pd);
               },
               wei, s.wei);
@@ -217,7 +223,7 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
         cache_key("conv_bwd_w", s.key, has_bias, dwei == s.wei), [&] {
           return with_fallback(
               [&](const memory::desc& wd) {
-                return compat::conv_bwd_weights(cpu_engine(), fwd->src, wd,
+                return compat::conv_bwd_weights(cpu_engine(), s.alg, fwd->src, wd,
                                                 has_bias ? &s.bias : nullptr, fwd->dst, s.strides,
                                                 s.dilates, s.pl, s.pr, fwd->pd);
               },
