@@ -20,6 +20,13 @@ dnnl::memory plain_memory(const Tensor& t, const dnnl::memory::desc& md);
 // Checks a tensor is float32 and returns it contiguous; TypeError names op and argument.
 Tensor float_input(const Tensor& t, const char* op, const char* arg);
 
+// Whether oneDNN chose its reference implementation (plain C++ loops, 10-1000x slower than its
+// JIT kernels) for a primitive descriptor: it has one for any layout it is given.
+template <typename PrimitiveDesc>
+bool is_reference(const PrimitiveDesc& pd) {
+  return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
+}
+
 // Runs a primitive on the calling thread's stream, passing it the thread's scratchpad (every
 // primitive is made with a user scratchpad, see compat.h): safe on any number of threads, also
 // for one primitive shared by them.

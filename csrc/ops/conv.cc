@@ -101,6 +101,18 @@ struct FwdEntry {
   memory::desc src, dst;
 };
 
+// Whether oneDNN would compute a convolution's weight gradient with these activation layouts
+// on a reference kernel (then the forward is not steered to them). Backward-data has none for
+// a plain first-layer input either; it writes its gradient in a layout of its own instead
+// (conv2d_backward), an input gradient being rare there.
+bool has_reference_backward(const ConvSetup& s, bool bias, const memory::desc& src,
+                            const memory::desc& dst,
+                            const dnnl::convolution_forward::primitive_desc& hint) {
+  return dnnl_util::is_reference(compat::conv_bwd_weights(cpu_engine(), s.alg, src, s.wei,
+                                                          bias ? &s.bias : nullptr, dst, s.strides,
+                                                          s.dilates, s.pl, s.pr, hint));
+}
+
 // relu: the primitive applies a ReLU post-op to its output.
 std::shared_ptr<FwdEntry> forward_entry(const ConvSetup& s, bool bias, dnnl::prop_kind prop,
                                         bool relu) {
@@ -114,6 +126,18 @@ std::shared_ptr<FwdEntry> forward_entry(const ConvSetup& s, bool bias, dnnl::pro
         };
         auto pd = make(s.src, s.dst);
         memory::desc src = s.src, dst = s.dst;
+        // A first layer (an image's 3 channels in, a whole number of blocks out): read the
+        // input plain, as it comes from numpy, and write the blocking the next layers use.
+        // Channels-last in and out (below) made every next layer's input, and its gradient,
+        // cross layouts once more (ResNet-18 with Winograd: 6 data reorders per step).
+        if (compat::md_is_padded(pd.src_desc()) && !compat::md_is_padded(pd.dst_desc())) {
+          const memory::desc plain = plain_desc(compat::md_dims(s.src));
+          auto first = make(plain, s.dst);
+          if (!dnnl_util::is_reference(first) &&
+              !has_reference_backward(s, bias, plain, first.dst_desc(), first))
+            return std::make_shared<FwdEntry>(
+                FwdEntry{first, dnnl::convolution_forward(first), plain, first.dst_desc()});
+        }
         // A channel count that is not a multiple of the blocking (LeNet's 6) gets a padded
         // blocked layout, on which oneDNN 2.6's eltwise, pooling and weight-gradient kernels
         // fall back to reference code (~20x slower than on 16 channels). Channels-last keeps
@@ -145,7 +169,8 @@ auto with_fallback(const Make& make, const memory::desc& wanted, const memory::d
   if (wanted == any) return chosen;
   try {
     auto kept = make(wanted);
-    if (kept.impl_info_str() == chosen.impl_info_str()) return kept;
+    // impl_info_str() is a C string (oneDNN 2.x): compared as text, not as pointers
+    if (std::string(kept.impl_info_str()) == chosen.impl_info_str()) return kept;
   } catch (const dnnl::error&) {  // no implementation at all for the wanted layout
   }
   return chosen;
@@ -203,8 +228,14 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
         cache_key("conv_bwd_data", s.key, wei == s.wei), [&] {
           return with_fallback(
               [&](const memory::desc& wd) {
-                return compat::conv_bwd_data(cpu_engine(), s.alg, fwd->src, wd, fwd->dst, s.strides,
-                                             s.dilates, s.pl, s.pr, fwd->pd);
+                auto make = [&](const memory::desc& diff_src) {
+                  return compat::conv_bwd_data(cpu_engine(), s.alg, diff_src, wd, fwd->dst,
+                                               s.strides, s.dilates, s.pl, s.pr, fwd->pd);
+                };
+                // the input gradient in the forward input's layout, or in the kernel's own
+                // where oneDNN has no kernel for that (a plain first-layer input)
+                auto pd = make(fwd->src);
+                return dnnl_util::is_reference(pd) && fwd->src != s.src ? make(s.src) : pd;
               },
               wei, s.wei);
         });

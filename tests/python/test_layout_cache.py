@@ -220,3 +220,53 @@ def test_residual_adds_and_gradient_sums_stay_blocked():
     want = run(torch.nn.functional, torch.tensor)
     for g, e in zip(got, want):
         np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("image_needs_grad", [False, True])
+def test_a_first_layer_reads_the_plain_image_and_writes_the_blocking(image_needs_grad):
+    """3 input channels, 64 output: the convolution reads the image as numpy gave it and writes
+    the blocked layout the next layers read (x86-64), so neither the image nor the next layer's
+    input crosses layouts. An image that needs a gradient gets it from a kernel that writes its
+    own layout (oneDNN has no JIT backward-data into a plain 3-channel input)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    xa = rng.standard_normal((4, 3, 20, 20), dtype=np.float32)
+    w1a = (rng.standard_normal((64, 3, 3, 3)) * 0.2).astype(np.float32)
+    w2a = (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)
+
+    def run(f, tensor, counts=None):
+        x = tensor(xa).clone().requires_grad_(image_needs_grad)
+        w1, w2 = (tensor(a).clone().requires_grad_(True) for a in (w1a, w2a))
+        f.conv2d(x, w1, padding=1)  # primitives made, weights adopted
+        before = counts() if counts else None
+        h = f.conv2d(x, w1, padding=1)
+        y = f.conv2d(f.relu(h), w2, padding=1)
+        if counts:
+            assert counts()["data"] == before["data"], "the image or h was reordered"
+            assert h._is_blocked == CONV_IS_BLOCKED
+        y.backward(tensor(np.ones(y.shape, np.float32)))
+        out = [y, w1.grad, w2.grad] + ([x.grad] if image_needs_grad else [])
+        return [np.array(t.detach().numpy()) for t in out]
+
+    got = run(F, phalanx.tensor, lambda: dict(_C._reorder_counts()))
+    want = run(torch.nn.functional, torch.tensor)
+    for g, e in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-3 * np.abs(e).max())
+
+
+def test_resnet18_steps_cross_layouts_at_most_once():
+    """A ResNet-18 (CIFAR stem) training step: one data reorder at most (the pooled features'
+    gradient going back into the pool's layout), with Winograd kernels taken or not."""
+    phalanx.manual_seed(0)
+    model = phalanx.models.resnet18(10, stem="cifar")
+    opt = phalanx.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(6)
+    x = phalanx.from_numpy(rng.standard_normal((16, 3, 32, 32), dtype=np.float32))
+    y = phalanx.from_numpy(rng.integers(0, 10, 16))
+    for step in range(3):
+        before = _C._reorder_counts()["data"]
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        opt.zero_grad()
+        if step:
+            assert _C._reorder_counts()["data"] - before <= 1
