@@ -93,6 +93,7 @@ from ._functions import (
     sigmoid,
     softmax,
     sort,
+    square,
     tanh,
     topk,
     unique,
@@ -104,6 +105,8 @@ from .autograd import enable_grad, inference_mode, no_grad, set_grad_enabled
 _install()
 _tensor_methods.install()
 Tensor.sort, Tensor.argsort, Tensor.topk = sort, argsort, topk
+Tensor.square = square
+Tensor.square_ = lambda self: self.pow_(2)  # pow_ saves the input its backward needs
 
 __version__ = "0.1.0"
 

@@ -598,3 +598,13 @@ def test_num_threads_results_identical(threads):
     finally:
         phalanx.set_num_threads(old)
     assert phalanx.get_num_threads() == old
+
+
+def test_square_function_method_and_in_place():
+    x = randn((3, 4), seed=30)
+    check_op(phalanx.square, torch.square, [x])
+    check_op(lambda a: a.square(), lambda a: a.square(), [x])
+    check_op(lambda a: (a * 1).square_(), lambda a: (a * 1).square_(), [x])
+    ints = phalanx.tensor([[-3, 2], [0, 5]])
+    assert ints.square().dtype == phalanx.int64
+    assert ints.square().tolist() == [[9, 4], [0, 25]]
