@@ -9,12 +9,12 @@
 namespace phalanx::autograd {
 
 bool exclusively_owned(const Tensor& g) {
-  if (!g.defined() || g.impl_ptr().use_count() != 1 || g.is_blocked() || !g.is_contiguous() ||
+  if (!g.defined() || g.impl_ptr().use_count() != 1 || !(g.is_blocked() || g.is_contiguous()) ||
       g.impl()->view_base || g.offset() != 0)
     return false;
   const auto& st = g.storage();
-  return st.use_count() == 1 && !st->owner && !st->has_external_writers() &&
-         st->nbytes == storage_nbytes(g.sizes(), g.dtype());
+  const size_t held = g.is_blocked() ? g.layout()->nbytes() : storage_nbytes(g.sizes(), g.dtype());
+  return st.use_count() == 1 && !st->owner && !st->has_external_writers() && st->nbytes == held;
 }
 
 void add_gradient(Tensor& total, const Tensor& g, GradSink sink) {
@@ -43,12 +43,6 @@ std::mutex& grad_mutex() {  // one for all leaves: held for one add
   return m;
 }
 
-// g alone holds its blocked bytes: .grad may take it as it is.
-bool sole_blocked_holder(const Tensor& g) {
-  return g.impl_ptr().use_count() == 1 && !g.impl()->view_base && g.storage().use_count() == 1 &&
-         !g.storage()->owner;
-}
-
 // A copy of g stored in g's (blocked) layout.
 Tensor clone_stored(const Tensor& g) {
   Tensor src = g.stable();
@@ -71,7 +65,7 @@ void accumulate_into_grad(const Tensor& t, Tensor g) {
   // ops/conv.h) stays so: the optimizer updates the two element by element. Read as .grad by
   // anything else, it converts to plain in place.
   if (!total.defined() && g.defined() && g.is_blocked() && g.same_layout(t)) {
-    meta.grad = (sole_blocked_holder(g) ? g : clone_stored(g)).impl_ptr();
+    meta.grad = (exclusively_owned(g) ? g : clone_stored(g)).impl_ptr();
     return;
   }
   add_gradient(total, g, GradSink::TensorGrad);

@@ -22,7 +22,8 @@ enum class GradSink {
 void add_gradient(Tensor& total, const Tensor& g, GradSink sink);
 
 // Whether g is the only handle on its bytes: one handle on its TensorImpl (the caller's), one
-// on a storage of our own (no numpy owner or view) holding exactly g, plain and contiguous. A
+// on a storage of our own (no numpy owner or view) holding exactly g, plain and contiguous or
+// in a blocked layout (a gradient in its kept weight's layout, accumulate_into_grad). A
 // leaf's .grad then takes g itself instead of a copy, as PyTorch's AccumulateGrad steals an
 // unshared gradient: a parameter's first gradient after zero_grad costs no copy.
 bool exclusively_owned(const Tensor& g);

@@ -32,20 +32,16 @@ void check_params(const char* op, const std::vector<Tensor>& params,
                   std::initializer_list<const std::vector<Tensor>*> states) {
   for (size_t i = 0; i < params.size(); ++i) {
     const Tensor& p = params[i];
-    PHX_CHECK(p.defined(), ValueError, op, ": parameter ", i, " is undefined");
-    PHX_CHECK(p.dtype() == DType::Float32, TypeError, op, ": parameter ", i, " is ", p.describe(),
-              "; the fused optimizers update float32 tensors only");
-    if (p.is_blocked()) {
-      bool joined = true;
+    check_float_stored(op, "parameter", i, p, p);  // defined, float32; plain ones contiguous
+    if (!p.is_blocked()) continue;
+    bool joined = true;
+    for (const auto* list : states)
+      if (i < list->size()) joined = joins_layout((*list)[i], p) && joined;
+    if (!joined) {  // plain again, contiguous as materialize_plain leaves it
+      p.materialize_plain();
       for (const auto* list : states)
-        if (i < list->size()) joined = joins_layout((*list)[i], p) && joined;
-      if (!joined) {
-        p.materialize_plain();
-        for (const auto* list : states)
-          if (i < list->size() && (*list)[i].defined()) (*list)[i].materialize_plain();
-      }
+        if (i < list->size() && (*list)[i].defined()) (*list)[i].materialize_plain();
     }
-    check_float_stored(op, "parameter", i, p, p);
   }
 }
 
