@@ -35,7 +35,7 @@ import phalanx.nn as nn
 import phalanx.nn.functional as F
 from phalanx.nn.parallel import DistributedDataParallel as DDP
 from phalanx.spatial import TileParallel, plan
-from phalanx.spatial.tile_profile import profile_tile_step
+from phalanx.spatial.tile_profile import profile_tile_meetings, profile_tile_step
 
 
 def tiny_yolo_backbone(width: float = 1.0, classes: int = 20) -> nn.Sequential:
@@ -164,19 +164,39 @@ def compute_scale(width, shape, times, world, steps: int = 3) -> float:
 
 
 def measured_tile_step(net, shape, config, world):
-    """The tiled layers' forward+backward as the slowest member of a tile group runs them,
-    messages left out (phalanx.spatial.tile_profile), measured on every rank at once and
-    averaged; None when nothing is tiled."""
+    """(compute, meetings) of the tiled layers' forward+backward (phalanx.spatial.tile_profile):
+    the slowest member's computation with messages left out, measured on every rank at once
+    and averaged; and what the tile group's meetings add, measured on every tile group of
+    consecutive ranks at once (as the run lays them out) and averaged. None when nothing is
+    tiled."""
     grid = tuple(config.get("grid", (1, 1)))
     if not config.get("layers") or grid[0] * grid[1] == 1:
         return None
-    seconds = profile_tile_step(
-        net, shape, config["layers"], grid, config.get("groups", []), config["data_parallel"]
-    )
-    every = phalanx.tensor([seconds])
+    layers, groups, d = config["layers"], config.get("groups", []), config["data_parallel"]
+    seconds = profile_tile_step(net, shape, layers, grid, groups, d)
+    group = tile_group(grid[0] * grid[1], world)
+    meetings = 0.0
+    if group is not None:
+        meetings = profile_tile_meetings(net, shape, layers, grid, groups, d, group)
+    every = phalanx.tensor([seconds, meetings, float(group is not None)])
     if world > 1:
         dist.all_reduce(every)
-    return every.item() / world
+    seconds, meetings, members = every.tolist()
+    return seconds / world, meetings / members
+
+
+_TILE_GROUPS = {}
+
+
+def tile_group(g, world):
+    """This rank's group of g consecutive ranks (None: a rank left over), created once per g
+    by every rank in the same order, as new_group requires."""
+    if g not in _TILE_GROUPS:
+        _TILE_GROUPS[g] = [
+            dist.new_group(list(range(i * g, (i + 1) * g))) for i in range(world // g)
+        ]
+    rank = dist.get_rank()
+    return _TILE_GROUPS[g][rank // g] if rank < g * (world // g) else None
 
 
 def message_latency(args, world):
@@ -304,7 +324,8 @@ def main(argv=None) -> dict:
         }
         if args.mode == "single":
             config = {"data_parallel": 1}
-        tile_step = measured_tile_step(net, shape, config, n if args.mode != "single" else 1)
+        measured = measured_tile_step(net, shape, config, n if args.mode != "single" else 1)
+        tile_step, tile_meetings = measured if measured else (None, None)
         result["predicted"] = phalanx.spatial.planner.predict(
             net,
             shape,
@@ -317,8 +338,10 @@ def main(argv=None) -> dict:
             sync=sync,
             tiled_times=tiled,
             tile_step_s=tile_step,
+            tile_meetings_s=tile_meetings,
         )
         result["tile_step_s"] = tile_step
+        result["tile_meetings_s"] = tile_meetings
         result["layer_times"] = times
         result["layer_fixed"] = fixed
         result["tiled_times"] = tiled

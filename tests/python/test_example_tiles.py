@@ -1,6 +1,7 @@
 """examples/tiny_yolo_tiles.py end to end under the launcher (small images, few steps): the
 tiled layers of a 2x2 grid keep at most 0.35x of one device's activation memory per rank (the
-issue's target), the hybrid (2 tile groups x 2 replicas) and the planner's mode train."""
+issue's target), the hybrid (2 tile groups x 2 replicas, its tile groups' meetings measured
+for the prediction) and the planner's mode train."""
 
 from __future__ import annotations
 
@@ -35,8 +36,13 @@ def test_tiles_2x2_keep_at_most_035_of_one_devices_activation_memory():
 
 
 def test_hybrid_and_planner_modes_train():
-    hybrid = run(4, "--mode", "tiles", "--grid", "1x2", "--tiled-layers", "4", "--groups=")
+    hybrid = run(
+        4, "--mode", "tiles", "--grid", "1x2", "--tiled-layers", "4", "--groups=", "--predict"
+    )
     assert hybrid["data_parallel"] == 2 and hybrid["step_s"] > 0
+    # the two tile groups' meetings measured at once, as the run meets, and predicted with
+    assert hybrid["tile_meetings_s"] >= 0
+    assert hybrid["predicted"]["tile_meetings_s"] == hybrid["tile_meetings_s"]
     # the tiled layers too are averaged between the two tile groups: every replica is equal
     assert len(set(hybrid["param_checksums"])) == 1, hybrid["param_checksums"]
     planned = run(2, "--mode", "plan", "--link-mbit", "1000", "--predict")

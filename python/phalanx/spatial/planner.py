@@ -20,7 +20,11 @@ The model (docs/spatial.md has the derivation):
             arrive at a meeting at different moments (one descheduled, throttled by its
             CPU quota, slower by chance) and everyone waits for the last. (a, b) are
             measured on the ranks by timing compute slices separated by tiny collectives
-            (measure_sync, sync_cost), not fitted to step times;
+            (measure_sync, sync_cost), not fitted to step times. For a tiling candidate
+            the planner measures (plan's tile_step), its tile group's meetings can be
+            measured instead (tile_profile.profile_tile_meetings: its own step replayed
+            with a tiny collective at each meeting): that replaces the meetings term and
+            the message latencies inside the tile group;
   memory    parameters x 3 (weights, gradients, optimizer state) + the activations a rank
             keeps: its tiles' outputs, and the rest of the network on its share of the batch.
 Communication is not assumed to overlap computation (the phones' cores do both).
@@ -245,32 +249,35 @@ def _ring(nbytes: float, n: int, bandwidth: float, latency: float) -> float:
 
 def sync_points(model, cand: Candidate) -> int:
     """The blocking synchronisations of one training step of `cand` (the meetings where a
-    rank waits for the others), counted the way TileParallel and DistributedDataParallel
-    meet: in a tile group of g > 1 ranks, each BatchNorm among the tiled layers 3 (mean and
-    variance forward, the two gradient sums backward), each fused-group boundary 2 (halo
-    forward, its gradient backward), the hand-over 2 with output="batch" (all-to-all both
-    ways) or 1 with "full" (all-gather; its backward is a local cut), the tile gradients'
-    all-reduce 1, and 1 more when there are several tile groups (DDP averages the tiled
-    layers between the groups); then 1 for the data-parallel gradient all-reduce when more
-    than one rank runs the rest (DDP waits for its buckets once, at the end of the backward).
-    `cand.output` must be set (estimate sets it from the batch)."""
-    layers = list(model)
+    rank waits for the others): those inside a tile group (tile_sync_points), then 1 more
+    when there are several tile groups (DDP averages the tiled layers between the groups),
+    and 1 for the data-parallel gradient all-reduce when more than one rank runs the rest
+    (DDP waits for its buckets once, at the end of the backward). `cand.output` must be set
+    (estimate sets it from the batch)."""
     k, (rows, cols) = cand.layers, cand.grid
     g = rows * cols if k else 1
-    d = cand.data_parallel
-    count = 0
-    output = cand.output
-    if g > 1:
-        count += 3 * sum(isinstance(m, nn.BatchNorm2d) for m in layers[:k])
-        count += 2 * len(cand.groups)
-        count += 2 if output == "batch" else 1
+    count = tile_sync_points(model, cand)
+    if g > 1 and cand.data_parallel > 1:
         count += 1
-        if d > 1:
-            count += 1
-    rest_ranks = d * g if output == "batch" else d
+    rest_ranks = cand.data_parallel * g if cand.output == "batch" else cand.data_parallel
     if rest_ranks > 1:
         count += 1
     return count
+
+
+def tile_sync_points(model, cand: Candidate) -> int:
+    """The meetings inside a tile group of g > 1 ranks, counted the way TileParallel meets:
+    each BatchNorm among the tiled layers 3 (mean and variance forward, the two gradient
+    sums backward), each fused-group boundary 2 (halo forward, its gradient backward), the
+    hand-over 2 with output="batch" (all-to-all both ways) or 1 with "full" (all-gather; its
+    backward is a local cut), and the tile gradients' all-reduce 1."""
+    k, (rows, cols) = cand.layers, cand.grid
+    if not k or rows * cols == 1:
+        return 0
+    count = 3 * sum(isinstance(m, nn.BatchNorm2d) for m in list(model)[:k])
+    count += 2 * len(cand.groups)
+    count += 2 if cand.output == "batch" else 1
+    return count + 1
 
 
 def sync_cost(samples, collective_s: float) -> tuple[float, float]:
@@ -364,13 +371,17 @@ def estimate(
     sync=(0.0, 0.0),
     tiled=None,
     tile_step=None,
+    tile_meetings=None,
 ):
     """Fills cand's predicted step time, peak memory and whether it fits. `fixed`: each
     layer's fixed seconds per call (profile_fixed; None: all of a layer's time scales);
     `scale`: compute_scale; `sync`: (a, b) of the meetings term (sync_cost); `tiled`: each
     layer's time as a tile group runs it (profile_tiled; None: `times`); `tile_step`: the
     tiled layers' forward+backward as the slowest member runs them, measured
-    (tile_profile.profile_tile_step), in place of the per-layer model of them."""
+    (tile_profile.profile_tile_step), in place of the per-layer model of them;
+    `tile_meetings`: what the tile group's meetings add to a step, measured
+    (tile_profile.profile_tile_meetings), in place of the meetings term and the message
+    latencies inside the tile group (their bytes over the link stay modelled)."""
     fixed = [0.0] * len(times) if fixed is None else list(fixed)
     n = shapes[0][0]
     k, (rows, cols) = cand.layers, cand.grid
@@ -383,6 +394,7 @@ def estimate(
     compute = comm = 0.0
     act = 0.0
     front = 0.0  # the tiled layers' computation, modelled
+    tile_latency = 0.0  # the tile group's messages' latencies, when not measured
     if k:
         cuts = [0, *cand.groups, k]
         size = shapes[0][2:]
@@ -401,23 +413,25 @@ def estimate(
                 front += _scaled(t_li, fixed[li], (per_replica / n) * area / (h * w))
                 act += per_replica * c * area * FLOAT
                 if isinstance(layers[li], nn.BatchNorm2d) and g > 1:
-                    comm += 4 * _ring(c * FLOAT, g, bandwidth, latency)
+                    comm += 4 * _ring(c * FLOAT, g, bandwidth, 0.0)
+                    tile_latency += 4 * _ring(0.0, g, bandwidth, latency)
             if gi > 0 and g > 1:  # halo in, halo gradient out: the widest tile's share
                 _, c, h, w = shapes[lo]
                 for t in tiles:
                     (a, b), (e, f) = t.input_region
                     own = (h * w) / g
                     halo = max(halo, ((b - a) * (f - e) - own) * c * per_replica * FLOAT)
-                comm += 2 * 4 * latency + 2 * halo / bandwidth
+                comm += 2 * halo / bandwidth
+                tile_latency += 2 * 4 * latency
             size = shapes[hi][2:]
         if g > 1:  # all-to-all to batch parallelism (or all-gather), forward and backward
             _, c, h, w = shapes[k]
-            comm += (
-                2 * (g - 1) * latency
-                + 2 * (g - 1) / g * per_replica * c * h * w * FLOAT / bandwidth
-            )
-            comm += _ring(sum(sum(p) for p in params[:k]), g, bandwidth, latency)
+            comm += 2 * (g - 1) / g * per_replica * c * h * w * FLOAT / bandwidth
+            tile_latency += 2 * (g - 1) * latency
+            comm += _ring(sum(sum(p) for p in params[:k]), g, bandwidth, 0.0)
+            tile_latency += _ring(0.0, g, bandwidth, latency)
     compute += tile_step if tile_step is not None and k and g > 1 else front
+    front_s = compute * scale
     per_rank = per_replica / g if cand.output == "batch" else per_replica
     compute += sum(_scaled(t, a, per_rank / n) for t, a in zip(times[k:], fixed[k:]))
     for li in range(k, len(layers)):
@@ -429,7 +443,16 @@ def estimate(
     weights = 3 * sum(sum(p) for p in params)
     compute *= scale
     meetings = sync_points(model, cand)
-    wait = meetings * sync[0] + (sync[1] * compute if meetings else 0.0)
+    measured = tile_meetings is not None and k and g > 1
+    if measured:
+        # the tile group's meetings as measured (its ranks' drift apart included); the
+        # others (DDP's) by the meetings term, over the computation after the tiles
+        others = meetings - tile_sync_points(model, cand)
+        rest_s = compute - front_s
+        wait = tile_meetings + others * sync[0] + (sync[1] * rest_s if others else 0.0)
+    else:
+        comm += tile_latency
+        wait = meetings * sync[0] + (sync[1] * compute if meetings else 0.0)
     cand.step_s = compute + comm + wait
     cand.peak_bytes = int(weights + act)
     cand.fits = memory is None or cand.peak_bytes <= memory
@@ -438,8 +461,11 @@ def estimate(
         "comm_s": comm,
         "sync_s": wait,
         "syncs": meetings,
+        "tile_syncs": tile_sync_points(model, cand),
         "tile_front_s": front,  # the tiled layers' computation as modelled (unscaled)
     }
+    if measured:
+        cand.parts["tile_meetings_s"] = tile_meetings
     return cand
 
 
@@ -506,7 +532,12 @@ def plan(
     scaled by the median measured/modelled ratio so far; then all are ranked again. True
     measures here (tile_profile.profile_tile_step); a callable(config) -> seconds measures
     as the caller wants (ranks planning together must all get the same numbers, e.g.
-    measure on each and average). None: the model alone.
+    measure on each and average). The callable may return (seconds, meetings_s) instead:
+    meetings_s is what the tile group's meetings add to a step, measured on its ranks
+    (tile_profile.profile_tile_meetings); it replaces the modelled meetings and message
+    latencies inside the tile group, and the unmeasured candidates with tile groups of
+    the same size get the median measured cost per meeting times their meetings.
+    None: the model alone.
     Prints the candidates; returns the best as a dict."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"plan: model must be an nn.Sequential, got {type(model).__name__}")
@@ -530,7 +561,7 @@ def plan(
             f"plan: layer_fixed has {len(layer_fixed)} entries for {len(model)} layers"
         )
 
-    def estimate_one(c, tile_step_s=None):
+    def estimate_one(c, tile_step_s=None, tile_meetings_s=None):
         return estimate(
             model,
             shapes,
@@ -544,6 +575,7 @@ def plan(
             tuple(sync),
             tiled_times,
             tile_step_s,
+            tile_meetings_s,
         )
 
     valid = []
@@ -579,21 +611,29 @@ def _measure_best_tilings(valid, measure, budget: int, reestimate) -> None:
     def tiles(c):
         return c.layers and c.grid[0] * c.grid[1] > 1
 
-    ratios = []
+    def size(c):
+        return c.grid[0] * c.grid[1]
+
+    ratios, per_meeting = [], {}  # per_meeting: tile group size -> measured s per meeting
     for _ in range(budget):
         valid.sort(key=lambda c: (not c.fits, c.step_s))
         best = valid[0]
         if not tiles(best) or "tile_step_s" in best.parts:
             break
         modelled = best.parts["tile_front_s"]
-        seconds = measure(best.config())
-        reestimate(best, seconds)
+        result = measure(best.config())
+        seconds, meetings = result if isinstance(result, tuple) else (result, None)
+        reestimate(best, seconds, meetings)
         best.parts["tile_step_s"] = seconds
         ratios.append(seconds / modelled if modelled > 0 else 1.0)
+        if meetings is not None:
+            per_meeting.setdefault(size(best), []).append(meetings / best.parts["tile_syncs"])
         ratio = sorted(ratios)[len(ratios) // 2]
         for c in valid:
             if tiles(c) and "tile_step_s" not in c.parts:
-                reestimate(c, c.parts["tile_front_s"] * ratio)
+                each = per_meeting.get(size(c))
+                met = sorted(each)[len(each) // 2] * c.parts["tile_syncs"] if each else None
+                reestimate(c, c.parts["tile_front_s"] * ratio, met)
                 c.parts["tile_ratio"] = ratio
     valid.sort(key=lambda c: (not c.fits, c.step_s))
 
@@ -627,11 +667,14 @@ def predict(
     sync=(0.0, 0.0),
     tiled_times=None,
     tile_step_s=None,
+    tile_meetings_s=None,
 ) -> dict:
     """The cost model's step time and peak memory for one configuration (a dict as plan()
     returns; layers 0 or a 1x1 grid: data parallelism over `data_parallel` replicas).
     tile_step_s: the tiled layers' computation measured (tile_profile.profile_tile_step)
-    instead of modelled from the per-layer times."""
+    instead of modelled from the per-layer times; tile_meetings_s: what the tile group's
+    meetings add to a step, measured (tile_profile.profile_tile_meetings), instead of the
+    meetings term and message latencies inside the tile group."""
     grid = tuple(config.get("grid", (1, 1)))
     cand = Candidate(
         int(config.get("layers", 0)) if grid != (1, 1) else 0,
@@ -653,6 +696,7 @@ def predict(
         tuple(sync),
         tiled_times,
         tile_step_s,
+        tile_meetings_s,
     )
     return {
         "step_s": cand.step_s,
@@ -663,12 +707,16 @@ def predict(
 
 
 def _tile_note(c) -> str:
-    """How the row's tiled computation was obtained, when not from the model alone."""
+    """How the row's tiled computation and meetings were obtained, when not from the model
+    alone."""
+    note = ""
     if "tile_step_s" in c.parts:
-        return "  tiles measured"
-    if "tile_ratio" in c.parts:
-        return f"  tiles x{c.parts['tile_ratio']:.2f} (as measured)"
-    return ""
+        note = "  tiles measured"
+    elif "tile_ratio" in c.parts:
+        note = f"  tiles x{c.parts['tile_ratio']:.2f} (as measured)"
+    if "tile_meetings_s" in c.parts:
+        note += ", meetings measured" if "tile_step_s" in c.parts else ", meetings as measured"
+    return note
 
 
 def table(cands) -> str:

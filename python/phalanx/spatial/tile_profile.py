@@ -7,12 +7,24 @@ model missed (docs/spatial.md). Here TileParallel itself runs as one member of a
 whose other members are silent: its collectives move nothing (an all-reduce leaves its input,
 received halos and pieces are zeros), so what is timed is exactly the member's computation,
 copies included, and none of its messages (the model's message and meeting terms).
+
+profile_tile_meetings(): what the tile group's meetings add to that step, on the group's
+ranks. Each rank runs its own member twice: silent, and with a one-float all-reduce over the
+real group at every collective (MeetingGroup) -- the step's own stretches of computation
+between meetings, its meetings, none of its bytes. On the emulated phones a meeting inside a
+step cost 5-7 ms (ranks throttled by their CPU quota arrive apart, and a ring's hops wait
+for a throttled peer), where tiny collectives back to back (planner.measure_sync) measured
+0.3-1.3 ms a message from run to run: the calibration did not see the step's pattern.
 """
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
+
 import phalanx
 
+from .. import distributed as dist
 from .. import nn
 from .comm import Group
 
@@ -36,6 +48,56 @@ class SilentGroup(Group):
             t.zero_()  # what a receive would overwrite; zeros keep the arithmetic ordinary
 
 
+class MeetingGroup(SilentGroup):
+    """A SilentGroup member that meets its real peers wherever the tile group would
+    communicate: a one-float all-reduce over `process_group` after each collective's silent
+    stand-in. `meetings` counts them."""
+
+    def __init__(self, process_group, size: int, index: int) -> None:
+        super().__init__(size, index)
+        self._real = process_group
+        self._token = phalanx.zeros(1)
+        self.meetings = 0
+
+    def _meet(self) -> None:
+        dist.all_reduce(self._token, group=self._real)
+        self.meetings += 1
+
+    def all_reduce(self, t, op=None):
+        self._meet()
+        return t
+
+    def all_gather(self, bufs: list, buf) -> None:
+        super().all_gather(bufs, buf)
+        self._meet()
+
+    def exchange(self, sends: dict, recvs: dict, tag: int) -> None:
+        super().exchange(sends, recvs, tag)
+        self._meet()
+
+
+@contextmanager
+def _model_kept(front):
+    """Leaves `front`'s parameters, gradients and BatchNorm statistics as they were."""
+    saved = {k: v.clone() for k, v in front.state_dict().items()}
+    grads = [p.grad for p in front.parameters()]
+    try:
+        yield
+    finally:
+        with phalanx.no_grad():
+            for k, v in front.state_dict().items():
+                v.copy_(saved[k])
+        for p, g in zip(front.parameters(), grads):
+            p.grad = g
+
+
+def _replica(input_shape, data_parallel: int, caller: str) -> int:
+    n = input_shape[0]
+    if data_parallel < 1 or n % data_parallel:
+        raise ValueError(f"{caller}: data_parallel={data_parallel} must divide the batch of {n}")
+    return n // data_parallel
+
+
 def profile_tile_step(
     model, input_shape, layers: int, grid, groups=(), data_parallel: int = 1, repeats: int = 3
 ) -> float:
@@ -48,26 +110,71 @@ def profile_tile_step(
 
     rows, cols = (int(v) for v in grid)
     size = rows * cols
-    n, c, h, w = input_shape
-    if data_parallel < 1 or n % data_parallel:
-        raise ValueError(
-            f"profile_tile_step: data_parallel={data_parallel} must divide the batch of {n}"
-        )
-    per_replica = n // data_parallel
+    per_replica = _replica(input_shape, data_parallel, "profile_tile_step")
     front = nn.Sequential(*list(model)[:layers])
     output = "batch" if per_replica >= size else "full"
-    saved = {k: v.clone() for k, v in front.state_dict().items()}
-    grads = [p.grad for p in front.parameters()]
-    x = phalanx.randn(per_replica, c, h, w)
+    x = phalanx.randn(per_replica, *input_shape[1:])
     slowest = 0.0
-    try:
+    with _model_kept(front):
         for index in range(size):
             tiles = TileParallel(front, (rows, cols), SilentGroup(size, index), output, groups)
             slowest = max(slowest, _median_time(lambda t=tiles: t(x).sum().backward(), repeats))
-    finally:
-        with phalanx.no_grad():
-            for k, v in front.state_dict().items():
-                v.copy_(saved[k])
-        for p, g in zip(front.parameters(), grads):
-            p.grad = g
     return slowest
+
+
+def profile_tile_meetings(
+    model,
+    input_shape,
+    layers: int,
+    grid,
+    groups=(),
+    data_parallel: int = 1,
+    process_group=None,
+    repeats: int = 5,
+) -> float:
+    """Seconds the meetings of a rows x cols tile group add to its tiled layers'
+    forward+backward, measured on the group's ranks (all of `process_group`, None: the
+    world, call it at once; it must have rows x cols ranks): the step's meetings, each
+    a one-float all-reduce, against the slowest member's step alone, both the median of
+    `repeats` taken in turns. The bytes the messages would carry are left out (the cost
+    model's link terms). Every rank returns the same number; the model is left as it was."""
+    from .tile_parallel import TileParallel
+
+    rows, cols = (int(v) for v in grid)
+    size = rows * cols
+    if not dist.is_initialized():
+        raise ValueError("profile_tile_meetings: needs the tile group's ranks (no process group)")
+    if dist.get_world_size(process_group) != size:
+        raise ValueError(
+            f"profile_tile_meetings: the group has {dist.get_world_size(process_group)} ranks, "
+            f"a {rows}x{cols} grid needs {size}"
+        )
+    index = dist.get_rank(process_group)
+    per_replica = _replica(input_shape, data_parallel, "profile_tile_meetings")
+    front = nn.Sequential(*list(model)[:layers])
+    output = "batch" if per_replica >= size else "full"
+    x = phalanx.randn(per_replica, *input_shape[1:])
+
+    def seconds(tiles):
+        start = time.perf_counter()
+        tiles(x).sum().backward()
+        return time.perf_counter() - start
+
+    alone, meeting = [], []
+    with _model_kept(front):
+        silent = TileParallel(front, (rows, cols), SilentGroup(size, index), output, groups)
+        meets = TileParallel(
+            front, (rows, cols), MeetingGroup(process_group, size, index), output, groups
+        )
+        seconds(silent)  # the first pass creates the kernels' primitives
+        seconds(meets)
+        for _ in range(repeats):  # in turns: a drift of the machine's speed hits both
+            dist.barrier(group=process_group)
+            alone.append(seconds(silent))
+            dist.barrier(group=process_group)
+            meeting.append(seconds(meets))
+    slowest = phalanx.tensor([sorted(alone)[len(alone) // 2]])
+    dist.all_reduce(slowest, op=dist.ReduceOp.MAX, group=process_group)
+    met = phalanx.tensor([sorted(meeting)[len(meeting) // 2]])
+    dist.all_reduce(met, group=process_group)
+    return max(met.item() / size - slowest.item(), 0.0)
