@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "dnnl/key_writer.h"
 
@@ -89,6 +90,45 @@ inline bool md_is_padded(const memory::desc& md) {
     if (d.dims[i] != d.padded_dims[i]) return true;
   return false;
 #endif
+}
+
+// A blocked layout spelled out: outer strides (elements) over the padded dims, then the
+// inner blocks, outermost first (OIhw16i16o: idxs {1, 0}, blks {16, 16}).
+struct Blocking {
+  bool blocked = false;
+  std::vector<int64_t> dims, padded, padded_offsets, strides, inner_blks, inner_idxs;
+  int64_t offset0 = 0;
+};
+
+inline Blocking md_blocking(const memory::desc& md) {
+  Blocking b;
+#if PHX_DNNL_V3
+  b.blocked = md.get_format_kind() == memory::format_kind::blocked;
+  auto v = [](const memory::dims& d) { return std::vector<int64_t>(d.begin(), d.end()); };
+  b.dims = v(md.get_dims());
+  b.padded = v(md.get_padded_dims());
+  b.padded_offsets = v(md.get_padded_offsets());
+  b.offset0 = md.get_submemory_offset();
+  if (b.blocked) {
+    b.strides = v(md.get_strides());
+    b.inner_blks = v(md.get_inner_blks());
+    b.inner_idxs = v(md.get_inner_idxs());
+  }
+#else
+  const auto& d = md.data;
+  b.blocked = d.format_kind == dnnl_blocked;
+  b.dims.assign(d.dims, d.dims + d.ndims);
+  b.padded.assign(d.padded_dims, d.padded_dims + d.ndims);
+  b.padded_offsets.assign(d.padded_offsets, d.padded_offsets + d.ndims);
+  b.offset0 = d.offset0;
+  if (b.blocked) {
+    const auto& k = d.format_desc.blocking;
+    b.strides.assign(k.strides, k.strides + d.ndims);
+    b.inner_blks.assign(k.inner_blks, k.inner_blks + k.inner_nblks);
+    b.inner_idxs.assign(k.inner_idxs, k.inner_idxs + k.inner_nblks);
+  }
+#endif
+  return b;
 }
 
 // A string that identifies a memory descriptor's layout, for primitive-cache keys.

@@ -1,5 +1,6 @@
 #include "dnnl/weight_cache.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "dnnl/compat.h"
@@ -40,24 +41,36 @@ Tensor reorder_from(const Tensor& w, const Shape& logical, const dnnl::memory::d
   return out;
 }
 
+// The cache key's layout part: the copy's layout, how the weight's bytes were read, and the
+// weight's own layout (a parameter kept blocked adopts its layout in place at the same
+// version: a copy made from its plain bytes must not match its blocked ones).
+std::string copy_key(const Tensor& w, const dnnl::memory::desc& md,
+                     const dnnl::memory::desc* stored_as) {
+  std::string key = dnnl_compat::md_key(md);
+  if (stored_as) key += "<" + dnnl_compat::md_key(*stored_as);
+  return key + "<" + layout_key(w);
+}
+
 }  // namespace
 
 Tensor reorder_weight(const Tensor& w, const Shape& logical, const dnnl::memory::desc& md,
                       bool cache, const dnnl::memory::desc* stored_as) {
-  // Only plain float32 weights are cached: a blocked one already belongs to one computation.
-  if (w.is_blocked() || w.dtype() != DType::Float32 || !w.is_contiguous())
+  // Plain weights are cached when contiguous; blocked ones (a parameter kept in its forward
+  // layout) too, for WeightTwins to keep the backward's copy current.
+  if (w.dtype() != DType::Float32 || (!w.is_blocked() && !w.is_contiguous()))
     return reorder_from(w, logical, md, stored_as);
   Storage& storage = *w.storage();
   const uint64_t epoch = storage.derived_epoch();  // read before the bytes are
-  std::string layout = dnnl_compat::md_key(md);
-  if (stored_as) layout += "<" + dnnl_compat::md_key(*stored_as);
-  const Source src{w.version(), w.offset(), w.sizes(), w.strides(), logical, layout};
+  const Source src{w.version(), w.offset(), w.sizes(),
+                   w.strides(), logical,    copy_key(w, md, stored_as)};
   auto have = std::static_pointer_cast<const BlockedWeights>(storage.derived());
   if (have)
     for (const auto& [from, blocked] : have->entries)
       if (from == src) return blocked;
   Tensor out = reorder_from(w, logical, md, stored_as);
-  if (!cache || out.same(w) || storage.has_external_writers()) return out;
+  // Never the weight's own bytes (the weight itself, or an alias of it when already in `md`):
+  // the storage would hold itself.
+  if (!cache || out.storage().get() == &storage || storage.has_external_writers()) return out;
   auto next = std::make_shared<BlockedWeights>();
   if (have)
     for (const auto& e : have->entries)
@@ -69,6 +82,121 @@ Tensor reorder_weight(const Tensor& w, const Shape& logical, const dnnl::memory:
   // dropped what was stored); a numpy view made meanwhile changed the epoch: not stored.
   storage.set_derived(std::move(next), epoch);
   return out;
+}
+
+namespace {
+
+// Where each block of `mine` sits in `twin`, by block index, when `twin` holds the same
+// blocks (in any order, each at a whole-block offset) with the two inner block dimensions
+// swapped: OIhw16i16o and OIhw16o16i (3x3 convolutions), ABcd16b16a and BAcd16a16b (1x1
+// convolutions: the blocks' order transposed too). Empty for any other pair. rows x cols is
+// mine's inner block (rows along its outer inner dimension); each block of twin holds it
+// transposed.
+std::vector<int64_t> transposed_blocks(const dnnl::memory::desc& mine,
+                                       const dnnl::memory::desc& twin, int64_t* rows,
+                                       int64_t* cols) {
+  const auto a = dnnl_compat::md_blocking(mine), b = dnnl_compat::md_blocking(twin);
+  if (!a.blocked || !b.blocked || a.dims != b.dims || a.padded != b.padded ||
+      a.padded_offsets != b.padded_offsets || a.offset0 != 0 || b.offset0 != 0 ||
+      a.inner_blks.size() != 2 || b.inner_blks.size() != 2)
+    return {};
+  if (a.inner_idxs[0] == a.inner_idxs[1] || a.inner_idxs[0] != b.inner_idxs[1] ||
+      a.inner_idxs[1] != b.inner_idxs[0] || a.inner_blks[0] != b.inner_blks[1] ||
+      a.inner_blks[1] != b.inner_blks[0])
+    return {};
+  const int64_t block = a.inner_blks[0] * a.inner_blks[1];
+  const size_t bytes = mine.get_size();
+  if (bytes != twin.get_size() || bytes % (block * sizeof(float))) return {};
+  const size_t nd = a.padded.size();
+  std::vector<int64_t> extent(a.padded);  // blocks along each dimension
+  for (int k = 0; k < 2; ++k) {
+    const int64_t d = a.inner_idxs[k];
+    if (extent[d] % a.inner_blks[k]) return {};
+    extent[d] /= a.inner_blks[k];
+  }
+  for (size_t d = 0; d < nd; ++d)
+    if (a.strides[d] % block || b.strides[d] % block) return {};
+  const int64_t blocks = static_cast<int64_t>(bytes / sizeof(float)) / block;
+  std::vector<int64_t> to(static_cast<size_t>(blocks), -1), index(nd, 0);
+  for (int64_t seen = 0;; ++seen) {  // every block: its index along each dimension
+    int64_t from = 0, into = 0;
+    for (size_t d = 0; d < nd; ++d) {
+      from += index[d] * a.strides[d] / block;
+      into += index[d] * b.strides[d] / block;
+    }
+    if (seen >= blocks || from >= blocks || into >= blocks || to[from] != -1) return {};
+    to[from] = into;
+    size_t d = nd;
+    while (d > 0 && ++index[d - 1] == extent[d - 1]) index[--d] = 0;
+    if (d == 0) break;
+  }
+  for (int64_t t : to)
+    if (t < 0) return {};  // a block of mine no index reaches: not a dense layout
+  *rows = a.inner_blks[0];
+  *cols = a.inner_blks[1];
+  return to;
+}
+
+}  // namespace
+
+struct WeightTwins::Twin {
+  Source source;  // the cached copy's key; its version becomes the update's
+  Tensor fresh;   // the copy the update writes
+  float* out;
+  int64_t rows, cols;
+  std::vector<int64_t> block_to;  // where block k of the parameter goes in the copy
+};
+
+WeightTwins::WeightTwins(const Tensor& param) {
+  if (!param.is_blocked() || param.dtype() != DType::Float32) return;
+  Storage& storage = *param.storage();
+  if (storage.has_external_writers()) return;
+  epoch_ = storage.derived_epoch();
+  auto have = std::static_pointer_cast<const BlockedWeights>(storage.derived());
+  if (!have) return;
+  const dnnl::memory::desc mine = desc_of(param);
+  int64_t block = 0;
+  for (const auto& [from, copy] : have->entries) {
+    if (from.version != param.version() || from.offset != param.offset() ||
+        from.sizes != param.sizes() || from.strides != param.strides() || !copy.is_blocked())
+      continue;
+    const dnnl::memory::desc& theirs = static_cast<const DnnlLayout&>(*copy.layout()).desc();
+    if (from.layout != copy_key(param, theirs, nullptr)) continue;
+    int64_t rows = 0, cols = 0;
+    std::vector<int64_t> to = transposed_blocks(mine, theirs, &rows, &cols);
+    if (to.empty() || (block && block != rows * cols)) continue;
+    block = rows * cols;
+    Tensor fresh = empty_like_desc(copy.sizes(), theirs);
+    auto* out = static_cast<float*>(fresh.raw_data());
+    twins_.push_back(
+        std::make_shared<Twin>(Twin{from, std::move(fresh), out, rows, cols, std::move(to)}));
+  }
+  // about 16 KiB of the parameter per chunk: it is still in cache when the twins read it
+  if (block) chunk_ = block * std::max<int64_t>(1, 4096 / block);
+}
+
+void WeightTwins::write(const float* param, int64_t begin, int64_t end) const {
+  for (const auto& t : twins_) {
+    const int64_t rows = t->rows, cols = t->cols, block = rows * cols;
+    for (int64_t k = begin / block; k < end / block; ++k) {
+      const float* from = param + k * block;
+      float* to = t->out + t->block_to[static_cast<size_t>(k)] * block;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) to[c * rows + r] = from[r * cols + c];
+    }
+  }
+}
+
+void WeightTwins::commit(const Tensor& param) const {
+  if (twins_.empty()) return;
+  auto next = std::make_shared<BlockedWeights>();
+  for (const auto& t : twins_) {
+    Source made = t->source;
+    made.version = param.version();
+    next->entries.emplace_back(std::move(made), t->fresh);
+  }
+  // Not stored if a numpy view of the parameter appeared during the update (the epoch moved).
+  param.storage()->set_derived(std::move(next), epoch_);
 }
 
 }  // namespace phalanx::dnnl_util

@@ -10,6 +10,8 @@
 // two threads missing at once both reorder, and either result is kept.
 #pragma once
 #include <dnnl.hpp>
+#include <memory>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -23,5 +25,33 @@ namespace phalanx::dnnl_util {
 // (out, in)); null for row-major.
 Tensor reorder_weight(const Tensor& w, const Shape& logical, const dnnl::memory::desc& md,
                       bool cache, const dnnl::memory::desc* stored_as = nullptr);
+
+// A parameter kept in its convolution's forward layout (OIhw16i16o on AVX-512) is read by
+// backward-data in the other blocking (OIhw16o16i): the same blocks in the same order, each
+// transposed. The backward caches that copy (reorder_weight); an optimizer updating the
+// parameter element by element writes the copy alongside, block by block while the block is
+// in cache, so the next backward finds it made from the new bytes and a training step
+// reorders no weight (issue 17).
+class WeightTwins {
+ public:
+  // The copies of `param` (about to be updated in place) cached at its current version whose
+  // layout is its own with the inner blocks transposed; none for a plain parameter, one whose
+  // storage others may write (numpy), or any other layout.
+  explicit WeightTwins(const Tensor& param);
+  bool empty() const { return twins_.empty(); }
+  // Elements per chunk handed to write(): whole blocks of every twin.
+  int64_t chunk() const { return chunk_; }
+  // Copies stored elements [begin, end) of the updated parameter into every twin; begin is a
+  // multiple of chunk(), end one or the stored size. Threads may write disjoint ranges.
+  void write(const float* param, int64_t begin, int64_t end) const;
+  // After the update bumped the parameter's version: caches the twins as made from it.
+  void commit(const Tensor& param) const;
+
+ private:
+  struct Twin;
+  std::vector<std::shared_ptr<Twin>> twins_;
+  int64_t chunk_ = 0;
+  uint64_t epoch_ = 0;
+};
 
 }  // namespace phalanx::dnnl_util

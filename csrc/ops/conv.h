@@ -15,9 +15,10 @@ struct Conv2dParams {
   // The weight is a parameter being trained: the forward stores it in its primitive's weight
   // layout, in place, when nothing else holds its bytes (Tensor::adopt_layout), and the
   // backward writes its gradient in that layout; the optimizer then updates both as they are,
-  // so a training step reorders no weight. Whatever reads the parameter otherwise (numpy,
-  // state_dict, another op) converts it back to plain in place, and the next forward adopts
-  // the layout again.
+  // and writes the copy backward-data reads where that is the layout with its blocks
+  // transposed (dnnl_util::WeightTwins), so a training step reorders no weight. Whatever
+  // reads the parameter otherwise (numpy, state_dict, another op) converts it back to plain
+  // in place, and the next forward adopts the layout again.
   bool keep_weight_blocked = false;
   // Forward: y = relu(conv(x)) in the same pass (a oneDNN post-op), equal to the two ops in
   // turn, NaN included.

@@ -26,7 +26,7 @@ void adadelta_step(const std::vector<Tensor>& params, const std::vector<Tensor>&
     const float* g = grads[t].data<float>();
     float* sq = square_avgs[t].data<float>();
     float* acc = acc_deltas[t].data<float>();
-    for_each_element(params[t].stored_numel(), [=](int64_t i) {
+    update_parameter(params[t], params[t].stored_numel(), [=](int64_t i) {
       float d = sign * g[i];
       if (wd != 0) d = d + wd * p[i];
       sq[i] = sq[i] * rho + w * d * d;
@@ -35,7 +35,6 @@ void adadelta_step(const std::vector<Tensor>& params, const std::vector<Tensor>&
       acc[i] = acc[i] * rho + w * delta * delta;
       p[i] = p[i] + neg_lr * delta;
     });
-    params[t].bump_version();
     square_avgs[t].bump_version();
     acc_deltas[t].bump_version();
   }

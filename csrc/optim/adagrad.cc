@@ -24,14 +24,13 @@ void adagrad_step(const std::vector<Tensor>& params, const std::vector<Tensor>& 
     float* p = params[t].data<float>();
     const float* g = grads[t].data<float>();
     float* sum = sums[t].data<float>();
-    for_each_element(params[t].stored_numel(), [=](int64_t i) {
+    update_parameter(params[t], params[t].stored_numel(), [=](int64_t i) {
       float d = sign * g[i];
       if (wd != 0) d = d + wd * p[i];
       sum[i] = sum[i] + d * d;
       const float std_dev = std::sqrt(sum[i]) + eps;
       p[i] = p[i] + neg_clr * (d / std_dev);
     });
-    params[t].bump_version();
     sums[t].bump_version();
   }
 }

@@ -52,7 +52,7 @@ void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
     float* vmax = o.amsgrad ? max_exp_avg_sqs[t].data<float>() : nullptr;
     const bool decoupled = o.decoupled_weight_decay && wd != 0;
     const bool coupled = !o.decoupled_weight_decay && wd != 0;
-    for_each_element(params[t].stored_numel(), [=](int64_t i) {
+    update_parameter(params[t], params[t].stored_numel(), [=](int64_t i) {
       if (decoupled) p[i] = p[i] * decay;
       float d = sign * g[i];
       if (coupled) d = d + wd * p[i];
@@ -63,7 +63,6 @@ void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
       const float denom = std::sqrt(second) / bc2_sqrt + eps;
       p[i] = p[i] + neg_step_size * m[i] / denom;
     });
-    params[t].bump_version();
     exp_avgs[t].bump_version();
     exp_avg_sqs[t].bump_version();
     if (vmax) max_exp_avg_sqs[t].bump_version();

@@ -56,7 +56,7 @@ void lars_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
       v = momentum_buffers[t].data<float>();
       momentum_buffers[t].bump_version();
     }
-    for_each_element(n, [=](int64_t i) {
+    update_parameter(params[t], n, [=](int64_t i) {
       const float step = scale * (g[i] + wd * w[i]);
       if (v) {
         v[i] = mom * v[i] + step;
@@ -65,7 +65,6 @@ void lars_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
         w[i] -= step;
       }
     });
-    params[t].bump_version();
   }
 }
 

@@ -37,7 +37,7 @@ void rmsprop_step(const std::vector<Tensor>& params, const std::vector<Tensor>& 
     float* sq = square_avgs[t].data<float>();
     float* buf = use_momentum ? momentum_buffers[t].data<float>() : nullptr;
     float* gavg = centered ? grad_avgs[t].data<float>() : nullptr;
-    for_each_element(params[t].stored_numel(), [=](int64_t i) {
+    update_parameter(params[t], params[t].stored_numel(), [=](int64_t i) {
       float d = sign * g[i];
       if (wd != 0) d = d + wd * p[i];
       sq[i] = sq[i] * alpha + w * d * d;
@@ -56,7 +56,6 @@ void rmsprop_step(const std::vector<Tensor>& params, const std::vector<Tensor>& 
         p[i] = p[i] + neg_lr * (d / avg);
       }
     });
-    params[t].bump_version();
     square_avgs[t].bump_version();
     if (buf) momentum_buffers[t].bump_version();
     if (gavg) grad_avgs[t].bump_version();

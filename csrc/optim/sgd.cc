@@ -29,7 +29,7 @@ void sgd_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grad
       momentum_buffers[t].bump_version();
     }
     const bool nesterov = o.nesterov;
-    for_each_element(n, [=](int64_t i) {
+    update_parameter(params[t], n, [=](int64_t i) {
       float d = sign * g[i];
       if (wd != 0) d = d + wd * p[i];
       if (buf) {
@@ -38,7 +38,6 @@ void sgd_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grad
       }
       p[i] = p[i] + neg_lr * d;
     });
-    params[t].bump_version();
   }
 }
 

@@ -1,11 +1,13 @@
 // Checks shared by the fused optimizer updates: every update walks parallel lists of
 // parameters, gradients and state tensors, so one bad entry must be named by its position.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <vector>
 
 #include "core/tensor.h"
+#include "dnnl/weight_cache.h"
 
 namespace phalanx::optim {
 
@@ -60,6 +62,33 @@ void for_each_element(int64_t n, const F& f) {
 #pragma omp for
     for (int64_t i = 0; i < n; ++i) body(i);
   }
+}
+
+// The element loop `f` of parameter `param` over its n stored elements, then its version bump:
+// for_each_element, except that a parameter kept blocked whose backward-data copy is cached
+// in the transposed blocking (dnnl_util::WeightTwins) has the copy written alongside, chunk by
+// chunk while the chunk is in cache, and cached as made from the new bytes.
+template <typename F>
+void update_parameter(const Tensor& param, int64_t n, const F& f) {
+  const dnnl_util::WeightTwins twins(param);
+  if (twins.empty()) {
+    for_each_element(n, f);
+  } else {
+    const float* p = param.data<float>();
+    const int64_t chunk = twins.chunk(), chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel if (n > kParallelGrain)
+    {
+      const F body = f;
+#pragma omp for
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t begin = c * chunk, end = std::min(n, begin + chunk);
+        for (int64_t i = begin; i < end; ++i) body(i);
+        twins.write(p, begin, end);
+      }
+    }
+  }
+  param.bump_version();
+  twins.commit(param);
 }
 
 }  // namespace phalanx::optim

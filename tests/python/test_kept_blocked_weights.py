@@ -1,9 +1,10 @@
 """Convolution weights kept in their oneDNN layout between training steps (ops/conv.h): no
 weight reorder in the forward or the optimizer step (at most one per convolution in the
-backward, where oneDNN's backward kernel wants another blocking), the optimizers updating
-blocked parameters, gradients and state, and every reader (numpy, detach, state_dict) seeing
-the plain values. That the backward keeps oneDNN's fast kernels is
-tests/python/test_dispatch_no_ref.py."""
+backward, where oneDNN's backward kernel wants another blocking; none where that blocking is
+the forward's with its blocks transposed, which the optimizers write alongside), the
+optimizers updating blocked parameters, gradients and state, and every reader (numpy,
+detach, state_dict) seeing the plain values. That the backward keeps oneDNN's fast kernels
+is tests/python/test_dispatch_no_ref.py."""
 
 import numpy as np
 import pytest
@@ -31,6 +32,14 @@ OPTIMIZERS = {
     "adagrad": (
         lambda ps: phalanx.optim.Adagrad(ps, lr=1e-2),
         lambda ps: torch.optim.Adagrad(ps, lr=1e-2),
+    ),
+    "adamw": (
+        lambda ps: phalanx.optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
+        lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
+    ),
+    "adadelta": (
+        lambda ps: phalanx.optim.Adadelta(ps, lr=0.5),
+        lambda ps: torch.optim.Adadelta(ps, lr=0.5),
     ),
 }
 
@@ -132,3 +141,64 @@ def test_readers_see_plain_values_and_writes_through_them_count():
     del view
     opt.step()  # the gradient of the plain weight updates it as usual
     assert np.isfinite(conv.weight.detach().numpy()).all()
+
+
+FUSED = {
+    "sgd": lambda ps: phalanx.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+    "adam": lambda ps: phalanx.optim.Adam(ps, lr=1e-2, amsgrad=True),
+    "adamw": lambda ps: phalanx.optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
+    "rmsprop": lambda ps: phalanx.optim.RMSprop(ps, lr=1e-3, momentum=0.5, centered=True),
+    "adagrad": lambda ps: phalanx.optim.Adagrad(ps, lr=1e-2),
+    "adadelta": lambda ps: phalanx.optim.Adadelta(ps, lr=0.5),
+    "lars": lambda ps: phalanx.optim.LARS(ps, lr=0.1, momentum=0.9, weight_decay=1e-4),
+}
+
+
+def resnet_like():
+    """Channels in whole blocks of 16: on x86-64 backward-data reads the 3x3 weights as
+    OIhw16o16i and the 1x1 ones as BAcd16a16b, the forward's blocking transposed. Stride 1
+    only: oneDNN 3.x runs a stride-2 backward-data (brgconv_strided) on another blocking,
+    reordered every step (oneDNN 2.6 reads the transposed blocking there too)."""
+    return nn.Sequential(
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 1),
+        nn.ReLU(),
+        nn.Conv2d(64, 32, 1, bias=False),
+        nn.Conv2d(32, 32, 3, padding=1),
+    )
+
+
+def train(name, steps, keep_plain):
+    """`steps` steps of `name` on resnet_like(); keep_plain: a numpy view of every parameter
+    stays alive, so none is kept blocked (the plain path, the reference). Returns the
+    parameters, the last step's input gradient and the weight reorders of each step."""
+    phalanx.manual_seed(5)
+    net = resnet_like()
+    views = [p.detach().numpy() for p in net.parameters()] if keep_plain else []
+    opt = FUSED[name](list(net.parameters()))
+    rng = np.random.default_rng(1)
+    reorders = []
+    for _ in range(steps):
+        x = phalanx.tensor(rng.standard_normal((2, 16, 8, 8)).astype(np.float32))
+        x.requires_grad_(True)
+        before = _C._reorder_counts()["weights"]
+        opt.zero_grad()
+        (net(x) ** 2).mean().backward()
+        opt.step()
+        reorders.append(_C._reorder_counts()["weights"] - before)
+    del views
+    return [p.detach().numpy().copy() for p in net.parameters()], x.grad.numpy().copy(), reorders
+
+
+@pytest.mark.parametrize("name", sorted(FUSED))
+def test_the_optimizer_keeps_the_backwards_copy_current_no_weight_reorder_in_a_step(name):
+    """Every fused optimizer writes backward-data's copy of each kept weight alongside it
+    (dnnl_util::WeightTwins): after the first step no weight is reordered at all, and the
+    input gradients (read through those copies) and the parameters equal the plain path's."""
+    params, dx, reorders = train(name, 5, keep_plain=False)
+    ref_params, ref_dx, _ = train(name, 5, keep_plain=True)
+    assert reorders[1:] == [0] * 4, reorders
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-6)
+    for a, b in zip(params, ref_params):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

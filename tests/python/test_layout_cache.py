@@ -118,7 +118,13 @@ def test_a_weight_over_numpy_memory_is_never_cached(setup):
         check(F.conv2d(x, w, padding=1), xa, arr)
 
 
-def test_a_frozen_weight_is_cached_for_training_and_a_trained_one_is_not(setup):
+def np_input_grad(dy, w):
+    """d(sum(dy * conv2d(x, w, padding=1)))/dx: the correlation of dy with the flipped,
+    transposed kernel."""
+    return np_conv2d(dy, np.flip(w, (2, 3)).transpose(1, 0, 2, 3))
+
+
+def test_a_frozen_weight_is_cached_and_a_trained_ones_backward_copy_follows_its_updates(setup):
     x, xa, w, wa = setup
     x = x.clone().requires_grad_(True)
     w.requires_grad_(False)
@@ -128,15 +134,10 @@ def test_a_frozen_weight_is_cached_for_training_and_a_trained_one_is_not(setup):
     assert weight_reorders() == before
     # a weight being trained is kept in the convolution's layout (ops/conv.h): after the
     # first forward adopts it, the forward does not reorder it; the backward-data kernel
-    # wants it blocked the other way round on x86-64 (OIhw16o16i): one reorder, not cached
+    # wants it blocked the other way round on x86-64 (OIhw16o16i): reordered once, cached
     w.requires_grad_(True)
+    opt = phalanx.optim.SGD([w], lr=0.01, momentum=0.9)
     F.conv2d(x, w, padding=1).sum().backward()
-    before = weight_reorders()
-    w.grad = None
-    y = F.conv2d(x, w, padding=1)
-    assert weight_reorders() == before
-    y.sum().backward()
-    assert weight_reorders() == before + REORDERS_PER_CHANGE
     ones = np.ones((2, 16, 6, 6))
     xp = np.pad(xa.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
     want = np.stack(
@@ -148,7 +149,34 @@ def test_a_frozen_weight_is_cached_for_training_and_a_trained_one_is_not(setup):
         axis=-1,
     ).reshape(16, 16, 3, 3)
     np.testing.assert_allclose(value(w.grad), want, rtol=1e-4, atol=1e-4)
-    check(F.conv2d(x, w, padding=1), xa, wa)  # the kept weight read back is unchanged
+    # the optimizer writes the backward's copy alongside the weight (WeightTwins): steps
+    # after the first reorder no weight, and every input gradient is the updated weight's
+    expected, momentum = wa.astype(np.float64), np.zeros_like(wa, dtype=np.float64)
+    for _ in range(3):
+        momentum = 0.9 * momentum + want if momentum.any() else want.copy()
+        expected = expected - 0.01 * momentum
+        opt.step()
+        opt.zero_grad()
+        x.grad = None
+        before = weight_reorders()
+        y = F.conv2d(x, w, padding=1)
+        y.sum().backward()
+        assert weight_reorders() == before
+        np.testing.assert_allclose(
+            value(x.grad), np_input_grad(ones, expected), rtol=1e-4, atol=1e-3
+        )
+    # a write the optimizer did not make (an alias of the weight) drops the copy: reordered
+    # again, from the new values
+    with phalanx.no_grad():
+        w.detach().mul_(0.5)
+    x.grad = None
+    before = weight_reorders()
+    F.conv2d(x, w, padding=1).sum().backward()
+    assert weight_reorders() == before + REORDERS_PER_CHANGE
+    np.testing.assert_allclose(
+        value(x.grad), np_input_grad(ones, expected * 0.5), rtol=1e-4, atol=1e-3
+    )
+    check(F.conv2d(x, w, padding=1), xa, expected * 0.5)  # the kept weight read back
 
 
 def test_a_model_in_eval_matches_before_and_after_a_step():
