@@ -9,6 +9,7 @@
 #include "dnnl/engine.h"
 #include "dnnl/layout.h"
 #include "dnnl/primitive_cache.h"
+#include "dnnl/weight_cache.h"
 #include "ops/softmax_portable.h"
 
 namespace phalanx::bindings {
@@ -130,6 +131,8 @@ PYBIND11_MODULE(_C, m) {
         "fast one.");
   m.def("_winograd_allowed", &dnnl_util::winograd_allowed);
   m.def("_set_winograd_allowed", &dnnl_util::set_winograd_allowed, py::arg("on"));
+  m.def("_twin_weights_enabled", &dnnl_util::twin_weights_enabled);
+  m.def("_set_twin_weights_enabled", &dnnl_util::set_twin_weights_enabled, py::arg("on"));
   m.def("_onednn_version", [] {
     auto v = dnnl::version();
     return py::make_tuple(v->major, v->minor, v->patch);

@@ -32,6 +32,12 @@ Tensor reorder_weight(const Tensor& w, const Shape& logical, const dnnl::memory:
 // parameter element by element writes the copy alongside, block by block while the block is
 // in cache, so the next backward finds it made from the new bytes and a training step
 // reorders no weight (issue 17).
+// Whether the backward caches a kept weight's copy for WeightTwins (default on; costs one copy
+// of those weights between steps). PHALANX_TWIN_WEIGHTS=0 in the environment starts it off,
+// phalanx.backends.onednn.twin_weights sets it (read at each backward).
+bool twin_weights_enabled();
+void set_twin_weights_enabled(bool on);
+
 class WeightTwins {
  public:
   // The copies of `param` (about to be updated in place) cached at its current version whose

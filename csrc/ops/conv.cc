@@ -242,8 +242,8 @@ Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
     Tensor dyb = reorder_to(dy, e->pd.diff_dst_desc(), ReorderKind::Data);
     // A kept weight's copy in backward-data's blocking is cached too: the optimizer writes it
     // alongside the weight (dnnl_util::WeightTwins), so the next step finds it current.
-    Tensor wb =
-        reorder_weight(w, s.wei_shape, e->pd.weights_desc(), p.cache_weight || w.is_blocked());
+    Tensor wb = reorder_weight(w, s.wei_shape, e->pd.weights_desc(),
+                               p.cache_weight || (w.is_blocked() && twin_weights_enabled()));
     g.dx = empty_like_desc(s.src_shape, e->pd.diff_src_desc());
     execute(e->prim, {{DNNL_ARG_DIFF_DST, memory_of(dyb, e->pd.diff_dst_desc())},
                       {DNNL_ARG_WEIGHTS, memory_of(wb, e->pd.weights_desc())},

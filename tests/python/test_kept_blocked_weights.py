@@ -8,6 +8,7 @@ is tests/python/test_dispatch_no_ref.py."""
 
 import numpy as np
 import pytest
+from conftest import CONV_IS_BLOCKED
 
 import phalanx
 import phalanx.nn as nn
@@ -202,3 +203,24 @@ def test_the_optimizer_keeps_the_backwards_copy_current_no_weight_reorder_in_a_s
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-6)
     for a, b in zip(params, ref_params):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_twin_weights_off_reorders_in_the_backward_instead_with_equal_results():
+    """phalanx.backends.onednn.twin_weights = False: no copy is kept between steps (one
+    weight copy less in memory); each backward reorders the weights it reads in another
+    blocking, and training gives the same numbers."""
+    onednn = phalanx.backends.onednn
+    assert onednn.twin_weights is True  # the default
+    params, dx, _ = train("sgd", 4, keep_plain=False)
+    onednn.twin_weights = False
+    try:
+        off_params, off_dx, reorders = train("sgd", 4, keep_plain=False)
+    finally:
+        onednn.twin_weights = True
+    expected = 4 if CONV_IS_BLOCKED else 0  # every convolution's weight, every step
+    assert reorders[1:] == [expected] * 3, reorders
+    np.testing.assert_allclose(off_dx, dx, rtol=1e-5, atol=1e-7)
+    for a, b in zip(off_params, params):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    with pytest.raises(TypeError, match="twin_weights must be True or False, got 1"):
+        onednn.twin_weights = 1

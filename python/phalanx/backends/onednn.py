@@ -7,6 +7,13 @@ convolutions on AVX-512; about 1.25x a ResNet-18 training step). Results then di
 direct kernels' (and PyTorch's) by rounding, a few 1e-6 relative to the output's scale. Set it
 False for results rounded as PyTorch's CPU convolutions round them; it applies to primitives
 created from then on (each is cached under the setting it was made with).
+
+`twin_weights` (default True; PHALANX_TWIN_WEIGHTS=0 starts it False): keep, between training
+steps, the copy of each trained convolution weight that backward-data reads in a blocking of
+its own (on x86-64 the forward's blocks transposed), written by the fused optimizers as they
+update the weight, so no weight is reordered in a step. It costs one more copy of those
+weights in memory (ResNet-50: about 90 MiB); False reorders each one in every backward
+instead. Read at each backward.
 """
 
 import sys
@@ -27,6 +34,18 @@ class _OneDnnModule(types.ModuleType):
                 f"phalanx.backends.onednn.allow_winograd must be True or False, got {on!r}"
             )
         _C._set_winograd_allowed(on)
+
+    @property
+    def twin_weights(self) -> bool:
+        return _C._twin_weights_enabled()
+
+    @twin_weights.setter
+    def twin_weights(self, on: bool) -> None:
+        if not isinstance(on, bool):
+            raise TypeError(
+                f"phalanx.backends.onednn.twin_weights must be True or False, got {on!r}"
+            )
+        _C._set_twin_weights_enabled(on)
 
 
 sys.modules[__name__].__class__ = _OneDnnModule
