@@ -70,3 +70,11 @@ def wrong_size(rank, world):
     except ValueError as e:
         return str(e)
     return "no error"
+
+
+def sync_measured(rank, world):
+    """measure_sync on every rank at once, three times over: what each rank got."""
+    from phalanx.spatial.planner import measure_sync
+
+    (a, b), per_message = measure_sync(slices=(0.001, 0.004), rounds=3, repeats=3)
+    return a, b, per_message

@@ -7,7 +7,7 @@ from _spawn import run_ranks
 from test_spatial_planner import TIMES, model
 
 from phalanx.spatial import plan
-from phalanx.spatial.planner import predict
+from phalanx.spatial.planner import measure_sync, predict
 from phalanx.spatial.tile_profile import profile_tile_meetings
 
 SHAPE = (2, 3, 128, 128)
@@ -89,3 +89,12 @@ def test_plan_takes_measured_meetings_and_extends_them_to_groups_of_the_same_siz
     chose = plan(*args, layer_times=TIMES, tile_step=lambda c: (0.001, 0.0), verbose=True)
     assert chose["layers"] > 0
     assert "tiles measured, meetings measured" in capsys.readouterr().out
+
+
+def test_measure_sync_gives_every_rank_the_same_medians():
+    results = run_ranks("_spatial_meeting_cases", "sync_measured", 2, timeout=120)
+    assert results[0] == results[1]  # averaged over the ranks, then the same medians
+    a, b, per_message = results[0]
+    assert a >= 0 and b >= 0 and per_message > 0
+    with pytest.raises(ValueError, match="repeats=0 must be at least 1"):
+        measure_sync(repeats=0)

@@ -304,12 +304,28 @@ def sync_cost(samples, collective_s: float) -> tuple[float, float]:
 
 
 def measure_sync(
-    slices=(0.002, 0.010), rounds: int = 12, group=None
+    slices=(0.002, 0.010), rounds: int = 12, group=None, repeats: int = 3
 ) -> tuple[tuple[float, float], float]:
     """Measures the meetings term on the ranks of `group` (all call it at once):
     ((a, b), seconds per message back to back). Computation is a small matrix product
     repeated to about each slice length (the repeat count agreed by the ranks, so they do
-    the same work, as a tile group's ranks do); every timing is averaged over the ranks."""
+    the same work, as a tile group's ranks do); every timing is averaged over the ranks.
+    The whole measurement is taken `repeats` times and a, b and the per-message time are
+    each the median: one measurement's slope b moved between 0 and 0.3 from row to row of
+    the spatial bench (a data-parallel prediction then moved by a third of its compute)."""
+    if repeats < 1:
+        raise ValueError(f"measure_sync: repeats={repeats} must be at least 1")
+    runs = [_measure_sync_once(slices, rounds, group) for _ in range(repeats)]
+
+    def median(values):
+        return sorted(values)[len(values) // 2]
+
+    a = median([r[0][0] for r in runs])
+    b = median([r[0][1] for r in runs])
+    return (a, b), median([r[1] for r in runs])
+
+
+def _measure_sync_once(slices, rounds: int, group) -> tuple[tuple[float, float], float]:
     from .. import distributed as dist
 
     world = dist.get_world_size(group)
