@@ -237,7 +237,10 @@ def hybrid(net, cfg, batch, world, rank):
         return None, None, (0, 0), dict(cfg, mode="idle")
     replica = phalanx.spatial.split(batch, d)[rank // g]
     if g == 1:
-        return DDP(net, process_group=active), None, replica, dict(cfg, mode="dp")
+        # one replica has nothing to average: the model itself, as on one device (DDP over a
+        # group of one still copied every gradient into its buckets and back)
+        model = net if d == 1 else DDP(net, process_group=active)
+        return model, None, replica, dict(cfg, mode="dp")
     out = "batch" if (replica[1] - replica[0]) >= g else "full"
     tiles = TileParallel(
         nn.Sequential(*list(net)[:k]),
