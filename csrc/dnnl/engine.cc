@@ -2,10 +2,9 @@
 
 #include <omp.h>
 
-#include <atomic>
 #include <cstdlib>
-#include <cstring>
 
+#include "core/env_switch.h"
 #include "core/error.h"
 #include "dnnl/compat.h"
 
@@ -93,21 +92,18 @@ void execute(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> arg
 }
 
 namespace {
-std::atomic<bool>& winograd_flag() {
-  static std::atomic<bool> on{[] {
-    const char* v = std::getenv("PHALANX_WINOGRAD");
-    return !(v && std::strcmp(v, "0") == 0);
-  }()};
+EnvSwitch& winograd_switch() {
+  static EnvSwitch on("PHALANX_WINOGRAD");
   return on;
 }
 }  // namespace
 
 bool winograd_allowed() {
-  return winograd_flag().load(std::memory_order_relaxed);
+  return winograd_switch().get();
 }
 
 void set_winograd_allowed(bool on) {
-  winograd_flag().store(on, std::memory_order_relaxed);
+  winograd_switch().set(on);
 }
 
 void set_num_threads(int n) {

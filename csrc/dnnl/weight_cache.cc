@@ -1,16 +1,14 @@
 #include "dnnl/weight_cache.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
 
+#include "core/env_switch.h"
 #include "dnnl/compat.h"
 #include "dnnl/layout.h"
 
@@ -148,21 +146,18 @@ std::vector<int64_t> transposed_blocks(const dnnl::memory::desc& mine,
 }  // namespace
 
 namespace {
-std::atomic<bool>& twin_flag() {
-  static std::atomic<bool> on{[] {
-    const char* v = std::getenv("PHALANX_TWIN_WEIGHTS");
-    return !(v && std::strcmp(v, "0") == 0);
-  }()};
+EnvSwitch& twin_switch() {
+  static EnvSwitch on("PHALANX_TWIN_WEIGHTS");
   return on;
 }
 }  // namespace
 
 bool twin_weights_enabled() {
-  return twin_flag().load(std::memory_order_relaxed);
+  return twin_switch().get();
 }
 
 void set_twin_weights_enabled(bool on) {
-  twin_flag().store(on, std::memory_order_relaxed);
+  twin_switch().set(on);
 }
 
 struct WeightTwins::Twin {

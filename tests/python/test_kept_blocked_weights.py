@@ -6,6 +6,10 @@ optimizers updating blocked parameters, gradients and state, and every reader (n
 detach, state_dict) seeing the plain values. That the backward keeps oneDNN's fast kernels
 is tests/python/test_dispatch_no_ref.py."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from conftest import CONV_IS_BLOCKED
@@ -197,8 +201,13 @@ def test_the_optimizer_keeps_the_backwards_copy_current_no_weight_reorder_in_a_s
     """Every fused optimizer writes backward-data's copy of each kept weight alongside it
     (dnnl_util::WeightTwins): after the first step no weight is reordered at all, and the
     input gradients (read through those copies) and the parameters equal the plain path's."""
-    params, dx, reorders = train(name, 5, keep_plain=False)
-    ref_params, ref_dx, _ = train(name, 5, keep_plain=True)
+    before = phalanx.backends.onednn.twin_weights
+    phalanx.backends.onednn.twin_weights = True
+    try:
+        params, dx, reorders = train(name, 5, keep_plain=False)
+        ref_params, ref_dx, _ = train(name, 5, keep_plain=True)
+    finally:
+        phalanx.backends.onednn.twin_weights = before
     assert reorders[1:] == [0] * 4, reorders
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-6)
     for a, b in zip(params, ref_params):
@@ -210,13 +219,16 @@ def test_twin_weights_off_reorders_in_the_backward_instead_with_equal_results():
     weight copy less in memory); each backward reorders the weights it reads in another
     blocking, and training gives the same numbers."""
     onednn = phalanx.backends.onednn
-    assert onednn.twin_weights is True  # the default
-    params, dx, _ = train("sgd", 4, keep_plain=False)
-    onednn.twin_weights = False
+    # the default: on, unless PHALANX_TWIN_WEIGHTS=0 started this process with it off
+    assert onednn.twin_weights is (os.environ.get("PHALANX_TWIN_WEIGHTS") != "0")
+    before = onednn.twin_weights
     try:
+        onednn.twin_weights = True
+        params, dx, _ = train("sgd", 4, keep_plain=False)
+        onednn.twin_weights = False
         off_params, off_dx, reorders = train("sgd", 4, keep_plain=False)
     finally:
-        onednn.twin_weights = True
+        onednn.twin_weights = before
     expected = 4 if CONV_IS_BLOCKED else 0  # every convolution's weight, every step
     assert reorders[1:] == [expected] * 3, reorders
     np.testing.assert_allclose(off_dx, dx, rtol=1e-5, atol=1e-7)
@@ -224,3 +236,13 @@ def test_twin_weights_off_reorders_in_the_backward_instead_with_equal_results():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     with pytest.raises(TypeError, match="twin_weights must be True or False, got 1"):
         onednn.twin_weights = 1
+
+
+def test_the_environment_starts_twin_weights_off():
+    code = "import phalanx; print(phalanx.backends.onednn.twin_weights)"
+    for value, expected in (("0", "False"), ("1", "True")):
+        env = dict(os.environ, PHALANX_TWIN_WEIGHTS=value)
+        r = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert r.stdout.strip() == expected, r.stderr[-2000:]

@@ -22,30 +22,20 @@ import types
 from .. import _C
 
 
+def _switch(name: str, get, set_):
+    """A True/False property of the module, read and set in the C++ core."""
+
+    def setter(self, on: bool) -> None:
+        if not isinstance(on, bool):
+            raise TypeError(f"phalanx.backends.onednn.{name} must be True or False, got {on!r}")
+        set_(on)
+
+    return property(lambda self: get(), setter)
+
+
 class _OneDnnModule(types.ModuleType):
-    @property
-    def allow_winograd(self) -> bool:
-        return _C._winograd_allowed()
-
-    @allow_winograd.setter
-    def allow_winograd(self, on: bool) -> None:
-        if not isinstance(on, bool):
-            raise TypeError(
-                f"phalanx.backends.onednn.allow_winograd must be True or False, got {on!r}"
-            )
-        _C._set_winograd_allowed(on)
-
-    @property
-    def twin_weights(self) -> bool:
-        return _C._twin_weights_enabled()
-
-    @twin_weights.setter
-    def twin_weights(self, on: bool) -> None:
-        if not isinstance(on, bool):
-            raise TypeError(
-                f"phalanx.backends.onednn.twin_weights must be True or False, got {on!r}"
-            )
-        _C._set_twin_weights_enabled(on)
+    allow_winograd = _switch("allow_winograd", _C._winograd_allowed, _C._set_winograd_allowed)
+    twin_weights = _switch("twin_weights", _C._twin_weights_enabled, _C._set_twin_weights_enabled)
 
 
 sys.modules[__name__].__class__ = _OneDnnModule
