@@ -63,7 +63,10 @@ Tensor reorder_weight(const Tensor& w, const Shape& logical, const dnnl::memory:
                       bool cache, const dnnl::memory::desc* stored_as) {
   // Plain weights are cached when contiguous; blocked ones (a parameter kept in its forward
   // layout) too, for WeightTwins to keep the backward's copy current.
-  if (w.dtype() != DType::Float32 || (!w.is_blocked() && !w.is_contiguous()))
+  // A kept weight already in `md` (the forward's layout, every training forward) is read as
+  // it is, without building a cache key.
+  if (w.dtype() != DType::Float32 || (!w.is_blocked() && !w.is_contiguous()) ||
+      (w.is_blocked() && !stored_as && desc_of(w) == md))
     return reorder_from(w, logical, md, stored_as);
   Storage& storage = *w.storage();
   const uint64_t epoch = storage.derived_epoch();  // read before the bytes are
@@ -143,13 +146,11 @@ std::vector<int64_t> transposed_blocks(const dnnl::memory::desc& mine,
   return to;
 }
 
-}  // namespace
-
-namespace {
 EnvSwitch& twin_switch() {
   static EnvSwitch on("PHALANX_TWIN_WEIGHTS");
   return on;
 }
+
 }  // namespace
 
 bool twin_weights_enabled() {
