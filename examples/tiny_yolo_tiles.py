@@ -229,7 +229,7 @@ def hybrid(net, cfg, batch, world, rank):
     if k == 0 or g == 1:
         g = 1
     active = dist.new_group(list(range(g * d)))  # every rank calls new_group, in order
-    groups = [dist.new_group(list(range(i * g, (i + 1) * g))) for i in range(d)] if g > 1 else []
+    mine = tile_group(g, world) if g > 1 else None  # this rank's tile group
     # The same tile in every tile group: its copies of the tiled layers are averaged there, as
     # DistributedDataParallel does for the replicas of the rest.
     peers = [dist.new_group(list(range(j, g * d, g))) for j in range(g)] if g > 1 and d > 1 else []
@@ -245,7 +245,7 @@ def hybrid(net, cfg, batch, world, rank):
     tiles = TileParallel(
         nn.Sequential(*list(net)[:k]),
         grid,
-        process_group=groups[rank // g],
+        process_group=mine,
         output=out,
         groups=cfg["groups"],
     )

@@ -99,7 +99,7 @@ def profile(model, input_shape, repeats: int = 3) -> list[float]:
         model(x).sum().backward()
         plain.append(time.perf_counter() - start)
     total = sum(times)
-    scale = sorted(plain)[len(plain) // 2] / total if total > 0 else 1.0
+    scale = _median(plain) / total if total > 0 else 1.0
     return [t * scale for t in times]
 
 
@@ -163,6 +163,11 @@ def _batch_norm_runs(m, x, group, whole, count):
     return fused, tiled
 
 
+def _median(values):
+    """The middle value (the upper one of the two middle ones for an even count)."""
+    return sorted(values)[len(values) // 2]
+
+
 def _median_time(fn, repeats: int) -> float:
     fn()  # the first call creates the kernels' primitives
     seconds = []
@@ -170,7 +175,7 @@ def _median_time(fn, repeats: int) -> float:
         start = time.perf_counter()
         fn()
         seconds.append(time.perf_counter() - start)
-    return sorted(seconds)[len(seconds) // 2]
+    return _median(seconds)
 
 
 def _one_rank_group():
@@ -207,7 +212,7 @@ def _layer_times(model, input_shape, repeats: int) -> list[float]:
             bwd.append(max(before - after, 0.0))
         if r:
             runs.append([f + b for f, b in zip(fwd, bwd)])
-    return [sorted(col)[len(col) // 2] for col in zip(*runs)]
+    return [_median(col) for col in zip(*runs)]
 
 
 def _stamp(reached: dict, index: int):
@@ -316,13 +321,9 @@ def measure_sync(
     if repeats < 1:
         raise ValueError(f"measure_sync: repeats={repeats} must be at least 1")
     runs = [_measure_sync_once(slices, rounds, group) for _ in range(repeats)]
-
-    def median(values):
-        return sorted(values)[len(values) // 2]
-
-    a = median([r[0][0] for r in runs])
-    b = median([r[0][1] for r in runs])
-    return (a, b), median([r[1] for r in runs])
+    a = _median([r[0][0] for r in runs])
+    b = _median([r[0][1] for r in runs])
+    return (a, b), _median([r[1] for r in runs])
 
 
 def _measure_sync_once(slices, rounds: int, group) -> tuple[tuple[float, float], float]:
@@ -645,11 +646,11 @@ def _measure_best_tilings(valid, measure, budget: int, reestimate) -> None:
         ratios.append(seconds / modelled if modelled > 0 else 1.0)
         if meetings is not None:
             per_meeting.setdefault(size(best), []).append(meetings / best.parts["tile_syncs"])
-        ratio = sorted(ratios)[len(ratios) // 2]
+        ratio = _median(ratios)
         for c in valid:
             if tiles(c) and "tile_step_s" not in c.parts:
                 each = per_meeting.get(size(c))
-                met = sorted(each)[len(each) // 2] * c.parts["tile_syncs"] if each else None
+                met = _median(each) * c.parts["tile_syncs"] if each else None
                 reestimate(c, c.parts["tile_front_s"] * ratio, met)
                 c.parts["tile_ratio"] = ratio
     valid.sort(key=lambda c: (not c.fits, c.step_s))

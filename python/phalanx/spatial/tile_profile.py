@@ -91,11 +91,17 @@ def _model_kept(front):
             p.grad = g
 
 
-def _replica(input_shape, data_parallel: int, caller: str) -> int:
+def _tile_setup(model, input_shape, layers: int, grid, data_parallel: int, caller: str):
+    """What both profiles run: the grid, its size, the first `layers` layers, the output mode
+    the planner picks for one replica's batch, and a random batch of that size."""
+    rows, cols = (int(v) for v in grid)
     n = input_shape[0]
     if data_parallel < 1 or n % data_parallel:
         raise ValueError(f"{caller}: data_parallel={data_parallel} must divide the batch of {n}")
-    return n // data_parallel
+    per_replica = n // data_parallel
+    front = nn.Sequential(*list(model)[:layers])
+    output = "batch" if per_replica >= rows * cols else "full"
+    return (rows, cols), rows * cols, front, output, phalanx.randn(per_replica, *input_shape[1:])
 
 
 def profile_tile_step(
@@ -108,16 +114,13 @@ def profile_tile_step(
     from .planner import _median_time
     from .tile_parallel import TileParallel
 
-    rows, cols = (int(v) for v in grid)
-    size = rows * cols
-    per_replica = _replica(input_shape, data_parallel, "profile_tile_step")
-    front = nn.Sequential(*list(model)[:layers])
-    output = "batch" if per_replica >= size else "full"
-    x = phalanx.randn(per_replica, *input_shape[1:])
+    grid, size, front, output, x = _tile_setup(
+        model, input_shape, layers, grid, data_parallel, "profile_tile_step"
+    )
     slowest = 0.0
     with _model_kept(front):
         for index in range(size):
-            tiles = TileParallel(front, (rows, cols), SilentGroup(size, index), output, groups)
+            tiles = TileParallel(front, grid, SilentGroup(size, index), output, groups)
             slowest = max(slowest, _median_time(lambda t=tiles: t(x).sum().backward(), repeats))
     return slowest
 
@@ -138,22 +141,20 @@ def profile_tile_meetings(
     a one-float all-reduce, against the slowest member's step alone, both the median of
     `repeats` taken in turns. The bytes the messages would carry are left out (the cost
     model's link terms). Every rank returns the same number; the model is left as it was."""
+    from .planner import _median
     from .tile_parallel import TileParallel
 
-    rows, cols = (int(v) for v in grid)
-    size = rows * cols
     if not dist.is_initialized():
         raise ValueError("profile_tile_meetings: needs the tile group's ranks (no process group)")
+    grid, size, front, output, x = _tile_setup(
+        model, input_shape, layers, grid, data_parallel, "profile_tile_meetings"
+    )
     if dist.get_world_size(process_group) != size:
         raise ValueError(
             f"profile_tile_meetings: the group has {dist.get_world_size(process_group)} ranks, "
-            f"a {rows}x{cols} grid needs {size}"
+            f"a {grid[0]}x{grid[1]} grid needs {size}"
         )
     index = dist.get_rank(process_group)
-    per_replica = _replica(input_shape, data_parallel, "profile_tile_meetings")
-    front = nn.Sequential(*list(model)[:layers])
-    output = "batch" if per_replica >= size else "full"
-    x = phalanx.randn(per_replica, *input_shape[1:])
 
     def seconds(tiles):
         start = time.perf_counter()
@@ -162,10 +163,8 @@ def profile_tile_meetings(
 
     alone, meeting = [], []
     with _model_kept(front):
-        silent = TileParallel(front, (rows, cols), SilentGroup(size, index), output, groups)
-        meets = TileParallel(
-            front, (rows, cols), MeetingGroup(process_group, size, index), output, groups
-        )
+        silent = TileParallel(front, grid, SilentGroup(size, index), output, groups)
+        meets = TileParallel(front, grid, MeetingGroup(process_group, size, index), output, groups)
         seconds(silent)  # the first pass creates the kernels' primitives
         seconds(meets)
         for _ in range(repeats):  # in turns: a drift of the machine's speed hits both
@@ -173,8 +172,8 @@ def profile_tile_meetings(
             alone.append(seconds(silent))
             dist.barrier(group=process_group)
             meeting.append(seconds(meets))
-    slowest = phalanx.tensor([sorted(alone)[len(alone) // 2]])
+    slowest = phalanx.tensor([_median(alone)])
     dist.all_reduce(slowest, op=dist.ReduceOp.MAX, group=process_group)
-    met = phalanx.tensor([sorted(meeting)[len(meeting) // 2]])
+    met = phalanx.tensor([_median(meeting)])
     dist.all_reduce(met, group=process_group)
     return max(met.item() / size - slowest.item(), 0.0)
