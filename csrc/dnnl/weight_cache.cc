@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #if defined(__SSE__)
@@ -95,36 +98,38 @@ Tensor reorder_weight(const Tensor& w, const Shape& logical, const dnnl::memory:
 
 namespace {
 
+// How a parameter's stored elements land in a twin copy of another layout.
+struct TwinMap {
+  // rows x cols > 0: the twin holds the parameter's blocks (rows x cols each, rows along the
+  // parameter's outer inner dimension) transposed, block k of the parameter at block to[k].
+  // 0: element k of the parameter goes to element to[k] (-1: padding, not copied), and the
+  // twin's own padding, at `zeros`, is zero.
+  int64_t rows = 0, cols = 0;
+  std::vector<int64_t> to, zeros;
+};
+
 // Where each block of `mine` sits in `twin`, by block index, when `twin` holds the same
 // blocks (in any order, each at a whole-block offset) with the two inner block dimensions
 // swapped: OIhw16i16o and OIhw16o16i (3x3 convolutions), ABcd16b16a and BAcd16a16b (1x1
-// convolutions: the blocks' order transposed too). Empty for any other pair. rows x cols is
-// mine's inner block (rows along its outer inner dimension); each block of twin holds it
-// transposed.
-std::vector<int64_t> transposed_blocks(const dnnl::memory::desc& mine,
-                                       const dnnl::memory::desc& twin, int64_t* rows,
-                                       int64_t* cols) {
-  const auto a = dnnl_compat::md_blocking(mine), b = dnnl_compat::md_blocking(twin);
-  if (!a.blocked || !b.blocked || a.dims != b.dims || a.padded != b.padded ||
-      a.padded_offsets != b.padded_offsets || a.offset0 != 0 || b.offset0 != 0 ||
-      a.inner_blks.size() != 2 || b.inner_blks.size() != 2)
-    return {};
+// convolutions: the blocks' order transposed too). Empty for any other pair.
+bool transposed_blocks(const dnnl_compat::Blocking& a, const dnnl_compat::Blocking& b, size_t bytes,
+                       TwinMap* map) {
+  if (a.padded != b.padded || a.inner_blks.size() != 2 || b.inner_blks.size() != 2) return false;
   if (a.inner_idxs[0] == a.inner_idxs[1] || a.inner_idxs[0] != b.inner_idxs[1] ||
       a.inner_idxs[1] != b.inner_idxs[0] || a.inner_blks[0] != b.inner_blks[1] ||
       a.inner_blks[1] != b.inner_blks[0])
-    return {};
+    return false;
   const int64_t block = a.inner_blks[0] * a.inner_blks[1];
-  const size_t bytes = mine.get_size();
-  if (bytes != twin.get_size() || bytes % (block * sizeof(float))) return {};
+  if (bytes % (block * sizeof(float))) return false;
   const size_t nd = a.padded.size();
   std::vector<int64_t> extent(a.padded);  // blocks along each dimension
   for (int k = 0; k < 2; ++k) {
     const int64_t d = a.inner_idxs[k];
-    if (extent[d] % a.inner_blks[k]) return {};
+    if (extent[d] % a.inner_blks[k]) return false;
     extent[d] /= a.inner_blks[k];
   }
   for (size_t d = 0; d < nd; ++d)
-    if (a.strides[d] % block || b.strides[d] % block) return {};
+    if (a.strides[d] % block || b.strides[d] % block) return false;
   const int64_t blocks = static_cast<int64_t>(bytes / sizeof(float)) / block;
   std::vector<int64_t> to(static_cast<size_t>(blocks), -1), index(nd, 0);
   for (int64_t seen = 0;; ++seen) {  // every block: its index along each dimension
@@ -133,17 +138,85 @@ std::vector<int64_t> transposed_blocks(const dnnl::memory::desc& mine,
       from += index[d] * a.strides[d] / block;
       into += index[d] * b.strides[d] / block;
     }
-    if (seen >= blocks || from >= blocks || into >= blocks || to[from] != -1) return {};
+    if (seen >= blocks || from >= blocks || into >= blocks || to[from] != -1) return false;
     to[from] = into;
     size_t d = nd;
     while (d > 0 && ++index[d - 1] == extent[d - 1]) index[--d] = 0;
     if (d == 0) break;
   }
   for (int64_t t : to)
-    if (t < 0) return {};  // a block of mine no index reaches: not a dense layout
-  *rows = a.inner_blks[0];
-  *cols = a.inner_blks[1];
-  return to;
+    if (t < 0) return false;  // a block of mine no index reaches: not a dense layout
+  map->rows = a.inner_blks[0];
+  map->cols = a.inner_blks[1];
+  map->to = std::move(to);
+  return true;
+}
+
+// The element offset of logical `index` in blocked layout `b`.
+int64_t element_offset(const dnnl_compat::Blocking& b, const std::vector<int64_t>& index) {
+  std::vector<int64_t> block(index.size(), 1);  // each dimension's whole inner block
+  for (size_t k = 0; k < b.inner_blks.size(); ++k) block[b.inner_idxs[k]] *= b.inner_blks[k];
+  int64_t offset = 0;
+  for (size_t d = 0; d < index.size(); ++d) offset += index[d] / block[d] * b.strides[d];
+  std::vector<int64_t> within(index.size());
+  for (size_t d = 0; d < index.size(); ++d) within[d] = index[d] % block[d];
+  int64_t inner = 0;  // outermost inner block first, each a digit of `within` on its dimension
+  for (size_t k = 0; k < b.inner_blks.size(); ++k) {
+    const int64_t d = b.inner_idxs[k];
+    block[d] /= b.inner_blks[k];
+    inner = inner * b.inner_blks[k] + within[d] / block[d] % b.inner_blks[k];
+  }
+  return offset + inner;
+}
+
+// Any other pair of dense blocked layouts of the same dimensions, element by element (LeNet's
+// 6-channel layer: Acdb16a forward, ABcd16a16b with the channels padded for backward-data).
+bool element_map(const dnnl_compat::Blocking& a, const dnnl_compat::Blocking& b, size_t a_bytes,
+                 size_t b_bytes, TwinMap* map) {
+  const int64_t na = static_cast<int64_t>(a_bytes / sizeof(float));
+  const int64_t nb = static_cast<int64_t>(b_bytes / sizeof(float));
+  std::vector<int64_t> to(static_cast<size_t>(na), -1);
+  std::vector<char> written(static_cast<size_t>(nb), 0);
+  std::vector<int64_t> index(a.dims.size(), 0);
+  for (bool more = !a.dims.empty(); more;) {  // every logical element
+    const int64_t from = element_offset(a, index), into = element_offset(b, index);
+    if (from < 0 || from >= na || into < 0 || into >= nb || to[from] != -1 || written[into])
+      return false;
+    to[from] = into;
+    written[into] = 1;
+    size_t d = index.size();
+    while (d > 0 && ++index[d - 1] == a.dims[d - 1]) index[--d] = 0;
+    more = d > 0;
+  }
+  for (int64_t k = 0; k < nb; ++k)
+    if (!written[k]) map->zeros.push_back(k);
+  map->to = std::move(to);
+  return true;
+}
+
+// The map from `mine` to `twin`, made once per pair of layouts; null where neither kind fits.
+std::shared_ptr<const TwinMap> twin_map(const dnnl::memory::desc& mine,
+                                        const dnnl::memory::desc& twin) {
+  static std::mutex lock;
+  static std::unordered_map<std::string, std::shared_ptr<const TwinMap>> made;
+  const std::string key = dnnl_compat::md_key(mine) + ">" + dnnl_compat::md_key(twin);
+  {
+    std::lock_guard<std::mutex> hold(lock);
+    auto it = made.find(key);
+    if (it != made.end()) return it->second;
+  }
+  const auto a = dnnl_compat::md_blocking(mine), b = dnnl_compat::md_blocking(twin);
+  auto map = std::make_shared<TwinMap>();
+  const bool comparable = a.blocked && b.blocked && a.dims == b.dims && a.offset0 == 0 &&
+                          b.offset0 == 0 && a.padded_offsets == b.padded_offsets &&
+                          std::all_of(a.padded_offsets.begin(), a.padded_offsets.end(),
+                                      [](int64_t o) { return o == 0; });
+  const bool fits = comparable && ((mine.get_size() == twin.get_size() &&
+                                    transposed_blocks(a, b, mine.get_size(), map.get())) ||
+                                   element_map(a, b, mine.get_size(), twin.get_size(), map.get()));
+  std::shared_ptr<const TwinMap> result = fits ? std::move(map) : nullptr;
+  std::lock_guard<std::mutex> hold(lock);
+  return made.emplace(key, result).first->second;
 }
 
 EnvSwitch& twin_switch() {
@@ -165,8 +238,7 @@ struct WeightTwins::Twin {
   Source source;  // the cached copy's key; its version becomes the update's
   Tensor fresh;   // the copy the update writes
   float* out;
-  int64_t rows, cols;
-  std::vector<int64_t> block_to;  // where block k of the parameter goes in the copy
+  std::shared_ptr<const TwinMap> map;
 };
 
 WeightTwins::WeightTwins(const Tensor& param) {
@@ -184,17 +256,18 @@ WeightTwins::WeightTwins(const Tensor& param) {
       continue;
     const dnnl::memory::desc& theirs = static_cast<const DnnlLayout&>(*copy.layout()).desc();
     if (from.layout != copy_key(param, theirs, nullptr)) continue;
-    int64_t rows = 0, cols = 0;
-    std::vector<int64_t> to = transposed_blocks(mine, theirs, &rows, &cols);
-    if (to.empty() || (block && block != rows * cols)) continue;
-    block = rows * cols;
+    std::shared_ptr<const TwinMap> map = twin_map(mine, theirs);
+    if (!map) continue;
+    const int64_t unit = map->rows * map->cols;  // 0 for an element map: any chunk will do
+    if (unit && block && block != unit) continue;
+    if (unit) block = unit;
     Tensor fresh = empty_like_desc(copy.sizes(), theirs);
     auto* out = static_cast<float*>(fresh.raw_data());
-    twins_.push_back(
-        std::make_shared<Twin>(Twin{from, std::move(fresh), out, rows, cols, std::move(to)}));
+    for (int64_t k : map->zeros) out[k] = 0.0f;
+    twins_.push_back(std::make_shared<Twin>(Twin{from, std::move(fresh), out, std::move(map)}));
   }
   // about 16 KiB of the parameter per chunk: it is still in cache when the twins read it
-  if (block) chunk_ = block * std::max<int64_t>(1, 4096 / block);
+  if (!twins_.empty()) chunk_ = block ? block * std::max<int64_t>(1, 4096 / block) : 4096;
 }
 
 namespace {
@@ -234,10 +307,16 @@ void transpose_block(const float* src, float* dst, int64_t rows, int64_t cols) {
 
 void WeightTwins::write(const float* param, int64_t begin, int64_t end) const {
   for (const auto& t : twins_) {
-    const int64_t block = t->rows * t->cols;
+    const TwinMap& m = *t->map;
+    const int64_t block = m.rows * m.cols;
+    if (block == 0) {
+      for (int64_t k = begin; k < end; ++k)
+        if (m.to[static_cast<size_t>(k)] >= 0) t->out[m.to[static_cast<size_t>(k)]] = param[k];
+      continue;
+    }
     for (int64_t k = begin / block; k < end / block; ++k)
-      transpose_block(param + k * block, t->out + t->block_to[static_cast<size_t>(k)] * block,
-                      t->rows, t->cols);
+      transpose_block(param + k * block, t->out + m.to[static_cast<size_t>(k)] * block, m.rows,
+                      m.cols);
   }
 #if defined(__SSE__)
   _mm_sfence();  // the streamed stores are visible before the update's barrier

@@ -31,7 +31,9 @@ Tensor reorder_weight(const Tensor& w, const Shape& logical, const dnnl::memory:
 // transposed. The backward caches that copy (reorder_weight); an optimizer updating the
 // parameter element by element writes the copy alongside, block by block while the block is
 // in cache, so the next backward finds it made from the new bytes and a training step
-// reorders no weight (issue 17).
+// reorders no weight (issue 17). A copy in any other blocked layout (a channel count that is
+// not a whole block: LeNet's 6-channel layer, read padded to 16) is written element by
+// element through a map made once per pair of layouts.
 // Whether the backward caches a kept weight's copy for WeightTwins (default on; costs one copy
 // of those weights between steps). PHALANX_TWIN_WEIGHTS=0 in the environment starts it off,
 // phalanx.backends.onednn.twin_weights sets it (read at each backward).
@@ -40,12 +42,12 @@ void set_twin_weights_enabled(bool on);
 
 class WeightTwins {
  public:
-  // The copies of `param` (about to be updated in place) cached at its current version whose
-  // layout is its own with the inner blocks transposed; none for a plain parameter, one whose
-  // storage others may write (numpy), or any other layout.
+  // The copies of `param` (about to be updated in place) cached at its current version in a
+  // blocked layout of the same dimensions; none for a plain parameter or one whose storage
+  // others may write (numpy).
   explicit WeightTwins(const Tensor& param);
   bool empty() const { return twins_.empty(); }
-  // Elements per chunk handed to write(): whole blocks of every twin.
+  // Elements per chunk handed to write(): whole blocks of every twin written by blocks.
   int64_t chunk() const { return chunk_; }
   // Copies stored elements [begin, end) of the updated parameter into every twin; begin is a
   // multiple of chunk(), end one or the stored size. Threads may write disjoint ranges.

@@ -22,6 +22,9 @@ namespace compat = phalanx::dnnl_compat;
 
 namespace {
 
+// At most this many input channels make a layer a first one (an image: grey, RGB, RGBA).
+constexpr int64_t kImageChannels = 4;
+
 struct ConvSetup {
   int64_t N, C, H, W, OC, KH, KW;
   WindowAxis h, w;
@@ -146,6 +149,22 @@ std::shared_ptr<FwdEntry> forward_entry(const ConvSetup& s, bool bias, dnnl::pro
           src = channels_last_desc(compat::md_dims(s.src));
           dst = channels_last_desc(compat::md_dims(s.dst));
           pd = make(src, dst);
+        } else if (s.C > kImageChannels && pd.src_desc() == plain_desc(compat::md_dims(s.src)) &&
+                   pd.dst_desc() != plain_desc(compat::md_dims(s.dst))) {
+          // Such a channel count inside the network (LeNet's second layer, 6 in) gets
+          // oneDNN's first-layer kernel too: its input read plain, blocks written. Its backward
+          // kernels then choose layouts of their own (the weight gradient on AVX2's 8-blocks):
+          // 4 data and 2 weight reorders a step. Channels-last in and out, the weight gradient
+          // is written in the forward's weight layout and the activations stay as they come.
+          const memory::desc cl_src = channels_last_desc(compat::md_dims(s.src));
+          const memory::desc cl_dst = channels_last_desc(compat::md_dims(s.dst));
+          auto cl = make(cl_src, cl_dst);
+          if (!dnnl_util::is_reference(cl) &&
+              !has_reference_backward(s, bias, cl_src, cl_dst, cl)) {
+            src = cl_src;
+            dst = cl_dst;
+            pd = cl;
+          }
         }
         return std::make_shared<FwdEntry>(FwdEntry{pd, dnnl::convolution_forward(pd), src, dst});
       });

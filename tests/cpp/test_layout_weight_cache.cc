@@ -200,3 +200,91 @@ TEST(AdoptLayout, PaddedLayoutsStoreZerosInThePadding) {
   EXPECT_TRUE(state.same_layout(w));
   EXPECT_FALSE(state.same_layout(Tensor::empty({6, 16, 3, 3})));
 }
+
+namespace {
+
+dnnl::memory::desc tagged(const dnnl::memory::dims& dims, dnnl::memory::format_tag tag) {
+  return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, tag);
+}
+
+// An optimizer step as optim::update_parameter runs it: every stored element of the kept
+// weight changed chunk by chunk, each chunk written into the twins right after, then the
+// version bump and the commit. Returns the cached copy in `twin_md` read after the step.
+Tensor step_with_twins(const Tensor& w, const dnnl::memory::desc& twin_md) {
+  const dnnl_util::WeightTwins twins(w);
+  EXPECT_FALSE(twins.empty());
+  float* p = w.data<float>();
+  const int64_t n = w.stored_numel(), chunk = twins.chunk();
+  EXPECT_GT(chunk, 0);
+  for (int64_t begin = 0; begin < n; begin += chunk) {
+    const int64_t end = std::min(n, begin + chunk);
+    for (int64_t i = begin; i < end; ++i) p[i] = p[i] * 3.0f;  // zero padding stays zero
+    twins.write(p, begin, end);
+  }
+  w.bump_version();
+  twins.commit(w);
+  return reorder_weight(w, w.sizes(), twin_md, true);
+}
+
+// The copy's bytes (padding included) against a fresh reorder of the weight's plain values.
+void expect_same_bytes_as_a_fresh_reorder(const Tensor& copy, const Tensor& w,
+                                          const dnnl::memory::desc& md) {
+  std::vector<float> plain = plain_values(w);
+  Tensor fresh_plain = Tensor::empty(w.sizes());
+  std::copy(plain.begin(), plain.end(), fresh_plain.data<float>());
+  Tensor want = reorder_weight(fresh_plain, w.sizes(), md, false);
+  ASSERT_EQ(md.get_size(), want.stored_numel() * sizeof(float));
+  EXPECT_EQ(std::memcmp(copy.raw_data(), want.raw_data(), md.get_size()), 0);
+}
+
+}  // namespace
+
+// A kept weight whose backward-data copy is its blocking with each block transposed: the
+// update writes the copy block by block, and the next backward reorders nothing.
+TEST(WeightTwins, TransposedBlocksAreWrittenAlongsideTheUpdate) {
+  Tensor w = randn({32, 32, 3, 3});
+  const auto kept = tagged({32, 32, 3, 3}, dnnl::memory::format_tag::OIhw16i16o);
+  const auto twin = tagged({32, 32, 3, 3}, dnnl::memory::format_tag::OIhw16o16i);
+  ASSERT_TRUE(dnnl_util::adopt_layout(w, kept));
+  reorder_weight(w, w.sizes(), twin, true);  // the backward caches its copy
+  const auto before = weight_reorders();
+  Tensor copy = step_with_twins(w, twin);
+  EXPECT_EQ(weight_reorders(), before);
+  EXPECT_EQ(plain_values(copy), plain_values(w));
+  expect_same_bytes_as_a_fresh_reorder(copy, w, twin);
+}
+
+// LeNet's second convolution: kept as Acdb16a (6 input channels as they are), read by
+// backward-data as ABcd16a16b (input channels padded to 16). Not a transposition of blocks:
+// the copy is written element by element, its padding zero.
+TEST(WeightTwins, AnyOtherBlockingIsWrittenElementByElementWithZeroPadding) {
+  Tensor w = randn({16, 6, 5, 5});
+  const auto kept = tagged({16, 6, 5, 5}, dnnl::memory::format_tag::Acdb16a);
+  const auto twin = tagged({16, 6, 5, 5}, dnnl::memory::format_tag::ABcd16a16b);
+  ASSERT_TRUE(dnnl_util::adopt_layout(w, kept));
+  reorder_weight(w, w.sizes(), twin, true);
+  const auto before = weight_reorders();
+  Tensor copy = step_with_twins(w, twin);
+  EXPECT_EQ(weight_reorders(), before);
+  EXPECT_EQ(plain_values(copy), plain_values(w));
+  expect_same_bytes_as_a_fresh_reorder(copy, w, twin);
+  // and again: the map made for this pair of layouts is reused
+  const auto second = weight_reorders();
+  Tensor again = step_with_twins(w, twin);
+  EXPECT_EQ(weight_reorders(), second);
+  expect_same_bytes_as_a_fresh_reorder(again, w, twin);
+}
+
+// Padding on the kept side (6 output channels in 16-blocks) is not copied, and a twin with
+// its own padding elsewhere gets zeros there.
+TEST(WeightTwins, PaddingOnBothSidesMapsOnlyTheRealElements) {
+  Tensor w = randn({6, 20, 3, 3});
+  const auto kept = tagged({6, 20, 3, 3}, dnnl::memory::format_tag::OIhw16i16o);
+  const auto twin = tagged({6, 20, 3, 3}, dnnl::memory::format_tag::Acdb16a);
+  ASSERT_TRUE(dnnl_util::adopt_layout(w, kept));
+  reorder_weight(w, w.sizes(), twin, true);
+  const auto before = weight_reorders();
+  Tensor copy = step_with_twins(w, twin);
+  EXPECT_EQ(weight_reorders(), before);
+  expect_same_bytes_as_a_fresh_reorder(copy, w, twin);
+}

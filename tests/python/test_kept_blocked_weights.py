@@ -15,6 +15,7 @@ import pytest
 from conftest import CONV_IS_BLOCKED
 
 import phalanx
+import phalanx.models
 import phalanx.nn as nn
 import phalanx.nn.functional as F
 from phalanx import _C
@@ -174,18 +175,30 @@ def resnet_like():
     )
 
 
-def train(name, steps, keep_plain):
-    """`steps` steps of `name` on resnet_like(); keep_plain: a numpy view of every parameter
+def lenet_like():
+    """LeNet-5's features: the second convolution takes 6 channels, not a whole block, from
+    inside the network. It runs channels-last, and backward-data reads its weight padded to
+    16 input channels (ABcd16a16b where the forward keeps Acdb16a): a copy the optimizers
+    write element by element rather than block by block."""
+    return phalanx.models.LeNet5().features
+
+
+NETS = {"resnet_like": (resnet_like, (2, 16, 8, 8)), "lenet_like": (lenet_like, (2, 1, 28, 28))}
+
+
+def train(name, steps, keep_plain, net_name="resnet_like"):
+    """`steps` steps of `name` on NETS[net_name]; keep_plain: a numpy view of every parameter
     stays alive, so none is kept blocked (the plain path, the reference). Returns the
     parameters, the last step's input gradient and the weight reorders of each step."""
     phalanx.manual_seed(5)
-    net = resnet_like()
+    make_net, shape = NETS[net_name]
+    net = make_net()
     views = [p.detach().numpy() for p in net.parameters()] if keep_plain else []
     opt = FUSED[name](list(net.parameters()))
     rng = np.random.default_rng(1)
     reorders = []
     for _ in range(steps):
-        x = phalanx.tensor(rng.standard_normal((2, 16, 8, 8)).astype(np.float32))
+        x = phalanx.tensor(rng.standard_normal(shape).astype(np.float32))
         x.requires_grad_(True)
         before = _C._reorder_counts()["weights"]
         opt.zero_grad()
@@ -196,16 +209,17 @@ def train(name, steps, keep_plain):
     return [p.detach().numpy().copy() for p in net.parameters()], x.grad.numpy().copy(), reorders
 
 
+@pytest.mark.parametrize("net_name", sorted(NETS))
 @pytest.mark.parametrize("name", sorted(FUSED))
-def test_the_optimizer_keeps_the_backwards_copy_current_no_weight_reorder_in_a_step(name):
+def test_the_optimizer_keeps_the_backwards_copy_current_no_weight_reorder_in_a_step(name, net_name):
     """Every fused optimizer writes backward-data's copy of each kept weight alongside it
     (dnnl_util::WeightTwins): after the first step no weight is reordered at all, and the
     input gradients (read through those copies) and the parameters equal the plain path's."""
     before = phalanx.backends.onednn.twin_weights
     phalanx.backends.onednn.twin_weights = True
     try:
-        params, dx, reorders = train(name, 5, keep_plain=False)
-        ref_params, ref_dx, _ = train(name, 5, keep_plain=True)
+        params, dx, reorders = train(name, 5, keep_plain=False, net_name=net_name)
+        ref_params, ref_dx, _ = train(name, 5, keep_plain=True, net_name=net_name)
     finally:
         phalanx.backends.onednn.twin_weights = before
     assert reorders[1:] == [0] * 4, reorders

@@ -304,3 +304,26 @@ def test_resnet18_steps_cross_layouts_at_most_once():
     assert per_step[1] == per_step[2], per_step
     if _C._onednn_version()[0] == 2:
         assert per_step[2] <= 1, per_step
+
+
+def test_lenet5_steps_cross_layouts_once():
+    """LeNet-5's second convolution takes 6 channels from inside the network: it runs
+    channels-last like the first (not oneDNN's first-layer kernel, which read its input plain
+    and left its backward to pick layouts of its own: 4 data reorders a step). What is left is
+    the pooled features' gradient going back into the pool's layout, as in ResNet-18."""
+    phalanx.manual_seed(0)
+    model = phalanx.models.LeNet5()
+    opt = phalanx.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(7)
+    x = phalanx.from_numpy(rng.standard_normal((8, 1, 28, 28), dtype=np.float32))
+    y = phalanx.from_numpy(rng.integers(0, 10, 8))
+    per_step = []
+    for _ in range(3):
+        before = _C._reorder_counts()["data"]
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        opt.zero_grad()
+        per_step.append(_C._reorder_counts()["data"] - before)
+    assert per_step[1] == per_step[2], per_step
+    if CONV_IS_BLOCKED:
+        assert per_step[2] <= 1, per_step
