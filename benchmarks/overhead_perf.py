@@ -58,6 +58,9 @@ KERNEL_SYMBOLS = re.compile(
     # pooling's windows: uncounted until 2026-12-06, when ResNet-50 read 14% "outside" of
     # which 12.6 points were these loops
     r"|bn_plain::|bn_blocked::|window_avg_"
+    # the optimizers' element loops since they write the weights' twin copies alongside
+    # (optim::update_parameter, dnnl_util::WeightTwins::write), in place of for_each_element
+    r"|update_parameter|WeightTwins::write"
 )
 DNNL_API = re.compile(r"^(dnnl_|__itt|dnnl::)")
 
