@@ -9,10 +9,12 @@ runs examples/tiny_yolo_tiles.py on a PhoneCluster (phalanx.distributed.emulate:
 namespace per phone behind a tbf-shaped link, as root) in four modes -- one device alone,
 pure data parallelism, tiles (the first 8 layers on a 2x1 or 2x2 grid, grouped after layer 4,
 the rest data-parallel) and the planner's choice -- and prints one table: measured step time,
-the cost model's prediction beside it (profiled on the phones themselves, at the start of
-each run), and per rank the peak memory of the tiled layers' forward and what they keep for
-backward, with its ratio to one device's. Then the cost model's projection to 6 devices
-(the paper's largest cluster). Every number also goes to --json.
+the cost model's prediction beside it (profiled on the phones themselves, once before and once
+after the measured steps, from the mean of the two; the predictions from each alone are
+shown too, for the machine's drift during the run), and per rank the peak memory of the
+tiled layers' forward and what they keep for backward, with its ratio to one device's. Then
+the cost model's projection to 6 devices (the paper's largest cluster). Every number also
+goes to --json.
 
 Each phone is capped at --cores-total / phones of a core (default 1.6 cores in all: 0.8 each
 for 2 phones, 0.4 for 4), so phones do not share a core, as the cost model assumes (one
@@ -132,9 +134,11 @@ def row(r, results) -> str:
     ratio = f"{kept / max(one['front_kept_bytes']):.2f}x" if one and r["mode"] != "dp" else "-"
     pred = r.get("predicted", {}).get("step_s")
     err = f"{(pred - r['step_s']) / r['step_s'] * 100:+.0f}%" if pred and r["step_s"] else "-"
+    apart = " / ".join(f"{p['step_s']:.3f}" for p in r.get("predicted_before_after", []))
     return (
         f"| {r['image_size']} | {r['phones']} | {r['link']} | {describe(r)} | "
-        f"{r['step_s']:.3f} | {pred:.3f} | {err} | {max(r['front_peak_bytes']) / 2**20:.1f} | "
+        f"{r['step_s']:.3f} | {pred:.3f} | {err} | {apart or '-'} | "
+        f"{max(r['front_peak_bytes']) / 2**20:.1f} | "
         f"{kept / 2**20:.1f} | {ratio} |"
     )
 
@@ -142,8 +146,8 @@ def row(r, results) -> str:
 def table(results) -> str:
     head = (
         "| px | phones | link | configuration | step s | predicted s | error | "
-        "tiled-layer peak MiB/rank | kept MiB/rank | vs 1 device |\n"
-        "|---|---|---|---|---|---|---|---|---|---|"
+        "predicted before / after s | tiled-layer peak MiB/rank | kept MiB/rank | vs 1 device |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
     )
     return "\n".join([head] + [row(r, results) for r in results])
 

@@ -255,6 +255,70 @@ def hybrid(net, cfg, batch, world, rank):
     return nn.Sequential(front, rest), tiles, replica, dict(cfg, mode="tiles", output=out)
 
 
+def calibrate(args, result, world) -> dict:
+    """What the planner's prediction for this run's configuration is made from, measured on
+    every rank at once: the layer profile, the message latency and meetings term, the
+    compute scale, and the tiled layers' own step."""
+    n = result["ranks"]
+    phalanx.manual_seed(0)
+    net = tiny_yolo_backbone(args.width)
+    shape = (args.batch, 3, args.image_size, args.image_size)
+    times, fixed, tiled = layer_times(net, shape, n if args.mode != "single" else 1)
+    latency, sync = message_latency(args, n if args.mode != "single" else 1)
+    scale = compute_scale(args.width, shape, n if args.mode != "single" else 1)
+    measured = measured_tile_step(
+        net, shape, _config(args, result), n if args.mode != "single" else 1
+    )
+    tile_step, tile_meetings = measured if measured else (None, None)
+    return {
+        "tile_step_s": tile_step,
+        "tile_meetings_s": tile_meetings,
+        "layer_times": times,
+        "layer_fixed": fixed,
+        "tiled_times": tiled,
+        "latency_s": latency,
+        "sync": list(sync),
+        "compute_scale": scale,
+    }
+
+
+def _config(args, result) -> dict:
+    if args.mode == "single":
+        return {"data_parallel": 1}
+    return {k: result[k] for k in ("layers", "groups", "grid", "data_parallel") if k in result}
+
+
+def predict(args, result, cal) -> dict:
+    """The planner's prediction for this run's configuration from calibration `cal`."""
+    phalanx.manual_seed(0)
+    net = tiny_yolo_backbone(args.width)
+    return phalanx.spatial.planner.predict(
+        net,
+        (args.batch, 3, args.image_size, args.image_size),
+        _config(args, result),
+        args.link_mbit * 1e6 / 8,
+        cal["layer_times"],
+        latency=cal["latency_s"],
+        layer_fixed=cal["layer_fixed"],
+        compute_scale=cal["compute_scale"],
+        sync=tuple(cal["sync"]),
+        tiled_times=cal["tiled_times"],
+        tile_step_s=cal["tile_step_s"],
+        tile_meetings_s=cal["tile_meetings_s"],
+    )
+
+
+def _mean(a, b):
+    """The element-wise mean of two calibrations (numbers inside dicts and lists)."""
+    if isinstance(a, dict):
+        return {k: _mean(a[k], b[k]) for k in a}
+    if isinstance(a, (list, tuple)):
+        return [_mean(x, y) for x, y in zip(a, b, strict=True)]
+    if a is None or b is None:
+        return None
+    return (a + b) / 2
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if "RANK" in os.environ and not dist.is_initialized():
@@ -265,6 +329,8 @@ def main(argv=None) -> dict:
         return {}
     model, tiles, (b0, b1), cfg = build(args, world if args.mode != "single" else 1, rank)
     steps = args.steps if model is not None else 0  # a rank the configuration leaves idle
+    configuration = {"ranks": world if args.mode != "single" else 1, **cfg}
+    calibrated_before = calibrate(args, configuration, world) if args.predict else None
     opt = phalanx.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if steps else None
     rng = np.random.default_rng(0)
     times, front_peak, front_kept = [], 0, 0
@@ -322,42 +388,14 @@ def main(argv=None) -> dict:
         "param_checksums": [a[2].item() for a in all_stats],
     }
     if args.predict:
-        n = result["ranks"]
-        phalanx.manual_seed(0)
-        net = tiny_yolo_backbone(args.width)
-        shape = (args.batch, 3, args.image_size, args.image_size)
-        times, fixed, tiled = layer_times(net, shape, n if args.mode != "single" else 1)
-        latency, sync = message_latency(args, n if args.mode != "single" else 1)
-        scale = compute_scale(args.width, shape, n if args.mode != "single" else 1)
-        config = {
-            k: result[k] for k in ("layers", "groups", "grid", "data_parallel") if k in result
-        }
-        if args.mode == "single":
-            config = {"data_parallel": 1}
-        measured = measured_tile_step(net, shape, config, n if args.mode != "single" else 1)
-        tile_step, tile_meetings = measured if measured else (None, None)
-        result["predicted"] = phalanx.spatial.planner.predict(
-            net,
-            shape,
-            config,
-            args.link_mbit * 1e6 / 8,
-            times,
-            latency=latency,
-            layer_fixed=fixed,
-            compute_scale=scale,
-            sync=sync,
-            tiled_times=tiled,
-            tile_step_s=tile_step,
-            tile_meetings_s=tile_meetings,
-        )
-        result["tile_step_s"] = tile_step
-        result["tile_meetings_s"] = tile_meetings
-        result["layer_times"] = times
-        result["layer_fixed"] = fixed
-        result["tiled_times"] = tiled
-        result["latency_s"] = latency
-        result["sync"] = list(sync)
-        result["compute_scale"] = scale
+        # the calibrations bracket the measured steps (one before them, one after): their mean
+        # is what the predictions use, so a drift of the machine's speed during the run enters
+        # both sides alike
+        calibrations = [calibrated_before, calibrate(args, result, world)]
+        cal = _mean(*calibrations)
+        result["predicted"] = predict(args, result, cal)
+        result["predicted_before_after"] = [predict(args, result, c) for c in calibrations]
+        result.update(cal)
     if rank == 0:
         print(json.dumps(result), flush=True)
     return result

@@ -1,13 +1,14 @@
 """examples/tiny_yolo_tiles.py end to end under the launcher (small images, few steps): the
 tiled layers of a 2x2 grid keep at most 0.35x of one device's activation memory per rank (the
 issue's target), the hybrid (2 tile groups x 2 replicas, its tile groups' meetings measured
-for the prediction) and the planner's mode train."""
+for the prediction, before and after the measured steps) and the planner's mode train."""
 
 from __future__ import annotations
 
 import json
 import os
 
+import pytest
 from _spawn import run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,6 +44,10 @@ def test_hybrid_and_planner_modes_train():
     # the two tile groups' meetings measured at once, as the run meets, and predicted with
     assert hybrid["tile_meetings_s"] >= 0
     assert hybrid["predicted"]["tile_meetings_s"] == hybrid["tile_meetings_s"]
+    # calibrated once before the measured steps and once after: the prediction is from the mean
+    before, after = hybrid["predicted_before_after"]
+    mean = (before["tile_meetings_s"] + after["tile_meetings_s"]) / 2
+    assert hybrid["tile_meetings_s"] == pytest.approx(mean, rel=1e-9)
     # the tiled layers too are averaged between the two tile groups: every replica is equal
     assert len(set(hybrid["param_checksums"])) == 1, hybrid["param_checksums"]
     planned = run(2, "--mode", "plan", "--link-mbit", "1000", "--predict")
