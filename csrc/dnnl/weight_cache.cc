@@ -111,7 +111,7 @@ struct TwinMap {
 // Where each block of `mine` sits in `twin`, by block index, when `twin` holds the same
 // blocks (in any order, each at a whole-block offset) with the two inner block dimensions
 // swapped: OIhw16i16o and OIhw16o16i (3x3 convolutions), ABcd16b16a and BAcd16a16b (1x1
-// convolutions: the blocks' order transposed too). Empty for any other pair.
+// convolutions: the blocks' order transposed too). False for any other pair.
 bool transposed_blocks(const dnnl_compat::Blocking& a, const dnnl_compat::Blocking& b, size_t bytes,
                        TwinMap* map) {
   if (a.padded != b.padded || a.inner_blks.size() != 2 || b.inner_blks.size() != 2) return false;
@@ -152,22 +152,31 @@ bool transposed_blocks(const dnnl_compat::Blocking& a, const dnnl_compat::Blocki
   return true;
 }
 
-// The element offset of logical `index` in blocked layout `b`.
-int64_t element_offset(const dnnl_compat::Blocking& b, const std::vector<int64_t>& index) {
-  std::vector<int64_t> block(index.size(), 1);  // each dimension's whole inner block
-  for (size_t k = 0; k < b.inner_blks.size(); ++k) block[b.inner_idxs[k]] *= b.inner_blks[k];
-  int64_t offset = 0;
-  for (size_t d = 0; d < index.size(); ++d) offset += index[d] / block[d] * b.strides[d];
-  std::vector<int64_t> within(index.size());
-  for (size_t d = 0; d < index.size(); ++d) within[d] = index[d] % block[d];
-  int64_t inner = 0;  // outermost inner block first, each a digit of `within` on its dimension
-  for (size_t k = 0; k < b.inner_blks.size(); ++k) {
-    const int64_t d = b.inner_idxs[k];
-    block[d] /= b.inner_blks[k];
-    inner = inner * b.inner_blks[k] + within[d] / block[d] % b.inner_blks[k];
+// Element offsets in a blocked layout, by logical index.
+class ElementOffsets {
+ public:
+  explicit ElementOffsets(const dnnl_compat::Blocking& b) : b_(b), block_(b.dims.size(), 1) {
+    for (size_t k = 0; k < b.inner_blks.size(); ++k) block_[b.inner_idxs[k]] *= b.inner_blks[k];
   }
-  return offset + inner;
-}
+  int64_t operator()(const std::vector<int64_t>& index) const {
+    int64_t offset = 0;
+    for (size_t d = 0; d < index.size(); ++d) offset += index[d] / block_[d] * b_.strides[d];
+    // the inner blocks, outermost first, are the digits of each index within its whole block
+    int64_t inner = 0;
+    for (size_t k = 0; k < b_.inner_blks.size(); ++k) {
+      const int64_t d = b_.inner_idxs[k];
+      int64_t below = 1;  // the dimension's inner blocks inside this one
+      for (size_t j = k + 1; j < b_.inner_blks.size(); ++j)
+        if (b_.inner_idxs[j] == d) below *= b_.inner_blks[j];
+      inner = inner * b_.inner_blks[k] + index[d] % block_[d] / below % b_.inner_blks[k];
+    }
+    return offset + inner;
+  }
+
+ private:
+  const dnnl_compat::Blocking& b_;
+  std::vector<int64_t> block_;  // each dimension's whole inner block
+};
 
 // Any other pair of dense blocked layouts of the same dimensions, element by element (LeNet's
 // 6-channel layer: Acdb16a forward, ABcd16a16b with the channels padded for backward-data).
@@ -177,9 +186,10 @@ bool element_map(const dnnl_compat::Blocking& a, const dnnl_compat::Blocking& b,
   const int64_t nb = static_cast<int64_t>(b_bytes / sizeof(float));
   std::vector<int64_t> to(static_cast<size_t>(na), -1);
   std::vector<char> written(static_cast<size_t>(nb), 0);
+  const ElementOffsets in_a(a), in_b(b);
   std::vector<int64_t> index(a.dims.size(), 0);
   for (bool more = !a.dims.empty(); more;) {  // every logical element
-    const int64_t from = element_offset(a, index), into = element_offset(b, index);
+    const int64_t from = in_a(index), into = in_b(index);
     if (from < 0 || from >= na || into < 0 || into >= nb || to[from] != -1 || written[into])
       return false;
     to[from] = into;
