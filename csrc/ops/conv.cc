@@ -1,5 +1,9 @@
 #include "ops/conv.h"
 
+#include <algorithm>
+#include <mutex>
+#include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "core/factory.h"
@@ -34,6 +38,51 @@ struct ConvSetup {
   dnnl::algorithm alg;
   std::string key;
 };
+
+// Whether a convolution runs Winograd where oneDNN 2.6's convolution_auto would not: auto
+// takes it only from a batch of 16 on, but at a phone's batches (1-8) Winograd F(4x4, 3x3) on
+// AVX-512 measured 1.3-2.2x faster than direct (forward and both backward passes) wherever
+// the output has at least 3 positions per channel over the batch, and 0.5-0.8x slower below
+// (ResNet-50's last 3x3 layers, 512 channels at 7x7; docs/speed.md). Asked for only where
+// oneDNN has Winograd kernels, not reference code, for all three passes of the shape, and
+// for channels in whole 16-blocks (others take forward_entry's layout steering).
+bool winograd_pays(const ConvSetup& s, int64_t groups, const Conv2dParams& p) {
+  const bool shape = s.KH == 3 && s.KW == 3 && groups == 1 &&
+                     p.stride == std::array<int64_t, 2>{1, 1} &&
+                     p.dilation == std::array<int64_t, 2>{1, 1} && s.N < 16 &&
+                     s.N * s.h.out * s.w.out >= 3 * std::max(s.C, s.OC) && s.C % 16 == 0 &&
+                     s.OC % 16 == 0;  // whole blocks: no layout steering
+  if (!shape) return false;
+  static std::mutex lock;
+  static std::unordered_map<std::string, bool> known;
+  const std::string key = cache_key(s.N, s.C, s.H, s.W, s.OC, s.pl, s.pr);
+  {
+    std::lock_guard<std::mutex> hold(lock);
+    auto it = known.find(key);
+    if (it != known.end()) return it->second;
+  }
+  const auto alg = dnnl::algorithm::convolution_winograd;
+  bool pays = true;
+  try {
+    // with and without a bias and the ReLU post-op: the variants the forward may ask for
+    for (const bool with : {false, true}) {
+      auto fwd =
+          compat::conv_fwd(cpu_engine(), dnnl::prop_kind::forward_training, alg, s.src, s.wei,
+                           with ? &s.bias : nullptr, s.dst, s.strides, s.dilates, s.pl, s.pr,
+                           with ? compat::user_scratchpad_relu() : compat::user_scratchpad());
+      pays = pays && !dnnl_util::is_reference(fwd) &&
+             !dnnl_util::is_reference(compat::conv_bwd_data(
+                 cpu_engine(), alg, s.src, s.wei, s.dst, s.strides, s.dilates, s.pl, s.pr, fwd)) &&
+             !dnnl_util::is_reference(
+                 compat::conv_bwd_weights(cpu_engine(), alg, s.src, s.wei, with ? &s.bias : nullptr,
+                                          s.dst, s.strides, s.dilates, s.pl, s.pr, fwd));
+    }
+  } catch (const dnnl::error&) {  // no Winograd here (another ISA, oneDNN 3.x)
+    pays = false;
+  }
+  std::lock_guard<std::mutex> hold(lock);
+  return known.emplace(key, pays).first->second;
+}
 
 ConvSetup setup(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
   PHX_CHECK(x.dim() == 4, ValueError, "conv2d: expected a 4-D input (N, C, H, W), got ",
@@ -88,9 +137,11 @@ ConvSetup setup(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
   s.dilates = {p.dilation[0] - 1, p.dilation[1] - 1};  // oneDNN counts dilation from 0
   s.pl = {s.h.pad_l, s.w.pad_l};
   s.pr = {s.h.pad_r, s.w.pad_r};
-  // convolution_auto lets oneDNN take Winograd where it expects it faster (engine.h)
-  s.alg =
-      winograd_allowed() ? dnnl::algorithm::convolution_auto : dnnl::algorithm::convolution_direct;
+  // convolution_auto lets oneDNN take Winograd where it expects it faster (engine.h); below
+  // its batch threshold phalanx asks for Winograd where it measured it faster
+  s.alg = !winograd_allowed()      ? dnnl::algorithm::convolution_direct
+          : winograd_pays(s, g, p) ? dnnl::algorithm::convolution_winograd
+                                   : dnnl::algorithm::convolution_auto;
   s.key = cache_key(s.N, s.C, s.H, s.W, s.OC, s.KH, s.KW, g, s.strides, s.dilates, s.pl, s.pr,
                     static_cast<int>(s.alg));
   return s;

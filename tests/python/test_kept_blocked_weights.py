@@ -193,19 +193,26 @@ def train(name, steps, keep_plain, net_name="resnet_like"):
     phalanx.manual_seed(5)
     make_net, shape = NETS[net_name]
     net = make_net()
-    views = [p.detach().numpy() for p in net.parameters()] if keep_plain else []
-    opt = FUSED[name](list(net.parameters()))
-    rng = np.random.default_rng(1)
-    reorders = []
-    for _ in range(steps):
-        x = phalanx.tensor(rng.standard_normal(shape).astype(np.float32))
-        x.requires_grad_(True)
-        before = _C._reorder_counts()["weights"]
-        opt.zero_grad()
-        (net(x) ** 2).mean().backward()
-        opt.step()
-        reorders.append(_C._reorder_counts()["weights"] - before)
-    del views
+    # direct kernels: Winograd's backward-data reads the forward's own blocking, so the 3x3
+    # copies would not be exercised (Winograd with kept weights: tests/python/test_winograd.py)
+    winograd = phalanx.backends.onednn.allow_winograd
+    phalanx.backends.onednn.allow_winograd = False
+    try:
+        views = [p.detach().numpy() for p in net.parameters()] if keep_plain else []
+        opt = FUSED[name](list(net.parameters()))
+        rng = np.random.default_rng(1)
+        reorders = []
+        for _ in range(steps):
+            x = phalanx.tensor(rng.standard_normal(shape).astype(np.float32))
+            x.requires_grad_(True)
+            before = _C._reorder_counts()["weights"]
+            opt.zero_grad()
+            (net(x) ** 2).mean().backward()
+            opt.step()
+            reorders.append(_C._reorder_counts()["weights"] - before)
+        del views
+    finally:
+        phalanx.backends.onednn.allow_winograd = winograd
     return [p.detach().numpy().copy() for p in net.parameters()], x.grad.numpy().copy(), reorders
 
 

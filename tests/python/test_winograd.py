@@ -1,5 +1,6 @@
 """Winograd convolutions (phalanx.backends.onednn.allow_winograd, on by default): oneDNN runs
-3x3 stride-1 convolutions as Winograd on AVX-512 where it expects that to be faster. Checked
+3x3 stride-1 convolutions as Winograd on AVX-512 where it expects that to be faster, and
+phalanx asks for it at small batches where it measured it faster. Checked
 here: that the switch decides which kernel runs (ONEDNN_VERBOSE in a child process), and that
 the results (forward, input and weight gradients, training steps with the weights kept in
 their layout) match PyTorch and float64 to float32 rounding."""
@@ -100,6 +101,43 @@ def test_the_switch_is_a_bool_and_applies_to_new_primitives():
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max())
     if winograd_kernels():
         assert not np.array_equal(a, b), "the same kernel ran with the switch off"
+
+
+SMALL_BATCHES = """
+import phalanx, phalanx.nn.functional as F
+for n, c, h in ((4, 64, 16), (2, 256, 4), (8, 40, 6)):
+    x = phalanx.randn(n, c, h, h, requires_grad=True)
+    w = phalanx.nn.Parameter(phalanx.randn(c, c, 3, 3) * 0.05)
+    F.conv2d(x, w, padding=1).sum().backward()
+print("DONE")
+"""
+
+
+def test_small_batches_take_winograd_where_it_pays():
+    """Below a batch of 16 oneDNN's convolution_auto stays direct; phalanx asks for Winograd
+    where the output has at least 3 positions per channel over the batch (ops/conv.cc,
+    winograd_pays): 4 x 64 channels at 16x16 (16 per channel) runs Winograd in all three
+    passes, 2 x 256 at 4x4 (1/8) and 8 x 40 at 6x6 (7, but 40 channels are not whole
+    16-blocks) stay direct."""
+    if not winograd_kernels():
+        pytest.skip("oneDNN has f32 Winograd convolutions in 2.x on AVX-512 only; not here")
+    env = dict(os.environ, ONEDNN_VERBOSE="1", PHALANX_WINOGRAD="1")
+    r = subprocess.run(
+        [sys.executable, "-c", SMALL_BATCHES], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert "DONE" in r.stdout, r.stderr[-2000:]
+    by_shape = {}
+    for line in r.stdout.splitlines():
+        fields = line.split(",")
+        if "exec" in fields and "convolution" in fields:
+            i = fields.index("convolution")
+            shape = next(f for f in fields if f.startswith("mb")).split("_")[:2]
+            by_shape.setdefault("_".join(shape), set()).add((fields[i + 1], fields[i + 2]))
+    passes = {"forward_training", "backward_data", "backward_weights"}
+    wino = {prop for impl, prop in by_shape["mb4_ic64oc64"] if "wino" in impl}
+    assert wino == passes, by_shape
+    for other in ("mb2_ic256oc256", "mb8_ic40oc40"):
+        assert not any("wino" in impl for impl, _ in by_shape[other]), by_shape
 
 
 SHAPES = [(16, 64, 64, 32, 32, True), (8, 64, 128, 20, 28, False), (4, 128, 64, 15, 17, True)]
