@@ -255,20 +255,19 @@ def hybrid(net, cfg, batch, world, rank):
     return nn.Sequential(front, rest), tiles, replica, dict(cfg, mode="tiles", output=out)
 
 
-def calibrate(args, result, world) -> dict:
+def calibrate(args, result) -> dict:
     """What the planner's prediction for this run's configuration is made from, measured on
     every rank at once: the layer profile, the message latency and meetings term, the
-    compute scale, and the tiled layers' own step."""
+    compute scale, and the tiled layers' own step. result["ranks"]: the run's ranks (1 for
+    one device alone)."""
     n = result["ranks"]
     phalanx.manual_seed(0)
     net = tiny_yolo_backbone(args.width)
     shape = (args.batch, 3, args.image_size, args.image_size)
-    times, fixed, tiled = layer_times(net, shape, n if args.mode != "single" else 1)
-    latency, sync = message_latency(args, n if args.mode != "single" else 1)
-    scale = compute_scale(args.width, shape, n if args.mode != "single" else 1)
-    measured = measured_tile_step(
-        net, shape, _config(args, result), n if args.mode != "single" else 1
-    )
+    times, fixed, tiled = layer_times(net, shape, n)
+    latency, sync = message_latency(args, n)
+    scale = compute_scale(args.width, shape, n)
+    measured = measured_tile_step(net, shape, _config(args, result), n)
     tile_step, tile_meetings = measured if measured else (None, None)
     return {
         "tile_step_s": tile_step,
@@ -330,7 +329,7 @@ def main(argv=None) -> dict:
     model, tiles, (b0, b1), cfg = build(args, world if args.mode != "single" else 1, rank)
     steps = args.steps if model is not None else 0  # a rank the configuration leaves idle
     configuration = {"ranks": world if args.mode != "single" else 1, **cfg}
-    calibrated_before = calibrate(args, configuration, world) if args.predict else None
+    calibrated_before = calibrate(args, configuration) if args.predict else None
     opt = phalanx.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if steps else None
     rng = np.random.default_rng(0)
     times, front_peak, front_kept = [], 0, 0
@@ -377,7 +376,7 @@ def main(argv=None) -> dict:
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
         "image_size": args.image_size,
         "batch": args.batch,
-        "ranks": world if args.mode != "single" else 1,
+        "ranks": configuration["ranks"],
         # the median: one step descheduled by another job on a shared machine is not the
         # configuration's cost
         "step_s": float(np.median(times)) if times else None,
@@ -391,7 +390,7 @@ def main(argv=None) -> dict:
         # the calibrations bracket the measured steps (one before them, one after): their mean
         # is what the predictions use, so a drift of the machine's speed during the run enters
         # both sides alike
-        calibrations = [calibrated_before, calibrate(args, result, world)]
+        calibrations = [calibrated_before, calibrate(args, result)]
         cal = _mean(*calibrations)
         result["predicted"] = predict(args, result, cal)
         result["predicted_before_after"] = [predict(args, result, c) for c in calibrations]

@@ -237,74 +237,54 @@ void expect_same_bytes_as_a_fresh_reorder(const Tensor& copy, const Tensor& w,
   EXPECT_EQ(std::memcmp(copy.raw_data(), want.raw_data(), md.get_size()), 0);
 }
 
+// A weight of `dims` kept in layout `kept`, whose backward has cached its copy in `twin`:
+// each of `steps` optimizer steps leaves that copy current without a weight reorder, equal
+// in value and, padding included, in bytes to a fresh reorder of the updated weight.
+void expect_steps_keep_the_twin_current(const dnnl::memory::dims& dims,
+                                        dnnl::memory::format_tag kept_tag,
+                                        dnnl::memory::format_tag twin_tag, int steps = 1) {
+  Tensor w = randn(Shape(dims.begin(), dims.end()));
+  const auto kept = tagged(dims, kept_tag), twin = tagged(dims, twin_tag);
+  ASSERT_TRUE(dnnl_util::adopt_layout(w, kept));
+  reorder_weight(w, w.sizes(), twin, true);   // the backward caches its copy
+  for (int step = 0; step < steps; ++step) {  // later steps reuse the map made in the first
+    const auto before = weight_reorders();
+    Tensor copy;
+    ASSERT_NO_FATAL_FAILURE(step_with_twins(w, twin, &copy));
+    EXPECT_EQ(weight_reorders(), before);
+    EXPECT_EQ(plain_values(copy), plain_values(w));
+    expect_same_bytes_as_a_fresh_reorder(copy, w, twin);
+  }
+}
+
 }  // namespace
 
 // A kept weight whose backward-data copy is its blocking with each block transposed: the
 // update writes the copy block by block, and the next backward reorders nothing.
 TEST(WeightTwins, TransposedBlocksAreWrittenAlongsideTheUpdate) {
-  Tensor w = randn({32, 32, 3, 3});
-  const auto kept = tagged({32, 32, 3, 3}, dnnl::memory::format_tag::OIhw16i16o);
-  const auto twin = tagged({32, 32, 3, 3}, dnnl::memory::format_tag::OIhw16o16i);
-  ASSERT_TRUE(dnnl_util::adopt_layout(w, kept));
-  reorder_weight(w, w.sizes(), twin, true);  // the backward caches its copy
-  const auto before = weight_reorders();
-  Tensor copy;
-  ASSERT_NO_FATAL_FAILURE(step_with_twins(w, twin, &copy));
-  EXPECT_EQ(weight_reorders(), before);
-  EXPECT_EQ(plain_values(copy), plain_values(w));
-  expect_same_bytes_as_a_fresh_reorder(copy, w, twin);
+  expect_steps_keep_the_twin_current({32, 32, 3, 3}, dnnl::memory::format_tag::OIhw16i16o,
+                                     dnnl::memory::format_tag::OIhw16o16i);
 }
 
 // LeNet's second convolution: kept as Acdb16a (6 input channels as they are), read by
 // backward-data as ABcd16a16b (input channels padded to 16). Not a transposition of blocks:
-// the copy is written element by element, its padding zero.
+// the copy is written element by element, its padding zero; twice, the second step with the
+// map made for this pair of layouts.
 TEST(WeightTwins, AnyOtherBlockingIsWrittenElementByElementWithZeroPadding) {
-  Tensor w = randn({16, 6, 5, 5});
-  const auto kept = tagged({16, 6, 5, 5}, dnnl::memory::format_tag::Acdb16a);
-  const auto twin = tagged({16, 6, 5, 5}, dnnl::memory::format_tag::ABcd16a16b);
-  ASSERT_TRUE(dnnl_util::adopt_layout(w, kept));
-  reorder_weight(w, w.sizes(), twin, true);
-  const auto before = weight_reorders();
-  Tensor copy;
-  ASSERT_NO_FATAL_FAILURE(step_with_twins(w, twin, &copy));
-  EXPECT_EQ(weight_reorders(), before);
-  EXPECT_EQ(plain_values(copy), plain_values(w));
-  expect_same_bytes_as_a_fresh_reorder(copy, w, twin);
-  // and again: the map made for this pair of layouts is reused
-  const auto second = weight_reorders();
-  Tensor again;
-  ASSERT_NO_FATAL_FAILURE(step_with_twins(w, twin, &again));
-  EXPECT_EQ(weight_reorders(), second);
-  expect_same_bytes_as_a_fresh_reorder(again, w, twin);
+  expect_steps_keep_the_twin_current({16, 6, 5, 5}, dnnl::memory::format_tag::Acdb16a,
+                                     dnnl::memory::format_tag::ABcd16a16b, 2);
 }
 
 // Padding on the kept side (6 output channels in 16-blocks) is not copied, and a twin with
 // its own padding elsewhere gets zeros there.
 TEST(WeightTwins, PaddingOnBothSidesMapsOnlyTheRealElements) {
-  Tensor w = randn({6, 20, 3, 3});
-  const auto kept = tagged({6, 20, 3, 3}, dnnl::memory::format_tag::OIhw16i16o);
-  const auto twin = tagged({6, 20, 3, 3}, dnnl::memory::format_tag::Acdb16a);
-  ASSERT_TRUE(dnnl_util::adopt_layout(w, kept));
-  reorder_weight(w, w.sizes(), twin, true);
-  const auto before = weight_reorders();
-  Tensor copy;
-  ASSERT_NO_FATAL_FAILURE(step_with_twins(w, twin, &copy));
-  EXPECT_EQ(weight_reorders(), before);
-  expect_same_bytes_as_a_fresh_reorder(copy, w, twin);
+  expect_steps_keep_the_twin_current({6, 20, 3, 3}, dnnl::memory::format_tag::OIhw16i16o,
+                                     dnnl::memory::format_tag::Acdb16a);
 }
 
 // A blocking with two inner blocks on one dimension (OIhw4i16o4i: the input channels split
 // 4 x 4 around the output block) maps element by element too.
 TEST(WeightTwins, NestedInnerBlocksOnOneDimensionMapElementByElement) {
-  Tensor w = randn({32, 32, 3, 3});
-  const auto kept = tagged({32, 32, 3, 3}, dnnl::memory::format_tag::OIhw4i16o4i);
-  const auto twin = tagged({32, 32, 3, 3}, dnnl::memory::format_tag::OIhw16i16o);
-  ASSERT_TRUE(dnnl_util::adopt_layout(w, kept));
-  reorder_weight(w, w.sizes(), twin, true);
-  const auto before = weight_reorders();
-  Tensor copy;
-  ASSERT_NO_FATAL_FAILURE(step_with_twins(w, twin, &copy));
-  EXPECT_EQ(weight_reorders(), before);
-  EXPECT_EQ(plain_values(copy), plain_values(w));
-  expect_same_bytes_as_a_fresh_reorder(copy, w, twin);
+  expect_steps_keep_the_twin_current({32, 32, 3, 3}, dnnl::memory::format_tag::OIhw4i16o4i,
+                                     dnnl::memory::format_tag::OIhw16i16o);
 }

@@ -287,6 +287,18 @@ def test_a_first_layer_reads_the_plain_image_and_writes_the_blocking(image_needs
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-3 * np.abs(e).max())
 
 
+def data_reorders_per_step(model, opt, x, y, steps=3):
+    """The data reorders of each of `steps` training steps (cross-entropy, backward, step)."""
+    per_step = []
+    for _ in range(steps):
+        before = _C._reorder_counts()["data"]
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        opt.zero_grad()
+        per_step.append(_C._reorder_counts()["data"] - before)
+    return per_step
+
+
 def test_resnet18_steps_cross_layouts_at_most_once():
     """A ResNet-18 (CIFAR stem) training step: one data reorder at most on oneDNN 2.x (the
     pooled features' gradient going back into the pool's layout), with Winograd kernels taken
@@ -299,13 +311,7 @@ def test_resnet18_steps_cross_layouts_at_most_once():
     rng = np.random.default_rng(6)
     x = phalanx.from_numpy(rng.standard_normal((16, 3, 32, 32), dtype=np.float32))
     y = phalanx.from_numpy(rng.integers(0, 10, 16))
-    per_step = []
-    for _ in range(3):
-        before = _C._reorder_counts()["data"]
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-        opt.zero_grad()
-        per_step.append(_C._reorder_counts()["data"] - before)
+    per_step = data_reorders_per_step(model, opt, x, y)
     assert per_step[1] == per_step[2], per_step
     if _C._onednn_version()[0] == 2:
         assert per_step[2] <= 1, per_step
@@ -322,13 +328,7 @@ def test_lenet5_steps_cross_layouts_once():
     rng = np.random.default_rng(7)
     x = phalanx.from_numpy(rng.standard_normal((8, 1, 28, 28), dtype=np.float32))
     y = phalanx.from_numpy(rng.integers(0, 10, 8))
-    per_step = []
-    for _ in range(3):
-        before = _C._reorder_counts()["data"]
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-        opt.zero_grad()
-        per_step.append(_C._reorder_counts()["data"] - before)
+    per_step = data_reorders_per_step(model, opt, x, y)
     assert per_step[1] == per_step[2], per_step
     if CONV_IS_BLOCKED:
         assert per_step[2] <= 1, per_step
